@@ -1,0 +1,178 @@
+"""Maps domain events to stored events and back, exactly as CONTRACT section 1 says.
+
+Every read path goes through `decode_record`, where upcasting happens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from domain.events import (
+    EVENT_TYPE_NAMES,
+    ItemAdded,
+    ItemRemoved,
+    LineItem,
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+    PaymentTaken,
+)
+from domain.upcasting import CURRENT_SCHEMA_VERSION, upcast
+from eventstore.port import NewEvent, RecordedEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventContext:
+    """Who and what caused an event: becomes its metadata."""
+
+    correlation_id: str
+    causation_id: str
+    actor: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodedEvent:
+    """A stored event read in the current schema.
+
+    `event` is None for a type this code does not know (another service may write one): a tolerant
+    reader shows it raw and folds past it.
+    """
+
+    record: RecordedEvent
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    event: OrderEvent | None
+
+    @property
+    def occurred_at(self) -> datetime:
+        raw = self.metadata.get("occurredAt")
+        if isinstance(raw, str):
+            try:
+                return datetime.fromisoformat(raw)
+            except ValueError:
+                pass
+        return self.record.recorded_at
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with an explicit offset, milliseconds kept."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _money(value: Decimal) -> str:
+    return str(value)
+
+
+def _item_to_wire(item: LineItem) -> dict[str, Any]:
+    return {"id": item.product_id, "name": item.name, "price": _money(item.price), "qty": item.qty}
+
+
+def _item_from_wire(raw: dict[str, Any]) -> LineItem:
+    return LineItem(
+        product_id=str(raw["id"]),
+        name=str(raw["name"]),
+        price=Decimal(str(raw["price"])),
+        qty=int(raw["qty"]),
+    )
+
+
+def to_wire(event: OrderEvent) -> dict[str, Any]:
+    """The event's data as CONTRACT section 1 spells it (camelCase, money as strings)."""
+    match event:
+        case OrderPlaced():
+            return {
+                "orderId": event.order_id,
+                "customerId": event.customer_id,
+                "items": [_item_to_wire(i) for i in event.items],
+                "total": _money(event.total),
+            }
+        case PaymentTaken():
+            return {
+                "amount": _money(event.amount),
+                "method": event.method,
+                "transactionId": event.transaction_id,
+            }
+        case OrderShipped():
+            return {"trackingId": event.tracking_id, "carrier": event.carrier}
+        case OrderCancelled():
+            return {"reason": event.reason}
+        case ItemAdded():
+            return {"item": _item_to_wire(event.item), "total": _money(event.total)}
+        case ItemRemoved():
+            return {"productId": event.product_id, "total": _money(event.total)}
+
+
+def from_wire(event_type: str, data: dict[str, Any]) -> OrderEvent:
+    """The domain event of a current-schema wire payload."""
+    match event_type:
+        case "OrderPlaced":
+            return OrderPlaced(
+                order_id=str(data["orderId"]),
+                customer_id=str(data["customerId"]),
+                items=tuple(_item_from_wire(i) for i in data["items"]),
+                total=Decimal(str(data["total"])),
+            )
+        case "PaymentTaken":
+            return PaymentTaken(
+                amount=Decimal(str(data["amount"])),
+                method=str(data["method"]),
+                transaction_id=str(data["transactionId"]),
+            )
+        case "OrderShipped":
+            return OrderShipped(tracking_id=str(data["trackingId"]), carrier=str(data["carrier"]))
+        case "OrderCancelled":
+            return OrderCancelled(reason=str(data["reason"]))
+        case "ItemAdded":
+            return ItemAdded(item=_item_from_wire(data["item"]), total=Decimal(str(data["total"])))
+        case "ItemRemoved":
+            return ItemRemoved(product_id=str(data["productId"]), total=Decimal(str(data["total"])))
+    raise ValueError(f"unknown event type {event_type!r}")
+
+
+def encode(event: OrderEvent, context: EventContext, event_id: uuid.UUID) -> NewEvent:
+    """A domain event as a stored event, with the contract's metadata."""
+    metadata = {
+        "schemaVersion": CURRENT_SCHEMA_VERSION,
+        "occurredAt": format_timestamp(context.occurred_at),
+        "$correlationId": context.correlation_id,
+        "$causationId": context.causation_id,
+        "actor": context.actor,
+    }
+    return NewEvent(
+        id=event_id,
+        type=type(event).__name__,
+        data=orjson.dumps(to_wire(event)),
+        metadata=orjson.dumps(metadata),
+    )
+
+
+def _load_json(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    value = orjson.loads(raw)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def decode_record(record: RecordedEvent) -> DecodedEvent:
+    """A stored event in the current schema. Raises `UnknownSchemaVersion` for a known type
+    written by newer code."""
+    metadata = _load_json(record.metadata)
+    if record.type not in EVENT_TYPE_NAMES:
+        return DecodedEvent(record=record, data=_load_json(record.data), metadata=metadata, event=None)
+    schema_version = metadata.get("schemaVersion", 1)
+    if not isinstance(schema_version, int):
+        schema_version = 1
+    data = upcast(record.type, schema_version, _load_json(record.data), stream=record.stream)
+    if schema_version != CURRENT_SCHEMA_VERSION:
+        metadata = {**metadata, "schemaVersion": CURRENT_SCHEMA_VERSION}
+    return DecodedEvent(
+        record=record, data=data, metadata=metadata, event=from_wire(record.type, data)
+    )

@@ -1,0 +1,1 @@
+"""Read models: pure event-to-view mappings, the Redis view store and the projector runner."""

@@ -1,0 +1,1 @@
+"""Unit, contract and end-to-end tests."""
