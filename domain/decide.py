@@ -1,0 +1,128 @@
+"""The Order's rules: `decide(state, command) -> events`, pure (CONTRACT "Command rules").
+
+Input is validated (and normalised) first, whatever the state; then the order's state judges the
+command. The caller (the command handler) loads the state, appends what this returns with the
+version it read, and owns optimistic concurrency (`ConcurrencyConflict`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from domain.commands import (
+    AddItem,
+    CancelOrder,
+    Command,
+    PlaceOrder,
+    RemoveItem,
+    ShipOrder,
+    TakePayment,
+)
+from domain.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound, ValidationFailed
+from domain.events import (
+    ItemAdded,
+    ItemRemoved,
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+    OrderStatus,
+    PaymentTaken,
+)
+from domain.order import OrderState
+from domain.validation import MAX_ITEMS, validate
+
+
+def decide(state: OrderState | None, command: Command) -> tuple[OrderEvent, ...]:
+    """The events that `command` records on the order in `state` (None: no such order yet).
+
+    Raises `ValidationFailed` for bad input, `OrderNotFound`, `OrderAlreadyExists` or
+    `InvalidTransition` when the order's state refuses the command.
+    """
+    command = validate(command)
+    if isinstance(command, PlaceOrder):
+        if state is not None:
+            raise OrderAlreadyExists(command.order_id)
+        return (
+            OrderPlaced(
+                order_id=command.order_id,
+                customer_id=command.customer_id,
+                items=command.items,
+                total=sum((item.subtotal for item in command.items), Decimal("0.00")),
+            ),
+        )
+    if state is None:
+        raise OrderNotFound(command.order_id)
+    if state.id != command.order_id:
+        # The handler loaded another order's stream: a bug upstream, never a caller's mistake.
+        raise ValueError(f"command for order {command.order_id} decided on order {state.id}")
+    match command:
+        case TakePayment():
+            return _take_payment(state, command)
+        case ShipOrder():
+            _require(state, state.status is OrderStatus.PAID, "ship")
+            return (OrderShipped(tracking_id=command.tracking_id, carrier=command.carrier),)
+        case CancelOrder():
+            _require(
+                state,
+                state.status not in (OrderStatus.SHIPPED, OrderStatus.CANCELLED),
+                "cancel",
+            )
+            return (OrderCancelled(reason=command.reason),)
+        case AddItem():
+            return _add_item(state, command)
+        case RemoveItem():
+            return _remove_item(state, command)
+
+
+def _require(state: OrderState, allowed: bool, verb: str) -> None:
+    if not allowed:
+        raise InvalidTransition(state.status, f"cannot {verb} an order that is {state.status}")
+
+
+def _take_payment(state: OrderState, command: TakePayment) -> tuple[OrderEvent, ...]:
+    _require(state, state.status is OrderStatus.PENDING, "take payment for")
+    # A wrong amount is bad input, not a refused transition: the order could take this payment,
+    # the caller just sent the wrong figure and can correct it. Judged after the status because
+    # only a pending order's total is an amount anyone can pay.
+    if command.amount != state.total:
+        raise ValidationFailed(
+            f"amount {command.amount} does not equal the order's total {state.total}", "amount"
+        )
+    return (
+        PaymentTaken(
+            amount=command.amount,
+            method=command.method,
+            transaction_id=command.transaction_id,
+        ),
+    )
+
+
+def _add_item(state: OrderState, command: AddItem) -> tuple[OrderEvent, ...]:
+    _require(state, state.status is OrderStatus.PENDING, "add an item to")
+    item = command.item
+    if state.item(item.product_id) is not None:
+        raise InvalidTransition(
+            state.status, f"product {item.product_id} is already in order {state.id}"
+        )
+    # InvalidTransition, not ValidationFailed: the item itself is fine, it is this order's
+    # state (already full) that refuses it, and the contract files it among the addItem rules.
+    if len(state.items) >= MAX_ITEMS:
+        raise InvalidTransition(
+            state.status, f"order {state.id} already holds the maximum of {MAX_ITEMS} items"
+        )
+    return (ItemAdded(item=item, total=state.total + item.subtotal),)
+
+
+def _remove_item(state: OrderState, command: RemoveItem) -> tuple[OrderEvent, ...]:
+    _require(state, state.status is OrderStatus.PENDING, "remove an item from")
+    item = state.item(command.product_id)
+    if item is None:
+        raise InvalidTransition(
+            state.status, f"product {command.product_id} is not in order {state.id}"
+        )
+    if len(state.items) == 1:
+        raise InvalidTransition(
+            state.status, f"cannot remove the last item of order {state.id}; cancel it instead"
+        )
+    return (ItemRemoved(product_id=item.product_id, total=state.total - item.subtotal),)
