@@ -1,0 +1,167 @@
+"""The application service: load an order, let the domain decide, append what it decided.
+
+Optimistic concurrency: every append expects the version that was read. With an
+`expected_version` from the client a mismatch is the client's answer (`ConcurrencyConflict`,
+nothing written). Without one the handler re-reads and decides again a few times, because the
+client asked for the command on whatever the order is now.
+
+Idempotent `placeOrder`: with an idempotency key the order id (when not given) and every event id
+derive from the key, so a retry proposes byte-for-byte the same append and the store's own
+idempotence answers it with the original result.
+
+Metadata: `$correlationId` is the request's correlation id; `$causationId` is the id of the command
+that caused the events. Commands are not stored as messages of their own, so the command's id is
+the request's correlation id (one request carries one command); every event of one command shares
+it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from domain.commands import Command, PlaceOrder
+from domain.decide import decide
+from domain.errors import ConcurrencyConflict, OrderAlreadyExists, ValidationFailed
+from domain.events import order_stream
+from domain.validation import validate
+from eventstore.codec import EventContext, encode
+from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
+from eventstore.repository import OrderRepository
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+"""Reads and decisions per command without an expected version before giving up on a busy order."""
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3c1e-7f0a-4f43-9d6e-2c1a8d0f6b21")
+"""uuid5 namespace for ids derived from idempotency keys. Never change it: retries of commands
+accepted before a change would no longer match."""
+
+SYSTEM_ACTOR = "system"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_order_id(customer_id: str, idempotency_key: str | None) -> str:
+    """An id for an order placed without one: derived from the key (scoped to the customer, so two
+    customers' keys never collide) when there is one, else random."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"order:{customer_id}:{idempotency_key}"))
+
+
+def _event_ids(count: int, order_id: str, idempotency_key: str | None) -> list[uuid.UUID]:
+    if idempotency_key is None:
+        return [uuid.uuid4() for _ in range(count)]
+    return [
+        uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{idempotency_key}:{order_id}:{i}") for i in range(count)
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """A command's events are durably appended: the order's new version and the last position."""
+
+    order_id: str
+    version: int
+    position: int
+    event_ids: tuple[uuid.UUID, ...]
+
+
+class CommandHandler:
+    """Handles one command at a time per call; safe to call concurrently."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        repository: OrderRepository,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._store = store
+        self._repository = repository
+        self._clock = clock
+
+    async def handle(
+        self,
+        command: Command,
+        *,
+        expected_version: int | None,
+        actor: str,
+        correlation_id: str,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """Decide and append `command`. Raises the domain's errors (`ValidationFailed`,
+        `OrderNotFound`, `OrderAlreadyExists`, `InvalidTransition`, `ConcurrencyConflict`)."""
+        # Input rules first: a bad order id must never become a stream name, not even to read.
+        command = validate(command)
+        if expected_version is not None and expected_version < 0:
+            raise ValidationFailed("expectedVersion must be >= 0", "expectedVersion")
+        if idempotency_key is not None and not isinstance(command, PlaceOrder):
+            raise ValidationFailed("only placeOrder takes an idempotency key", "idempotencyKey")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+            raise ValidationFailed("idempotencyKey must be 1 to 200 characters", "idempotencyKey")
+        context = EventContext(
+            correlation_id=correlation_id,
+            causation_id=correlation_id,
+            actor=actor or SYSTEM_ACTOR,
+            occurred_at=self._clock(),
+        )
+        stream = order_stream(command.order_id)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            loaded = await self._repository.load(command.order_id)
+            if expected_version is not None and expected_version != loaded.version:
+                raise ConcurrencyConflict(expected_version, loaded.version)
+            if loaded.state is not None and idempotency_key is not None:
+                original = await self._original_placement(command.order_id, idempotency_key)
+                if original is not None:
+                    return original
+                raise OrderAlreadyExists(command.order_id)
+            events = decide(loaded.state, command)
+            ids = _event_ids(len(events), command.order_id, idempotency_key)
+            if attempt > 1:
+                # A retry decides later than the first attempt: its events happen now.
+                context = replace(context, occurred_at=self._clock())
+            new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
+            try:
+                result = await self._store.append(
+                    stream, new_events, expect_version(loaded.version)
+                )
+            except WrongExpectedVersion as conflict:
+                actual = conflict.actual or 0
+                if expected_version is not None:
+                    raise ConcurrencyConflict(expected_version, actual) from conflict
+                if attempt == MAX_ATTEMPTS:
+                    raise ConcurrencyConflict(loaded.version, actual) from conflict
+                logger.debug(
+                    "event=append_conflict stream=%s expected=%d actual=%d attempt=%d",
+                    stream,
+                    loaded.version,
+                    actual,
+                    attempt,
+                )
+                continue
+            return _accepted(command.order_id, result, ids)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    async def _original_placement(self, order_id: str, idempotency_key: str) -> Accepted | None:
+        """The result of the append that placed the order under this key, if it did."""
+        first = await self._store.read_stream(order_stream(order_id), from_version=1, limit=1)
+        expected_id = _event_ids(1, order_id, idempotency_key)[0]
+        if not first or first[0].id != expected_id:
+            return None
+        # placeOrder appends exactly one event, so the original append ended at version 1.
+        return Accepted(
+            order_id=order_id, version=1, position=first[0].position, event_ids=(expected_id,)
+        )
+
+
+def _accepted(order_id: str, result: AppendResult, ids: Sequence[uuid.UUID]) -> Accepted:
+    return Accepted(
+        order_id=order_id, version=result.version, position=result.position, event_ids=tuple(ids)
+    )
