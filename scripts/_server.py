@@ -1,0 +1,185 @@
+"""Start a server of this repository as a subprocess on a free port, and stop it cleanly.
+
+Shared by the end-to-end tests and the benchmarks, so both exercise the server exactly as a user
+starts it (`python -m api.cli serve`, configured through the environment of CONTRACT section 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Variables that would point the server at external services; a server started here uses the
+# embedded defaults unless the caller passes them explicitly.
+_EXTERNAL_SERVICES = ("ESDB_URL", "REDIS_URL")
+
+# Loopback health checks must not go through a proxy configured for the package registries.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_command() -> list[str]:
+    """The service as the README starts it, with this interpreter."""
+    return [sys.executable, "-m", "api.cli", "serve"]
+
+
+def baseline_command(port: int) -> list[str]:
+    """The no-op baseline app on the same stack (uvicorn with uvloop and httptools)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "api.baseline:noop_app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became healthy; the message carries its log's tail."""
+
+
+class ServerProcess:
+    """One server subprocess: started on `start()`, healthy when `/healthz` answers 200.
+
+    Its stdout and stderr go to `log_path`, whose tail is quoted when something goes wrong.
+    """
+
+    def __init__(
+        self,
+        *,
+        command: Sequence[str] | None = None,
+        data_dir: Path,
+        jwt_secret: str,
+        log_path: Path,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.port = port if port is not None else free_port()
+        self.command = list(command) if command is not None else serve_command()
+        self.data_dir = data_dir
+        self.jwt_secret = jwt_secret
+        self.log_path = log_path
+        self._extra_env = dict(env or {})
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL_SERVICES}
+        env.update(
+            DATA_DIR=str(self.data_dir),
+            PORT=str(self.port),
+            HOST="127.0.0.1",
+            JWT_SECRET=self.jwt_secret,
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self._extra_env)
+        return env
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until `/healthz` answers 200 (or fail with its log)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log_path.open("wb")
+        self._process = subprocess.Popen(
+            self.command,
+            cwd=REPO_ROOT,
+            env=self._environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self.stop()
+                raise ServerStartError(
+                    f"server exited with {code} before it was healthy\n" + self.log_tail()
+                )
+            if self._healthy():
+                log.info("server %s healthy at %s", self.command, self.url)
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise ServerStartError(f"server not healthy within {timeout:.0f} s\n" + self.log_tail())
+
+    def _healthy(self) -> bool:
+        try:
+            with _NO_PROXY.open(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Interrupt the process like Ctrl-C, wait for it, and return its exit code."""
+        process, self._process = self._process, None
+        code: int | None = None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    log.warning("server did not stop within %.0f s; killing it", timeout)
+                    process.kill()
+                    process.wait()
+            code = process.returncode
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines the server wrote, for failure messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
