@@ -21,7 +21,6 @@ from domain.events import (
     OrderEvent,
     OrderPlaced,
     OrderShipped,
-    OrderStatus,
     PaymentTaken,
 )
 from domain.order import OrderState, fold

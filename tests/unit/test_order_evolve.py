@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.events import ItemAdded, ItemRemoved, OrderStatus
+from domain.events import ItemAdded, ItemRemoved, OrderEvent, OrderStatus
 from domain.order import InconsistentHistory, OrderState, evolve, fold
 from tests.unit import CUSTOMER_ID, ORDER_ID, cancelled, item, paid, placed, shipped
 
@@ -60,7 +60,7 @@ def test_item_added_appends_the_line_and_takes_the_events_total() -> None:
 
 
 def test_item_removed_drops_by_product_id_and_keeps_the_others_in_order() -> None:
-    events = [
+    events: list[OrderEvent] = [
         placed(item("p1"), item("p2"), item("p3")),
         ItemRemoved(product_id="p2", total=Decimal("20.00")),
         ItemAdded(item=item("p4"), total=Decimal("30.00")),
@@ -97,7 +97,10 @@ def test_fold_continues_from_a_given_state() -> None:
 
 
 def test_version_counts_every_event() -> None:
-    events = [placed(item("p1")), ItemAdded(item=item("p2"), total=Decimal("20.00"))]
+    events: list[OrderEvent] = [
+        placed(item("p1")),
+        ItemAdded(item=item("p2"), total=Decimal("20.00")),
+    ]
     events += [ItemRemoved(product_id="p2", total=Decimal("10.00")), paid(), shipped()]
 
     state = fold(events)
