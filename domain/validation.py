@@ -21,6 +21,7 @@ import re
 import unicodedata
 from dataclasses import replace
 from decimal import Decimal
+from typing import TypeVar
 
 from domain.commands import (
     AddItem,
@@ -127,7 +128,12 @@ def validate_items(items: tuple[LineItem, ...]) -> tuple[LineItem, ...]:
     return checked
 
 
-def validate(command: Command) -> Command:
+CommandT = TypeVar(
+    "CommandT", PlaceOrder, TakePayment, ShipOrder, CancelOrder, AddItem, RemoveItem, Command
+)
+
+
+def validate(command: CommandT) -> CommandT:
     """`command` with every input rule checked and its values normalised (text trimmed,
     money to two places)."""
     order_id = validate_id(command.order_id, "orderId")

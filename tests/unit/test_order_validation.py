@@ -159,3 +159,17 @@ def test_text_checks_are_plain_about_what_is_wrong() -> None:
         validate_text("x" * 201, "reason")
     with pytest.raises(ValidationFailed, match="must not be empty"):
         validate_text("", "reason")
+
+
+def test_validation_is_idempotent() -> None:
+    # The command handler validates up front and decide validates again: same result both times.
+    command = PlaceOrder(
+        order_id=ORDER_ID,
+        customer_id=CUSTOMER_ID,
+        items=(item("p1", "1.5", name=" Mug "), item("p2", "-0")),
+    )
+
+    once = validate(command)
+
+    assert validate(once) == once
+    assert [str(line.price) for line in once.items] == ["1.50", "0.00"]
