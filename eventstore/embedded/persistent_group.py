@@ -1,0 +1,316 @@
+"""A running persistent-subscription group: reads its target, hands events to consumers, tracks
+acks, retries, timeouts, parking and the checkpoint, with EventStoreDB's semantics.
+
+Ordering across retries is not guaranteed, as on EventStoreDB. The checkpoint is the newest
+position ($all) or version (stream) up to which every event read is acked, parked or skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import math
+import uuid
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from eventstore.embedded.persistent_consumer import EmbeddedConsumer
+from eventstore.embedded.persistent_tables import GroupRecord, PersistentTables
+from eventstore.port import (
+    ConsumerStrategy,
+    EventStore,
+    EventStoreError,
+    NackAction,
+    RecordedEvent,
+    SubscriptionDropped,
+)
+
+logger = logging.getLogger(__name__)
+
+_LIVE_BUFFER = 500  # EventStoreDB's default live_buffer_size: events read ahead of consumers
+_PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    event: RecordedEvent
+    retry_count: int
+    tracked: bool  # counts for the checkpoint (False: a replayed parked event, already behind it)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    message: _Message
+    consumer: EmbeddedConsumer
+    deadline: float
+
+
+class GroupRuntime:
+    """The live state of one group while the store is open."""
+
+    def __init__(self, record: GroupRecord, store: EventStore, tables: PersistentTables) -> None:
+        self.record = record
+        self._store = store
+        self._tables = tables
+        self._settings = record.settings
+        self.consumers: list[EmbeddedConsumer] = []
+        self._retry: OrderedDict[uuid.UUID, _Message] = OrderedDict()
+        self._live: deque[_Message] = deque()
+        self._in_flight: dict[uuid.UUID, _InFlight] = {}
+        self._space = asyncio.Event()
+        self._round_robin = 0
+        self._pins: dict[int, EmbeddedConsumer] = {}
+        # Checkpoint bookkeeping: keys in read order, and those finished ahead of older ones.
+        self._pending: deque[int] = deque()
+        self._finished: set[int] = set()
+        self._done_upto = record.checkpoint
+        self._saved = record.checkpoint
+        self._unsaved_count = 0
+        self._loop = asyncio.get_running_loop()
+        self._saved_at = self._loop.time()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading the target and the timer."""
+        name = f"{self.record.stream or '$all'}::{self.record.group}"
+        self._tasks = [
+            asyncio.create_task(self._feed_loop(), name=f"persistent feed {name}"),
+            asyncio.create_task(self._timer_loop(), name=f"persistent timer {name}"),
+        ]
+
+    async def stop(self, error: BaseException | None) -> None:
+        """Stop: consumers end with `error`, the checkpoint is saved, replayed parked events not
+        yet handled are parked again so that nothing parked is lost."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        unhandled = [m.event for m in self._retry.values() if not m.tracked]
+        unhandled += [f.message.event for f in self._in_flight.values() if not f.message.tracked]
+        if unhandled:
+            self._tables.park(self.record.group, self.record.stream, unhandled)
+        self._retry.clear()
+        self._in_flight.clear()
+        self._save_checkpoint()
+        for consumer in self.consumers:
+            consumer.end(error)
+        self.consumers.clear()
+
+    # -- consumers -----------------------------------------------------------------------------
+
+    def connect(self, buffer_size: int) -> EmbeddedConsumer:
+        """A new consumer of this group."""
+        consumer = EmbeddedConsumer(self, buffer_size)
+        self.consumers.append(consumer)
+        self._dispatch()
+        return consumer
+
+    def disconnect(self, consumer: EmbeddedConsumer) -> None:
+        """A consumer left: its in-flight events are retried elsewhere."""
+        if consumer not in self.consumers:
+            return
+        self.consumers.remove(consumer)
+        self._pins = {b: c for b, c in self._pins.items() if c is not consumer}
+        for ack_id in [k for k, f in self._in_flight.items() if f.consumer is consumer]:
+            self._retry_or_park(self._in_flight.pop(ack_id).message)
+        consumer.in_flight = 0
+        self._dispatch()
+
+    def ack(self, consumer: EmbeddedConsumer, ack_id: uuid.UUID) -> None:
+        """The event is handled, wherever it is now (in flight or waiting for a retry)."""
+        message = self._take(ack_id)
+        if message is not None:
+            self._finish(message)
+            self._dispatch()
+
+    def nack(self, consumer: EmbeddedConsumer, ack_id: uuid.UUID, action: NackAction) -> None:
+        """Retry (retry_count + 1, parked past max_retry_count), park, or drop (skip, stop)."""
+        message = self._take(ack_id)
+        if message is None:
+            return
+        match action:
+            case NackAction.RETRY:
+                self._retry_or_park(message)
+            case NackAction.PARK:
+                self._park(message)
+            case NackAction.SKIP | NackAction.STOP:
+                self._finish(message)
+        self._dispatch()
+
+    def replay_parked(self, events: list[RecordedEvent]) -> None:
+        """Deliver these (just taken off the parked list) ahead of new events."""
+        replayed = OrderedDict((e.id, _Message(e, 0, tracked=False)) for e in events)
+        replayed.update((k, m) for k, m in self._retry.items() if k not in replayed)
+        self._retry = replayed
+        self._dispatch()
+
+    @property
+    def checkpoint(self) -> int | None:
+        """The last saved checkpoint."""
+        return self._saved
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _key(self, event: RecordedEvent) -> int:
+        return event.position if self.record.stream is None else event.version
+
+    def _take(self, ack_id: uuid.UUID) -> _Message | None:
+        flight = self._in_flight.pop(ack_id, None)
+        if flight is not None:
+            flight.consumer.in_flight -= 1
+            return flight.message
+        return self._retry.pop(ack_id, None)
+
+    def _retry_or_park(self, message: _Message) -> None:
+        if message.retry_count >= self._settings.max_retry_count:
+            self._park(message)
+        else:
+            self._retry[message.event.id] = dataclasses.replace(
+                message, retry_count=message.retry_count + 1
+            )
+
+    def _park(self, message: _Message) -> None:
+        self._tables.park(self.record.group, self.record.stream, [message.event])
+        logger.info(
+            "parked %s@%s in group %s after %d retries",
+            message.event.stream,
+            message.event.version,
+            self.record.group,
+            message.retry_count,
+        )
+        self._finish(message)
+
+    def _finish(self, message: _Message) -> None:
+        if not message.tracked:
+            return
+        self._finished.add(self._key(message.event))
+        while self._pending and self._pending[0] in self._finished:
+            key = self._pending.popleft()
+            self._finished.discard(key)
+            self._done_upto = key
+            self._unsaved_count += 1
+        if self._unsaved_count >= self._settings.max_checkpoint_count:
+            self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
+        if self._done_upto is not None and self._done_upto != self._saved:
+            self._tables.save_checkpoint(self.record.group, self.record.stream, self._done_upto)
+            self._saved = self._done_upto
+        self._unsaved_count = 0
+        self._saved_at = self._loop.time()
+
+    def _choose(self, message: _Message) -> EmbeddedConsumer | None:
+        consumers = self.consumers
+        if not consumers:
+            return None
+        match self._settings.consumer_strategy:
+            case ConsumerStrategy.DISPATCH_TO_SINGLE:
+                return next((c for c in consumers if c.capacity > 0), None)
+            case ConsumerStrategy.PINNED:
+                bucket = zlib.crc32(message.event.stream.encode()) % _PIN_BUCKETS
+                pinned = self._pins.get(bucket)
+                if pinned is None:
+                    counts = {id(c): 0 for c in consumers}
+                    for owner in self._pins.values():
+                        counts[id(owner)] += 1
+                    pinned = min(consumers, key=lambda c: counts[id(c)])
+                    self._pins[bucket] = pinned
+                # Like EventStoreDB: a full pinned consumer holds the queue up until it has room.
+                return pinned if pinned.capacity > 0 else None
+            case _:
+                count = len(consumers)
+                for offset in range(count):
+                    candidate = consumers[(self._round_robin + offset) % count]
+                    if candidate.capacity > 0:
+                        self._round_robin = (self._round_robin + offset + 1) % count
+                        return candidate
+                return None
+
+    def _dispatch(self) -> None:
+        timeout = self._settings.message_timeout
+        while self._retry or self._live:
+            from_retry = bool(self._retry)
+            message = next(iter(self._retry.values())) if from_retry else self._live[0]
+            consumer = self._choose(message)
+            if consumer is None:
+                break
+            if from_retry:
+                self._retry.popitem(last=False)
+            else:
+                self._live.popleft()
+            deadline = self._loop.time() + timeout if timeout > 0 else math.inf
+            event = message.event
+            self._in_flight[event.id] = _InFlight(message, consumer, deadline)
+            consumer.in_flight += 1
+            consumer.push(
+                dataclasses.replace(event, retry_count=message.retry_count, ack_id=event.id)
+            )
+        if len(self._live) < _LIVE_BUFFER:
+            self._space.set()
+
+    def _feed(self) -> AsyncIterator[RecordedEvent]:
+        after = self.record.checkpoint if self.record.checkpoint is not None else None
+        if after is None:
+            after = self.record.start_after
+        stream = self.record.stream
+        if stream is None:
+            return self._store.subscribe_all(after_position=after, filter=self._settings.filter)
+        return self._store.subscribe_stream(stream, after_version=after)
+
+    async def _feed_loop(self) -> None:
+        feed = self._feed()
+        try:
+            async for event in feed:
+                while len(self._live) >= _LIVE_BUFFER:
+                    self._space.clear()
+                    await self._space.wait()
+                self._pending.append(self._key(event))
+                self._live.append(_Message(event, 0, tracked=True))
+                self._dispatch()
+        except EventStoreError as error:
+            logger.warning("group %s stopped reading: %s", self.record.group, error)
+            self._drop_consumers(error)
+        except Exception as error:
+            # A bug, not a store condition: say so loudly, and do not leave consumers waiting.
+            logger.exception("group %s failed reading", self.record.group)
+            self._drop_consumers(error)
+        finally:
+            aclose = getattr(feed, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _drop_consumers(self, error: Exception) -> None:
+        dropped = SubscriptionDropped(f"group {self.record.group!r}: {error}")
+        for consumer in self.consumers:
+            consumer.end(dropped)
+        self.consumers.clear()
+        self._pins.clear()
+
+    async def _timer_loop(self) -> None:
+        timeout = self._settings.message_timeout
+        # EventStoreDB checks once a second; a finer tick keeps small timeouts close to exact.
+        tick = min(0.2, max(0.02, timeout / 5)) if timeout > 0 else 0.2
+        tick = min(tick, max(0.02, self._settings.checkpoint_after / 2))
+        while True:
+            await asyncio.sleep(tick)
+            now = self._loop.time()
+            expired = [k for k, f in self._in_flight.items() if f.deadline <= now]
+            for ack_id in expired:
+                flight = self._in_flight.pop(ack_id)
+                flight.consumer.in_flight -= 1
+                self._retry_or_park(flight.message)
+            if expired:
+                self._dispatch()
+            if (
+                self._unsaved_count >= self._settings.min_checkpoint_count
+                and now - self._saved_at >= self._settings.checkpoint_after
+            ):
+                self._save_checkpoint()
