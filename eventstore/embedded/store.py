@@ -1,0 +1,310 @@
+"""`SQLiteEventStore`: the embedded adapter of the `EventStore` port.
+
+One SQLite file (WAL, synchronous=FULL) written by a group-commit thread and read by pooled
+connections in worker threads. Persistent subscriptions are delegated to
+`eventstore.embedded.persistent.EmbeddedPersistentSubscriptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from eventstore.embedded import operations, reads, subscriptions
+from eventstore.embedded.notify import HeadNotifier
+from eventstore.embedded.pool import ReaderPool
+from eventstore.embedded.schema import DB_FILE_NAME, connect, create_schema
+from eventstore.embedded.streams import METADATA_EVENT_TYPE, metastream_of
+from eventstore.embedded.writer import GroupCommitWriter, WriterStats
+from eventstore.port import (
+    ANY,
+    AppendResult,
+    EventFilter,
+    ExpectedVersion,
+    NewEvent,
+    PersistentSubscription,
+    RecordedEvent,
+    StoreUnavailable,
+    SubscriptionInfo,
+    SubscriptionSettings,
+)
+
+logger = logging.getLogger(__name__)
+
+_PERSISTENT_MODULE = "eventstore.embedded.persistent"
+
+
+class _PersistentBackend(Protocol):
+    """What `EmbeddedPersistentSubscriptions` provides: the port's eight persistent-subscription
+    methods plus a lifecycle."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def create_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None: ...
+    async def update_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None: ...
+    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None: ...
+    async def get_subscription_info(
+        self, group: str, *, stream: str | None = None
+    ) -> SubscriptionInfo: ...
+    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]: ...
+    async def read_subscription(
+        self, group: str, *, stream: str | None = None, buffer_size: int = 100
+    ) -> PersistentSubscription: ...
+    async def list_parked(
+        self, group: str, *, stream: str | None = None, limit: int = 100
+    ) -> list[RecordedEvent]: ...
+    async def replay_parked(self, group: str, *, stream: str | None = None) -> None: ...
+
+
+def _create(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        create_schema(conn)
+    finally:
+        conn.close()
+
+
+class SQLiteEventStore:
+    """The embedded event store. Build it with `await SQLiteEventStore.open(data_dir)`."""
+
+    def __init__(
+        self, path: Path, writer: GroupCommitWriter, pool: ReaderPool, notifier: HeadNotifier
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._pool = pool
+        self._notifier = notifier
+        self._persistent: _PersistentBackend | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, data_dir: Path) -> SQLiteEventStore:
+        """Open (creating when missing) `data_dir / "events.sqlite3"`."""
+        path = data_dir / DB_FILE_NAME
+        await asyncio.to_thread(_create, path)
+        notifier = HeadNotifier()
+        writer = GroupCommitWriter(path, notifier.notify)
+        writer.start()
+        store = cls(path, writer, ReaderPool(path), notifier)
+        try:
+            store._persistent = await store._open_persistent()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _open_persistent(self) -> _PersistentBackend | None:
+        try:
+            module = importlib.import_module(_PERSISTENT_MODULE)
+        except ModuleNotFoundError as error:
+            if error.name != _PERSISTENT_MODULE:
+                raise
+            logger.info("persistent subscriptions are not available in this build")
+            return None
+        backend: _PersistentBackend = module.EmbeddedPersistentSubscriptions(self, self.path)
+        await backend.start()
+        return backend
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        """Commits and writes so far: writes / commits is the group-commit factor."""
+        return self._writer.stats
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the event store is closed")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    ) -> AppendResult:
+        """Append atomically once durable; idempotent for the same ids at the same expectation.
+        Any stream name is accepted, `$`-prefixed system streams included."""
+        self._check_open()
+        batch = tuple(events)
+        result: AppendResult = await self._writer.submit(
+            partial(operations.append, stream=stream, events=batch, expected=expected)
+        )
+        return result
+
+    async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
+        """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
+        self._check_open()
+        await self._writer.submit(
+            partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
+        )
+
+    async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
+        """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
+        self._check_open()
+        await self._writer.submit(
+            partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
+        )
+
+    async def set_stream_metadata(
+        self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
+    ) -> None:
+        """Replace the metadata; `expected` is about the metastream `$$<stream>`, as on
+        EventStoreDB."""
+        event = NewEvent(id=uuid.uuid4(), type=METADATA_EVENT_TYPE, data=orjson.dumps(metadata))
+        await self.append(metastream_of(stream), [event], expected)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Readable events of one stream (`$maxCount` and `$tb` honoured); missing: []."""
+        self._check_open()
+        return await self._pool.run(
+            partial(
+                reads.read_stream,
+                stream=stream,
+                from_version=from_version,
+                backwards=backwards,
+                limit=limit,
+            )
+        )
+
+    async def read_all(
+        self,
+        *,
+        from_position: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+        filter: EventFilter | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of the global log from `from_position` (inclusive), filtered."""
+        self._check_open()
+        return await self._pool.run(
+            partial(
+                reads.read_all,
+                from_position=from_position,
+                backwards=backwards,
+                limit=limit,
+                filter=filter,
+            )
+        )
+
+    async def head_position(self) -> int:
+        """The newest event's position, 0 when the log is empty."""
+        self._check_open()
+        return await self._pool.run(reads.head_position)
+
+    async def get_stream_metadata(self, stream: str) -> dict[str, object]:
+        """The newest metadata of `stream`, empty when none was set."""
+        self._check_open()
+        metadata: dict[str, Any] = await self._pool.run(
+            partial(reads.stream_metadata, stream=stream)
+        )
+        return metadata
+
+    def subscribe_stream(
+        self, stream: str, *, after_version: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch-up subscription to one stream after `after_version` (exclusive), then live."""
+        self._check_open()
+        return subscriptions.subscribe_stream(
+            self._pool, self._notifier, stream, after_version=after_version
+        )
+
+    def subscribe_all(
+        self, *, after_position: int | None = None, filter: EventFilter | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch-up subscription to the global log after `after_position` (exclusive), then
+        live."""
+        self._check_open()
+        return subscriptions.subscribe_all(
+            self._pool, self._notifier, after_position=after_position, filter=filter
+        )
+
+    @property
+    def live_waiters(self) -> int:
+        """Subscribers currently waiting for the next commit (0 once all are closed)."""
+        return self._notifier.waiting
+
+    # -- persistent subscriptions ----------------------------------------------------------
+
+    def _backend(self) -> _PersistentBackend:
+        self._check_open()
+        if self._persistent is None:
+            raise NotImplementedError("persistent subscriptions are not available in this build")
+        return self._persistent
+
+    async def create_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None:
+        """Create a persistent-subscription group."""
+        await self._backend().create_subscription(group, stream=stream, settings=settings)
+
+    async def update_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None:
+        """Change a group's settings."""
+        await self._backend().update_subscription(group, stream=stream, settings=settings)
+
+    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
+        """Delete a group (its consumers are dropped)."""
+        await self._backend().delete_subscription(group, stream=stream)
+
+    async def get_subscription_info(
+        self, group: str, *, stream: str | None = None
+    ) -> SubscriptionInfo:
+        """What the store knows of one group."""
+        return await self._backend().get_subscription_info(group, stream=stream)
+
+    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
+        """Every group (of one stream, or of the global log and all streams)."""
+        return await self._backend().list_subscriptions(stream=stream)
+
+    async def read_subscription(
+        self, group: str, *, stream: str | None = None, buffer_size: int = 100
+    ) -> PersistentSubscription:
+        """Connect one consumer to a group."""
+        return await self._backend().read_subscription(
+            group, stream=stream, buffer_size=buffer_size
+        )
+
+    async def list_parked(
+        self, group: str, *, stream: str | None = None, limit: int = 100
+    ) -> list[RecordedEvent]:
+        """A group's parked events."""
+        return await self._backend().list_parked(group, stream=stream, limit=limit)
+
+    async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
+        """Deliver a group's parked events again, ahead of new ones."""
+        await self._backend().replay_parked(group, stream=stream)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop persistent subscriptions, commit queued writes, close every connection and end
+        live catch-up subscriptions (they raise `SubscriptionDropped`)."""
+        if self._closed:
+            return
+        if self._persistent is not None:
+            await self._persistent.close()
+        self._closed = True
+        await self._writer.close()
+        self._pool.close()
+        # Sleeping subscribers wake, find the pool closed, and end.
+        self._notifier.notify()
