@@ -1,0 +1,223 @@
+"""The live feed: ONE Redis pub/sub connection per process, fanned out in-process.
+
+The apply script publishes each projected change on its namespace's channel; this feed
+pattern-subscribes to all of them (and to the switch channel of rebuilds) and hands each change to
+the in-process listeners that want it. A listener is a bounded queue registered for the lifetime of
+an `async with`; leaving the block (a websocket closing cancels it) removes it, so nothing stays
+behind. A listener that falls behind, or a reconnect of the feed, gets a `RESYNC` marker instead of
+the changes it missed: it should re-read the views, which are the truth, not the messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from domain.events import OrderStatus
+from projections.keys import ProjectionKeys
+from projections.views import Change
+
+logger = logging.getLogger(__name__)
+
+RESYNC: Final = None
+"""Queued instead of changes a listener may have missed: re-read the views."""
+
+QUEUE_SIZE = 256
+STATS_INTERVAL = 0.1  # dashboardStats pushes are coalesced to at most ~10 a second
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Listener:
+    """One in-process consumer of changes, filtered. Iterate it or `await get()`."""
+
+    order_id: str | None = None
+    customer_id: str | None = None
+    status: OrderStatus | None = None
+    queue: asyncio.Queue[Change | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+    def wants(self, change: Change) -> bool:
+        return (
+            (self.order_id is None or change.order_id == self.order_id)
+            and (self.customer_id is None or change.customer_id == self.customer_id)
+            and (self.status is None or change.status is self.status)
+        )
+
+    def offer(self, item: Change | None) -> None:
+        """Queue without blocking the feed; a full queue collapses into one RESYNC."""
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC)
+
+    async def get(self) -> Change | None:
+        """The next change (or RESYNC); bound the wait with `asyncio.timeout`."""
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Change | None]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Change | None]:
+        while True:
+            yield await self.queue.get()
+
+
+def parse_change(payload: bytes | str) -> Change:
+    """A change from the apply script's JSON message."""
+    raw: dict[str, Any] = orjson.loads(payload)
+    return Change(
+        namespace=str(raw["ns"]),
+        order_id=str(raw["id"]),
+        version=int(raw["version"]),
+        customer_id=str(raw["customerId"]),
+        status=OrderStatus(raw["status"]),
+        position=int(raw["position"]),
+    )
+
+
+class ChangeFeed:
+    """The process's one subscriber to projected changes. `start()` once, `stop()` at shutdown."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "orders",
+        on_switch: Callable[[str], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = ProjectionKeys(prefix)
+        self.on_switch = on_switch  # e.g. a NamespacePointer's refresh
+        self._by_order: dict[str, set[Listener]] = {}
+        self._others: set[Listener] = set()
+        self._stats: set[asyncio.Event] = set()
+        self._stats_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = asyncio.Event()
+
+    @property
+    def listener_count(self) -> int:
+        """How many listeners are registered (for tests and metrics)."""
+        return sum(len(s) for s in self._by_order.values()) + len(self._others) + len(self._stats)
+
+    async def start(self) -> None:
+        """Start listening (returns once subscribed)."""
+        self._tasks = [
+            asyncio.create_task(self._run(), name="change-feed"),
+            asyncio.create_task(self._tick_stats(), name="change-feed-stats"),
+        ]
+        await self.connected.wait()
+
+    async def stop(self) -> None:
+        """Stop listening; listeners still registered stay registered but hear nothing more."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @contextlib.asynccontextmanager
+    async def listen(
+        self,
+        *,
+        order_id: str | None = None,
+        customer_id: str | None = None,
+        status: OrderStatus | None = None,
+    ) -> AsyncIterator[Listener]:
+        """A listener for the changes matching every given filter, for the block's duration."""
+        listener = Listener(order_id=order_id, customer_id=customer_id, status=status)
+        if order_id is not None:
+            self._by_order.setdefault(order_id, set()).add(listener)
+        else:
+            self._others.add(listener)
+        try:
+            yield listener
+        finally:
+            if order_id is not None:
+                group = self._by_order.get(order_id)
+                if group is not None:
+                    group.discard(listener)
+                    if not group:
+                        del self._by_order[order_id]
+            else:
+                self._others.discard(listener)
+
+    @contextlib.asynccontextmanager
+    async def listen_stats(self) -> AsyncIterator[asyncio.Event]:
+        """An event set (at most every STATS_INTERVAL) when the stats may have changed."""
+        signal = asyncio.Event()
+        self._stats.add(signal)
+        try:
+            yield signal
+        finally:
+            self._stats.discard(signal)
+
+    def _dispatch(self, change: Change | None) -> None:
+        if change is None:
+            targets = {x for group in self._by_order.values() for x in group} | self._others
+            for listener in targets:
+                listener.offer(RESYNC)
+        else:
+            for listener in tuple(self._by_order.get(change.order_id, ())):
+                listener.offer(change)
+            for listener in tuple(self._others):
+                if listener.wants(change):
+                    listener.offer(change)
+        self._stats_dirty.set()
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.psubscribe(self.keys.changes_pattern)
+                await pubsub.subscribe(self.keys.switch_channel)
+                if delay > 0.1:  # a reconnect: whatever happened meanwhile was not heard
+                    self._dispatch(RESYNC)
+                self.connected.set()
+                delay = 0.1
+                async for message in pubsub.listen():
+                    self._handle(message)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                self.connected.clear()
+                logger.warning("change feed lost Redis (%s); reconnecting in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "pmessage":
+            try:
+                change = parse_change(message["data"])
+            except (ValueError, KeyError) as error:
+                logger.warning("ignoring a malformed change message: %s", error)
+                return
+            self._dispatch(change)
+        elif kind == "message":
+            namespace = message["data"]
+            namespace = namespace.decode() if isinstance(namespace, bytes) else str(namespace)
+            logger.info("views switched to namespace %s", namespace)
+            if self.on_switch is not None:
+                self.on_switch(namespace)
+            self._dispatch(RESYNC)
+
+    async def _tick_stats(self) -> None:
+        while True:
+            await self._stats_dirty.wait()
+            self._stats_dirty.clear()
+            for signal in tuple(self._stats):
+                signal.set()
+            await asyncio.sleep(STATS_INTERVAL)

