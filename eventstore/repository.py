@@ -42,7 +42,9 @@ class OrderRepository:
     def __init__(self, store: EventStore) -> None:
         self._store = store
 
-    async def _pages(self, order_id: str, after_version: int = 0) -> AsyncGenerator[DecodedEvent, None]:
+    async def _pages(
+        self, order_id: str, after_version: int = 0
+    ) -> AsyncGenerator[DecodedEvent, None]:
         """Every decoded event of the order with version > `after_version`, oldest first."""
         stream = order_stream(order_id)
         next_version = after_version + 1

@@ -1,0 +1,7 @@
+"""`python -m api`: the `orders` command."""
+
+import sys
+
+from api.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The Starlette application: GraphQL at /graphql, health at /healthz, clients built once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.schema import BaseSchema
+
+from api.bootstrap import Services, open_services
+from api.config import Settings
+from api.logs import configure_logging
+from api.schema import build_schema
+from api.view import OrdersGraphQL
+from eventstore.port import EventStoreError
+
+logger = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the event store answers, 503 when it does not."""
+    services: Services = request.state.services
+    try:
+        head = await services.store.head_position()
+    except EventStoreError as error:
+        logger.warning("event=health_check_failed error=%r", error)
+        body = {"status": "unavailable", "store": "unreachable"}
+        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+    body = {"status": "ok", "store": "ok", "headPosition": str(head)}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def create_app(settings: Settings, schema: BaseSchema | None = None) -> Starlette:
+    """The application for `settings`; `schema` defaults to the public one."""
+    graphql = OrdersGraphQL(schema if schema is not None else build_schema())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        async with open_services(settings) as services:
+            logger.info(
+                "event=started host=%s port=%d store=%s",
+                settings.host,
+                settings.port,
+                "eventstoredb" if settings.esdb_url else "embedded",
+            )
+            yield {"services": services}
+        logger.info("event=stopped")
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """Zero-argument factory for uvicorn (`--factory api.app:app_from_env`)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,70 @@
+"""The benchmark's baseline: the same stack serving mutations that do nothing.
+
+Same view class, extensions, scalars, context building and auth as the public app; placeOrder,
+takePayment and shipOrder take the same arguments and return the same `CommandResult`, but return
+a fixed `CommandAccepted` without touching the event store. Not part of the public schema.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from starlette.applications import Starlette
+from strawberry.tools import merge_types
+from strawberry.types import Info
+
+from api.app import create_app
+from api.config import Settings
+from api.context import AppContext
+from api.logs import configure_logging
+from api.schema import QUERY_PARTS, make_schema
+from api.schema.inputs import PlaceOrderInput, ShipOrderInput, TakePaymentInput
+from api.schema.mutations import IdempotencyKey
+from api.schema.results import CommandAccepted, CommandResult
+
+_ACCEPTED = CommandAccepted(
+    order_id=strawberry.ID("baseline"),
+    version=1,
+    position="0",
+    event_ids=[strawberry.ID("00000000-0000-0000-0000-000000000000")],
+)
+
+
+@strawberry.type(description="No-op twins of the write side's mutations.")
+class NoopMutation:
+    """No-op twins of the write side's mutations."""
+
+    @strawberry.mutation(description="Does nothing.")  # type: ignore[untyped-decorator]
+    async def place_order(
+        self,
+        info: Info[AppContext, None],
+        input: PlaceOrderInput,
+        idempotency_key: IdempotencyKey = strawberry.UNSET,
+    ) -> CommandResult:
+        """Does nothing."""
+        return _ACCEPTED
+
+    @strawberry.mutation(description="Does nothing.")  # type: ignore[untyped-decorator]
+    async def take_payment(
+        self, info: Info[AppContext, None], input: TakePaymentInput
+    ) -> CommandResult:
+        """Does nothing."""
+        return _ACCEPTED
+
+    @strawberry.mutation(description="Does nothing.")  # type: ignore[untyped-decorator]
+    async def ship_order(
+        self, info: Info[AppContext, None], input: ShipOrderInput
+    ) -> CommandResult:
+        """Does nothing."""
+        return _ACCEPTED
+
+
+def noop_schema() -> strawberry.Schema:
+    """The public queries with the no-op mutations."""
+    return make_schema(query=merge_types("Query", QUERY_PARTS), mutation=NoopMutation)
+
+
+def noop_app_from_env() -> Starlette:
+    """Zero-argument factory for uvicorn (`--factory api.baseline:noop_app_from_env`)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings, noop_schema())

@@ -1,0 +1,81 @@
+"""The composition root: builds the clients once, hands them down, closes them at the end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from api.auth import Authenticator
+from api.commands import CommandHandler
+from api.config import Settings
+from eventstore.port import EventStore
+from eventstore.repository import OrderRepository
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """Everything a request may use, built once per process."""
+
+    settings: Settings
+    store: EventStore
+    repository: OrderRepository
+    handler: CommandHandler
+    authenticator: Authenticator
+
+
+async def open_store(settings: Settings) -> EventStore:
+    """EventStoreDB when `ESDB_URL` is set, else the embedded SQLite store under `DATA_DIR`."""
+    if settings.esdb_url:
+        try:
+            # Imported lazily: the embedded default must not need gRPC at all.
+            from eventstore.esdb import EventStoreDBStore  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as error:
+            raise RuntimeError(
+                "ESDB_URL is set but the EventStoreDB adapter (eventstore.esdb) is not available"
+            ) from error
+        store: EventStore = await EventStoreDBStore.connect(settings.esdb_url)
+        logger.info("event=store_opened kind=eventstoredb")
+        return store
+    from eventstore.embedded import SQLiteEventStore
+
+    embedded = await SQLiteEventStore.open(settings.data_dir)
+    logger.info("event=store_opened kind=embedded data_dir=%s", settings.data_dir)
+    return embedded
+
+
+def build_services(settings: Settings, store: EventStore) -> Services:
+    """Wire the application around an open store."""
+    repository = OrderRepository(store)
+    return Services(
+        settings=settings,
+        store=store,
+        repository=repository,
+        handler=CommandHandler(store, repository),
+        authenticator=Authenticator(settings.jwt_secret),
+    )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """The services for one process's lifetime."""
+    store = await open_store(settings)
+    try:
+        services = build_services(settings, store)
+        if settings.jwt_secret_generated:
+            log_ready_tokens(services.authenticator)
+        yield services
+    finally:
+        await store.close()
+        logger.info("event=store_closed")
+
+
+def log_ready_tokens(authenticator: Authenticator) -> None:
+    """Without JWT_SECRET the secret is random for this run: log tokens a newcomer can paste."""
+    staff = authenticator.issue(sub="staff", role="staff", ttl=24 * 3600)
+    customer = authenticator.issue(sub="customer-1", role="customer", ttl=24 * 3600)
+    logger.info("event=ready_token role=staff sub=staff token=%s", staff)
+    logger.info("event=ready_token role=customer sub=customer-1 token=%s", customer)

@@ -1,0 +1,96 @@
+"""Field-level access rules (strawberry permissions), per CONTRACT "Access".
+
+Each permission raises `Unauthenticated` (no valid caller) or `Forbidden` (a caller without the
+right) itself, so the client sees the right `extensions.code`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from api.auth import Forbidden, Principal, Unauthenticated
+from api.context import AppContext
+from domain.validation import ID_PATTERN
+
+
+def _principal(info: Info[AppContext, None]) -> Principal:
+    principal = info.context.principal
+    if principal is None:
+        raise Unauthenticated()
+    return principal
+
+
+def _order_id(kwargs: dict[str, Any]) -> str | None:
+    if "id" in kwargs:
+        return str(kwargs["id"])
+    order_input = kwargs.get("input")
+    order_id = getattr(order_input, "order_id", None)
+    return None if order_id is None else str(order_id)
+
+
+class IsAuthenticated(BasePermission):
+    """Any valid caller."""
+
+    message = "Authentication required."
+
+    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
+        """Whether the caller is known."""
+        _principal(info)
+        return True
+
+
+class IsStaff(BasePermission):
+    """Staff only."""
+
+    message = "Only staff may do this."
+
+    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
+        """Whether the caller is staff."""
+        if not _principal(info).is_staff:
+            raise Forbidden(self.message)
+        return True
+
+
+class PlacesForSelf(BasePermission):
+    """A customer places orders for itself only (`input.customerId` = its `sub`)."""
+
+    message = "A customer may only place orders for itself."
+
+    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
+        """Whether the caller may place the order in `input`."""
+        order_input = kwargs.get("input")
+        customer_id = getattr(order_input, "customer_id", None)
+        if not _principal(info).may_act_for(None if customer_id is None else str(customer_id)):
+            raise Forbidden(self.message)
+        return True
+
+
+class OwnsOrder(BasePermission):
+    """Staff, or the customer who placed the order named by `id` or `input.orderId`.
+
+    An order that does not exist has no owner to protect: the field itself answers (null, an
+    empty list, `OrderNotFound`). Ownership never changes, so checking before acting is safe.
+    """
+
+    message = "This order belongs to another customer."
+
+    async def has_permission(
+        self, source: Any, info: Info[AppContext, None], **kwargs: Any
+    ) -> bool:
+        """Whether the caller may act on or read the order."""
+        principal = _principal(info)
+        if principal.is_staff:
+            return True
+        order_id = _order_id(kwargs)
+        if order_id is None:
+            raise Forbidden(self.message)
+        if ID_PATTERN.fullmatch(order_id) is None:
+            # Not an id at all: the field refuses it without reading a stream of that name.
+            return True
+        owner = await info.context.repository.customer_of(order_id)
+        if owner is not None and owner != principal.sub:
+            raise Forbidden(self.message)
+        return True

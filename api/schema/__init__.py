@@ -1,0 +1,55 @@
+"""The GraphQL schema, assembled from parts.
+
+The seam for later issues: a part is a strawberry type holding Query, Mutation or Subscription
+fields. The read models (issue 3: Order, orders, dashboardStats, projections, orderUpdated, ...)
+add their own module under `api/schema/` and append its types to `QUERY_PARTS` /
+`SUBSCRIPTION_PARTS` below (or pass them to `build_schema`), without touching the parts here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from api.extensions import schema_extensions
+from api.schema.event_log import EventLogQuery
+from api.schema.mutations import CommandMutation
+from api.schema.scalars import SCALAR_MAP
+from api.schema.subscriptions import EventLogSubscription
+
+QUERY_PARTS: tuple[type, ...] = (EventLogQuery,)
+MUTATION_PARTS: tuple[type, ...] = (CommandMutation,)
+SUBSCRIPTION_PARTS: tuple[type, ...] = (EventLogSubscription,)
+
+
+def make_schema(
+    query: type, mutation: type | None = None, subscription: type | None = None
+) -> strawberry.Schema:
+    """A schema with the service's scalars, config and extensions (shared with the baseline)."""
+    return strawberry.Schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        extensions=schema_extensions(),
+    )
+
+
+def build_schema(
+    *,
+    extra_queries: Sequence[type] = (),
+    extra_mutations: Sequence[type] = (),
+    extra_subscriptions: Sequence[type] = (),
+) -> strawberry.Schema:
+    """The public schema: every part merged into Query, Mutation and Subscription."""
+    return make_schema(
+        query=merge_types("Query", (*QUERY_PARTS, *extra_queries)),
+        mutation=merge_types("Mutation", (*MUTATION_PARTS, *extra_mutations)),
+        subscription=merge_types("Subscription", (*SUBSCRIPTION_PARTS, *extra_subscriptions)),
+    )
+
+
+__all__ = ["build_schema", "make_schema"]

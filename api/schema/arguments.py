@@ -1,0 +1,59 @@
+"""Checks of query and subscription arguments shared by the event-log fields."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from strawberry.types.unset import UnsetType
+
+from api.schema.errors import BadUserInput
+from domain.validation import ID_PATTERN
+
+T = TypeVar("T")
+
+MAX_PAGE = 1000
+"""The largest page a client may ask for: each event costs field resolution and encoding."""
+
+
+def given(value: T | UnsetType | None) -> T | None:
+    """An optional argument's value: None when omitted (UNSET) or null."""
+    return None if isinstance(value, UnsetType) else value
+
+
+def order_id_argument(value: object, name: str = "id") -> str:
+    """An order id from an argument, or `BadUserInput`: never a stream name outside the pattern."""
+    text = str(value)
+    if ID_PATTERN.fullmatch(text) is None:
+        raise BadUserInput(f"{name} is not a valid order id", name)
+    return text
+
+
+def page_size(value: int | None, name: str = "first", default: int = 100) -> int:
+    """A page size 0..MAX_PAGE (null: the default)."""
+    value = given(value)
+    if value is None:
+        return default
+    if not 0 <= value <= MAX_PAGE:
+        raise BadUserInput(f"{name} must be between 0 and {MAX_PAGE}", name)
+    return value
+
+
+def non_negative(value: int | None, name: str) -> int:
+    """A version or count that cannot be negative (null: 0)."""
+    value = given(value)
+    if value is None:
+        return 0
+    if value < 0:
+        raise BadUserInput(f"{name} must be >= 0", name)
+    return value
+
+
+def cursor(value: str | None, name: str = "after") -> int | None:
+    """A cursor (an event position, a decimal string) as an int; None: the start of the log."""
+    value = given(value)
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 25:
+        raise BadUserInput(f"{name} must be an event position (a decimal string)", name)
+    return int(text)

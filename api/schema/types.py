@@ -1,0 +1,136 @@
+"""Output types of the event log and the write side: events, pages of them, folded order states."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry.scalars import JSON
+
+from domain.events import LineItem as DomainLineItem
+from domain.order import OrderState as DomainOrderState
+from eventstore.codec import DecodedEvent
+
+
+@strawberry.enum(name="OrderStatus", description="Where an order is in its life.")
+class OrderStatusGQL(enum.Enum):
+    """Where an order is in its life (mirrors `domain.events.OrderStatus`)."""
+
+    PENDING = strawberry.enum_value("PENDING", description="Placed, not yet paid.")
+    PAID = strawberry.enum_value("PAID", description="Paid, not yet shipped.")
+    SHIPPED = strawberry.enum_value("SHIPPED", description="Handed to a carrier.")
+    CANCELLED = strawberry.enum_value("CANCELLED", description="Cancelled before shipping.")
+
+
+@strawberry.type(name="LineItem", description="One product line of an order.")
+class LineItemGQL:
+    """One product line of an order."""
+
+    product_id: strawberry.ID = strawberry.field(description="The product's id.")
+    name: str = strawberry.field(description="The product's name when it was ordered.")
+    price: Decimal = strawberry.field(description="The unit price.")
+    qty: int = strawberry.field(description="How many units.")
+
+    @classmethod
+    def of(cls, item: DomainLineItem) -> LineItemGQL:
+        """The GraphQL view of a domain line item."""
+        return cls(
+            product_id=strawberry.ID(item.product_id),
+            name=item.name,
+            price=item.price,
+            qty=item.qty,
+        )
+
+
+@strawberry.type(
+    name="OrderState",
+    description="An order's state folded from its events (the write side), for time travel.",
+)
+class OrderStateGQL:
+    """An order's state folded from its events (the write side), for time travel."""
+
+    id: strawberry.ID = strawberry.field(description="The order's id.")
+    customer_id: strawberry.ID = strawberry.field(description="Who placed the order.")
+    status: OrderStatusGQL = strawberry.field(description="Its status at that point.")
+    items: list[LineItemGQL] = strawberry.field(description="Its product lines at that point.")
+    total: Decimal = strawberry.field(description="Its total at that point.")
+    tracking_id: str | None = strawberry.field(description="The tracking id, once shipped.")
+    carrier: str | None = strawberry.field(description="The carrier, once shipped.")
+    version: int = strawberry.field(description="The number of events folded.")
+    as_of: datetime | None = strawberry.field(
+        description="The moment asked for, when the state was asked as of a moment."
+    )
+
+    @classmethod
+    def of(cls, state: DomainOrderState, *, version: int, as_of: datetime | None) -> OrderStateGQL:
+        """The GraphQL view of a folded state."""
+        return cls(
+            id=strawberry.ID(state.id),
+            customer_id=strawberry.ID(state.customer_id),
+            status=OrderStatusGQL(state.status.value),
+            items=[LineItemGQL.of(item) for item in state.items],
+            total=state.total,
+            tracking_id=state.tracking_id,
+            carrier=state.carrier,
+            version=version,
+            as_of=as_of,
+        )
+
+
+@strawberry.type(description="An event as the event store holds it, upcast to the current schema.")
+class Event:
+    """An event as the event store holds it, upcast to the current schema."""
+
+    id: strawberry.ID = strawberry.field(description="The event's UUID.")
+    stream_id: str = strawberry.field(description="The stream it belongs to: order-{orderId}.")
+    type: str = strawberry.field(description="The event type, e.g. OrderPlaced.")
+    version: int = strawberry.field(description="The order's version after this event.")
+    position: str = strawberry.field(
+        description="Its commit position in the global log ($all), as a decimal string."
+    )
+    occurred_at: datetime = strawberry.field(description="When it happened (metadata occurredAt).")
+    data: JSON = strawberry.field(description="Its data, always in the current schema.")
+    metadata: JSON = strawberry.field(description="Its metadata (correlation, causation, actor).")
+
+    @classmethod
+    def of(cls, decoded: DecodedEvent) -> Event:
+        """The GraphQL view of a decoded event."""
+        record = decoded.record
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            stream_id=record.stream,
+            type=record.type,
+            version=record.version,
+            position=str(record.position),
+            occurred_at=decoded.occurred_at,
+            data=JSON(decoded.data),
+            metadata=JSON(decoded.metadata),
+        )
+
+
+@strawberry.type(description="Where a page ends and whether more follows.")
+class PageInfo:
+    """Where a page ends and whether more follows."""
+
+    has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
+    end_cursor: str | None = strawberry.field(
+        description="Pass as `after` for the next page; null when the page is empty."
+    )
+
+
+@strawberry.type(description="One event of a page, with its cursor.")
+class EventEdge:
+    """One event of a page, with its cursor."""
+
+    cursor: str = strawberry.field(description="The event's position: resume after it.")
+    node: Event = strawberry.field(description="The event.")
+
+
+@strawberry.type(description="A page of the global event log.")
+class EventConnection:
+    """A page of the global event log."""
+
+    edges: list[EventEdge] = strawberry.field(description="The events of this page, oldest first.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")
