@@ -1,0 +1,322 @@
+"""Persistent subscriptions on EventStoreDB: groups, consumers and parked events, in port terms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypedDict, cast
+
+from esdbclient.exceptions import CancelledByClient, EventStoreDBClientException, NotFound
+from esdbclient.persistent import ConsumerStrategy as EsdbConsumerStrategy
+from esdbclient.protos.Grpc import persistent_pb2
+
+from eventstore.esdb_client import AckingPersistentSubscription, EsdbClient
+from eventstore.esdb_errors import translated
+from eventstore.esdb_mapping import reraise_if_cancelling, server_filter, to_recorded
+from eventstore.port import (
+    ConsumerStrategy,
+    EventFilter,
+    NackAction,
+    RecordedEvent,
+    SubscriptionDropped,
+    SubscriptionGroupNotFound,
+    SubscriptionInfo,
+    SubscriptionSettings,
+)
+
+log = logging.getLogger(__name__)
+
+_NACK_ACTIONS: dict[NackAction, Literal["park", "retry", "skip", "stop"]] = {
+    NackAction.PARK: "park",
+    NackAction.RETRY: "retry",
+    NackAction.SKIP: "skip",
+    NackAction.STOP: "stop",
+}
+
+ALL = "$all"
+
+
+def parked_stream(group: str, stream: str | None) -> str:
+    """Where EventStoreDB keeps links to a group's parked events."""
+    return f"$persistentsubscription-{stream or ALL}::{group}-parked"
+
+
+def _group_not_found(group: str, stream: str | None) -> SubscriptionGroupNotFound:
+    return SubscriptionGroupNotFound(
+        f"no persistent subscription group {group!r} on {stream or ALL}"
+    )
+
+
+class EsdbPersistentSubscription:
+    """One consumer of a group, implementing the port's `PersistentSubscription`.
+
+    `residual` is the group's filter when this process knows it: deliveries it rejects (the part
+    of a filter EventStoreDB could not apply) are acknowledged here and never surface.
+    """
+
+    def __init__(
+        self, consumer: AckingPersistentSubscription, *, residual: EventFilter | None
+    ) -> None:
+        self._consumer = consumer
+        self._residual = residual
+        self._stopped = False
+
+    def __aiter__(self) -> EsdbPersistentSubscription:
+        return self
+
+    async def __anext__(self) -> RecordedEvent:
+        while True:
+            try:
+                delivery = await self._consumer.inner.__anext__()
+            except (StopAsyncIteration, CancelledByClient):
+                reraise_if_cancelling()
+                if self._stopped:
+                    raise StopAsyncIteration from None
+                raise SubscriptionDropped("the server ended the subscription") from None
+            except EventStoreDBClientException as error:
+                if self._stopped:
+                    raise StopAsyncIteration from None
+                raise SubscriptionDropped(f"{type(error).__name__}: {error}") from error
+            event = to_recorded(delivery, delivery=True)
+            if self._residual is None or self._residual.matches(event):
+                return event
+            await self._consumer.inner.ack(delivery.ack_id)
+
+    async def ack(self, event: RecordedEvent) -> None:
+        """Acknowledge a delivery (sent in a batch within `esdb_client.ACK_DELAY`)."""
+        await self._consumer.inner.ack(event.ack_id or event.id)
+
+    async def nack(self, event: RecordedEvent, action: NackAction) -> None:
+        """Tell the server what to do with a delivery this consumer could not handle."""
+        await self._consumer.inner.nack(event.ack_id or event.id, _NACK_ACTIONS[action])
+
+    async def stop(self) -> None:
+        """Flush pending acks and nacks, then disconnect; iteration ends."""
+        self._stopped = True
+        await self._consumer.stop()
+
+
+class EsdbGroups:
+    """Persistent-subscription groups through one client.
+
+    EventStoreDB does not report a group's filter back, so filters given to create/update in this
+    process are remembered here (to complete what the server filtered, and to report them in info).
+    """
+
+    def __init__(self, client: EsdbClient) -> None:
+        self._client = client
+        self._filters: dict[tuple[str | None, str], EventFilter] = {}
+
+    async def create(self, group: str, stream: str | None, settings: SubscriptionSettings) -> None:
+        """Create a group; `SubscriptionGroupExists` if it is there already."""
+        common = _common_settings(settings)
+        with translated(stream or ALL):
+            if stream is None:
+                narrowed = server_filter(settings.filter)
+                await _untyped(self._client.create_subscription_to_all)(
+                    group,
+                    from_end=settings.from_end,
+                    commit_position=None if settings.from_end else settings.start_from,
+                    filter_include=narrowed.filter_include,
+                    filter_exclude=narrowed.filter_exclude,
+                    filter_by_stream_name=narrowed.filter_by_stream_name,
+                    **common,
+                )
+            else:
+                await _untyped(self._client.create_subscription_to_stream)(
+                    group,
+                    stream,
+                    from_end=settings.from_end,
+                    stream_position=_stream_start(settings),
+                    **common,
+                )
+        self._filters[(stream, group)] = settings.filter
+
+    async def update(self, group: str, stream: str | None, settings: SubscriptionSettings) -> None:
+        """Change a group's settings (EventStoreDB keeps the filter it was created with)."""
+        common = _common_settings(settings)
+        with translated(stream or ALL):
+            try:
+                if stream is None:
+                    await _untyped(self._client.update_subscription_to_all)(
+                        group,
+                        from_end=settings.from_end,
+                        commit_position=None if settings.from_end else settings.start_from,
+                        **common,
+                    )
+                else:
+                    await _untyped(self._client.update_subscription_to_stream)(
+                        group,
+                        stream,
+                        from_end=settings.from_end,
+                        stream_position=_stream_start(settings),
+                        **common,
+                    )
+            except NotFound:
+                raise _group_not_found(group, stream) from None
+
+    async def delete(self, group: str, stream: str | None) -> None:
+        """Delete a group; its connected consumers are dropped."""
+        with translated(stream or ALL):
+            try:
+                await self._client.delete_subscription(group, stream)
+            except NotFound:
+                raise _group_not_found(group, stream) from None
+        self._filters.pop((stream, group), None)
+
+    async def info(self, group: str, stream: str | None) -> SubscriptionInfo:
+        """What the server reports about a group."""
+        with translated(stream or ALL):
+            try:
+                raw = await self._client.subscription_info_raw(group, stream)
+            except NotFound:
+                raise _group_not_found(group, stream) from None
+        return self._to_info(raw)
+
+    async def infos(self, stream: str | None) -> list[SubscriptionInfo]:
+        """Every group (stream None) or the groups of one stream."""
+        with translated(stream or ALL):
+            raws = await self._client.list_subscriptions_raw(stream)
+        return [self._to_info(raw) for raw in raws]
+
+    async def read(
+        self, group: str, stream: str | None, buffer_size: int
+    ) -> EsdbPersistentSubscription:
+        """Connect a consumer (`MaxSubscribersReached` when the group is full)."""
+        with translated(stream or ALL):
+            try:
+                consumer = await self._client.read_persistent(
+                    group, stream, buffer_size=buffer_size
+                )
+            except NotFound:
+                raise _group_not_found(group, stream) from None
+        return EsdbPersistentSubscription(consumer, residual=self._filters.get((stream, group)))
+
+    async def list_parked(self, group: str, stream: str | None, limit: int) -> list[RecordedEvent]:
+        """The group's parked events, oldest first, as the original events."""
+        # Reading the parked stream of a group that does not exist reads nothing; check first so
+        # both adapters answer alike.
+        await self.info(group, stream)
+        with translated(stream or ALL):
+            try:
+                links = await self._client.get_stream(
+                    parked_stream(group, stream), resolve_links=True, limit=limit
+                )
+            except NotFound:
+                return []
+        return [to_recorded(link, delivery=True) for link in links]
+
+    async def replay_parked(self, group: str, stream: str | None) -> None:
+        """Redeliver the parked events ahead of new ones."""
+        with translated(stream or ALL):
+            try:
+                await self._client.replay_parked_events(group, stream)
+            except NotFound:
+                raise _group_not_found(group, stream) from None
+
+    def _to_info(self, raw: persistent_pb2.SubscriptionInfo) -> SubscriptionInfo:
+        stream = None if raw.event_source == ALL else raw.event_source
+        start_from, from_end = _parse_start(raw.start_from, on_all=stream is None)
+        try:
+            strategy = ConsumerStrategy(raw.named_consumer_strategy)
+        except ValueError:
+            log.warning(
+                "group %s: unknown strategy %r", raw.group_name, raw.named_consumer_strategy
+            )
+            strategy = ConsumerStrategy.ROUND_ROBIN
+        settings = SubscriptionSettings(
+            start_from=start_from,
+            from_end=from_end,
+            filter=self._filters.get((stream, raw.group_name), EventFilter()),
+            message_timeout=raw.message_timeout_milliseconds / 1000,
+            max_retry_count=raw.max_retry_count,
+            consumer_strategy=strategy,
+            max_subscriber_count=raw.max_subscriber_count,
+            checkpoint_after=raw.check_point_after_milliseconds / 1000,
+            min_checkpoint_count=raw.min_check_point_count,
+            max_checkpoint_count=raw.max_check_point_count,
+        )
+        return SubscriptionInfo(
+            group=raw.group_name,
+            stream=stream,
+            settings=settings,
+            status=raw.status,
+            checkpoint=_parse_checkpoint(
+                raw.last_checkpointed_event_position, on_all=stream is None
+            ),
+            parked=raw.parked_message_count,
+            connections=len(raw.connections),
+        )
+
+
+def _untyped(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """esdbclient's create/update overloads split start points over keyword combinations that
+    only a runtime choice picks; the implementation takes them all."""
+    return method
+
+
+class _CommonSettings(TypedDict):
+    consumer_strategy: EsdbConsumerStrategy
+    message_timeout: float
+    max_retry_count: int
+    min_checkpoint_count: int
+    max_checkpoint_count: int
+    checkpoint_after: float
+    max_subscriber_count: int
+
+
+def _common_settings(settings: SubscriptionSettings) -> _CommonSettings:
+    return {
+        "consumer_strategy": cast(EsdbConsumerStrategy, str(settings.consumer_strategy.value)),
+        "message_timeout": settings.message_timeout,
+        "max_retry_count": settings.max_retry_count,
+        "min_checkpoint_count": settings.min_checkpoint_count,
+        "max_checkpoint_count": settings.max_checkpoint_count,
+        "checkpoint_after": settings.checkpoint_after,
+        "max_subscriber_count": settings.max_subscriber_count,
+    }
+
+
+def _stream_start(settings: SubscriptionSettings) -> int | None:
+    """The inclusive start version as a revision (None: the start, or the end if from_end)."""
+    if settings.from_end or settings.start_from is None or settings.start_from <= 1:
+        return None
+    return settings.start_from - 1
+
+
+def _parse_position(text: str) -> int | None:
+    """`C:<commit>/P:<prepare>` -> commit; EventStoreDB's format for `$all` positions."""
+    commit = text.split("/", 1)[0]
+    if not commit.startswith("C:"):
+        return None
+    try:
+        return int(commit[2:])
+    except ValueError:
+        return None
+
+
+def _parse_start(text: str, *, on_all: bool) -> tuple[int | None, bool]:
+    """A group's start_from as the port's (start_from, from_end). 0 is the start, -1 the end."""
+    value = _parse_position(text) if on_all else _parse_int(text)
+    if value is None or value == 0:
+        return None, False
+    if value < 0:
+        return None, True
+    return (value, False) if on_all else (value + 1, False)
+
+
+def _parse_checkpoint(text: str, *, on_all: bool) -> int | None:
+    """The last checkpoint as a position ($all) or a version (stream); None when there is none."""
+    if not text:
+        return None
+    value = _parse_position(text) if on_all else _parse_int(text)
+    if value is None or value < 0:
+        return None
+    return value if on_all else value + 1
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
