@@ -1,0 +1,336 @@
+"""Write benchmark: N place/pay/ship flows over HTTP against the server and a no-op baseline.
+
+    python -m scripts.bench_write --flows 2000 --concurrency 32
+
+Starts the real server (fresh temporary DATA_DIR, embedded defaults) and the baseline app (the same
+strawberry stack with resolvers that do nothing), drives the same flows at both over keep-alive
+connections, and prints commands/s and p50/p99 latency as a markdown table for the README. Each
+figure is the median of several rounds. `--url` targets a server that is already running instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from scripts._loadgen import Endpoint, Flow, RunStats, encode_graphql_post, run_flows
+from scripts._server import ServerProcess, baseline_command
+
+log = logging.getLogger(__name__)
+
+RESULT = """__typename
+  ... on CommandAccepted { orderId version position eventIds }
+  ... on CommandError { code message }"""
+
+PLACE = (
+    f"""mutation Place($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{ {RESULT} }} }}"""
+)
+PAY = f"""mutation Pay($input: TakePaymentInput!) {{ takePayment(input: $input) {{ {RESULT} }} }}"""
+SHIP = f"""mutation Ship($input: ShipOrderInput!) {{ shipOrder(input: $input) {{ {RESULT} }} }}"""
+
+
+def staff_token(secret: str) -> str:
+    """A long-lived staff token for the run."""
+    return jwt.encode({"sub": "bench", "role": "staff", "exp": 2**31 - 1}, secret, "HS256")
+
+
+def flow_variables(run: str, n: int) -> list[tuple[str, dict[str, object]]]:
+    """One order's life: place (two lines), pay the total, ship."""
+    order_id = f"bench-{run}-{n}"
+    items = [
+        {"productId": "sku-1", "name": "Widget", "price": "12.50", "qty": 2},
+        {"productId": "sku-2", "name": "Gadget", "price": "4.99", "qty": 1},
+    ]
+    return [
+        (PLACE, {"input": {"orderId": order_id, "customerId": f"c-{n % 97}", "items": items}}),
+        (
+            PAY,
+            {
+                "input": {
+                    "orderId": order_id,
+                    "amount": "29.99",
+                    "method": "card",
+                    "transactionId": f"tx-{order_id}",
+                }
+            },
+        ),
+        (
+            SHIP,
+            {"input": {"orderId": order_id, "trackingId": f"trk-{n}", "carrier": "DHL"}},
+        ),
+    ]
+
+
+def accepted(status: int, body: bytes) -> bool:
+    """A 200 whose result is a CommandAccepted."""
+    return status == 200 and b'"CommandAccepted"' in body and b'"errors"' not in body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """A server under test."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    """Medians over the rounds of one target."""
+
+    label: str
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    first_errors: tuple[str, ...]
+
+
+async def _httpx_flows(
+    url: str,
+    flows: Sequence[Sequence[tuple[str, dict[str, object]]]],
+    token: str,
+    concurrency: int,
+    on_progress: Callable[[int], None],
+) -> RunStats:
+    """The same run with httpx, to show what the load generator itself costs."""
+    stats = RunStats()
+    pending = iter(flows)
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, trust_env=False) as client:
+
+        async def worker() -> None:
+            for flow in pending:
+                for query, variables in flow:
+                    started = time.perf_counter_ns()
+                    response = await client.post(
+                        "/graphql", json={"query": query, "variables": variables}, headers=headers
+                    )
+                    stats.latencies_ns.append(time.perf_counter_ns() - started)
+                    if not accepted(response.status_code, response.content):
+                        stats.errors += 1
+                        if len(stats.first_errors) < 5:
+                            stats.first_errors.append(response.text[:300])
+                on_progress(len(flow))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        stats.elapsed_s = time.perf_counter() - started
+    return stats
+
+
+async def run_target(
+    target: Target,
+    *,
+    flows: int,
+    concurrency: int,
+    rounds: int,
+    warmup: int,
+    token: str,
+    client: str,
+    progress: Progress,
+) -> Summary:
+    """Warm up, then `rounds` measured runs of `flows` fresh flows; medians of each figure."""
+    endpoint = Endpoint.from_url(target.url)
+    results: list[RunStats] = []
+    for round_no in range(rounds + 1):
+        count = warmup if round_no == 0 else flows
+        if count == 0:
+            continue
+        run = uuid.uuid4().hex[:10]
+        plans = [flow_variables(run, n) for n in range(count)]
+        name = "warm-up" if round_no == 0 else f"round {round_no}/{rounds}"
+        task = progress.add_task(f"{target.label}: {name}", total=count * 3)
+
+        def advance(commands: int, task_id: TaskID = task) -> None:
+            progress.advance(task_id, commands)
+
+        if client == "httpx":
+            stats = await _httpx_flows(target.url, plans, token, concurrency, advance)
+        else:
+            encoded: list[Flow] = [
+                [encode_graphql_post(endpoint, q, v, token) for q, v in plan] for plan in plans
+            ]
+            stats = await run_flows(
+                endpoint, encoded, concurrency=concurrency, success=accepted, on_progress=advance
+            )
+        progress.remove_task(task)
+        if round_no > 0:
+            results.append(stats)
+        if stats.errors:
+            log.warning("%s %s: %d failed commands", target.label, name, stats.errors)
+    return Summary(
+        label=target.label,
+        throughput=statistics.median(r.throughput for r in results),
+        p50_ms=statistics.median(r.percentile_ms(0.50) for r in results),
+        p99_ms=statistics.median(r.percentile_ms(0.99) for r in results),
+        errors=sum(r.errors for r in results),
+        first_errors=tuple(e for r in results for e in r.first_errors)[:5],
+    )
+
+
+def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
+    """The README table."""
+    lines = [
+        f"{args.flows} place/pay/ship flows ({args.flows * 3} commands), "
+        f"{args.concurrency} concurrent keep-alive clients, median of {args.rounds} rounds, "
+        f"{os.cpu_count()} CPUs, client `{args.client}`:",
+        "",
+        "| target | commands/s | p50 (ms) | p99 (ms) | failed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {s.label} | {s.throughput:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} |"
+        )
+    if len(summaries) == 2 and summaries[1].throughput:
+        ratio = summaries[0].throughput / summaries[1].throughput
+        lines += ["", f"Full command path / no-op baseline: **{ratio:.2f}x** the throughput."]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench_write", description=__doc__)
+    parser.add_argument("--flows", type=int, default=2000, help="flows per round (3 commands each)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=200, help="flows before measuring")
+    parser.add_argument("--url", help="benchmark this running server instead of starting one")
+    parser.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("JWT_SECRET"),
+        help="the running server's JWT_SECRET (with --url; default: $JWT_SECRET)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra environment for the started server(s), e.g. ESDB_URL=...",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the no-op baseline")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: the lean raw-socket client (default) or httpx, for comparison",
+    )
+    args = parser.parse_args(argv)
+    if args.url and not args.jwt_secret:
+        parser.error("--url needs --jwt-secret (or JWT_SECRET) to sign its tokens")
+    for pair in args.server_env:
+        if "=" not in pair:
+            parser.error(f"--server-env takes K=V, got {pair!r}")
+    return args
+
+
+async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
+    """Start what is needed, run every target, stop what was started."""
+    secret: str = args.jwt_secret or secrets.token_urlsafe(32)
+    env = dict(pair.split("=", 1) for pair in args.server_env)
+    token = staff_token(secret)
+    started: list[ServerProcess] = []
+    with tempfile.TemporaryDirectory(prefix="bench-write-") as tmp:
+        root = Path(tmp)
+        try:
+            targets: list[Target] = []
+            if args.url:
+                targets.append(Target(label="full command path", url=args.url.rstrip("/")))
+            else:
+                server = ServerProcess(
+                    data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
+                )
+                started.append(server)
+                await asyncio.to_thread(server.start)
+                store = "EventStoreDB" if "ESDB_URL" in env else "embedded SQLite"
+                targets.append(Target(label=f"full command path ({store})", url=server.url))
+            if not args.no_baseline:
+                baseline = ServerProcess(
+                    data_dir=root / "baseline",
+                    jwt_secret=secret,
+                    log_path=root / "baseline.log",
+                    env=env,
+                )
+                baseline.command = baseline_command(baseline.port)
+                started.append(baseline)
+                await asyncio.to_thread(baseline.start)
+                targets.append(Target(label="no-op baseline (same stack)", url=baseline.url))
+
+            summaries = []
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                refresh_per_second=4,
+            ) as progress:
+                for target in targets:
+                    summaries.append(
+                        await run_target(
+                            target,
+                            flows=args.flows,
+                            concurrency=args.concurrency,
+                            rounds=args.rounds,
+                            warmup=args.warmup,
+                            token=token,
+                            client=args.client,
+                            progress=progress,
+                        )
+                    )
+            return summaries
+        finally:
+            for process in started:
+                if process.stop() not in (0, None):
+                    console.print(f"[yellow]{process.command[2]} exited badly; log tail:[/]")
+                    console.print(process.log_tail(20), markup=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the table; non-zero exit when any command failed."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console(stderr=True)
+    try:
+        import uvloop
+
+        summaries = uvloop.run(bench(args, console))
+    except ImportError:
+        summaries = asyncio.run(bench(args, console))
+    sys.stdout.write(markdown(summaries, args) + "\n")
+    failed = [s for s in summaries if s.errors]
+    for s in failed:
+        console.print(f"[red]{s.label}: {s.errors} failed commands, e.g.:[/]")
+        for error in s.first_errors:
+            console.print(f"  {error}", markup=False)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
