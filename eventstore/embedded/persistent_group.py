@@ -223,7 +223,6 @@ class GroupRuntime:
                         counts[id(owner)] += 1
                     pinned = min(consumers, key=lambda c: counts[id(c)])
                     self._pins[bucket] = pinned
-                # Like EventStoreDB: a full pinned consumer holds the queue up until it has room.
                 return pinned if pinned.capacity > 0 else None
             case _:
                 count = len(consumers)
@@ -234,30 +233,43 @@ class GroupRuntime:
                         return candidate
                 return None
 
+    def _has_capacity(self) -> bool:
+        return any(c.capacity > 0 for c in self.consumers)
+
     def _dispatch(self) -> None:
-        timeout = self._settings.message_timeout
-        while self._retry or self._live:
-            from_retry = bool(self._retry)
-            message = next(iter(self._retry.values())) if from_retry else self._live[0]
+        """Hand out retries first, then new events, while any consumer has room. A message its
+        strategy cannot place now (a full pinned consumer) waits while later ones go out, as on
+        EventStoreDB."""
+        for ack_id, message in list(self._retry.items()):
+            if not self._has_capacity():
+                break
+            consumer = self._choose(message)
+            if consumer is not None:
+                del self._retry[ack_id]
+                self._deliver(consumer, message)
+        waiting: deque[_Message] = deque()
+        while self._live and self._has_capacity():
+            message = self._live.popleft()
             consumer = self._choose(message)
             if consumer is None:
-                break
-            if from_retry:
-                self._retry.popitem(last=False)
+                waiting.append(message)
             else:
-                self._live.popleft()
-            deadline = self._loop.time() + timeout if timeout > 0 else math.inf
-            event = message.event
-            self._in_flight[event.id] = _InFlight(message, consumer, deadline)
-            consumer.in_flight += 1
-            consumer.push(
-                dataclasses.replace(event, retry_count=message.retry_count, ack_id=event.id)
-            )
+                self._deliver(consumer, message)
+        waiting.extend(self._live)
+        self._live = waiting
         if len(self._live) < _LIVE_BUFFER:
             self._space.set()
 
+    def _deliver(self, consumer: EmbeddedConsumer, message: _Message) -> None:
+        timeout = self._settings.message_timeout
+        deadline = self._loop.time() + timeout if timeout > 0 else math.inf
+        event = message.event
+        self._in_flight[event.id] = _InFlight(message, consumer, deadline)
+        consumer.in_flight += 1
+        consumer.push(dataclasses.replace(event, retry_count=message.retry_count, ack_id=event.id))
+
     def _feed(self) -> AsyncIterator[RecordedEvent]:
-        after = self.record.checkpoint if self.record.checkpoint is not None else None
+        after = self.record.checkpoint
         if after is None:
             after = self.record.start_after
         stream = self.record.stream

@@ -368,3 +368,18 @@ async def test_deleting_a_group_drops_its_consumers(store: EventStore) -> None:
     with pytest.raises(SubscriptionDropped):
         await receive(sub)
     await sub.stop()
+
+
+async def test_many_events_through_a_small_buffer_arrive_once(store: EventStore) -> None:
+    stream, group = unique("ps-many"), unique("g")
+    await store.append(stream, new_events(700), NO_STREAM)
+    await store.create_subscription(group, stream=stream, settings=FAST)
+    sub = await store.read_subscription(group, stream=stream, buffer_size=10)
+    seen = []
+    for _ in range(700):
+        event = await receive(sub)
+        seen.append(event.version)
+        await sub.ack(event)
+    assert sorted(seen) == list(range(1, 701))
+    await assert_quiet(sub, FAST.message_timeout * 2)
+    await sub.stop()
