@@ -133,6 +133,10 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
             if hard:
                 await store.tombstone_stream(stream, expected)
             else:
+                # EventStoreDB refuses to soft-delete a stream with no readable events, whatever
+                # the expectation ("Actual version: -1", which clients read as not found).
+                if await self._backend.last_event(stream) is None:
+                    raise WrongExpectedVersion(stream, expected, None)
                 await store.delete_stream(stream, expected)
         except WrongExpectedVersion as conflict:
             await errors.abort(
