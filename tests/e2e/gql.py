@@ -81,6 +81,12 @@ class GraphQLClient:
         return data
 
 
+def no_data(result: JSON) -> bool:
+    """True when a response carries no value: `data` absent, null, or every root field null."""
+    data = result.get("data")
+    return data is None or all(value is None for value in data.values())
+
+
 def error_codes(result: JSON) -> list[str | None]:
     """The `extensions.code` of every top-level error of a response."""
     return [(e.get("extensions") or {}).get("code") for e in result.get("errors") or []]
@@ -170,21 +176,14 @@ class Orders:
         return result
 
     async def pay(self, order_id: str, amount: str = "10.00", **extra: Any) -> JSON:
-        """`takePayment` by card."""
-        return await self.command(
-            "takePayment",
-            orderId=order_id,
-            amount=amount,
-            method="card",
-            transactionId=f"tx-{order_id}",
-            **extra,
-        )
+        """`takePayment` by card; `extra` adds or overrides input fields."""
+        fields = {"amount": amount, "method": "card", "transactionId": f"tx-{order_id}"}
+        return await self.command("takePayment", orderId=order_id, **(fields | extra))
 
     async def ship(self, order_id: str, **extra: Any) -> JSON:
-        """`shipOrder` with DHL."""
-        return await self.command(
-            "shipOrder", orderId=order_id, trackingId=f"trk-{order_id}", carrier="DHL", **extra
-        )
+        """`shipOrder` with DHL; `extra` adds or overrides input fields."""
+        fields = {"trackingId": f"trk-{order_id}", "carrier": "DHL"}
+        return await self.command("shipOrder", orderId=order_id, **(fields | extra))
 
     async def cancel(self, order_id: str, reason: str = "changed my mind", **extra: Any) -> JSON:
         """`cancelOrder`."""
