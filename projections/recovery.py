@@ -1,0 +1,151 @@
+"""Catching the views up from the log: after Redis came back empty or behind, and for rebuilds.
+
+Redis is a cache of the log. Each namespace records a watermark: a position at or before which
+every order event is in the views. It is only ever raised to a position known to be applied (the
+end of a catch-up, or the subscription's checkpoint: acked means applied), so a Redis restored to an
+older state carries an older but still true watermark, and catching up from it is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.events import ORDER_STREAM_PREFIX
+from domain.upcasting import UnknownSchemaVersion
+from eventstore.codec import decode_record
+from eventstore.port import EventFilter, EventStore, RecordedEvent
+from projections.mapping import ViewChange, change_of
+from projections.redis_store import ApplyResult, RedisViewStore
+
+logger = logging.getLogger(__name__)
+
+ORDER_EVENTS = EventFilter(stream_prefixes=(ORDER_STREAM_PREFIX,))
+PAGE_SIZE = 2000
+
+DECODE_ERRORS = (UnknownSchemaVersion, ValueError, KeyError, TypeError, ArithmeticError)
+"""What decoding a stored event may raise: such an event can never be projected (parked)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (events done, events expected) as a catch-up runs."""
+
+
+class ViewsLost(RuntimeError):
+    """Redis lost its namespace while we were writing to it: recover again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatchUpResult:
+    """How a catch-up ended: the last position read, and counts by outcome."""
+
+    last_position: int | None
+    applied: int
+    duplicates: int
+    unprojectable: int
+
+
+def to_change(record: RecordedEvent) -> ViewChange:
+    """The view change of a stored order event; raises one of DECODE_ERRORS if it has none."""
+    return change_of(decode_record(record))
+
+
+def _changes(records: list[RecordedEvent]) -> tuple[list[ViewChange], int]:
+    changes: list[ViewChange] = []
+    failed = 0
+    for record in records:
+        try:
+            changes.append(to_change(record))
+        except DECODE_ERRORS as error:
+            failed += 1
+            logger.error("cannot project %s@%d: %s", record.stream, record.version, error)
+    return changes, failed
+
+
+async def catch_up(
+    store: EventStore,
+    views: RedisViewStore,
+    *,
+    from_position: int | None,
+    namespace: str = "",
+    publish: bool = True,
+    page_size: int = PAGE_SIZE,
+    progress: Progress | None = None,
+    expected: int = 0,
+) -> CatchUpResult:
+    """Apply every order event from `from_position` (inclusive; None: the start) to the head.
+
+    Reads the next page while the current one is written, so the log and Redis work in parallel.
+    """
+    applied = duplicates = failed = done = 0
+    last: int | None = None
+    fetch = asyncio.ensure_future(
+        store.read_all(from_position=from_position, limit=page_size, filter=ORDER_EVENTS)
+    )
+    try:
+        while records := await fetch:
+            last = records[-1].position
+            fetch = asyncio.ensure_future(
+                store.read_all(from_position=last + 1, limit=page_size, filter=ORDER_EVENTS)
+            )
+            changes, bad = _changes(records)
+            failed += bad
+            for change, result in zip(
+                changes,
+                await views.apply_batch(changes, namespace=namespace, publish=publish),
+                strict=True,
+            ):
+                if result is ApplyResult.OK:
+                    applied += 1
+                elif result is ApplyResult.DUPLICATE:
+                    duplicates += 1
+                elif result is ApplyResult.RESET:
+                    raise ViewsLost("Redis lost the views during a catch-up")
+                else:
+                    failed += 1
+                    logger.error(
+                        "catch-up: %s of %s v%d at %d",
+                        result.value,
+                        change.order_id,
+                        change.version,
+                        change.position,
+                    )
+            done += len(records)
+            if progress is not None:
+                progress(done, max(expected, done))
+    finally:
+        fetch.cancel()
+    return CatchUpResult(
+        last_position=last, applied=applied, duplicates=duplicates, unprojectable=failed
+    )
+
+
+async def recover(store: EventStore, views: RedisViewStore) -> CatchUpResult:
+    """Bring the serving views up to the log's head from where Redis really is.
+
+    Creates the namespace if Redis has none (empty after a flush or a restart), catches up from its
+    watermark (the start if it has none), then records the new watermark and marks it ready.
+    """
+    ns, created = await views.ensure_namespace()
+    mark, _ = await views.watermark(ns)
+    logger.info(
+        "recovering views in %s from %s%s",
+        ns,
+        "the start" if mark is None else f"position {mark}",
+        " (Redis was empty)" if created else "",
+    )
+    result = await catch_up(store, views, from_position=mark)
+    reached = max(p for p in (result.last_position, mark, 0) if p is not None)
+    outcome = await views.raise_watermark(reached, mark_ready=True, namespace=ns)
+    if outcome == "reset":
+        raise ViewsLost("Redis lost the views during recovery")
+    logger.info(
+        "views in %s caught up to %d: %d applied, %d already there, %d unprojectable",
+        ns,
+        reached,
+        result.applied,
+        result.duplicates,
+        result.unprojectable,
+    )
+    return result

@@ -1,0 +1,299 @@
+"""The projector runner: consumes the "orders-view" persistent subscription into the Redis views.
+
+Per batch: decode (an event that cannot be decoded is parked at once, with the error recorded),
+apply all in one pipelined round trip, then ack what is in the views, nack-retry gaps (an earlier
+version is still on its way) and park what can never apply. Redis losing the views shows up as a
+RESET from the script, or in the periodic health check; either way the runner pauses consuming,
+catches the views up from their watermark, and goes on. Errors reconnect with exponential backoff.
+Any number of runners (in one process or many) can share the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from eventstore.port import (
+    ConsumerStrategy,
+    EventStore,
+    EventStoreError,
+    NackAction,
+    PersistentSubscription,
+    RecordedEvent,
+    SubscriptionGroupExists,
+    SubscriptionGroupNotFound,
+    SubscriptionSettings,
+)
+from projections.mapping import ViewChange
+from projections.recovery import DECODE_ERRORS, ORDER_EVENTS, ViewsLost, recover, to_change
+from projections.redis_store import ApplyResult, RedisViewStore
+from projections.status import forget_worker, record_status
+from projections.views import ProjectionStatus
+
+logger = logging.getLogger(__name__)
+
+LAG_CAP = 10_000
+"""Lag is counted by reading the log after the views' position, up to this many events."""
+
+GROUP_SETTINGS = SubscriptionSettings(
+    filter=ORDER_EVENTS,
+    # one order's events go to one worker, so several workers rarely see each other's gaps
+    consumer_strategy=ConsumerStrategy.PINNED,
+    # a gap resolves as soon as its predecessor is applied; retry generously before parking
+    max_retry_count=50,
+    message_timeout=30.0,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunnerSettings:
+    """How a runner consumes its group."""
+
+    name: str = "orders"
+    group: str = "orders-view"
+    batch_size: int = 500
+    buffer_size: int = 1000
+    health_interval: float = 1.0
+    backoff_initial: float = 0.1
+    backoff_max: float = 10.0
+
+
+_STOP = object()
+
+
+class ProjectorRunner:
+    """One worker of the projection. `await run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        views: RedisViewStore,
+        *,
+        settings: RunnerSettings | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.views = views
+        self.settings = settings or RunnerSettings()
+        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.state = "stopped"
+        self.position: int | None = None
+        self.lag = 0
+        self.parked = 0
+        self.last_error: str | None = None
+        self._run_id: str | None = None
+        self._written_mark: int | None = None
+        self._next_health = 0.0
+
+    def status(self) -> ProjectionStatus:
+        """This worker's status, for the `projections` query."""
+        return ProjectionStatus(
+            name=self.settings.name,
+            position=self.position,
+            lag=self.lag,
+            state=self.state,
+            parked=self.parked,
+            last_error=self.last_error,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, reconnecting after errors with exponential backoff."""
+        delay = self.settings.backoff_initial
+        while not stop.is_set():
+            try:
+                await self._ensure_group()
+                await self._recover()
+                subscription = await self.store.read_subscription(
+                    self.settings.group, buffer_size=self.settings.buffer_size
+                )
+                delay = self.settings.backoff_initial
+                try:
+                    await self._consume(subscription, stop)
+                finally:
+                    await subscription.stop()
+            except (EventStoreError, RedisError, OSError, ViewsLost) as error:
+                self.state = "error"
+                self.last_error = f"{type(error).__name__}: {error}"
+                logger.warning("projector %s: %s; retrying in %.1f s", self.worker_id, error, delay)
+                await self._publish_status_quietly()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
+                delay = min(delay * 2, self.settings.backoff_max)
+        self.state = "stopped"
+        with contextlib.suppress(RedisError, OSError):
+            await forget_worker(self.views.redis, self.views.keys, self.worker_id)
+        logger.info("projector %s stopped", self.worker_id)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.store.get_subscription_info(self.settings.group)
+        except SubscriptionGroupNotFound:
+            with contextlib.suppress(SubscriptionGroupExists):  # another worker was quicker
+                await self.store.create_subscription(self.settings.group, settings=GROUP_SETTINGS)
+                logger.info("created persistent subscription group %s", self.settings.group)
+
+    async def _recover(self) -> None:
+        """Catch the views up from their watermark before serving as current."""
+        self.state = "catching-up"
+        await self._publish_status_quietly()
+        while True:
+            try:
+                await recover(self.store, self.views)
+                break
+            except ViewsLost:
+                logger.warning("Redis lost the views again during recovery; starting over")
+        self._run_id = await self._redis_run_id()
+        self._written_mark, _ = await self.views.watermark()
+        self.state = "running"
+        self._next_health = 0.0
+
+    async def _consume(self, subscription: PersistentSubscription, stop: asyncio.Event) -> None:
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in subscription:
+                    queue.put_nowait(event)
+                queue.put_nowait(EventStoreError("the subscription ended"))
+            except EventStoreError as error:
+                queue.put_nowait(error)
+
+        reader = asyncio.create_task(pump(), name=f"projector-{self.worker_id}-reader")
+        stopper = asyncio.create_task(stop.wait())
+        stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
+        try:
+            while True:
+                if time.monotonic() >= self._next_health:
+                    await self._health()
+                try:
+                    async with asyncio.timeout(max(0.0, self._next_health - time.monotonic())):
+                        first = await queue.get()
+                except TimeoutError:
+                    continue
+                batch: list[RecordedEvent] = []
+                item = first
+                while True:
+                    if item is _STOP:
+                        await self._handle(subscription, batch)
+                        return
+                    if isinstance(item, BaseException):
+                        await self._handle(subscription, batch)
+                        raise item
+                    assert isinstance(item, RecordedEvent)
+                    batch.append(item)
+                    if len(batch) >= self.settings.batch_size or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                await self._handle(subscription, batch)
+        finally:
+            stopper.cancel()
+            reader.cancel()
+            for task in (stopper, reader):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _handle(
+        self, subscription: PersistentSubscription, batch: Sequence[RecordedEvent]
+    ) -> None:
+        if not batch:
+            return
+        changes: list[ViewChange] = []
+        events: list[RecordedEvent] = []
+        for event in batch:
+            try:
+                changes.append(to_change(event))
+                events.append(event)
+            except DECODE_ERRORS as error:
+                self._note_error(f"cannot decode {event.stream}@{event.version}: {error}")
+                await subscription.nack(event, NackAction.PARK)
+        results = await self.views.apply_batch(changes)
+        if ApplyResult.RESET in results:
+            # Redis came back empty under us: rebuild the views from their (new) watermark, then
+            # apply the batch again; what recovery already applied comes back as duplicates.
+            await self._recover()
+            results = await self.views.apply_batch(changes)
+            if ApplyResult.RESET in results:
+                raise ViewsLost("Redis lost the views again")
+        for event, change, result in zip(events, changes, results, strict=True):
+            if result is ApplyResult.OK or result is ApplyResult.DUPLICATE:
+                await subscription.ack(event)
+                if self.position is None or change.position > self.position:
+                    self.position = change.position
+            elif result is ApplyResult.GAP:
+                await subscription.nack(event, NackAction.RETRY)
+            else:
+                self._note_error(f"{event.stream}@{event.version} cannot follow its view")
+                await subscription.nack(event, NackAction.PARK)
+
+    def _note_error(self, message: str) -> None:
+        logger.error("projector %s: %s", self.worker_id, message)
+        self.last_error = message
+
+    async def _redis_run_id(self) -> str:
+        info = await self.views.redis.info("server")
+        return str(info.get("run_id", ""))
+
+    async def _health(self) -> None:
+        """Notice a Redis that lost or rewound the views; raise the watermark; record status."""
+        self._next_health = time.monotonic() + self.settings.health_interval
+        mark, _ = await self.views.watermark()
+        restarted = await self._redis_run_id() != self._run_id
+        rewound = self._written_mark is not None and (mark is None or mark < self._written_mark)
+        if restarted or rewound or await self.views.current_namespace() is None:
+            logger.warning(
+                "Redis %s: catching the views up", "restarted" if restarted else "lost data"
+            )
+            await self._recover()
+            return
+        info = await self.store.get_subscription_info(self.settings.group)
+        self.parked = info.parked
+        checkpoint = info.checkpoint
+        if (
+            checkpoint is not None
+            and (mark is None or checkpoint > mark)
+            and await self.views.raise_watermark(checkpoint) == "ok"
+        ):
+            self._written_mark = checkpoint
+        await self._measure_lag()
+        await self._publish_status_quietly()
+
+    async def _measure_lag(self) -> None:
+        raw = await self.views.redis.hget(f"{await self.views.current_namespace()}:stats", "pos")
+        if raw is not None:
+            self.position = max(self.position or 0, int(raw))
+        start = None if self.position is None else self.position + 1
+        behind = await self.store.read_all(from_position=start, limit=LAG_CAP, filter=ORDER_EVENTS)
+        self.lag = len(behind)
+
+    async def _publish_status_quietly(self) -> None:
+        try:
+            await record_status(self.views.redis, self.views.keys, self.worker_id, self.status())
+        except (RedisError, OSError) as error:
+            logger.debug("could not record the projector status: %s", error)
+
+
+async def run_projectors(
+    store: EventStore,
+    redis: Redis,
+    stop: asyncio.Event,
+    *,
+    workers: int = 1,
+    prefix: str = "orders",
+    settings: RunnerSettings | None = None,
+) -> list[ProjectorRunner]:
+    """Run `workers` runners sharing the group until `stop` is set (`orders project`, `serve`)."""
+    views = RedisViewStore(redis, prefix=prefix)
+    runners = [ProjectorRunner(store, views, settings=settings) for _ in range(workers)]
+    async with asyncio.TaskGroup() as group:
+        for runner in runners:
+            group.create_task(runner.run(stop), name=f"projector-{runner.worker_id}")
+    return runners

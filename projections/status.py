@@ -1,0 +1,73 @@
+"""Projection statuses: each worker records its own in Redis; the `projections` query reads them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from projections.keys import ProjectionKeys
+from projections.views import ProjectionStatus
+
+STALE_AFTER = 10.0
+"""A worker silent this long is reported as stopped (it records every second or so)."""
+
+_SEVERITY = {"error": 3, "catching-up": 2, "running": 1, "stopped": 0}
+
+
+async def record_status(
+    redis: Redis, keys: ProjectionKeys, worker: str, status: ProjectionStatus
+) -> None:
+    """Record one worker's status (with the time, so a dead worker ages out)."""
+    payload = {
+        "name": status.name,
+        "position": status.position,
+        "lag": status.lag,
+        "state": status.state,
+        "parked": status.parked,
+        "lastError": status.last_error,
+        "at": time.time(),
+    }
+    await redis.hset(keys.workers, worker, orjson.dumps(payload))
+
+
+async def forget_worker(redis: Redis, keys: ProjectionKeys, worker: str) -> None:
+    """Remove a worker's record (it stopped cleanly)."""
+    await redis.hdel(keys.workers, worker)
+
+
+def _merge(name: str, records: list[dict[str, Any]], now: float) -> ProjectionStatus:
+    live = [r for r in records if now - float(r["at"]) <= STALE_AFTER]
+    if not live:
+        latest = max(records, key=lambda r: float(r["at"]))
+        return ProjectionStatus(
+            name=name,
+            position=latest["position"],
+            lag=int(latest["lag"]),
+            state="stopped",
+            parked=int(latest["parked"]),
+            last_error=latest["lastError"],
+        )
+    errors = sorted((r for r in live if r["lastError"]), key=lambda r: float(r["at"]))
+    positions = [int(r["position"]) for r in live if r["position"] is not None]
+    return ProjectionStatus(
+        name=name,
+        position=max(positions) if positions else None,
+        lag=min(int(r["lag"]) for r in live),
+        state=max((str(r["state"]) for r in live), key=lambda s: _SEVERITY.get(s, 0)),
+        parked=max(int(r["parked"]) for r in live),
+        last_error=errors[-1]["lastError"] if errors else None,
+    )
+
+
+async def projection_statuses(redis: Redis, keys: ProjectionKeys) -> list[ProjectionStatus]:
+    """One status per projection, merged over its workers (the most severe state wins)."""
+    raw = await redis.hgetall(keys.workers)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for value in raw.values():
+        record: dict[str, Any] = orjson.loads(value)
+        by_name.setdefault(str(record["name"]), []).append(record)
+    now = time.time()
+    return [_merge(name, records, now) for name, records in sorted(by_name.items())]

@@ -1,0 +1,67 @@
+"""Writing order events into a real embedded event store, and reading back the reference fold."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from domain.events import OrderEvent, order_stream
+from eventstore.codec import EventContext, decode_record, encode
+from eventstore.port import ANY, EventStore, NewEvent
+from projections.mapping import fold_stats, fold_views
+from projections.queries import OrderQueries
+from projections.recovery import DECODE_ERRORS, ORDER_EVENTS
+from projections.views import DashboardStats, OrderView
+
+CONTEXT = EventContext(
+    correlation_id="test", causation_id="test", actor="test", occurred_at=datetime.now(UTC)
+)
+
+
+async def append(store: EventStore, order_id: str, *events: OrderEvent) -> None:
+    """Append domain events to an order's stream."""
+    await store.append(
+        order_stream(order_id), [encode(e, CONTEXT, uuid.uuid4()) for e in events], ANY
+    )
+
+
+async def append_raw(store: EventStore, order_id: str, event: NewEvent) -> None:
+    """Append an already encoded event (e.g. a malformed one)."""
+    await store.append(order_stream(order_id), [event], ANY)
+
+
+async def expected_views(store: EventStore) -> tuple[dict[str, OrderView], DashboardStats]:
+    """A fresh fold of the log: what the views must equal."""
+    records = await store.read_all(filter=ORDER_EVENTS)
+    decoded = []
+    for record in records:
+        try:
+            decoded.append(decode_record(record))
+        except DECODE_ERRORS:
+            continue  # unprojectable: parked by the projector
+    views = fold_views(decoded)
+    return views, fold_stats(views.values())
+
+
+async def actual_views(
+    queries: OrderQueries, order_ids: list[str]
+) -> tuple[dict[str, OrderView], DashboardStats]:
+    """What Redis holds for those orders, and its stats."""
+    views = {}
+    for order_id in order_ids:
+        view = await queries.get_order(order_id)
+        if view is not None:
+            views[order_id] = view
+    return views, await queries.dashboard_stats()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait until `check()` holds (bounded); fails the test otherwise."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
