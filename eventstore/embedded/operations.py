@@ -185,6 +185,10 @@ def delete(
     if is_tombstoned(conn, stream):
         raise StreamDeleted(stream)
     head = load_head(conn, stream)
+    if head.version == 0:
+        # EventStoreDB refuses to soft-delete a stream that never existed, whatever the
+        # expectation (the client sees "Actual version: -1").
+        raise WrongExpectedVersion(stream, expected, None)
     check_expected(conn, head, expected, ())
     metadata = {**load_metadata(conn, stream), TRUNCATE_BEFORE: head.version}
     stamped = NewEvent(id=event_id, type=METADATA_EVENT_TYPE, data=orjson.dumps(metadata))
