@@ -32,14 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     """Parses arguments and serves."""
     parser = argparse.ArgumentParser(
         prog="python -m tests.esdb_server",
-        description="An EventStoreDB 24.x-compatible gRPC server over the embedded store, for tests.",
+        description="An EventStoreDB 24.x-compatible gRPC server over the embedded store (tests).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2113)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.host, args.port, args.data_dir))

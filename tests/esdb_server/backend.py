@@ -7,7 +7,7 @@ exclusive/inclusive start points) is decided here or in the services.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from eventstore.port import (
     EventFilter,
@@ -56,7 +56,7 @@ class Backend:
 
     async def iter_stream(
         self, stream: str, *, after_version: int | None
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent]:
         """The stream's events after `after_version` (exclusive), page by page, to its end now."""
         next_version = 1 if after_version is None else after_version + 1
         while True:
@@ -69,7 +69,7 @@ class Backend:
 
     async def iter_all(
         self, *, from_position: int | None, backwards: bool = False
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent]:
         """`$all` as clients see it (hidden streams left out), from a position (inclusive)."""
         position = from_position
         while True:

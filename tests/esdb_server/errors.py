@@ -10,7 +10,6 @@ from typing import Any, NoReturn
 
 import grpc
 from esdbclient.protos.Grpc import code_pb2, shared_pb2, status_pb2, streams_pb2
-from google.protobuf import any_pb2, empty_pb2
 
 from eventstore.port import NO_STREAM, ExpectedVersion
 
@@ -29,7 +28,7 @@ def stream_deleted_message(stream: str) -> str:
 
 
 def delete_conflict_message(stream: str, expected: ExpectedVersion, actual: int | None) -> str:
-    """The message of a Delete/Tombstone wrong-expected-version; the client parses 'Actual version'."""
+    """Delete/Tombstone wrong-expected-version message; clients parse 'Actual version'."""
     actual_revision = -1 if actual is None else actual - 1
     return (
         f"Delete failed due to WrongExpectedVersion. Stream: {stream}, "
@@ -87,17 +86,17 @@ def batch_wrong_version(expected: ExpectedVersion, actual: int | None) -> Any:
     """`google.rpc.Status` (ALREADY_EXISTS) packing a `WrongExpectedVersion` for BatchAppend."""
     wrong = shared_pb2.WrongExpectedVersion()
     if actual is None:
-        wrong.current_no_stream.CopyFrom(empty_pb2.Empty())
+        wrong.current_no_stream.SetInParent()
     else:
         wrong.current_stream_revision = actual - 1
     if expected is NO_STREAM:
-        wrong.expected_no_stream.CopyFrom(empty_pb2.Empty())
+        wrong.expected_no_stream.SetInParent()
     elif isinstance(expected, int):
         wrong.expected_stream_position = expected - 1
     elif expected.value == "exists":
-        wrong.expected_stream_exists.CopyFrom(empty_pb2.Empty())
+        wrong.expected_stream_exists.SetInParent()
     else:
-        wrong.expected_any.CopyFrom(empty_pb2.Empty())
+        wrong.expected_any.SetInParent()
     return _status(code_pb2.ALREADY_EXISTS, "Wrong expected version.", wrong)
 
 
@@ -113,7 +112,7 @@ def batch_bad_request(message: str) -> Any:
     return _status(code_pb2.INVALID_ARGUMENT, message, shared_pb2.BadRequest(message=message))
 
 
-def _status(code: int, message: str, detail: Any) -> Any:
-    packed = any_pb2.Any()
-    packed.Pack(detail)
-    return status_pb2.Status(code=code, message=message, details=packed)
+def _status(code: Any, message: str, detail: Any) -> Any:
+    status = status_pb2.Status(code=code, message=message)
+    status.details.Pack(detail)
+    return status

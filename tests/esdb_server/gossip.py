@@ -11,7 +11,7 @@ from esdbclient.protos.Grpc import gossip_pb2, gossip_pb2_grpc
 from .convert import uuid_message
 
 
-class GossipService(gossip_pb2_grpc.GossipServicer):  # type: ignore[misc]
+class GossipService(gossip_pb2_grpc.GossipServicer):
     """Answers `Read` with this server as the alive leader, so discovery connects back here."""
 
     def __init__(self, host: str, port: int) -> None:

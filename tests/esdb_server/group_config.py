@@ -90,7 +90,9 @@ class GroupSettings:
         return cls(**values)
 
 
-def settings_from_request(options: Any, *, update: bool, previous: GroupSettings | None) -> GroupSettings:
+def settings_from_request(
+    options: Any, *, update: bool, previous: GroupSettings | None
+) -> GroupSettings:
     """Reads CreateReq/UpdateReq options; raises `InvalidSettings`."""
     target = options.WhichOneof("stream_option")
     if target == "stream":

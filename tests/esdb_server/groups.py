@@ -177,7 +177,8 @@ class Group:
                 async for event in source:
                     point = event.version if self.settings.stream is not None else event.position
                     if self.settings.stream is None and (
-                        hidden_from_all(event) or (selected is not None and not selected.matches(event))
+                        hidden_from_all(event)
+                        or (selected is not None and not selected.matches(event))
                     ):
                         continue
                     link = None
@@ -264,7 +265,9 @@ class Group:
         limit = self.settings.max_subscriber_count
         if limit and len(self.consumers) >= limit:
             raise MaxConsumersReached
-        consumer = Consumer(buffer_size=max(1, buffer_size), connection_name=connection_name, peer=peer)
+        consumer = Consumer(
+            buffer_size=max(1, buffer_size), connection_name=connection_name, peer=peer
+        )
         self.consumers.append(consumer)
         self._wake.set()
         return consumer
@@ -359,7 +362,9 @@ class Group:
     async def parked_links(self) -> list[RecordedEvent]:
         """The parked links not yet replayed."""
         try:
-            return [e async for e in self.backend.iter_stream(self.parked_stream, after_version=None)]
+            return [
+                e async for e in self.backend.iter_stream(self.parked_stream, after_version=None)
+            ]
         except StreamDeleted:
             return []
 

@@ -42,7 +42,7 @@ def _source_of(options: Any) -> str | None:
     return str(options.stream_identifier.stream_name.decode("utf8"))
 
 
-class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):  # type: ignore[misc]
+class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
     """Groups kept in memory and in `$persistentSubscriptionConfig`, run by `groups.Group`."""
 
     def __init__(self, backend: Backend, *, timeout_tick: float) -> None:
@@ -156,9 +156,11 @@ class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):  #
         options = request.options
         groups = list(self._groups.values())
         if options.WhichOneof("list_option") == "list_for_stream":
-            wanted = _source_of(options.list_for_stream) if options.list_for_stream.WhichOneof(
-                "stream_option"
-            ) == "all" else options.list_for_stream.stream.stream_name.decode("utf8")
+            wanted = (
+                _source_of(options.list_for_stream)
+                if options.list_for_stream.WhichOneof("stream_option") == "all"
+                else options.list_for_stream.stream.stream_name.decode("utf8")
+            )
             groups = [g for g in groups if g.settings.stream == wanted]
         if not groups:
             await errors.abort(context, grpc.StatusCode.NOT_FOUND, "Subscription groups not found.")

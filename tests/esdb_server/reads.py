@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -40,7 +40,9 @@ async def serve_read(backend: Backend, request: Any, context: Any) -> AsyncItera
         try:
             filter_ = compile_filter(options.filter)
         except re.error as problem:
-            await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"Invalid filter: {problem}")
+            await errors.abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, f"Invalid filter: {problem}"
+            )
     reader = _Reader(backend, options, context, filter_)
     if options.WhichOneof("stream_option") == "stream":
         body = reader.subscribe_stream() if subscribe else reader.read_stream()
@@ -84,7 +86,7 @@ class _Reader:
 
     # -- plain reads ---------------------------------------------------------------------
 
-    async def read_stream(self) -> AsyncIterator[Any]:
+    async def read_stream(self) -> AsyncGenerator[Any]:
         stream_options = self._options.stream
         stream = stream_options.stream_identifier.stream_name.decode("utf8")
         try:
@@ -124,7 +126,7 @@ class _Reader:
                 return
             next_version = page[-1].version + (-1 if self._backwards else 1)
 
-    async def read_all(self) -> AsyncIterator[Any]:
+    async def read_all(self) -> AsyncGenerator[Any]:
         all_options = self._options.all
         kind = all_options.WhichOneof("all_option")
         from_position: int | None
@@ -180,7 +182,7 @@ class _Reader:
         response.checkpoint.prepare_position = commit_of(position)
         return response
 
-    async def subscribe_stream(self) -> AsyncIterator[Any]:
+    async def subscribe_stream(self) -> AsyncGenerator[Any]:
         stream_options = self._options.stream
         stream = stream_options.stream_identifier.stream_name.decode("utf8")
         yield self._confirmation()
@@ -205,7 +207,7 @@ class _Reader:
         except StreamDeleted:
             await self._stream_deleted(stream)
 
-    async def subscribe_all(self) -> AsyncIterator[Any]:
+    async def subscribe_all(self) -> AsyncGenerator[Any]:
         all_options = self._options.all
         yield self._confirmation()
         kind = all_options.WhichOneof("all_option")

@@ -24,8 +24,14 @@ class TestServer:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self, store: EventStore, *, host: str = "127.0.0.1", port: int = 0,
-                 timeout_tick: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout_tick: float = 1.0,
+    ) -> None:
         self.store = store
         self.host = host
         self._requested_port = port
@@ -48,9 +54,9 @@ class TestServer:
         backend = Backend(self.store)
         self._persistent = PersistentService(backend, timeout_tick=self._timeout_tick)
         await self._persistent.start()
-        streams_pb2_grpc.add_StreamsServicer_to_server(StreamsService(backend), server)
-        persistent_pb2_grpc.add_PersistentSubscriptionsServicer_to_server(self._persistent, server)
-        gossip_pb2_grpc.add_GossipServicer_to_server(GossipService(self.host, self.port), server)
+        streams_pb2_grpc.add_StreamsServicer_to_server(StreamsService(backend), server)  # type: ignore[no-untyped-call]
+        persistent_pb2_grpc.add_PersistentSubscriptionsServicer_to_server(self._persistent, server)  # type: ignore[no-untyped-call]
+        gossip_pb2_grpc.add_GossipServicer_to_server(GossipService(self.host, self.port), server)  # type: ignore[no-untyped-call]
         await server.start()
         self._server = server
         logger.info("EventStoreDB test server listening on %s", self.url)
@@ -70,8 +76,9 @@ class TestServer:
             await self._server.wait_for_termination()
 
 
-async def open_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
-                      timeout_tick: float = 1.0) -> TestServer:
+async def open_server(
+    data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, timeout_tick: float = 1.0
+) -> TestServer:
     """Opens the embedded store in `data_dir` and starts a server over it."""
     store = await SQLiteEventStore.open(data_dir)
     server = TestServer(store, host=host, port=port, timeout_tick=timeout_tick)

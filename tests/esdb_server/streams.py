@@ -31,7 +31,7 @@ def _new_event(message: Any) -> NewEvent:
     )
 
 
-class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
+class StreamsService(streams_pb2_grpc.StreamsServicer):
     """Streams over the embedded store."""
 
     def __init__(self, backend: Backend) -> None:
@@ -127,7 +127,9 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):  # type: ignore[misc]
         response.position.prepare_position = position
         return response
 
-    async def _delete(self, stream: str, expected: ExpectedVersion, context: Any, *, hard: bool) -> int:
+    async def _delete(
+        self, stream: str, expected: ExpectedVersion, context: Any, *, hard: bool
+    ) -> int:
         store = self._backend.store
         try:
             if hard:

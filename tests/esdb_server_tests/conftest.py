@@ -1,4 +1,4 @@
-"""Fixtures: a test server on a free port over a fresh data directory, and real esdbclient clients."""
+"""Fixtures: a test server on a free port over a fresh data directory, and real esdbclients."""
 
 from __future__ import annotations
 

@@ -31,9 +31,9 @@ async def test_stream_subscription_history_caught_up_then_live(
             received.append(item)
             if isinstance(item, CaughtUp):
                 await aclient.append_to_stream(stream, current_version=2, events=_events("D"))
-            elif item.type == "D":
+            elif getattr(item, "type", None) == "D":
                 break
-    kinds = [type(i).__name__ if isinstance(i, CaughtUp) else i.type for i in received]
+    kinds = ["CaughtUp" if isinstance(i, CaughtUp) else getattr(i, "type", None) for i in received]
     assert kinds == ["B", "C", "CaughtUp", "D"]  # exclusive of revision 0
 
 
@@ -43,12 +43,17 @@ async def test_subscription_to_missing_stream_catches_up(aclient: AsyncEventStor
     async with subscription:
         first = await anext(subscription)
         assert isinstance(first, CaughtUp)
-        await aclient.append_to_stream(stream, current_version=StreamState.NO_STREAM, events=_events("A"))
+        await aclient.append_to_stream(
+            stream, current_version=StreamState.NO_STREAM, events=_events("A")
+        )
         event = await asyncio.wait_for(anext(subscription), 5)
-        assert event.type == "A" and event.stream_position == 0
+        assert event.type == "A"
+        assert event.stream_position == 0
 
 
-async def test_all_subscription_from_position_is_exclusive(aclient: AsyncEventStoreDBClient) -> None:
+async def test_all_subscription_from_position_is_exclusive(
+    aclient: AsyncEventStoreDBClient,
+) -> None:
     stream = f"s-{uuid.uuid4()}"
     first = await aclient.append_to_stream(
         stream, current_version=StreamState.NO_STREAM, events=_events("A")
@@ -60,7 +65,9 @@ async def test_all_subscription_from_position_is_exclusive(aclient: AsyncEventSt
     assert event.type == "B"
 
 
-async def test_filtered_all_subscription_sends_checkpoints(aclient: AsyncEventStoreDBClient) -> None:
+async def test_filtered_all_subscription_sends_checkpoints(
+    aclient: AsyncEventStoreDBClient,
+) -> None:
     stream = f"s-{uuid.uuid4()}"
     await aclient.append_to_stream(
         stream, current_version=StreamState.NO_STREAM, events=_events(*(["Noise"] * 6), "Wanted")
@@ -81,9 +88,11 @@ async def test_filtered_all_subscription_sends_checkpoints(aclient: AsyncEventSt
                 break
     checkpoints = [i for i in received if isinstance(i, Checkpoint)]
     assert len(checkpoints) >= 3
-    assert all(c.commit_position <= head for c in checkpoints)
+    assert all((c.commit_position or 0) <= head for c in checkpoints)
     assert checkpoints[-1].commit_position == head
-    assert [i.type for i in received if not isinstance(i, (Checkpoint, CaughtUp))] == ["Wanted"]
+    assert [
+        getattr(i, "type", None) for i in received if not isinstance(i, (Checkpoint, CaughtUp))
+    ] == ["Wanted"]
 
 
 async def test_unfiltered_all_subscription_sends_no_checkpoints(
@@ -106,10 +115,11 @@ async def test_unfiltered_all_subscription_sends_no_checkpoints(
 
 async def test_tombstone_ends_stream_subscription(aclient: AsyncEventStoreDBClient) -> None:
     stream = f"s-{uuid.uuid4()}"
-    await aclient.append_to_stream(stream, current_version=StreamState.NO_STREAM, events=_events("A"))
+    await aclient.append_to_stream(
+        stream, current_version=StreamState.NO_STREAM, events=_events("A")
+    )
     await aclient.tombstone_stream(stream, current_version=0)
-    with pytest.raises(StreamIsDeleted):
-        subscription = await aclient.subscribe_to_stream(stream)
-        async with subscription:
-            async for _ in subscription:
-                pass
+    subscription = await aclient.subscribe_to_stream(stream)
+    async with subscription:
+        with pytest.raises(StreamIsDeleted):
+            await anext(subscription)
