@@ -29,7 +29,8 @@ DECODE_ERRORS = (UnknownSchemaVersion, ValueError, KeyError, TypeError, Arithmet
 """What decoding a stored event may raise: such an event can never be projected (parked)."""
 
 Progress = Callable[[int, int], None]
-"""Called with (events done, events expected) as a catch-up runs."""
+"""Called with (events done, events in all) as a catch-up runs. The total is estimated from how far
+through the log's positions the catch-up is (the port has no count), and exact at the end."""
 
 
 class ViewsLost(RuntimeError):
@@ -72,19 +73,21 @@ async def catch_up(
     publish: bool = True,
     page_size: int = PAGE_SIZE,
     progress: Progress | None = None,
-    expected: int = 0,
+    head: int | None = None,
 ) -> CatchUpResult:
     """Apply every order event from `from_position` (inclusive; None: the start) to the head.
 
     Reads the next page while the current one is written, so the log and Redis work in parallel.
     """
     applied = duplicates = failed = done = 0
+    first: int | None = None
     last: int | None = None
     fetch = asyncio.ensure_future(
         store.read_all(from_position=from_position, limit=page_size, filter=ORDER_EVENTS)
     )
     try:
         while records := await fetch:
+            first = records[0].position if first is None else first
             last = records[-1].position
             fetch = asyncio.ensure_future(
                 store.read_all(from_position=last + 1, limit=page_size, filter=ORDER_EVENTS)
@@ -113,7 +116,8 @@ async def catch_up(
                     )
             done += len(records)
             if progress is not None:
-                progress(done, max(expected, done))
+                span = (head or last) - first + 1
+                progress(done, max(done, round(done * span / (last - first + 1))))
     finally:
         fetch.cancel()
     return CatchUpResult(

@@ -90,7 +90,7 @@ class ProjectorRunner:
         self.parked = 0
         self.last_error: str | None = None
         self._run_id: str | None = None
-        self._written_mark: int | None = None
+        self._written_mark: tuple[str | None, int | None] = (None, None)
         self._next_health = 0.0
 
     def status(self) -> ProjectionStatus:
@@ -152,7 +152,8 @@ class ProjectorRunner:
             except ViewsLost:
                 logger.warning("Redis lost the views again during recovery; starting over")
         self._run_id = await self._redis_run_id()
-        self._written_mark, _ = await self.views.watermark()
+        namespace = await self.views.current_namespace()
+        self._written_mark = (namespace, (await self.views.watermark(namespace))[0])
         self.state = "running"
         self._next_health = 0.0
 
@@ -245,10 +246,13 @@ class ProjectorRunner:
     async def _health(self) -> None:
         """Notice a Redis that lost or rewound the views; raise the watermark; record status."""
         self._next_health = time.monotonic() + self.settings.health_interval
-        mark, _ = await self.views.watermark()
+        namespace = await self.views.current_namespace()
+        mark, _ = await self.views.watermark(namespace)
         restarted = await self._redis_run_id() != self._run_id
-        rewound = self._written_mark is not None and (mark is None or mark < self._written_mark)
-        if restarted or rewound or await self.views.current_namespace() is None:
+        # a namespace's watermark never goes down, unless Redis went back to an older state
+        known_ns, known_mark = self._written_mark
+        rewound = known_ns == namespace and known_mark is not None and (mark or 0) < known_mark
+        if restarted or rewound or namespace is None:
             logger.warning(
                 "Redis %s: catching the views up", "restarted" if restarted else "lost data"
             )
@@ -260,14 +264,15 @@ class ProjectorRunner:
         if (
             checkpoint is not None
             and (mark is None or checkpoint > mark)
-            and await self.views.raise_watermark(checkpoint) == "ok"
+            and await self.views.raise_watermark(checkpoint, namespace=namespace) == "ok"
         ):
-            self._written_mark = checkpoint
+            self._written_mark = (namespace, checkpoint)
         await self._measure_lag()
         await self._publish_status_quietly()
 
     async def _measure_lag(self) -> None:
-        raw = await self.views.redis.hget(f"{await self.views.current_namespace()}:stats", "pos")
+        namespace = await self.views.current_namespace()
+        raw = await self.views.redis.hget(f"{namespace}:stats", "pos") if namespace else None
         if raw is not None:
             self.position = max(self.position or 0, int(raw))
         start = None if self.position is None else self.position + 1
