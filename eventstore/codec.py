@@ -1,10 +1,13 @@
 """Maps domain events to stored events and back, exactly as CONTRACT section 1 says.
 
-Every read path goes through `decode_record`, where upcasting happens.
+Every read path goes through `decode_record`, where upcasting happens (`domain.upcasting` holds the
+upcasters; this module only parses, picks the schema version and hands over).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +27,15 @@ from domain.events import (
     OrderShipped,
     PaymentTaken,
 )
-from domain.upcasting import CURRENT_SCHEMA_VERSION, upcast
+from domain.upcasting import (
+    CURRENT_SCHEMA_VERSION,
+    LEGACY_SCHEMA_VERSION,
+    UnknownSchemaVersion,
+    upcast,
+)
 from eventstore.port import NewEvent, RecordedEvent
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,17 +171,94 @@ def _load_json(raw: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _load_legacy_json(raw: bytes) -> dict[str, Any]:
+    """Legacy payloads may hold money as JSON numbers: keep their exact text (orjson and the
+    stdlib's default would turn 0.1 into a binary float)."""
+    if not raw:
+        return {}
+    value = json.loads(raw, parse_float=Decimal)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _load_unknown_json(raw: bytes) -> dict[str, Any]:
+    """A tolerant reader shows what another service wrote even when it is not a JSON object."""
+    try:
+        return _load_json(raw)
+    except orjson.JSONDecodeError:
+        return {"raw": raw.decode("utf-8", errors="replace")}
+
+
+def _plain_json(value: Any) -> Any:
+    """A decimal left in an upcast payload (a legacy number no upcaster claimed) as a decimal
+    string: today's schema has no fractional JSON numbers, money is always a string."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {key: _plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_json(item) for item in value]
+    return value
+
+
+def schema_version_of(event_type: str, metadata: dict[str, Any]) -> int:
+    """The schema version an event was written at: none recorded means the legacy version; a
+    value that is not a whole number is never guessed at."""
+    raw = metadata.get("schemaVersion")
+    if raw is None:
+        return LEGACY_SCHEMA_VERSION
+    if isinstance(raw, bool):
+        raise UnknownSchemaVersion(event_type, raw)
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    raise UnknownSchemaVersion(event_type, raw)
+
+
+class _UnknownTypes:
+    """Logs each event type this code does not know once per process, not once per event."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def note(self, record: RecordedEvent) -> None:
+        if record.type in self._seen:
+            return
+        self._seen.add(record.type)
+        logger.warning(
+            "event=unknown_event_type type=%s stream=%s version=%d "
+            "(shown raw, skipped by the fold; logged once per type)",
+            record.type,
+            record.stream,
+            record.version,
+        )
+
+
+_unknown_types = _UnknownTypes()
+
+
 def decode_record(record: RecordedEvent) -> DecodedEvent:
-    """A stored event in the current schema. Raises `UnknownSchemaVersion` for a known type
-    written by newer code."""
-    metadata = _load_json(record.metadata)
+    """A stored event in the current schema: upcast through `domain.upcasting`'s registry.
+
+    Raises `UnknownSchemaVersion` for a known type at a schema version this code does not know
+    (a query reports it, a projector parks the event). An unknown type decodes with `event=None`
+    and its data as written (the tolerant reader)."""
     if record.type not in EVENT_TYPE_NAMES:
-        return DecodedEvent(record=record, data=_load_json(record.data), metadata=metadata, event=None)
-    schema_version = metadata.get("schemaVersion", 1)
-    if not isinstance(schema_version, int):
-        schema_version = 1
-    data = upcast(record.type, schema_version, _load_json(record.data), stream=record.stream)
-    if schema_version != CURRENT_SCHEMA_VERSION:
+        _unknown_types.note(record)
+        return DecodedEvent(
+            record=record,
+            data=_load_unknown_json(record.data),
+            metadata=_load_unknown_json(record.metadata),
+            event=None,
+        )
+    metadata = _load_json(record.metadata)
+    schema_version = schema_version_of(record.type, metadata)
+    if schema_version == CURRENT_SCHEMA_VERSION:
+        data = _load_json(record.data)
+    else:
+        # Older or unknown versions: the registry upcasts the former and refuses the latter.
+        legacy = _load_legacy_json(record.data)
+        data = _plain_json(upcast(record.type, schema_version, legacy, stream=record.stream))
         metadata = {**metadata, "schemaVersion": CURRENT_SCHEMA_VERSION}
     return DecodedEvent(
         record=record, data=data, metadata=metadata, event=from_wire(record.type, data)
