@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
-from strawberry.types.unset import UnsetType
+from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
@@ -91,7 +91,8 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message}) from error
-        return None
+        acknowledged: UnsetType = UNSET  # an ack without a payload
+        return acknowledged
 
     def encode_json(self, data: object) -> bytes:
         """orjson: an order of magnitude faster than the stdlib on every response."""
