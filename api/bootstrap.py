@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from api.auth import Authenticator
 from api.commands import CommandHandler
 from api.config import Settings
+from domain.snapshots import SnapshotPolicy
 from eventstore.port import EventStore
 from eventstore.repository import OrderRepository
+from eventstore.snapshots import SnapshotStore
+from eventstore.snapshotter import Snapshotter
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ class Services:
     repository: OrderRepository
     handler: CommandHandler
     authenticator: Authenticator
+    snapshotter: Snapshotter
 
 
 async def open_store(settings: Settings) -> EventStore:
@@ -49,13 +53,16 @@ async def open_store(settings: Settings) -> EventStore:
 
 def build_services(settings: Settings, store: EventStore) -> Services:
     """Wire the application around an open store."""
-    repository = OrderRepository(store)
+    snapshots = SnapshotStore(store)
+    repository = OrderRepository(store, snapshots)
+    snapshotter = Snapshotter(repository, snapshots, SnapshotPolicy(every=settings.snapshot_every))
     return Services(
         settings=settings,
         store=store,
         repository=repository,
-        handler=CommandHandler(store, repository),
+        handler=CommandHandler(store, repository, snapshotter=snapshotter),
         authenticator=Authenticator(settings.jwt_secret),
+        snapshotter=snapshotter,
     )
 
 
@@ -63,12 +70,16 @@ def build_services(settings: Settings, store: EventStore) -> Services:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """The services for one process's lifetime."""
     store = await open_store(settings)
+    services: Services | None = None
     try:
         services = build_services(settings, store)
         if settings.jwt_secret_generated:
             log_ready_tokens(services.authenticator)
         yield services
     finally:
+        if services is not None:
+            # Snapshots in flight write to the store: let them finish (briefly) before it closes.
+            await services.snapshotter.close()
         await store.close()
         logger.info("event=store_closed")
 

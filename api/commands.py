@@ -31,6 +31,7 @@ from domain.validation import validate
 from eventstore.codec import EventContext, encode
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
 from eventstore.repository import OrderRepository
+from eventstore.snapshotter import Snapshotter
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,12 @@ class CommandHandler:
         store: EventStore,
         repository: OrderRepository,
         clock: Callable[[], datetime] = _now,
+        snapshotter: Snapshotter | None = None,
     ) -> None:
         self._store = store
         self._repository = repository
         self._clock = clock
+        self._snapshotter = snapshotter
 
     async def handle(
         self,
@@ -146,6 +149,9 @@ class CommandHandler:
                     attempt,
                 )
                 continue
+            if self._snapshotter is not None:
+                # Best-effort, in the background: never delays or fails the command.
+                self._snapshotter.after_append(command.order_id, loaded, result.version)
             return _accepted(command.order_id, result, ids)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 

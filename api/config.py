@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
@@ -22,6 +24,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -35,6 +38,7 @@ class Settings:
 
         secret = get("JWT_SECRET")
         port = get("PORT")
+        snapshot_every = get("SNAPSHOT_EVERY")
         return cls(
             esdb_url=get("ESDB_URL"),
             redis_url=get("REDIS_URL"),
@@ -44,4 +48,5 @@ class Settings:
             host=get("HOST") or "127.0.0.1",
             port=int(port) if port else 8000,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            snapshot_every=int(snapshot_every) if snapshot_every else DEFAULT_SNAPSHOT_EVERY,
         )
