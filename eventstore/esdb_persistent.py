@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypedDict, cast
@@ -12,7 +13,7 @@ from esdbclient.protos.Grpc import persistent_pb2
 
 from eventstore.esdb_client import AckingPersistentSubscription, EsdbClient
 from eventstore.esdb_errors import translated
-from eventstore.esdb_mapping import reraise_if_cancelling, server_filter, to_recorded
+from eventstore.esdb_mapping import server_filter, to_recorded
 from eventstore.port import (
     ConsumerStrategy,
     EventFilter,
@@ -34,6 +35,15 @@ _NACK_ACTIONS: dict[NackAction, Literal["park", "retry", "skip", "stop"]] = {
 }
 
 ALL = "$all"
+# How long stop() waits for the reader task once the call is cancelled (it ends at once normally).
+READER_STOP_TIMEOUT = 2.0
+
+
+class _End:
+    """The queue's marker for a subscription that ended normally."""
+
+
+_END = _End()
 
 
 def parked_stream(group: str, stream: str | None) -> str:
@@ -50,6 +60,10 @@ def _group_not_found(group: str, stream: str | None) -> SubscriptionGroupNotFoun
 class EsdbPersistentSubscription:
     """One consumer of a group, implementing the port's `PersistentSubscription`.
 
+    A reader task drains esdbclient's consumer into a queue that `__anext__` awaits: esdbclient
+    stops the whole subscription when an await on it is cancelled, and consumers legitimately
+    cancel waits (`asyncio.wait_for(anext(sub), ...)`).
+
     `residual` is the group's filter when this process knows it: deliveries it rejects (the part
     of a filter EventStoreDB could not apply) are acknowledged here and never surface.
     """
@@ -60,27 +74,40 @@ class EsdbPersistentSubscription:
         self._consumer = consumer
         self._residual = residual
         self._stopped = False
+        self._queue: asyncio.Queue[RecordedEvent | _End | SubscriptionDropped] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read(), name=f"esdb-consumer-{id(self)}")
+
+    async def _read(self) -> None:
+        end: _End | SubscriptionDropped = _END
+        try:
+            async for delivery in self._consumer.inner:
+                event = to_recorded(delivery, delivery=True)
+                if self._residual is None or self._residual.matches(event):
+                    self._queue.put_nowait(event)
+                else:
+                    await self._consumer.inner.ack(delivery.ack_id)
+            if not self._stopped:
+                end = SubscriptionDropped("the server ended the subscription")
+        except CancelledByClient:
+            pass
+        except EventStoreDBClientException as error:
+            if not self._stopped:
+                end = SubscriptionDropped(f"{type(error).__name__}: {error}")
+                end.__cause__ = error
+        finally:
+            self._queue.put_nowait(end)
 
     def __aiter__(self) -> EsdbPersistentSubscription:
         return self
 
     async def __anext__(self) -> RecordedEvent:
-        while True:
-            try:
-                delivery = await self._consumer.inner.__anext__()
-            except (StopAsyncIteration, CancelledByClient):
-                reraise_if_cancelling()
-                if self._stopped:
-                    raise StopAsyncIteration from None
-                raise SubscriptionDropped("the server ended the subscription") from None
-            except EventStoreDBClientException as error:
-                if self._stopped:
-                    raise StopAsyncIteration from None
-                raise SubscriptionDropped(f"{type(error).__name__}: {error}") from error
-            event = to_recorded(delivery, delivery=True)
-            if self._residual is None or self._residual.matches(event):
-                return event
-            await self._consumer.inner.ack(delivery.ack_id)
+        item = await self._queue.get()
+        if isinstance(item, RecordedEvent):
+            return item
+        self._queue.put_nowait(item)  # the end is sticky: every later call sees it too
+        if isinstance(item, SubscriptionDropped):
+            raise item
+        raise StopAsyncIteration
 
     async def ack(self, event: RecordedEvent) -> None:
         """Acknowledge a delivery (sent in a batch within `esdb_client.ACK_DELAY`)."""
@@ -92,8 +119,15 @@ class EsdbPersistentSubscription:
 
     async def stop(self) -> None:
         """Flush pending acks and nacks, then disconnect; iteration ends."""
+        if self._stopped:
+            return
         self._stopped = True
         await self._consumer.stop()
+        try:
+            await asyncio.wait_for(self._reader, READER_STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("persistent subscription reader did not stop in time")
+        self._queue.put_nowait(_END)
 
 
 class EsdbGroups:
