@@ -1,0 +1,1 @@
+"""Snapshots: a cache of the fold that never changes a result."""

@@ -1,0 +1,1 @@
+"""Upcasting: legacy events read in today's shape on every read path."""
