@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     MaskErrors,
@@ -18,6 +19,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.types import ExecutionContext
 
 logger = logging.getLogger(__name__)
 
@@ -38,24 +40,37 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Masks unexpected errors as "Unexpected error." (code INTERNAL_SERVER_ERROR) and logs them
-    in full server-side."""
+    """Masks unexpected errors as "Unexpected error." (code INTERNAL_SERVER_ERROR)."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message="Unexpected error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        """The masked error; the original goes to the server log with its traceback."""
-        original = error.original_error
-        logger.error(
-            "event=unexpected_error path=%s error=%r",
-            ".".join(str(p) for p in error.path or ()),
-            original,
-            exc_info=(type(original), original, original.__traceback__) if original else None,
-        )
+        """The masked error (`OrdersSchema.process_errors` logged the original)."""
         masked = super().anonymise_error(error)
         masked.extensions = {"code": INTERNAL_ERROR_CODE}
         return masked
+
+
+class OrdersSchema(strawberry.Schema):
+    """A schema that logs unexpected errors in full (before masking hides them from clients) and
+    keeps refusals meant for the client (auth, bad input, validation) out of the error log."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log what went wrong unexpectedly, with its traceback."""
+        for error in errors:
+            original = error.original_error
+            if original is not None and is_unexpected(error):
+                logger.error(
+                    "event=unexpected_error path=%s error=%r",
+                    ".".join(str(p) for p in error.path or ()),
+                    original,
+                    exc_info=(type(original), original, original.__traceback__),
+                )
+            else:
+                logger.debug("event=graphql_error error=%r", error.message)
 
 
 def schema_extensions() -> Sequence[Callable[[], SchemaExtension]]:

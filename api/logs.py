@@ -11,6 +11,15 @@ import logging
 FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
+CONNECTION_MESSAGES = frozenset({'%s - "WebSocket %s" %s', "connection open", "connection closed"})
+"""Uvicorn's per-websocket lines: as chatty as an access log."""
+
+
+class _DropConnectionLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in CONNECTION_MESSAGES
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route every logger (ours, uvicorn's) to stderr in one `key=value` format."""
     numeric = logging.getLevelName(level.upper())
@@ -25,3 +34,5 @@ def configure_logging(level: str = "INFO") -> None:
     access.handlers.clear()
     access.propagate = True
     access.disabled = numeric > logging.DEBUG
+    if numeric > logging.DEBUG:
+        logging.getLogger("uvicorn.error").addFilter(_DropConnectionLines())

@@ -14,7 +14,7 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.extensions import schema_extensions
+from api.extensions import OrdersSchema, schema_extensions
 from api.schema.event_log import EventLogQuery
 from api.schema.mutations import CommandMutation
 from api.schema.scalars import SCALAR_MAP
@@ -29,7 +29,7 @@ def make_schema(
     query: type, mutation: type | None = None, subscription: type | None = None
 ) -> strawberry.Schema:
     """A schema with the service's scalars, config and extensions (shared with the baseline)."""
-    return strawberry.Schema(
+    return OrdersSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,

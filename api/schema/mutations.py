@@ -72,7 +72,9 @@ class CommandMutation:
     ) -> CommandResult:
         """Place a new order for a customer."""
         key = given(idempotency_key)
-        order_id = given(input.order_id) or new_order_id(str(input.customer_id), key)
+        given_id = given(input.order_id)
+        # Only an omitted id is the server's to make: an empty one is bad input.
+        order_id = new_order_id(str(input.customer_id), key) if given_id is None else given_id
         return await execute(info, input.to_command(str(order_id)), idempotency_key=key)
 
     @strawberry.mutation(  # type: ignore[untyped-decorator]
