@@ -11,7 +11,7 @@ import asyncio
 import base64
 import binascii
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +21,18 @@ from domain.events import OrderStatus
 from projections.feed import ChangeFeed
 from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys
 from projections.redis_store import view_from_hash
-from projections.views import DashboardStats, OrderPage, OrderView, StatusStats
+from projections.status import projection_statuses
+from projections.views import (
+    DashboardStats,
+    OrderPage,
+    OrderView,
+    ProjectionStatus,
+    StatusStats,
+)
 
 POINTER_TTL = 1.0
 MAX_PAGE = 100
 WAIT_POLL = 0.02  # without a feed, wait_for_version polls this often
-WORKER_STALE_AFTER = 10.0  # a worker silent this long is not reported as running
 
 
 class InvalidCursor(ValueError):
@@ -199,7 +205,12 @@ class OrderQueries:
         raw = await self.redis.hgetall(keys.stats) if keys else {}
         return _stats_from_hash(raw)
 
-    async def watch_order(self, order_id: str) -> AsyncIterator[OrderView]:
+    async def projection_statuses(self) -> list[ProjectionStatus]:
+        """Each projection's position, lag, state, parked count and last error, as its workers
+        last recorded them (about every second)."""
+        return await projection_statuses(self.redis, self.keys)
+
+    async def watch_order(self, order_id: str) -> AsyncGenerator[OrderView, None]:
         """The current view (if any), then the view after every change (needs the feed)."""
         assert self.feed is not None, "live queries need the change feed"
         async with self.feed.listen(order_id=order_id) as listener:
@@ -214,7 +225,7 @@ class OrderQueries:
 
     async def watch_orders(
         self, *, customer_id: str | None = None, status: OrderStatus | None = None
-    ) -> AsyncIterator[OrderView]:
+    ) -> AsyncGenerator[OrderView, None]:
         """The view of every order changed from now on, filtered (needs the feed)."""
         assert self.feed is not None, "live queries need the change feed"
         async with self.feed.listen(customer_id=customer_id, status=status) as listener:
@@ -225,7 +236,7 @@ class OrderQueries:
                 if view is not None and view.version >= change.version:
                     yield view
 
-    async def watch_stats(self) -> AsyncIterator[DashboardStats]:
+    async def watch_stats(self) -> AsyncGenerator[DashboardStats, None]:
         """The current stats, then again after changes, at most ~10 a second (needs the feed)."""
         assert self.feed is not None, "live queries need the change feed"
         async with self.feed.listen_stats() as signal:

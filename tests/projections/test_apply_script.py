@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from redis.asyncio import Redis
@@ -15,6 +16,7 @@ from domain.events import (
     OrderStatus,
     PaymentTaken,
 )
+from eventstore.codec import decode_record
 from projections.keys import NamespaceKeys
 from projections.mapping import change_of, fold_stats, fold_views
 from projections.queries import OrderQueries
@@ -141,3 +143,14 @@ async def test_an_order_that_does_not_start_with_placed_is_invalid(
     log.versions["z"] = 0
     log.record("z", OrderCancelled(reason="?"))
     assert await store.apply(change_of(log.decoded()[0])) == ApplyResult.INVALID
+
+
+async def test_an_unknown_event_type_moves_only_the_version(redis: Redis, prefix: str) -> None:
+    store = RedisViewStore(redis, prefix=prefix)
+    await store.ensure_namespace()
+    log = sample_log()
+    first = log.records[0]
+    stranger = replace(first, type="GiftWrapped", version=2, position=first.position + 1)
+    decoded = [log.decoded()[0], decode_record(stranger)]
+    assert await store.apply_batch([change_of(d) for d in decoded]) == [ApplyResult.OK] * 2
+    assert await OrderQueries(redis, prefix=prefix).get_order("a") == fold_views(decoded)["a"]

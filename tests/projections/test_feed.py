@@ -1,0 +1,148 @@
+"""The live feed and the live queries: one pub/sub connection fanned out in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from redis.asyncio import Redis
+
+from domain.events import OrderPlaced, OrderStatus, PaymentTaken
+from projections.feed import ChangeFeed
+from projections.mapping import change_of
+from projections.queries import InvalidCursor, OrderQueries
+from projections.redis_store import RedisViewStore
+from projections.views import DashboardStats
+from tests.projections.factories import Log, item
+
+
+@pytest.fixture
+async def feed(redis: Redis, prefix: str) -> AsyncIterator[ChangeFeed]:
+    started = ChangeFeed(redis, prefix=prefix)
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+def place(log: Log, order_id: str, customer: str) -> None:
+    log.record(
+        order_id,
+        OrderPlaced(
+            order_id=order_id,
+            customer_id=customer,
+            items=(item("p", "3.00"),),
+            total=Decimal("3.00"),
+        ),
+    )
+
+
+def pay(log: Log, order_id: str) -> None:
+    log.record(order_id, PaymentTaken(amount=Decimal("3.00"), method="card", transaction_id="t"))
+
+
+async def test_order_updated_gets_the_current_view_then_each_change(
+    redis: Redis, prefix: str, feed: ChangeFeed
+) -> None:
+    store = RedisViewStore(redis, prefix=prefix)
+    await store.ensure_namespace()
+    queries = OrderQueries(redis, prefix=prefix, feed=feed)
+    log = Log()
+    place(log, "a", "c1")
+    await store.apply(change_of(log.decoded()[0]))
+    watch = queries.watch_order("a")
+    first = await anext(watch)
+    assert first.version == 1
+    pay(log, "a")
+    await store.apply(change_of(log.decoded()[1]))
+    async with asyncio.timeout(5):
+        second = await anext(watch)
+    assert (second.version, second.status) == (2, OrderStatus.PAID)
+    assert feed.listener_count == 1
+    await watch.aclose()
+    assert feed.listener_count == 0  # a client that goes away leaves nothing behind
+
+
+async def test_orders_updated_filters_and_wait_for_version_reads_its_write(
+    redis: Redis, prefix: str, feed: ChangeFeed
+) -> None:
+    store = RedisViewStore(redis, prefix=prefix)
+    await store.ensure_namespace()
+    queries = OrderQueries(redis, prefix=prefix, feed=feed)
+    log = Log()
+    place(log, "a", "c1")
+    place(log, "b", "c2")
+    pay(log, "a")
+    changes = [change_of(d) for d in log.decoded()]
+    paid_c1 = queries.watch_orders(customer_id="c1", status=OrderStatus.PAID)
+    waiting = asyncio.create_task(queries.wait_for_version("a", 2))
+    nexted = asyncio.ensure_future(anext(paid_c1))
+    await asyncio.sleep(0.05)  # both are listening before anything is written
+    assert not waiting.done()
+    for change in changes:
+        await store.apply(change)
+    async with asyncio.timeout(5):
+        view = await waiting
+        seen = await nexted
+    assert view is not None
+    assert view.version == 2
+    assert (seen.id, seen.status) == ("a", OrderStatus.PAID)
+    await paid_c1.aclose()
+    assert feed.listener_count == 0
+    missing = await queries.wait_for_version("nope", 1, wait=0.05)
+    assert missing is None
+
+
+async def test_dashboard_stats_are_pushed_coalesced(
+    redis: Redis, prefix: str, feed: ChangeFeed
+) -> None:
+    store = RedisViewStore(redis, prefix=prefix)
+    await store.ensure_namespace()
+    queries = OrderQueries(redis, prefix=prefix, feed=feed)
+    watch = queries.watch_stats()
+    first = await anext(watch)
+    assert first.total_orders == 0
+    log = Log()
+    for n in range(50):
+        place(log, f"o{n}", "c")
+    await store.apply_batch([change_of(d) for d in log.decoded()])
+    seen: list[DashboardStats] = []
+    async with asyncio.timeout(5):
+        while not seen or seen[-1].total_orders < 50:
+            seen.append(await anext(watch))
+    assert len(seen) < 50  # fifty changes, a handful of pushes
+    await watch.aclose()
+    assert feed.listener_count == 0
+
+
+async def test_pages_are_newest_first_and_cursors_continue(redis: Redis, prefix: str) -> None:
+    store = RedisViewStore(redis, prefix=prefix)
+    await store.ensure_namespace()
+    queries = OrderQueries(redis, prefix=prefix)
+    log = Log()
+    for n in range(9):
+        place(log, f"o{n}", f"c{n % 2}")
+    for n in range(0, 9, 3):
+        pay(log, f"o{n}")
+    await store.apply_batch([change_of(d) for d in log.decoded()])
+    page = await queries.list_orders(first=4)
+    assert [o.id for o in page.orders] == ["o8", "o7", "o6", "o5"]
+    assert page.has_next_page
+    rest = await queries.list_orders(first=10, after=page.end_cursor)
+    assert [o.id for o in rest.orders] == ["o4", "o3", "o2", "o1", "o0"]
+    assert not rest.has_next_page
+    both = await queries.list_orders(customer_id="c0", status=OrderStatus.PAID)
+    assert [o.id for o in both.orders] == ["o6", "o0"]
+    pending = await queries.list_orders(status=OrderStatus.PENDING, first=2)
+    assert [o.id for o in pending.orders] == ["o8", "o7"]
+    assert [o.id for o in (await queries.list_orders(customer_id="c1")).orders] == [
+        "o7",
+        "o5",
+        "o3",
+        "o1",
+    ]
+    with pytest.raises(InvalidCursor):
+        await queries.list_orders(after="not-a-cursor")
