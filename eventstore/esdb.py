@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import orjson
 from esdbclient import RecordedEvent as EsdbRecordedEvent
@@ -209,7 +209,7 @@ class EventStoreDBStore:
 
     async def subscribe_stream(
         self, stream: str, *, after_version: int | None = None
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent, None]:
         """Catch-up subscription: events after `after_version` (exclusive; None: all), then live."""
         client = self._live()
         revision = after_version - 1 if after_version is not None and after_version >= 1 else None
@@ -220,7 +220,7 @@ class EventStoreDBStore:
 
     async def subscribe_all(
         self, *, after_position: int | None = None, filter: EventFilter | None = None
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent, None]:
         """Catch-up subscription to the global log after `after_position` (exclusive), then live."""
         client = self._live()
         event_filter = filter or EventFilter()
@@ -354,7 +354,7 @@ async def _catch_up(
     subscription: AbstractAsyncCatchupSubscription,
     stream: str,
     event_filter: EventFilter | None,
-) -> AsyncIterator[RecordedEvent]:
+) -> AsyncGenerator[RecordedEvent, None]:
     """Deliveries of an esdbclient catch-up subscription, stopped when the consumer closes us."""
     try:
         while True:

@@ -124,7 +124,8 @@ async def test_nacks_carry_the_subscription_id_too(esdb: EventStoreDBStore) -> N
             await asyncio.sleep(0.05)
         parked = await esdb.list_parked(group, stream=stream)
         assert [(e.id, e.version) for e in parked] == [(event.id, 1)]
-        assert parked[0].ack_id is not None and parked[0].ack_id != event.id  # the link's id
+        assert parked[0].ack_id is not None
+        assert parked[0].ack_id != event.id  # the parked link's id
         assert await nothing_within(sub, TIMEOUT * 2)
     finally:
         await sub.stop()
