@@ -164,7 +164,13 @@ class GroupRuntime:
 
     def replay_parked(self, events: list[RecordedEvent]) -> None:
         """Deliver these (just taken off the parked list) ahead of new events."""
-        replayed = OrderedDict((e.id, _Message(e, 0, tracked=False)) for e in events)
+        # An event re-read from the log after a restart may be parked and pending at once: the
+        # pending copy is delivered anyway, and only its ack moves the checkpoint.
+        replayed = OrderedDict(
+            (e.id, _Message(e, 0, tracked=False))
+            for e in events
+            if e.id not in self._retry and e.id not in self._in_flight
+        )
         replayed.update((k, m) for k, m in self._retry.items() if k not in replayed)
         self._retry = replayed
         self._dispatch()
@@ -281,6 +287,13 @@ class GroupRuntime:
         timeout = self._settings.message_timeout
         deadline = self._loop.time() + timeout if timeout > 0 else math.inf
         event = message.event
+        previous = self._in_flight.pop(event.id, None)
+        if previous is not None:
+            # The same event twice (a replayed parked copy and the log's): one delivery stands
+            # for both, and it counts for the checkpoint if either did.
+            previous.consumer.in_flight -= 1
+            if previous.message.tracked and not message.tracked:
+                message = dataclasses.replace(message, tracked=True)
         self._in_flight[event.id] = _InFlight(message, consumer, deadline)
         consumer.in_flight += 1
         consumer.push(_delivery(event, message.retry_count))

@@ -90,3 +90,44 @@ async def test_replayed_parked_events_not_yet_handled_stay_parked_across_a_resta
         assert [e.id for e in await store.list_parked(group, stream=stream)] == [parked.id]
     finally:
         await store.close()
+
+
+async def test_a_parked_event_both_replayed_and_read_again_still_moves_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    stream, group = "order-both", "projector"
+    settings = SubscriptionSettings(
+        message_timeout=5.0, checkpoint_after=0.05, min_checkpoint_count=1
+    )
+    store = await SQLiteEventStore.open(data)
+    await store.append(stream, new_events(2), NO_STREAM)
+    await store.create_subscription(group, stream=stream, settings=settings)
+    sub = await store.read_subscription(group, stream=stream)
+    await receive(sub)  # version 1, never acknowledged: the checkpoint stays before it
+    parked = await receive(sub)
+    await sub.nack(parked, NackAction.PARK)
+    await store.close()
+
+    store = await SQLiteEventStore.open(data)
+    try:
+        sub = await store.read_subscription(group, stream=stream)
+        again = [await receive(sub), await receive(sub)]  # read again from the checkpoint
+        assert [e.version for e in again] == [1, 2]
+        await store.replay_parked(group, stream=stream)  # version 2 once more, still in flight
+        versions = [e.version for e in again]
+        for event in again:
+            await sub.ack(event)
+        while True:
+            try:
+                event = await receive(sub, 0.5)
+            except TimeoutError:
+                break
+            versions.append(event.version)
+            await sub.ack(event)
+        assert sorted(set(versions)) == [1, 2]
+        info = await store.get_subscription_info(group, stream=stream)
+        assert (info.checkpoint, info.parked) == (2, 0)
+        await sub.stop()
+    finally:
+        await store.close()
