@@ -57,9 +57,11 @@ class EmbeddedPersistentSubscriptions:
             return
         self._open = False
         runtimes, self._runtimes = list(self._runtimes.values()), {}
-        for runtime in runtimes:
-            await runtime.stop(SubscriptionDropped("the event store was closed"))
-        self._tables.close()
+        try:
+            for runtime in runtimes:
+                await runtime.stop(SubscriptionDropped("the event store was closed"))
+        finally:
+            self._tables.close()
 
     # -- definitions -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import sqlite3
 import uuid
 import zlib
 from collections import OrderedDict, deque
@@ -201,7 +202,13 @@ class GroupRuntime:
             )
 
     def _park(self, message: _Message) -> None:
-        self._tables.park(self.record.group, self.record.stream, [message.event])
+        try:
+            self._tables.park(self.record.group, self.record.stream, [message.event])
+        except sqlite3.Error:
+            # Never lose it: it goes round again and is parked on a later attempt.
+            logger.exception("could not park an event of group %s", self.record.group)
+            self._retry[message.event.id] = message
+            return
         logger.info(
             "parked %s@%s in group %s after %d retries",
             message.event.stream,
@@ -225,7 +232,12 @@ class GroupRuntime:
 
     def _save_checkpoint(self) -> None:
         if self._done_upto is not None and self._done_upto != self._saved:
-            self._tables.save_checkpoint(self.record.group, self.record.stream, self._done_upto)
+            try:
+                self._tables.save_checkpoint(self.record.group, self.record.stream, self._done_upto)
+            except sqlite3.Error:
+                # Harmless to postpone: a stale checkpoint only means redeliveries after a crash.
+                logger.exception("could not save the checkpoint of group %s", self.record.group)
+                return
             self._saved = self._done_upto
         self._unsaved_count = 0
         self._saved_at = self._loop.time()
