@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -52,7 +53,11 @@ def threaded_url(tmp_path: Path) -> Iterator[str]:
         yield ready[0]
     finally:
         loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
+        thread.join(30)
+        if thread.is_alive():  # say where shutdown hangs instead of failing on loop.close()
+            for task in asyncio.all_tasks(loop):
+                task.print_stack(file=sys.stderr)
+            pytest.fail("the threaded test server did not stop within 30 s")
         loop.close()
 
 
