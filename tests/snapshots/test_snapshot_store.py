@@ -92,7 +92,9 @@ async def test_deleting_every_snapshot_changes_no_result(store: EventStore) -> N
 
     async def results(repo: OrderRepository) -> tuple[Any, list[Any]]:
         loaded = await repo.load(order_id)
-        return loaded.state, [await repo.state_at(order_id, version=v) for v in range(20)]
+        at = [await repo.state_at(order_id, version=v) for v in range(20)]
+        # Everything but `snapshot_version`, which says where the fold started, not its result.
+        return loaded.state, [None if a is None else (a.state, a.version) for a in at]
 
     with_snapshots = await results(repository)
     assert (await repository.load(order_id)).snapshot_version > 0
