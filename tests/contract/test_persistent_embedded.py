@@ -131,3 +131,14 @@ async def test_a_parked_event_both_replayed_and_read_again_still_moves_the_check
         await sub.stop()
     finally:
         await store.close()
+
+
+async def test_close_leaves_no_tasks_behind(tmp_path: Path) -> None:
+    store = await SQLiteEventStore.open(tmp_path / "data")
+    await store.create_subscription("projector", settings=SETTINGS)
+    sub = await store.read_subscription("projector")
+    await store.append("order-tasks", new_events(1), NO_STREAM)
+    await sub.ack(await receive(sub))
+    await store.close()
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
