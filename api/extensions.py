@@ -11,13 +11,14 @@ from collections.abc import Callable, Sequence
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.types import ExecutionContext
 
@@ -30,6 +31,20 @@ MAX_DEPTH = 10
 MAX_TOKENS = 4000
 MAX_ALIASES = 30
 INTERNAL_ERROR_CODE = "INTERNAL_SERVER_ERROR"
+
+
+# The limiters' validation rules are classes. Strawberry's own limiters make a new class per
+# instance, i.e. per operation, and the validation cache keys on the rules: every lookup would
+# miss. Built once here, the rules are the same objects on every operation and the cache hits.
+_DEPTH_RULE = query_depth_limiter.create_validator(MAX_DEPTH, None, None)
+_ALIASES_RULE = max_aliases.create_validator(MAX_ALIASES)
+
+
+class DepthAndAliasLimits(AddValidationRules):
+    """Refuses documents deeper than MAX_DEPTH or with more than MAX_ALIASES aliases."""
+
+    def __init__(self) -> None:
+        super().__init__([_DEPTH_RULE, _ALIASES_RULE])
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -78,8 +93,7 @@ def schema_extensions() -> Sequence[Callable[[], SchemaExtension]]:
     return (
         lambda: ParserCache(maxsize=CACHE_SIZE),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        DepthAndAliasLimits,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         MaskUnexpectedErrors,
     )

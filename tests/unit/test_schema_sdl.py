@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import _lru_cache_wrapper
 from pathlib import Path
+from typing import Any, cast
 
 from strawberry.printer import print_schema
 
@@ -32,3 +34,33 @@ def test_the_contract_names_are_in_the_schema() -> None:
         "scalar JSON",
     ):
         assert fragment in sdl
+
+
+QUERY = "query { events(first: 1) { pageInfo { hasNextPage } } }"
+
+
+async def test_validation_is_cached_across_operations() -> None:
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    from api.extensions import CACHE_SIZE
+
+    schema = build_schema()
+    cache = cast("_lru_cache_wrapper[Any]", _get_validate_cache(CACHE_SIZE))
+    await schema.execute(QUERY)
+    hits = cache.cache_info().hits
+    await schema.execute(QUERY)
+    assert cache.cache_info().hits == hits + 1
+
+
+async def test_documents_beyond_the_limits_are_refused() -> None:
+    from api.extensions import MAX_ALIASES, MAX_DEPTH
+
+    schema = build_schema()
+    deep = "query { events { " * MAX_DEPTH + "pageInfo { hasNextPage }" + " }" * (MAX_DEPTH + 1)
+    result = await schema.execute(deep)
+    assert result.errors
+    assert any("depth" in error.message for error in result.errors)
+    aliases = " ".join(f"a{i}: __typename" for i in range(MAX_ALIASES + 1))
+    result = await schema.execute("query { " + aliases + " }")
+    assert result.errors
+    assert "aliases" in result.errors[0].message
