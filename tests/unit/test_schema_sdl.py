@@ -56,7 +56,8 @@ async def test_documents_beyond_the_limits_are_refused() -> None:
     from api.extensions import MAX_ALIASES, MAX_DEPTH
 
     schema = build_schema()
-    deep = "query { events { " * MAX_DEPTH + "pageInfo { hasNextPage }" + " }" * (MAX_DEPTH + 1)
+    nesting = MAX_DEPTH // 2 + 1
+    deep = "query { events { " + "edges { node { " * nesting + "id" + " } }" * nesting + " } }"
     result = await schema.execute(deep)
     assert result.errors
     assert any("depth" in error.message for error in result.errors)
