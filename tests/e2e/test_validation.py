@@ -152,3 +152,28 @@ async def test_oversized_query_is_refused(gql: GraphQLClient, orders: Orders) ->
     result = await gql.execute(deep)
     assert result.get("errors"), "a 5,000-alias query should hit a limiter"
     await assert_nothing_written(orders, marker)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'query { orderEvents(id: "o-1", first: -1) { id } }',
+        'query { orderEvents(id: "o-1", first: 100000000) { id } }',
+        'query { orderEvents(id: "o-1", fromVersion: -5) { id } }',
+        'query { orderEvents(id: "bad id") { id } }',
+        'query { orderAt(id: "bad id") { id } }',
+        'query { orderAt(id: "o-1", asOf: "2020-01-01T00:00:00") { id } }',
+        'query { orderAt(id: "o-1", asOf: "yesterday") { id } }',
+        'query { events(after: "abc") { edges { cursor } } }',
+        'query { events(after: "-1") { edges { cursor } } }',
+        "query { events(first: -3) { edges { cursor } } }",
+        "query { events(first: 1000000) { edges { cursor } } }",
+        'query { events(since: "not a time") { edges { cursor } } }',
+    ],
+)
+async def test_bad_query_arguments_give_client_errors(gql: GraphQLClient, query: str) -> None:
+    result = await gql.execute(query)
+    assert result.get("errors"), f"expected GraphQL errors, got {result}"
+    assert no_data(result), result
+    for error in result["errors"]:
+        assert (error.get("extensions") or {}).get("code") != "INTERNAL_SERVER_ERROR", error
