@@ -32,21 +32,31 @@ async def test_order_subscriber_joining_mid_stream_gets_every_event_once_in_orde
     server: LiveServer, staff_token: str, orders: Orders, protocol: Protocol
 ) -> None:
     order_id = new_id()
-    accepted(await orders.place(order_id, items=[item("p-0", "1.00")]))
-    await _amend(orders, order_id, 1, 5)  # versions 2..6 before the subscriber arrives
+    midway = asyncio.Event()
 
-    async with graphql_ws(server.ws_url, staff_token, protocol) as ws:
-        sub = await ws.subscribe(ORDER_EVENTS_SUB, {"id": order_id})
+    async def commands() -> None:
+        try:
+            accepted(await orders.place(order_id, items=[item("p-0", "1.00")]))
+            await _amend(orders, order_id, 1, 5)  # versions 2..6
+        finally:
+            midway.set()  # the subscriber connects now, while the commands go on
+        await _amend(orders, order_id, 6, 15)  # versions 7..21
+        accepted(await orders.pay(order_id, amount="21.00"), 22)
+        accepted(await orders.ship(order_id), 23)
 
-        async def more_commands() -> None:
-            await _amend(orders, order_id, 6, 15)  # versions 7..21
-            accepted(await orders.pay(order_id, amount="21.00"), 22)
-            accepted(await orders.ship(order_id), 23)
-
-        writer = asyncio.create_task(more_commands())
-        received = await sub.events("orderEvents", 23, within=15)
-        await writer
-        await sub.assert_quiet()
+    writer = asyncio.create_task(commands())
+    try:
+        await midway.wait()
+        if writer.done():
+            writer.result()  # a failed command: raise its error rather than wait for events
+        async with graphql_ws(server.ws_url, staff_token, protocol) as ws:
+            sub = await ws.subscribe(ORDER_EVENTS_SUB, {"id": order_id})
+            received = await sub.events("orderEvents", 23, within=15)
+            await writer
+            await sub.assert_quiet()
+    finally:
+        if not writer.done():
+            writer.cancel()
 
     assert [e["version"] for e in received] == list(range(1, 24))
     assert len({e["id"] for e in received}) == 23
