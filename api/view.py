@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
+from api.commands import random_uuid
 from api.context import AppContext
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def correlation_id_of(value: str | None) -> str:
     """The client's correlation id when it is a sane one, else a new one."""
     if value and len(value) <= MAX_CORRELATION_ID and value.isprintable():
         return value
-    return str(uuid.uuid4())
+    return str(random_uuid())
 
 
 def _unauthenticated(error: Unauthenticated) -> Response:
