@@ -77,14 +77,37 @@ async def catch_up(
 ) -> CatchUpResult:
     """Apply every order event from `from_position` (inclusive; None: the start) to the head.
 
-    Reads the next page while the current one is written, so the log and Redis work in parallel.
+    Three stages overlap: the log reads page N+2 (in its thread) while this decodes page N+1 and
+    Redis applies page N; pages still reach Redis strictly in order.
     """
-    applied = duplicates = failed = done = 0
+    counts = {"applied": 0, "duplicates": 0, "failed": 0}
+    done = 0
     first: int | None = None
     last: int | None = None
+
+    def tally(changes: list[ViewChange], results: list[ApplyResult]) -> None:
+        for change, result in zip(changes, results, strict=True):
+            if result is ApplyResult.OK:
+                counts["applied"] += 1
+            elif result is ApplyResult.DUPLICATE:
+                counts["duplicates"] += 1
+            elif result is ApplyResult.RESET:
+                raise ViewsLost("Redis lost the views during a catch-up")
+            else:
+                counts["failed"] += 1
+                logger.error(
+                    "catch-up: %s of %s v%d at %d",
+                    result.name,
+                    change.order_id,
+                    change.version,
+                    change.position,
+                )
+
     fetch = asyncio.ensure_future(
         store.read_all(from_position=from_position, limit=page_size, filter=ORDER_EVENTS)
     )
+    applying: asyncio.Future[list[ApplyResult]] | None = None
+    previous: list[ViewChange] = []
     try:
         while records := await fetch:
             first = records[0].position if first is None else first
@@ -93,33 +116,25 @@ async def catch_up(
                 store.read_all(from_position=last + 1, limit=page_size, filter=ORDER_EVENTS)
             )
             changes, bad = _changes(records)
-            failed += bad
-            for change, result in zip(
-                changes,
-                await views.apply_batch(changes, namespace=namespace, publish=publish),
-                strict=True,
-            ):
-                if result is ApplyResult.OK:
-                    applied += 1
-                elif result is ApplyResult.DUPLICATE:
-                    duplicates += 1
-                elif result is ApplyResult.RESET:
-                    raise ViewsLost("Redis lost the views during a catch-up")
-                else:
-                    failed += 1
-                    logger.error(
-                        "catch-up: %s of %s v%d at %d",
-                        result.value,
-                        change.order_id,
-                        change.version,
-                        change.position,
-                    )
+            counts["failed"] += bad
+            if applying is not None:
+                tally(previous, await applying)
+            applying = asyncio.ensure_future(
+                views.apply_batch(changes, namespace=namespace, publish=publish)
+            )
+            previous = changes
             done += len(records)
             if progress is not None:
                 span = (head or last) - first + 1
                 progress(done, max(done, round(done * span / (last - first + 1))))
+        if applying is not None:
+            tally(previous, await applying)
+            applying = None
     finally:
         fetch.cancel()
+        if applying is not None:
+            applying.cancel()
+    applied, duplicates, failed = counts["applied"], counts["duplicates"], counts["failed"]
     return CatchUpResult(
         last_position=last, applied=applied, duplicates=duplicates, unprojectable=failed
     )
@@ -139,11 +154,13 @@ async def recover(store: EventStore, views: RedisViewStore) -> CatchUpResult:
         "the start" if mark is None else f"position {mark}",
         " (Redis was empty)" if created else "",
     )
-    result = await catch_up(store, views, from_position=mark)
+    # Not published change by change: listeners are told once, below, to re-read everything.
+    result = await catch_up(store, views, from_position=mark, publish=False)
     reached = max(p for p in (result.last_position, mark, 0) if p is not None)
     outcome = await views.raise_watermark(reached, mark_ready=True, namespace=ns)
     if outcome == "reset":
         raise ViewsLost("Redis lost the views during recovery")
+    await views.announce_namespace(ns)
     logger.info(
         "views in %s caught up to %d: %d applied, %d already there, %d unprojectable",
         ns,

@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from domain.events import LineItem, OrderStatus
-from eventstore.codec import format_timestamp
 from projections.keys import ProjectionKeys, pad_position
 from projections.mapping import ChangeKind, ViewChange, money_units
 from projections.views import OrderView
@@ -28,13 +27,18 @@ logger = logging.getLogger(__name__)
 
 
 class ApplyResult(StrEnum):
-    """What the apply script did with one change."""
+    """What the apply script did with one change (the letters it answers with)."""
 
-    OK = "ok"
-    DUPLICATE = "dup"  # already in the views: ack and skip
-    GAP = "gap"  # an earlier version is missing: retry later
-    INVALID = "invalid"  # can never follow the view: park
-    RESET = "reset"  # Redis has no namespace (flushed or restarted empty): recover first
+    OK = "o"
+    DUPLICATE = "d"  # already in the views: ack and skip
+    GAP = "g"  # an earlier version is missing: retry later
+    INVALID = "i"  # can never follow the view: park
+    RESET = "R"  # Redis has no namespace (flushed or restarted empty): recover first
+
+
+CHUNK = 250
+"""Changes per script call: enough to amortise a call's overhead, short enough (a few ms of
+server time) not to stall other clients; a batch is several calls in one pipeline."""
 
 
 def _script(name: str) -> str:
@@ -46,32 +50,38 @@ def _item_json(item: LineItem) -> dict[str, Any]:
 
 
 def change_args(change: ViewChange) -> list[str]:
-    """The script's ARGV tail (order id onwards) for one change."""
-    extra: list[str] = []
+    """One change as the apply script takes it: id, version, position, occurredAt, kind and six
+    more by kind (see apply.lua)."""
+    extra: list[str]
     if change.kind is ChangeKind.PLACED:
         assert change.total is not None
         units, scale = money_units(change.total)
         items = orjson.dumps([_item_json(i) for i in change.items]).decode()
-        extra = [change.customer_id, items, str(change.total), str(units), str(scale)]
+        count = sum(i.qty for i in change.items)
+        extra = [change.customer_id, items, str(change.total), str(units), str(scale), str(count)]
     elif change.kind is ChangeKind.STATUS:
         assert change.status is not None
-        extra = [change.status.value]
+        extra = [change.status.value, "", "", "", "", ""]
     elif change.kind is ChangeKind.SHIPPED:
-        extra = [change.tracking_id or "", change.carrier or ""]
-    elif change.kind in (ChangeKind.ADD, ChangeKind.REMOVE):
+        extra = [change.tracking_id or "", change.carrier or "", "", "", "", ""]
+    elif change.kind is ChangeKind.ADD:
         assert change.total is not None
         units, scale = money_units(change.total)
-        first = (
-            orjson.dumps(_item_json(change.items[0])).decode()
-            if change.kind is ChangeKind.ADD
-            else change.product_id
-        )
-        extra = [first, str(change.total), str(units), str(scale)]
+        added = change.items[0]
+        item = orjson.dumps(_item_json(added)).decode()
+        extra = [item, str(change.total), str(units), str(scale), str(added.qty), ""]
+    elif change.kind is ChangeKind.REMOVE:
+        assert change.total is not None
+        units, scale = money_units(change.total)
+        extra = [change.product_id, str(change.total), str(units), str(scale), "", ""]
+    else:
+        extra = ["", "", "", "", "", ""]
     return [
         change.order_id,
         str(change.version),
         pad_position(change.position),
-        format_timestamp(change.occurred_at),
+        # any ISO-8601 form reads back as the same instant; isoformat() is the cheapest
+        change.occurred_at.isoformat(),
         change.kind.value,
         *extra,
     ]
@@ -143,10 +153,17 @@ class RedisViewStore:
         keys = [self.keys.pointer, self.keys.building]
         flag = "1" if publish else "0"
         async with self.redis.pipeline(transaction=False) as pipe:
-            for change in changes:
-                await self._apply(keys, [namespace, flag, *change_args(change)], client=pipe)
-            raw = await pipe.execute()
-        return [ApplyResult(str(_text(r))) for r in raw]
+            for start in range(0, len(changes), CHUNK):
+                chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
+                await self._apply(keys, [namespace, flag, chunk], client=pipe)
+            replies = await pipe.execute()
+        results: list[ApplyResult] = []
+        for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
+            letters = str(_text(reply))
+            if letters == ApplyResult.RESET:
+                letters *= len(changes[start : start + CHUNK])
+            results.extend(ApplyResult(letter) for letter in letters)
+        return results
 
     async def current_namespace(self) -> str | None:
         """The namespace that serves now, None when Redis has none (empty)."""
@@ -193,6 +210,11 @@ class RedisViewStore:
             [namespace, pad_position(watermark)],
         )
         return str(_text(result))
+
+    async def announce_namespace(self, namespace: str) -> None:
+        """Tell every process's feed that the views changed wholesale (readers refresh the
+        pointer, live listeners re-read), as after a recovery or a switch."""
+        await self.redis.publish(self.keys.switch_channel, namespace)
 
     async def drop_namespace(self, namespace: str, *, batch: int = 500) -> int:
         """Delete every key of a namespace (SCAN + UNLINK in batches); returns how many."""

@@ -1,86 +1,114 @@
--- Applies one order event to the views, atomically and idempotently.
+-- Applies a batch of order events to the views, each atomically and idempotently.
 -- KEYS[1] the pointer key, KEYS[2] the building key.
--- ARGV: target namespace ("" = live: the pointer's, and also the one a rebuild is building),
---       publish ("1"/"0"), order id, version, position (20-digit padded), occurredAt, kind, a1..a5.
--- Returns 'ok', 'dup' (version <= stored: skip), 'gap' (version > stored + 1: retry later),
--- 'invalid' (cannot follow the view) or 'reset' (no namespace: Redis lost its data).
+-- ARGV[1] target namespace ("" = live: the pointer's, and also the one a rebuild is building),
+-- ARGV[2] publish ("1"/"0"), ARGV[3] a JSON array of changes (one argument, decoded here in C
+-- rather than packed as thousands of arguments by the client), each an array of strings:
+--   order id, version, position (20-digit padded), occurredAt, kind, a1..a6 (by kind:
+--   placed: customer, items JSON, total, units, scale, item count;  status: new status;
+--   shipped: tracking id, carrier;  add: item JSON, total, units, scale, qty;
+--   remove: product id, total, units, scale;  touch: nothing).
+-- Returns one letter per change: 'o' applied, 'd' duplicate (version <= stored: skip),
+-- 'g' gap (version > stored + 1: retry later), 'i' invalid (can never follow the view);
+-- or 'R' alone when there is no namespace (Redis lost its data: recover, then apply again).
 local target, publish = ARGV[1], ARGV[2] == '1'
-local id, version, pos, at, kind = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local a1, a2, a3, a4, a5 = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local changes = cjson.decode(ARGV[3])
 
 local function negate(units)
   if string.sub(units, 1, 1) == '-' then return string.sub(units, 2) end
   return '-' .. units
 end
 
-local function item_count(items)
-  local n = 0
-  for _, item in ipairs(items) do n = n + item.qty end
-  return n
+-- Count deltas and the highest position are summed over the batch and written once per namespace;
+-- revenue (exact integers that may exceed a Lua number's 2^53) is written per change as strings.
+local pending = {}
+
+local function totals(ns)
+  local t = pending[ns]
+  if not t then
+    t = {counts = {}, pos = nil}
+    pending[ns] = t
+  end
+  return t
 end
 
-local function encode_items(items)
-  -- cjson writes an empty table as an object
-  if #items == 0 then return '[]' end
-  return cjson.encode(items)
-end
-
-local function apply_to(ns)
+local function apply_to(ns, c)
+  local id, version, pos, at, kind = c[1], tonumber(c[2]), c[3], c[4], c[5]
+  local a1, a2, a3, a4, a5, a6 = c[6], c[7], c[8], c[9], c[10], c[11]
   local okey = ns .. ':o:' .. id
-  local stored = tonumber(redis.call('HGET', okey, 'version') or '0')
-  if version <= stored then return 'dup' end
-  if version > stored + 1 then return 'gap' end
-  local stats = ns .. ':stats'
-  local cust, ppos, old_status, old_units, old_scale, status, units, scale
+  local h = redis.call('HMGET', okey, 'version', 'cust', 'ppos', 'status', 'units', 'scale', 'count')
+  local stored = tonumber(h[1] or '0')
+  if version <= stored then return 'd' end
+  if version > stored + 1 then return 'g' end
+  local t = totals(ns)
+  local counts = t.counts
+  local cust, ppos, old_status, old_units, old_scale
+  local status, units, scale
+  local fields = {'updated', at, 'version', version, 'pos', pos}
   if stored == 0 then
-    if kind ~= 'placed' then return 'invalid' end
+    if kind ~= 'placed' then return 'i' end
     cust, ppos, status, units, scale = a1, pos, 'PENDING', a4, a5
-    redis.call('HSET', okey, 'id', id, 'cust', cust, 'items', a2,
-      'count', item_count(cjson.decode(a2)), 'total', a3, 'units', units, 'scale', scale,
-      'created', at, 'ppos', pos)
-    redis.call('HINCRBY', stats, 'orders', 1)
+    for _, v in ipairs({'id', id, 'cust', cust, 'items', a2, 'count', a6, 'total', a3,
+        'units', units, 'scale', scale, 'created', at, 'ppos', pos}) do
+      fields[#fields + 1] = v
+    end
+    counts['orders'] = (counts['orders'] or 0) + 1
   else
-    if kind == 'placed' then return 'invalid' end
-    local h = redis.call('HMGET', okey, 'cust', 'ppos', 'status', 'units', 'scale')
-    cust, ppos, old_status, old_units, old_scale = h[1], h[2], h[3], h[4], h[5]
+    if kind == 'placed' then return 'i' end
+    cust, ppos, old_status, old_units, old_scale = h[2], h[3], h[4], h[5], h[6]
     status, units, scale = old_status, old_units, old_scale
     if kind == 'status' then
       status = a1
     elseif kind == 'shipped' then
       status = 'SHIPPED'
-      redis.call('HSET', okey, 'track', a1, 'carrier', a2)
+      for _, v in ipairs({'track', a1, 'carrier', a2}) do fields[#fields + 1] = v end
     elseif kind == 'add' or kind == 'remove' then
-      local items = cjson.decode(redis.call('HGET', okey, 'items'))
+      local items = redis.call('HGET', okey, 'items')
+      local count = tonumber(h[7])
       if kind == 'add' then
-        table.insert(items, cjson.decode(a1))
+        -- append to the JSON array as text: no decode needed
+        if items == '[]' then items = '[' .. a1 .. ']'
+        else items = string.sub(items, 1, -2) .. ',' .. a1 .. ']' end
+        count = count + tonumber(a5)
       else
-        for i, item in ipairs(items) do
-          if item.id == a1 then table.remove(items, i) break end
+        local list = cjson.decode(items)
+        for n, item in ipairs(list) do
+          if item.id == a1 then
+            count = count - item.qty
+            table.remove(list, n)
+            break
+          end
         end
+        -- cjson writes an empty table as an object
+        if #list == 0 then items = '[]' else items = cjson.encode(list) end
       end
       units, scale = a3, a4
-      redis.call('HSET', okey, 'items', encode_items(items), 'count', item_count(items),
-        'total', a2, 'units', units, 'scale', scale)
+      for _, v in ipairs({'items', items, 'count', count, 'total', a2, 'units', units,
+          'scale', scale}) do
+        fields[#fields + 1] = v
+      end
     end
   end
-  redis.call('HSET', okey, 'status', status, 'updated', at, 'version', version, 'pos', pos)
+  fields[#fields + 1] = 'status'
+  fields[#fields + 1] = status
+  redis.call('HSET', okey, unpack(fields))
 
   if old_status ~= status then
     local member = ppos .. ':' .. id
     if old_status then
       redis.call('ZREM', ns .. ':i:s:' .. old_status, member)
       redis.call('ZREM', ns .. ':i:cs:' .. old_status .. ':' .. cust, member)
-      redis.call('HINCRBY', stats, 'n:' .. old_status, -1)
+      counts['n:' .. old_status] = (counts['n:' .. old_status] or 0) - 1
     else
       redis.call('ZADD', ns .. ':i:all', 0, member)
       redis.call('ZADD', ns .. ':i:c:' .. cust, 0, member)
     end
     redis.call('ZADD', ns .. ':i:s:' .. status, 0, member)
     redis.call('ZADD', ns .. ':i:cs:' .. status .. ':' .. cust, 0, member)
-    redis.call('HINCRBY', stats, 'n:' .. status, 1)
+    counts['n:' .. status] = (counts['n:' .. status] or 0) + 1
   end
   if old_status ~= status or old_units ~= units or old_scale ~= scale then
     -- revenue moves with the order between statuses, and with its total when amended
+    local stats = ns .. ':stats'
     if old_status and old_units ~= '0' then
       redis.call('HINCRBY', stats, 'r:' .. old_status .. ':' .. old_scale, negate(old_units))
     end
@@ -88,23 +116,45 @@ local function apply_to(ns)
       redis.call('HINCRBY', stats, 'r:' .. status .. ':' .. scale, units)
     end
   end
-  local seen = redis.call('HGET', stats, 'pos')
-  if not seen or pos > seen then redis.call('HSET', stats, 'pos', pos) end
+  if not t.pos or pos > t.pos then t.pos = pos end
   if publish then
     redis.call('PUBLISH', ns .. ':changes', cjson.encode(
       {ns = ns, id = id, version = version, customerId = cust, status = status, position = pos}))
   end
-  return 'ok'
+  return 'o'
 end
 
-if target ~= '' then return apply_to(target) end
-local current = redis.call('GET', KEYS[1])
-if not current then return 'reset' end
-local result = apply_to(current)
-local building = redis.call('GET', KEYS[2])
-if building and building ~= current then
-  -- the rebuild is catching up: an event it cannot take yet is fetched again by the rebuild
-  publish = false
-  if apply_to(building) == 'gap' then redis.call('SADD', building .. ':dirty', id) end
+local function flush()
+  for ns, t in pairs(pending) do
+    local stats = ns .. ':stats'
+    for field, delta in pairs(t.counts) do
+      if delta ~= 0 then redis.call('HINCRBY', stats, field, delta) end
+    end
+    if t.pos then
+      local seen = redis.call('HGET', stats, 'pos')
+      if not seen or t.pos > seen then redis.call('HSET', stats, 'pos', t.pos) end
+    end
+  end
 end
-return result
+
+local out = {}
+if target ~= '' then
+  for _, c in ipairs(changes) do out[#out + 1] = apply_to(target, c) end
+else
+  local current = redis.call('GET', KEYS[1])
+  if not current then return 'R' end
+  local building = redis.call('GET', KEYS[2])
+  if building == current then building = nil end
+  for _, c in ipairs(changes) do
+    out[#out + 1] = apply_to(current, c)
+    if building then
+      -- the rebuild is catching up: an event it cannot take yet is fetched again by the rebuild
+      local live = publish
+      publish = false
+      if apply_to(building, c) == 'g' then redis.call('SADD', building .. ':dirty', c[1]) end
+      publish = live
+    end
+  end
+end
+flush()
+return table.concat(out)
