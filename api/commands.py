@@ -28,6 +28,7 @@ from domain.commands import Command, PlaceOrder
 from domain.decide import decide
 from domain.errors import ConcurrencyConflict, OrderAlreadyExists, ValidationFailed
 from domain.events import order_stream
+from domain.order import OrderState
 from domain.validation import validate
 from eventstore.codec import EventContext, encode
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
@@ -109,9 +110,14 @@ class CommandHandler:
         actor: str,
         correlation_id: str,
         idempotency_key: str | None = None,
+        guard: Callable[[OrderState | None], None] | None = None,
     ) -> Accepted:
         """Decide and append `command`. Raises the domain's errors (`ValidationFailed`,
-        `OrderNotFound`, `OrderAlreadyExists`, `InvalidTransition`, `ConcurrencyConflict`)."""
+        `OrderNotFound`, `OrderAlreadyExists`, `InvalidTransition`, `ConcurrencyConflict`).
+
+        `guard`, when given, sees every loaded state before the decision and may raise (the API
+        uses it so a customer only ever acts on its own order, whatever happened since the
+        permission check)."""
         # Input rules first: a bad order id must never become a stream name, not even to read.
         command = validate(command)
         if expected_version is not None and expected_version < 0:
@@ -129,6 +135,8 @@ class CommandHandler:
         stream = order_stream(command.order_id)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             loaded = await self._repository.load(command.order_id)
+            if guard is not None:
+                guard(loaded.state)
             if expected_version is not None and expected_version != loaded.version:
                 raise ConcurrencyConflict(expected_version, loaded.version)
             if loaded.state is not None and idempotency_key is not None:

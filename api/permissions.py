@@ -6,6 +6,7 @@ right) itself, so the client sees the right `extensions.code`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from strawberry.permission import BasePermission
@@ -13,6 +14,7 @@ from strawberry.types import Info
 
 from api.auth import Forbidden, Principal, Unauthenticated
 from api.context import AppContext
+from domain.order import OrderState
 from domain.validation import ID_PATTERN
 
 
@@ -72,10 +74,13 @@ class OwnsOrder(BasePermission):
     """Staff, or the customer who placed the order named by `id` or `input.orderId`.
 
     An order that does not exist has no owner to protect: the field itself answers (null, an
-    empty list, `OrderNotFound`). Ownership never changes, so checking before acting is safe.
+    empty list, `OrderNotFound`). Ownership never changes once an order exists; for commands the
+    handler checks it again on the state it decides on (`customer_guard`), so an order placed by
+    someone else between this check and the command is still refused.
     """
 
     message = "This order belongs to another customer."
+    allow_missing = True
 
     async def has_permission(
         self, source: Any, info: Info[AppContext, None], **kwargs: Any
@@ -91,6 +96,30 @@ class OwnsOrder(BasePermission):
             # Not an id at all: the field refuses it without reading a stream of that name.
             return True
         owner = await info.context.repository.customer_of(order_id)
-        if owner is not None and owner != principal.sub:
+        if owner is None and self.allow_missing:
+            return True
+        if owner != principal.sub:
             raise Forbidden(self.message)
         return True
+
+
+class OwnsExistingOrder(OwnsOrder):
+    """Like `OwnsOrder`, but a customer may not watch an order that does not exist yet: a live
+    feed would otherwise deliver the events of whoever places that id later."""
+
+    message = "A customer may only watch its own, existing orders."
+    allow_missing = False
+
+
+def customer_guard(principal: Principal | None) -> Callable[[OrderState | None], None] | None:
+    """For a customer, a check the handler runs on every state it loads: the order, if it
+    exists, must be the customer's."""
+    if principal is None or principal.is_staff:
+        return None
+    customer = principal.sub
+
+    def guard(state: OrderState | None) -> None:
+        if state is not None and state.customer_id != customer:
+            raise Forbidden(OwnsOrder.message)
+
+    return guard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
@@ -9,7 +10,7 @@ from strawberry.types import Info
 
 from api.commands import new_order_id
 from api.context import AppContext
-from api.permissions import IsStaff, OwnsOrder, PlacesForSelf
+from api.permissions import IsStaff, OwnsOrder, PlacesForSelf, customer_guard
 from api.schema.arguments import given
 from api.schema.errors import from_domain
 from api.schema.inputs import (
@@ -23,6 +24,7 @@ from api.schema.inputs import (
 from api.schema.results import CommandAccepted, CommandResult
 from domain.commands import Command
 from domain.errors import DomainError
+from domain.order import OrderState
 
 IdempotencyKey = Annotated[
     str | None,
@@ -40,6 +42,7 @@ async def execute(
     *,
     expected_version: int | None = None,
     idempotency_key: str | None = None,
+    guard: Callable[[OrderState | None], None] | None = None,
 ) -> CommandResult:
     """Run `command` through the handler; domain refusals become their union members."""
     context = info.context
@@ -51,6 +54,7 @@ async def execute(
             actor=context.actor,
             correlation_id=context.correlation_id,
             idempotency_key=idempotency_key,
+            guard=guard,
         )
     except DomainError as error:
         return from_domain(error)
@@ -100,7 +104,12 @@ class CommandMutation:
         self, info: Info[AppContext, None], input: CancelOrderInput
     ) -> CommandResult:
         """Cancel an order that has not shipped."""
-        return await execute(info, input.to_command(), expected_version=input.expected_version)
+        return await execute(
+            info,
+            input.to_command(),
+            expected_version=input.expected_version,
+            guard=customer_guard(info.context.principal),
+        )
 
     @strawberry.mutation(  # type: ignore[untyped-decorator]
         description="Add a product line to a pending order.", permission_classes=[IsStaff]

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import AppContext
-from api.permissions import IsStaff, OwnsOrder
+from api.permissions import IsStaff, OwnsExistingOrder
 from api.schema.arguments import cursor, given, non_negative, order_id_argument
 from api.schema.event_log import order_events_filter
 from api.schema.types import Event
@@ -36,7 +36,7 @@ class EventLogSubscription:
 
     @strawberry.subscription(  # type: ignore[untyped-decorator]
         description="Gap-free: events with version > fromVersion from history, then live.",
-        permission_classes=[OwnsOrder],
+        permission_classes=[OwnsExistingOrder],
     )
     async def order_events(
         self,

@@ -213,3 +213,30 @@ async def test_a_websocket_with_a_token_subscribes(
         message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
         assert message["payload"]["data"]["orderEvents"] == {"type": "OrderPlaced", "version": 1}
         await ws.send(orjson.dumps({"id": "1", "type": "complete"}).decode())
+
+
+async def test_a_customer_cancels_its_own_orders_only(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/graphql",
+        json={"query": PLACE, "variables": {"input": order_input("o-9", "c-9")}},
+        headers=bearer("s", "staff"),
+    )
+    cancel = 'mutation { cancelOrder(input: {orderId: "o-9", reason: "no"}) { __typename } }'
+    other = await client.post("/graphql", json={"query": cancel}, headers=bearer("c-1", "customer"))
+    assert other.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    own = await client.post("/graphql", json={"query": cancel}, headers=bearer("c-9", "customer"))
+    assert own.json()["data"]["cancelOrder"]["__typename"] == "CommandAccepted"
+
+
+async def test_a_customer_cannot_watch_an_order_that_does_not_exist(base_url: str) -> None:
+    token = bearer("c-1", "customer")["Authorization"]
+    async with websockets.connect(f"ws://{base_url}/graphql", subprotocols=[TRANSPORT_WS]) as ws:
+        init = {"type": "connection_init", "payload": {"authorization": token}}
+        await ws.send(orjson.dumps(init).decode())
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+        query = 'subscription { orderEvents(id: "not-placed-yet") { type } }'
+        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": query}}
+        await ws.send(orjson.dumps(subscribe).decode())
+        message = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -23,6 +23,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.events import ItemAdded, LineItem, OrderStatus, order_stream
+from domain.order import OrderState
 from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import (
@@ -287,3 +288,19 @@ async def test_endless_conflicts_end_in_a_concurrency_conflict(store: SQLiteEven
         await handle(make_handler(racing), CancelOrder(order_id="o-1", reason="x"))
     assert racing.appends == MAX_ATTEMPTS
     assert "OrderCancelled" not in [r.type for r in await stream_of(store)]
+
+
+async def test_a_guard_sees_the_loaded_state_and_can_refuse(store: SQLiteEventStore) -> None:
+    handler = make_handler(store)
+    await handle(handler, place(customer_id="c-1"))
+    seen: list[str | None] = []
+
+    def guard(state: OrderState | None) -> None:
+        seen.append(None if state is None else state.customer_id)
+        if state is not None and state.customer_id != "c-2":
+            raise PermissionError("not yours")
+
+    with pytest.raises(PermissionError):
+        await handle(handler, CancelOrder(order_id="o-1", reason="x"), guard=guard)
+    assert seen == ["c-1"]
+    assert len(await stream_of(store)) == 1
