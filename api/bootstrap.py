@@ -36,7 +36,7 @@ async def open_store(settings: Settings) -> EventStore:
     if settings.esdb_url:
         try:
             # Imported lazily: the embedded default must not need gRPC at all.
-            from eventstore.esdb import EventStoreDBStore  # type: ignore[import-not-found,unused-ignore]
+            from eventstore.esdb import EventStoreDBStore
         except ImportError as error:
             raise RuntimeError(
                 "ESDB_URL is set but the EventStoreDB adapter (eventstore.esdb) is not available"
