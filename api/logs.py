@@ -11,13 +11,13 @@ import logging
 FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
-CONNECTION_MESSAGES = frozenset({'%s - "WebSocket %s" %s', "connection open", "connection closed"})
-"""Uvicorn's per-websocket lines: as chatty as an access log."""
-
-
 class _DropConnectionLines(logging.Filter):
+    """Drops uvicorn's per-websocket lines ("WebSocket /graphql" [accepted], "connection open",
+    "connection closed"): as chatty as an access log."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg not in CONNECTION_MESSAGES
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not (message.startswith('%s - "WebSocket %s"') or message.startswith("connection "))
 
 
 def configure_logging(level: str = "INFO") -> None:
