@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import secrets
 import statistics
 import sys
@@ -107,6 +108,7 @@ class Summary:
     p99_ms: float
     errors: int
     first_errors: tuple[str, ...]
+    loadgen_us_per_command: float
 
 
 async def _httpx_flows(
@@ -157,6 +159,7 @@ async def run_target(
     """Warm up, then `rounds` measured runs of `flows` fresh flows; medians of each figure."""
     endpoint = Endpoint.from_url(target.url)
     results: list[RunStats] = []
+    loadgen_cpu_s = 0.0
     for round_no in range(rounds + 1):
         count = warmup if round_no == 0 else flows
         if count == 0:
@@ -169,6 +172,7 @@ async def run_target(
         def advance(commands: int, task_id: TaskID = task) -> None:
             progress.advance(task_id, commands)
 
+        cpu_before = _own_cpu_seconds()
         if client == "httpx":
             stats = await _httpx_flows(target.url, plans, token, concurrency, advance)
         else:
@@ -180,6 +184,7 @@ async def run_target(
             )
         progress.remove_task(task)
         if round_no > 0:
+            loadgen_cpu_s += _own_cpu_seconds() - cpu_before
             results.append(stats)
         if stats.errors:
             log.warning("%s %s: %d failed commands", target.label, name, stats.errors)
@@ -190,7 +195,14 @@ async def run_target(
         p99_ms=statistics.median(r.percentile_ms(0.99) for r in results),
         errors=sum(r.errors for r in results),
         first_errors=tuple(e for r in results for e in r.first_errors)[:5],
+        loadgen_us_per_command=loadgen_cpu_s / max(1, sum(r.commands for r in results)) * 1e6,
     )
+
+
+def _own_cpu_seconds() -> float:
+    """CPU time of this process (the load generator) alone, not of the servers it started."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
@@ -200,16 +212,22 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         f"{args.concurrency} concurrent keep-alive clients, median of {args.rounds} rounds, "
         f"{os.cpu_count()} CPUs, client `{args.client}`:",
         "",
-        "| target | commands/s | p50 (ms) | p99 (ms) | failed |",
-        "|---|---:|---:|---:|---:|",
+        "| target | commands/s | p50 (ms) | p99 (ms) | failed | load generator CPU/command |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
         lines.append(
-            f"| {s.label} | {s.throughput:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} |"
+            f"| {s.label} | {s.throughput:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} "
+            f"| {s.loadgen_us_per_command:.0f} µs |"
         )
     if len(summaries) == 2 and summaries[1].throughput:
         ratio = summaries[0].throughput / summaries[1].throughput
         lines += ["", f"Full command path / no-op baseline: **{ratio:.2f}x** the throughput."]
+    load = os.getloadavg()[0]
+    lines += [
+        "",
+        f"(1-minute load average at the end: {load:.1f}; other processes skew the figures.)",
+    ]
     return "\n".join(lines)
 
 
@@ -217,7 +235,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_write", description=__doc__)
     parser.add_argument("--flows", type=int, default=2000, help="flows per round (3 commands each)")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
     parser.add_argument("--warmup", type=int, default=200, help="flows before measuring")
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
