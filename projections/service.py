@@ -1,0 +1,94 @@
+"""The read side for the composition root: Redis (REDIS_URL or the embedded server), the live
+feed, the queries and the projector workers, opened together and closed in reverse.
+
+    async with open_read_side(store, redis_url=url, data_dir=data_dir) as read_side:
+        await read_side.queries.get_order(order_id)
+
+`orders serve` uses it with `projectors=1` (or more); `orders project` uses `run_projectors`
+against EventStoreDB; `orders rebuild` uses `open_redis` and `projections.rebuild.rebuild`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from eventstore.port import EventStore
+from projections.embedded_redis import start_embedded_redis
+from projections.feed import ChangeFeed
+from projections.queries import OrderQueries
+from projections.redis_store import RedisViewStore
+from projections.runner import ProjectorRunner, RunnerSettings
+from projections.views import ProjectionStatus
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def open_redis(redis_url: str | None, data_dir: Path | str) -> AsyncIterator[Redis]:
+    """A Redis client: REDIS_URL's server, else the embedded one under DATA_DIR (started, or
+    joined when another process already serves it there; stopped only if we started it)."""
+    if redis_url:
+        client: Redis = Redis.from_url(redis_url)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+        return
+    server = await start_embedded_redis(data_dir)
+    client = server.client()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await server.stop()
+
+
+@dataclass(slots=True, kw_only=True)
+class ReadSide:
+    """What the API reads through: queries (with live updates) and the local projector workers."""
+
+    redis: Redis
+    views: RedisViewStore
+    feed: ChangeFeed
+    queries: OrderQueries
+    runners: list[ProjectorRunner]
+
+    async def statuses(self) -> list[ProjectionStatus]:
+        """The `projections` query: every projection as its workers (here or elsewhere) last
+        recorded it."""
+        return await self.queries.projection_statuses()
+
+
+@contextlib.asynccontextmanager
+async def open_read_side(
+    store: EventStore,
+    *,
+    redis_url: str | None,
+    data_dir: Path | str,
+    projectors: int = 1,
+    prefix: str = "orders",
+    settings: RunnerSettings | None = None,
+) -> AsyncIterator[ReadSide]:
+    """Open Redis, start the feed and `projectors` workers (0: none, e.g. when `orders project`
+    runs them elsewhere); stop everything on exit."""
+    async with open_redis(redis_url, data_dir) as redis:
+        views = RedisViewStore(redis, prefix=prefix)
+        feed = ChangeFeed(redis, prefix=prefix)
+        queries = OrderQueries(redis, prefix=prefix, feed=feed)
+        runners = [ProjectorRunner(store, views, settings=settings) for _ in range(projectors)]
+        stop = asyncio.Event()
+        await feed.start()
+        tasks = [asyncio.create_task(r.run(stop), name=f"projector-{r.worker_id}") for r in runners]
+        try:
+            yield ReadSide(redis=redis, views=views, feed=feed, queries=queries, runners=runners)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            await feed.stop()
