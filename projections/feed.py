@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.events import OrderStatus
-from projections.keys import ProjectionKeys
+from projections.keys import ProjectionKeys, as_text
 from projections.views import Change
 
 logger = logging.getLogger(__name__)
@@ -178,17 +178,29 @@ class ChangeFeed:
 
     async def _run(self) -> None:
         delay = 0.1
+        connected_before = False
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.psubscribe(self.keys.changes_pattern)
                 await pubsub.subscribe(self.keys.switch_channel)
-                if delay > 0.1:  # a reconnect: whatever happened meanwhile was not heard
-                    self._dispatch(RESYNC)
                 self.connected.set()
+                if connected_before:  # whatever happened while we were away was not heard
+                    self._dispatch(RESYNC)
+                connected_before = True
                 delay = 0.1
+                confirmations = 0
                 async for message in pubsub.listen():
-                    self._handle(message)
+                    if message.get("type") == "subscribe":
+                        # redis-py reconnects a pubsub by itself and subscribes again: a second
+                        # confirmation means the connection was lost and messages with it
+                        confirmations += 1
+                        if confirmations > 1:
+                            logger.warning("change feed reconnected to Redis")
+                            self._dispatch(RESYNC)
+                    else:
+                        self._handle(message)
+                logger.warning("change feed subscription ended; subscribing again")
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 self.connected.clear()
                 logger.warning("change feed lost Redis (%s); reconnecting in %.1f s", error, delay)
@@ -207,8 +219,7 @@ class ChangeFeed:
                 return
             self._dispatch(change)
         elif kind == "message":
-            namespace = message["data"]
-            namespace = namespace.decode() if isinstance(namespace, bytes) else str(namespace)
+            namespace = as_text(message["data"])
             logger.info("views switched to namespace %s", namespace)
             if self.on_switch is not None:
                 self.on_switch(namespace)

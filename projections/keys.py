@@ -13,6 +13,11 @@ from dataclasses import dataclass
 POSITION_DIGITS = 20
 
 
+def as_text(value: object) -> str:
+    """A Redis reply as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def pad_position(position: int) -> str:
     """A position as Redis stores it: comparable as a string."""
     return f"{position:0{POSITION_DIGITS}d}"
@@ -56,9 +61,6 @@ class ProjectionKeys:
     @property
     def rebuild_lock(self) -> str:
         return f"{self.prefix}:rebuild-lock"
-
-    def namespace(self, ns: str) -> NamespaceKeys:
-        return NamespaceKeys(ns)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from domain.events import OrderStatus
 from projections.feed import ChangeFeed
-from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys
+from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys, as_text
 from projections.redis_store import view_from_hash
 from projections.status import projection_statuses
 from projections.views import (
@@ -73,7 +73,7 @@ class NamespacePointer:
         """The serving namespace (None: Redis holds no views yet)."""
         if self._value is None or time.monotonic() >= self._expires:
             raw = await self.redis.get(self.keys.pointer)
-            self.refresh(raw.decode() if isinstance(raw, bytes) else raw)
+            self.refresh(None if raw is None else as_text(raw))
         return self._value
 
 
@@ -83,7 +83,7 @@ def _stats_from_hash(raw: dict[Any, Any]) -> DashboardStats:
     total = 0
     position = 0
     for key, value in raw.items():
-        name = key.decode() if isinstance(key, bytes) else str(key)
+        name = as_text(key)
         if name == "orders":
             total = int(value)
         elif name == "pos":
@@ -184,7 +184,7 @@ class OrderQueries:
         raw_members = await self.redis.zrange(
             index, start, "-", desc=True, bylex=True, offset=0, num=first + 1
         )
-        members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw_members]
+        members = [as_text(m) for m in raw_members]
         page, more = members[:first], len(members) > first
         async with self.redis.pipeline(transaction=False) as pipe:
             for member in page:

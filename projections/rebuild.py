@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from domain.events import order_stream
 from eventstore.port import EventStore
+from projections.keys import NamespaceKeys, as_text
 from projections.queries import POINTER_TTL
 from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up, to_change
 from projections.redis_store import RedisViewStore
@@ -52,11 +53,11 @@ class RebuildResult:
 async def _fix_dirty(store: EventStore, views: RedisViewStore, namespace: str) -> int:
     """Re-read the streams of orders a projector could not write into `namespace` yet."""
     fixed = 0
-    dirty_key = f"{namespace}:dirty"
-    while raw := await views.redis.spop(dirty_key, 500):
+    keys = NamespaceKeys(namespace)
+    while raw := await views.redis.spop(keys.dirty, 500):
         for member in raw:
-            order_id = member.decode() if isinstance(member, bytes) else str(member)
-            stored = await views.redis.hget(f"{namespace}:o:{order_id}", "version")
+            order_id = as_text(member)
+            stored = await views.redis.hget(keys.order(order_id), "version")
             version = int(stored) if stored is not None else 0
             records = await store.read_stream(order_stream(order_id), from_version=version + 1)
             changes = [to_change(r) for r in records]
@@ -154,7 +155,6 @@ async def _other_namespaces(views: RedisViewStore, keep: str) -> list[str]:
     """Namespaces of this projection other than `keep` (the old one, and any a crash left)."""
     found = set()
     async for key in views.redis.scan_iter(match=f"{views.keys.prefix}:n*:meta", count=1000):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        found.add(name.removesuffix(":meta"))
+        found.add(as_text(key).removesuffix(":meta"))
     current = await views.current_namespace()
     return sorted(ns for ns in found if ns not in (keep, current))

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from domain.events import LineItem, OrderStatus
-from projections.keys import ProjectionKeys, pad_position
+from projections.keys import NamespaceKeys, ProjectionKeys, as_text, pad_position
 from projections.mapping import ChangeKind, ViewChange, money_units
 from projections.views import OrderView
 
@@ -87,17 +87,11 @@ def change_args(change: ViewChange) -> list[str]:
     ]
 
 
-def _text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def view_from_hash(raw: dict[Any, Any]) -> OrderView | None:
     """An order view from its Redis hash (None for an empty hash: no such order)."""
     if not raw:
         return None
-    h = {_text(k): _text(v) for k, v in raw.items()}
+    h = {as_text(k): as_text(v) for k, v in raw.items()}
     items = tuple(
         LineItem(
             product_id=str(i["id"]),
@@ -159,7 +153,7 @@ class RedisViewStore:
             replies = await pipe.execute()
         results: list[ApplyResult] = []
         for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
-            letters = str(_text(reply))
+            letters = as_text(reply)
             if letters == ApplyResult.RESET:
                 letters *= len(changes[start : start + CHUNK])
             results.extend(ApplyResult(letter) for letter in letters)
@@ -167,20 +161,21 @@ class RedisViewStore:
 
     async def current_namespace(self) -> str | None:
         """The namespace that serves now, None when Redis has none (empty)."""
-        return _text(await self.redis.get(self.keys.pointer))
+        raw = await self.redis.get(self.keys.pointer)
+        return None if raw is None else as_text(raw)
 
     async def ensure_namespace(self) -> tuple[str, bool]:
         """The serving namespace, and whether it was just created (Redis was empty)."""
         ns, created = await self._ensure(
             [self.keys.pointer, self.keys.sequence], [self.keys.prefix]
         )
-        return str(_text(ns)), bool(created)
+        return as_text(ns), bool(created)
 
     async def new_namespace(self) -> str:
         """A fresh, empty, not-ready namespace beside the serving one (for a rebuild)."""
         seq = await self.redis.incr(self.keys.sequence)
         ns = f"{self.keys.prefix}:n{seq}"
-        await self.redis.hset(f"{ns}:meta", "ready", "0")
+        await self.redis.hset(NamespaceKeys(ns).meta, "ready", "0")
         return ns
 
     async def watermark(self, namespace: str | None = None) -> tuple[int | None, bool]:
@@ -188,8 +183,8 @@ class RedisViewStore:
         ns = namespace or await self.current_namespace()
         if ns is None:
             return None, False
-        mark, ready = await self.redis.hmget(f"{ns}:meta", ["wm", "ready"])
-        return (int(mark) if mark is not None else None), _text(ready) == "1"
+        mark, ready = await self.redis.hmget(NamespaceKeys(ns).meta, ["wm", "ready"])
+        return (int(mark) if mark is not None else None), as_text(ready) == "1"
 
     async def raise_watermark(
         self, position: int, *, mark_ready: bool = False, namespace: str = ""
@@ -201,7 +196,7 @@ class RedisViewStore:
         result = await self._watermark(
             [self.keys.pointer], [pad_position(position), "1" if mark_ready else "0", namespace]
         )
-        return str(_text(result))
+        return as_text(result)
 
     async def switch(self, namespace: str, watermark: int) -> str:
         """Make a rebuilt namespace serve; returns the old one, or 'dirty' / 'aborted'."""
@@ -209,7 +204,7 @@ class RedisViewStore:
             [self.keys.pointer, self.keys.building, self.keys.switch_channel],
             [namespace, pad_position(watermark)],
         )
-        return str(_text(result))
+        return as_text(result)
 
     async def announce_namespace(self, namespace: str) -> None:
         """Tell every process's feed that the views changed wholesale (readers refresh the

@@ -32,6 +32,7 @@ from eventstore.port import (
     SubscriptionGroupNotFound,
     SubscriptionSettings,
 )
+from projections.keys import NamespaceKeys
 from projections.mapping import ViewChange
 from projections.recovery import DECODE_ERRORS, ORDER_EVENTS, ViewsLost, recover, to_change
 from projections.redis_store import ApplyResult, RedisViewStore
@@ -272,7 +273,8 @@ class ProjectorRunner:
 
     async def _measure_lag(self) -> None:
         namespace = await self.views.current_namespace()
-        raw = await self.views.redis.hget(f"{namespace}:stats", "pos") if namespace else None
+        stats = NamespaceKeys(namespace).stats if namespace else None
+        raw = await self.views.redis.hget(stats, "pos") if stats else None
         if raw is not None:
             self.position = max(self.position or 0, int(raw))
         start = None if self.position is None else self.position + 1
