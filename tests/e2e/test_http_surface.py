@@ -31,7 +31,7 @@ from tests.e2e.gql import (
     no_data,
 )
 from tests.e2e.test_subscriptions import ORDER_EVENTS_SUB
-from tests.e2e.ws import WsMessage, WsRejected, graphql_ws
+from tests.e2e.ws import Protocol, WsMessage, WsRejected, graphql_ws
 
 
 async def test_healthz(http: httpx.AsyncClient) -> None:
@@ -145,24 +145,31 @@ async def test_customer_access(gql: GraphQLClient, orders: Orders, server: LiveS
     ]
 
 
-async def _first_reply(server: LiveServer, token: str | None, order_id: str) -> WsMessage:
-    """The first answer to an orderEvents subscription, or a "closed" message if refused."""
+async def _first_reply(
+    server: LiveServer, token: str | None, order_id: str, protocol: Protocol
+) -> WsMessage:
+    """The first answer to an orderEvents subscription; kind "closed" if the connection was
+    refused, with the close code or "connection_error" as payload."""
     try:
-        async with graphql_ws(server.ws_url, token) as ws:
+        async with graphql_ws(server.ws_url, token, protocol) as ws:
             sub = await ws.subscribe(ORDER_EVENTS_SUB, {"id": order_id})
             return await sub.message()
     except WsRejected as rejected:
-        return WsMessage(kind="closed", payload=rejected.code)
+        payload = "connection_error" if rejected.connection_error else rejected.code
+        return WsMessage(kind="closed", payload=payload)
 
 
-async def test_websocket_without_a_token_is_rejected(server: LiveServer, orders: Orders) -> None:
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_websocket_without_a_token_is_rejected(
+    server: LiveServer, orders: Orders, protocol: Protocol
+) -> None:
     order_id = new_id()
     accepted(await orders.place(order_id))
     for token in (None, "not-a-jwt"):
-        message = await _first_reply(server, token, order_id)
+        message = await _first_reply(server, token, order_id, protocol)
         if message.kind == "closed":
             assert message.payload is not None, "closed without a close frame"
-            assert 4400 <= message.payload < 4500, message
+            assert message.payload == "connection_error" or 4400 <= message.payload < 4500
         elif message.kind == "next":
             # Acknowledged anyway: then the operation itself must be refused, with no event.
             assert error_codes(message.payload) == ["UNAUTHENTICATED"], message

@@ -24,12 +24,13 @@ Protocol = Literal["graphql-transport-ws", "graphql-ws"]
 
 
 class WsRejected(AssertionError):
-    """The server closed the socket instead of acknowledging the connection."""
+    """The server refused the connection: a close frame, or graphql-ws's `connection_error`."""
 
-    def __init__(self, code: int | None, reason: str) -> None:
+    def __init__(self, code: int | None, reason: str, *, connection_error: bool = False) -> None:
         super().__init__(f"websocket rejected: close code {code} {reason!r}")
         self.code = code
         self.reason = reason
+        self.connection_error = connection_error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +114,8 @@ class GraphQLWebSocket:
                     message = orjson.loads(await self.ws.recv())
                     if message["type"] == "connection_ack":
                         break
+                    if message["type"] == "connection_error":  # the legacy protocol's refusal
+                        raise WsRejected(None, str(message.get("payload")), connection_error=True)
                     if message["type"] in ("ka", "ping"):
                         if message["type"] == "ping":
                             await self._send({"type": "pong"})
