@@ -6,6 +6,7 @@ DATA_DIR and the embedded defaults; tests share it and stay independent through 
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -31,12 +32,27 @@ class LiveServer:
         return make_token(self.jwt_secret, sub=sub, role=role, ttl=ttl)
 
 
+def _extra_server_env() -> dict[str, str]:
+    """`E2E_SERVER_ENV="K=V K2=V2"` configures the server under test (e.g. `ESDB_URL=...` to run
+    the suite against EventStoreDB); unset, the server uses the embedded defaults."""
+    pairs = os.environ.get("E2E_SERVER_ENV", "").split()
+    bad = [pair for pair in pairs if "=" not in pair]
+    if bad:
+        raise pytest.UsageError(f"E2E_SERVER_ENV takes K=V pairs, got {bad}")
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real server, started once per session and stopped with SIGINT at the end."""
     root = tmp_path_factory.mktemp("e2e-server")
     secret = secrets.token_urlsafe(32)
-    process = ServerProcess(data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log")
+    process = ServerProcess(
+        data_dir=root / "data",
+        jwt_secret=secret,
+        log_path=root / "server.log",
+        env=_extra_server_env(),
+    )
     process.start()
     try:
         yield LiveServer(
