@@ -140,7 +140,9 @@ async def catch_up(
     )
 
 
-async def recover(store: EventStore, views: RedisViewStore) -> CatchUpResult:
+async def recover(
+    store: EventStore, views: RedisViewStore, *, progress: Progress | None = None
+) -> CatchUpResult:
     """Bring the serving views up to the log's head from where Redis really is.
 
     Creates the namespace if Redis has none (empty after a flush or a restart), catches up from its
@@ -155,7 +157,10 @@ async def recover(store: EventStore, views: RedisViewStore) -> CatchUpResult:
         " (Redis was empty)" if created else "",
     )
     # Not published change by change: listeners are told once, below, to re-read everything.
-    result = await catch_up(store, views, from_position=mark, publish=False)
+    head = await store.head_position() if progress is not None else None
+    result = await catch_up(
+        store, views, from_position=mark, publish=False, progress=progress, head=head
+    )
     reached = max(p for p in (result.last_position, mark, 0) if p is not None)
     outcome = await views.raise_watermark(reached, mark_ready=True, namespace=ns)
     if outcome == "reset":
