@@ -268,13 +268,11 @@ class ProjectorRunner:
             and await self.views.raise_watermark(checkpoint, namespace=namespace) == "ok"
         ):
             self._written_mark = (namespace, checkpoint)
-        await self._measure_lag()
+        await self._measure_lag(namespace)
         await self._publish_status_quietly()
 
-    async def _measure_lag(self) -> None:
-        namespace = await self.views.current_namespace()
-        stats = NamespaceKeys(namespace).stats if namespace else None
-        raw = await self.views.redis.hget(stats, "pos") if stats else None
+    async def _measure_lag(self, namespace: str) -> None:
+        raw = await self.views.redis.hget(NamespaceKeys(namespace).stats, "pos")
         if raw is not None:
             self.position = max(self.position or 0, int(raw))
         start = None if self.position is None else self.position + 1

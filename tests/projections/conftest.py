@@ -15,6 +15,7 @@ import redis as sync_redis
 from redis.asyncio import Redis
 
 from projections.embedded_redis import launch_redis_server
+from projections.redis_store import RedisViewStore
 
 REDIS_TARGETS = ["embedded"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
 
@@ -85,3 +86,11 @@ async def redis(
     finally:
         await wipe(client, prefix)
         await client.aclose()
+
+
+@pytest.fixture
+async def views(redis: Redis, prefix: str) -> RedisViewStore:
+    """A view store on the test's prefix, its serving namespace created."""
+    store = RedisViewStore(redis, prefix=prefix)
+    await store.ensure_namespace()
+    return store

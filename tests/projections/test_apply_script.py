@@ -64,12 +64,12 @@ async def test_apply_in_order_equals_the_fold(redis: Redis, prefix: str) -> None
     assert (await redis.hget(NamespaceKeys(ns).meta, "ready")) == b"0"
 
 
-async def test_duplicates_are_skipped_and_never_count_twice(redis: Redis, prefix: str) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
+async def test_duplicates_are_skipped_and_never_count_twice(
+    redis: Redis, prefix: str, views: RedisViewStore
+) -> None:
     changes = [change_of(d) for d in sample_log().decoded()]
-    await store.apply_batch(changes)
-    again = await store.apply_batch(changes + changes[:3])
+    await views.apply_batch(changes)
+    again = await views.apply_batch(changes + changes[:3])
     assert set(again) == {ApplyResult.DUPLICATE}
     stats = await OrderQueries(redis, prefix=prefix).dashboard_stats()
     by = {s.status: s for s in stats.by_status}
@@ -82,16 +82,14 @@ async def test_duplicates_are_skipped_and_never_count_twice(redis: Redis, prefix
 
 
 async def test_gaps_are_refused_until_the_missing_version_arrives(
-    redis: Redis, prefix: str
+    redis: Redis, prefix: str, views: RedisViewStore
 ) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
     changes = [change_of(d) for d in sample_log().decoded()]
     a_events = [c for c in changes if c.order_id == "a"]  # versions 1..4
-    assert await store.apply(a_events[2]) == ApplyResult.GAP
-    assert await store.apply(a_events[1]) == ApplyResult.GAP
+    assert await views.apply(a_events[2]) == ApplyResult.GAP
+    assert await views.apply(a_events[1]) == ApplyResult.GAP
     reordered = [a_events[0], a_events[3], a_events[2], a_events[1], a_events[2], a_events[3]]
-    assert await store.apply_batch(reordered) == [
+    assert await views.apply_batch(reordered) == [
         ApplyResult.OK,
         ApplyResult.GAP,
         ApplyResult.GAP,
@@ -105,9 +103,9 @@ async def test_gaps_are_refused_until_the_missing_version_arrives(
     assert view.status is OrderStatus.SHIPPED
 
 
-async def test_amending_a_pending_order_moves_pending_revenue(redis: Redis, prefix: str) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
+async def test_amending_a_pending_order_moves_pending_revenue(
+    redis: Redis, prefix: str, views: RedisViewStore
+) -> None:
     log = Log()
     log.record(
         "x",
@@ -120,7 +118,7 @@ async def test_amending_a_pending_order_moves_pending_revenue(redis: Redis, pref
     )
     log.record("x", ItemRemoved(product_id="p1", total=Decimal("1.00")))
     log.record("x", ItemAdded(item=item("p3", "0.125"), total=Decimal("1.125")))
-    await store.apply_batch([change_of(d) for d in log.decoded()])
+    await views.apply_batch([change_of(d) for d in log.decoded()])
     stats = await OrderQueries(redis, prefix=prefix).dashboard_stats()
     pending = next(s for s in stats.by_status if s.status is OrderStatus.PENDING)
     assert pending.revenue == Decimal("1.125")
@@ -135,22 +133,20 @@ async def test_without_a_namespace_the_store_asks_for_recovery(redis: Redis, pre
 
 
 async def test_an_order_that_does_not_start_with_placed_is_invalid(
-    redis: Redis, prefix: str
+    redis: Redis, prefix: str, views: RedisViewStore
 ) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
     log = Log()
     log.versions["z"] = 0
     log.record("z", OrderCancelled(reason="?"))
-    assert await store.apply(change_of(log.decoded()[0])) == ApplyResult.INVALID
+    assert await views.apply(change_of(log.decoded()[0])) == ApplyResult.INVALID
 
 
-async def test_an_unknown_event_type_moves_only_the_version(redis: Redis, prefix: str) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
+async def test_an_unknown_event_type_moves_only_the_version(
+    redis: Redis, prefix: str, views: RedisViewStore
+) -> None:
     log = sample_log()
     first = log.records[0]
     stranger = replace(first, type="GiftWrapped", version=2, position=first.position + 1)
     decoded = [log.decoded()[0], decode_record(stranger)]
-    assert await store.apply_batch([change_of(d) for d in decoded]) == [ApplyResult.OK] * 2
+    assert await views.apply_batch([change_of(d) for d in decoded]) == [ApplyResult.OK] * 2
     assert await OrderQueries(redis, prefix=prefix).get_order("a") == fold_views(decoded)["a"]

@@ -28,6 +28,11 @@ async def feed(redis: Redis, prefix: str) -> AsyncIterator[ChangeFeed]:
         await started.stop()
 
 
+@pytest.fixture
+def queries(redis: Redis, prefix: str, feed: ChangeFeed) -> OrderQueries:
+    return OrderQueries(redis, prefix=prefix, feed=feed)
+
+
 def place(log: Log, order_id: str, customer: str) -> None:
     log.record(
         order_id,
@@ -45,19 +50,16 @@ def pay(log: Log, order_id: str) -> None:
 
 
 async def test_order_updated_gets_the_current_view_then_each_change(
-    redis: Redis, prefix: str, feed: ChangeFeed
+    views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
 ) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
-    queries = OrderQueries(redis, prefix=prefix, feed=feed)
     log = Log()
     place(log, "a", "c1")
-    await store.apply(change_of(log.decoded()[0]))
+    await views.apply(change_of(log.decoded()[0]))
     watch = queries.watch_order("a")
     first = await anext(watch)
     assert first.version == 1
     pay(log, "a")
-    await store.apply(change_of(log.decoded()[1]))
+    await views.apply(change_of(log.decoded()[1]))
     async with asyncio.timeout(5):
         second = await anext(watch)
     assert (second.version, second.status) == (2, OrderStatus.PAID)
@@ -67,11 +69,8 @@ async def test_order_updated_gets_the_current_view_then_each_change(
 
 
 async def test_orders_updated_filters_and_wait_for_version_reads_its_write(
-    redis: Redis, prefix: str, feed: ChangeFeed
+    views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
 ) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
-    queries = OrderQueries(redis, prefix=prefix, feed=feed)
     log = Log()
     place(log, "a", "c1")
     place(log, "b", "c2")
@@ -83,7 +82,7 @@ async def test_orders_updated_filters_and_wait_for_version_reads_its_write(
     await asyncio.sleep(0.05)  # both are listening before anything is written
     assert not waiting.done()
     for change in changes:
-        await store.apply(change)
+        await views.apply(change)
     async with asyncio.timeout(5):
         view = await waiting
         seen = await nexted
@@ -97,18 +96,15 @@ async def test_orders_updated_filters_and_wait_for_version_reads_its_write(
 
 
 async def test_dashboard_stats_are_pushed_coalesced(
-    redis: Redis, prefix: str, feed: ChangeFeed
+    views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
 ) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
-    queries = OrderQueries(redis, prefix=prefix, feed=feed)
     watch = queries.watch_stats()
     first = await anext(watch)
     assert first.total_orders == 0
     log = Log()
     for n in range(50):
         place(log, f"o{n}", "c")
-    await store.apply_batch([change_of(d) for d in log.decoded()])
+    await views.apply_batch([change_of(d) for d in log.decoded()])
     seen: list[DashboardStats] = []
     async with asyncio.timeout(5):
         while not seen or seen[-1].total_orders < 50:
@@ -118,16 +114,15 @@ async def test_dashboard_stats_are_pushed_coalesced(
     assert feed.listener_count == 0
 
 
-async def test_pages_are_newest_first_and_cursors_continue(redis: Redis, prefix: str) -> None:
-    store = RedisViewStore(redis, prefix=prefix)
-    await store.ensure_namespace()
-    queries = OrderQueries(redis, prefix=prefix)
+async def test_pages_are_newest_first_and_cursors_continue(
+    views: RedisViewStore, queries: OrderQueries
+) -> None:
     log = Log()
     for n in range(9):
         place(log, f"o{n}", f"c{n % 2}")
     for n in range(0, 9, 3):
         pay(log, f"o{n}")
-    await store.apply_batch([change_of(d) for d in log.decoded()])
+    await views.apply_batch([change_of(d) for d in log.decoded()])
     page = await queries.list_orders(first=4)
     assert [o.id for o in page.orders] == ["o8", "o7", "o6", "o5"]
     assert page.has_next_page
