@@ -150,3 +150,22 @@ async def test_an_unknown_event_type_moves_only_the_version(
     decoded = [log.decoded()[0], decode_record(stranger)]
     assert await views.apply_batch([change_of(d) for d in decoded]) == [ApplyResult.OK] * 2
     assert await OrderQueries(redis, prefix=prefix).get_order("a") == fold_views(decoded)["a"]
+
+
+async def test_positions_beyond_two_to_the_53_stay_exact(
+    redis: Redis, prefix: str, views: RedisViewStore
+) -> None:
+    log = Log(start=2**63 - 1000)  # EventStoreDB commit positions exceed a double's precision
+    log.record(
+        "big",
+        OrderPlaced(order_id="big", customer_id="c", items=(item("p"),), total=Decimal("10.00")),
+    )
+    log.record("big", OrderCancelled(reason="x"))
+    await views.apply_batch([change_of(d) for d in log.decoded()])
+    queries = OrderQueries(redis, prefix=prefix)
+    view = await queries.get_order("big")
+    assert view is not None
+    assert (view.placed_position, view.position) == (2**63 - 1000, 2**63 - 993)
+    assert (await queries.dashboard_stats()).position == 2**63 - 993
+    page = await queries.list_orders(first=1)
+    assert [o.id for o in page.orders] == ["big"]
