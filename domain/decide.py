@@ -18,7 +18,7 @@ from domain.commands import (
     ShipOrder,
     TakePayment,
 )
-from domain.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound, ValidationFailed
+from domain.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -82,12 +82,13 @@ def _require(state: OrderState, allowed: bool, verb: str) -> None:
 
 def _take_payment(state: OrderState, command: TakePayment) -> tuple[OrderEvent, ...]:
     _require(state, state.status is OrderStatus.PENDING, "take payment for")
-    # A wrong amount is bad input, not a refused transition: the order could take this payment,
-    # the caller just sent the wrong figure and can correct it. Judged after the status because
-    # only a pending order's total is an amount anyone can pay.
+    # CONTRACT "Command rules": the amount must equal the total, and a rule broken gives
+    # InvalidTransition with the current status. Judged after the status, because only a pending
+    # order's total is an amount anyone can pay.
     if command.amount != state.total:
-        raise ValidationFailed(
-            f"amount {command.amount} does not equal the order's total {state.total}", "amount"
+        raise InvalidTransition(
+            state.status,
+            f"amount {command.amount} does not equal the order's total {state.total}",
         )
     return (
         PaymentTaken(

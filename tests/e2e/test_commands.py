@@ -109,9 +109,9 @@ async def test_refused_transitions_give_invalid_transition_with_status(orders: O
         refused(result, "InvalidTransition", status=status, code="INVALID_TRANSITION")
         assert result["message"]
 
-    # A wrong amount is bad input the caller can correct, not a refused transition (domain/decide).
+    # CONTRACT: "amount must equal the order's total" is a command rule; broken, it is refused.
     wrong_amount = await orders.pay(pending, amount="9.99")
-    refused(wrong_amount, "ValidationFailed", field="amount", code="VALIDATION_FAILED")
+    refused(wrong_amount, "InvalidTransition", status="PENDING", code="INVALID_TRANSITION")
 
     assert len(await orders.order_events(pending)) == 1
     assert len(await orders.order_events(paid)) == 2

@@ -138,10 +138,10 @@ def test_take_payment_compares_amounts_as_decimals() -> None:
 
 
 @pytest.mark.parametrize("amount", ["9.99", "10.01", "0", "100.00"])
-def test_a_wrong_amount_is_a_validation_error_on_amount(amount: str) -> None:
-    error = given(placed()).when(pay(amount)).raises(ValidationFailed)
+def test_a_wrong_amount_is_a_broken_rule_with_the_status(amount: str) -> None:
+    error = given(placed()).when(pay(amount)).raises(InvalidTransition)
 
-    assert error.field == "amount"
+    assert error.status is OrderStatus.PENDING
     assert "10.00" in error.message
 
 
@@ -267,7 +267,7 @@ def test_an_order_amended_then_paid_pays_its_new_total() -> None:
     )
 
     assert decide(state, pay("10.30")) == (paid("10.30"),)
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(InvalidTransition):
         decide(state, pay("10.00"))
 
 
