@@ -148,17 +148,7 @@ class ServerProcess:
     def stop(self, timeout: float = 15.0) -> int | None:
         """Interrupt the process like Ctrl-C, wait for it, and return its exit code."""
         process, self._process = self._process, None
-        code: int | None = None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    log.warning("server did not stop within %.0f s; killing it", timeout)
-                    process.kill()
-                    process.wait()
-            code = process.returncode
+        code = _interrupt(process, timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -166,11 +156,7 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines the server wrote, for failure messages."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return _tail(self.log_path, lines)
 
     def __enter__(self) -> Self:
         self.start()
@@ -183,3 +169,125 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EsdbTestServerProcess:
+    """The repository's EventStoreDB-compatible gRPC test server (`python -m tests.esdb_server`)
+    as a subprocess on a free port, over its own data directory: a stand-in for EventStoreDB on
+    machines without one. Ready when a gRPC channel to it connects; `url` is its ESDB_URL.
+
+    Its speed is the embedded store's behind a Python gRPC layer, not EventStoreDB's.
+    """
+
+    def __init__(self, *, data_dir: Path, log_path: Path, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The connection string the service's ESDB_URL takes."""
+        return f"esdb://127.0.0.1:{self.port}?Tls=false"
+
+    @property
+    def command(self) -> list[str]:
+        """How the test server is started, with this interpreter."""
+        return [
+            sys.executable,
+            "-m",
+            "tests.esdb_server",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "WARNING",
+        ]
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the process and wait until it accepts gRPC connections (or fail with its log)."""
+        import grpc  # only here: the HTTP-only callers of this module need no gRPC
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log_path.open("wb")
+        env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL_SERVICES}
+        env["PYTHONUNBUFFERED"] = "1"
+        self._process = subprocess.Popen(
+            self.command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            ready = grpc.channel_ready_future(channel)
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    code = self._process.returncode
+                    self.stop()
+                    raise ServerStartError(
+                        f"test server exited with {code} before it was ready\n" + self.log_tail()
+                    )
+                try:
+                    # A connected channel means the HTTP/2 handshake succeeded: the server runs.
+                    ready.result(timeout=0.2)
+                except grpc.FutureTimeoutError:
+                    continue
+                log.info("EventStoreDB test server ready at %s", self.url)
+                return
+            ready.cancel()
+        self.stop()
+        raise ServerStartError(f"test server not ready within {timeout:.0f} s\n" + self.log_tail())
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Interrupt the process like Ctrl-C, wait for it, and return its exit code."""
+        process, self._process = self._process, None
+        code = _interrupt(process, timeout)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines the test server wrote, for failure messages."""
+        return _tail(self.log_path, lines)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _interrupt(process: subprocess.Popen[bytes] | None, timeout: float) -> int | None:
+    """SIGINT `process`, wait up to `timeout` (then kill it), and return its exit code."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", process.args, timeout)
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a log file."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

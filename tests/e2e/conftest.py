@@ -1,7 +1,10 @@
-"""Fixtures: one real server per test session, HTTP and websocket clients, tokens.
+"""Fixtures: one real server per event store per test session, HTTP and websocket clients, tokens.
 
 The server runs exactly as a user starts it (`python -m api.cli serve`) on a free port with a fresh
-DATA_DIR and the embedded defaults; tests share it and stay independent through unique order ids.
+DATA_DIR; tests share it and stay independent through unique order ids. Every test runs once per
+store: `[embedded]` (the SQLite default) and `[esdb]` (ESDB_URL pointing at the repository's
+EventStoreDB-compatible gRPC test server, started as its own subprocess). With ESDB_URL in
+E2E_SERVER_ENV the suite runs only `[esdb]`, against that server (a real EventStoreDB, say).
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts._server import ServerProcess
+from scripts._server import EsdbTestServerProcess, ServerProcess
 from tests.e2e.gql import GraphQLClient, Orders, make_token
 
 
@@ -42,29 +47,54 @@ def _extra_server_env() -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real server, started once per session and stopped with SIGINT at the end."""
-    root = tmp_path_factory.mktemp("e2e-server")
-    secret = secrets.token_urlsafe(32)
-    process = ServerProcess(
-        data_dir=root / "data",
-        jwt_secret=secret,
-        log_path=root / "server.log",
-        env=_extra_server_env(),
-    )
-    process.start()
+# An ESDB_URL given in E2E_SERVER_ENV replaces both stores: running `[embedded]` with it would test
+# EventStoreDB under the wrong name, and the test server is not needed.
+STORES = ["esdb"] if "ESDB_URL" in _extra_server_env() else ["embedded", "esdb"]
+
+
+@contextmanager
+def _event_store(store: str, root: Path) -> Iterator[dict[str, str]]:
+    """The environment pointing the service at `store`, with the test server running if needed."""
+    if store == "embedded" or "ESDB_URL" in _extra_server_env():
+        yield {}
+        return
+    esdb = EsdbTestServerProcess(data_dir=root / "esdb-data", log_path=root / "esdb.log")
+    esdb.start()
     try:
-        yield LiveServer(
-            url=process.url,
-            ws_url=process.url.replace("http://", "ws://") + "/graphql",
-            jwt_secret=secret,
-            process=process,
-        )
+        yield {"ESDB_URL": esdb.url}
     finally:
-        code = process.stop()
-    # A server that crashes on shutdown is a bug worth a failure, with its log to explain it.
-    assert code in (0, -2, 130), f"server exited with {code}\n{process.log_tail()}"
+        code = esdb.stop()
+    assert code in (0, -2, 130), f"EventStoreDB test server exited with {code}\n{esdb.log_tail()}"
+
+
+@pytest.fixture(scope="session", params=STORES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The real server over each event store in turn, started once per session and store, and
+    stopped with SIGINT at the end."""
+    store: str = request.param
+    root = tmp_path_factory.mktemp(f"e2e-server-{store}")
+    secret = secrets.token_urlsafe(32)
+    with _event_store(store, root) as store_env:
+        process = ServerProcess(
+            data_dir=root / "data",
+            jwt_secret=secret,
+            log_path=root / "server.log",
+            env={**store_env, **_extra_server_env()},
+        )
+        process.start()
+        try:
+            yield LiveServer(
+                url=process.url,
+                ws_url=process.url.replace("http://", "ws://") + "/graphql",
+                jwt_secret=secret,
+                process=process,
+            )
+        finally:
+            code = process.stop()
+        # A server that crashes on shutdown is a bug worth a failure, with its log to explain it.
+        assert code in (0, -2, 130), f"server exited with {code}\n{process.log_tail()}"
 
 
 @pytest.fixture
