@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,25 +25,39 @@ logger = logging.getLogger(__name__)
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the event store answers, 503 when it does not."""
+    """200 when the event store and Redis answer, 503 (naming what failed) when one does not."""
     services: Services = request.state.services
+    body: dict[str, str] = {"status": "ok"}
     try:
-        head = await services.store.head_position()
+        body["headPosition"] = str(await services.store.head_position())
+        body["store"] = "ok"
     except EventStoreError as error:
-        logger.warning("event=health_check_failed error=%r", error)
-        body = {"status": "unavailable", "store": "unreachable"}
-        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
-    body = {"status": "ok", "store": "ok", "headPosition": str(head)}
-    return Response(orjson.dumps(body), media_type="application/json")
+        logger.warning("event=health_check_failed part=store error=%r", error)
+        body["store"] = "unreachable"
+    try:
+        await services.read_side.redis.ping()
+        body["redis"] = "ok"
+    except (RedisError, OSError) as error:
+        logger.warning("event=health_check_failed part=redis error=%r", error)
+        body["redis"] = "unreachable"
+    healthy = body["store"] == "ok" and body["redis"] == "ok"
+    if not healthy:
+        body["status"] = "unavailable"
+    return Response(
+        orjson.dumps(body), status_code=200 if healthy else 503, media_type="application/json"
+    )
 
 
-def create_app(settings: Settings, schema: BaseSchema | None = None) -> Starlette:
-    """The application for `settings`; `schema` defaults to the public one."""
+def create_app(
+    settings: Settings, schema: BaseSchema | None = None, *, projectors: int = 1
+) -> Starlette:
+    """The application for `settings`; `schema` defaults to the public one; `projectors` is the
+    number of projector workers run in-process (0: they run elsewhere, `orders project`)."""
     graphql = OrdersGraphQL(schema if schema is not None else build_schema())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        async with open_services(settings) as services:
+        async with open_services(settings, projectors=projectors) as services:
             logger.info(
                 "event=started host=%s port=%d store=%s",
                 settings.host,

@@ -15,6 +15,7 @@ from eventstore.port import EventStore
 from eventstore.repository import OrderRepository
 from eventstore.snapshots import SnapshotStore
 from eventstore.snapshotter import Snapshotter
+from projections.service import ReadSide, open_read_side
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Services:
     handler: CommandHandler
     authenticator: Authenticator
     snapshotter: Snapshotter
+    read_side: ReadSide
 
 
 async def open_store(settings: Settings) -> EventStore:
@@ -51,8 +53,8 @@ async def open_store(settings: Settings) -> EventStore:
     return embedded
 
 
-def build_services(settings: Settings, store: EventStore) -> Services:
-    """Wire the application around an open store."""
+def build_services(settings: Settings, store: EventStore, read_side: ReadSide) -> Services:
+    """Wire the application around an open store and read side."""
     snapshots = SnapshotStore(store)
     repository = OrderRepository(store, snapshots)
     snapshotter = Snapshotter(repository, snapshots, SnapshotPolicy(every=settings.snapshot_every))
@@ -63,23 +65,38 @@ def build_services(settings: Settings, store: EventStore) -> Services:
         handler=CommandHandler(store, repository, snapshotter=snapshotter),
         authenticator=Authenticator(settings.jwt_secret),
         snapshotter=snapshotter,
+        read_side=read_side,
     )
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """The services for one process's lifetime."""
+async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIterator[Services]:
+    """The services for one process's lifetime: the store, then the read side on it (Redis, the
+    live feed and `projectors` in-process projector workers; 0 when `orders project` runs them
+    elsewhere). Closed in reverse: snapshots in flight, projectors and feed, Redis, the store."""
     store = await open_store(settings)
-    services: Services | None = None
     try:
-        services = build_services(settings, store)
-        if settings.jwt_secret_generated:
-            log_ready_tokens(services.authenticator)
-        yield services
+        async with open_read_side(
+            store,
+            redis_url=settings.redis_url,
+            data_dir=settings.data_dir,
+            projectors=projectors,
+        ) as read_side:
+            logger.info(
+                "event=read_side_opened redis=%s projectors=%d",
+                "url" if settings.redis_url else "embedded",
+                projectors,
+            )
+            services = build_services(settings, store, read_side)
+            if settings.jwt_secret_generated:
+                log_ready_tokens(services.authenticator)
+            try:
+                yield services
+            finally:
+                # Snapshots in flight write to the store: let them finish (briefly) first.
+                await services.snapshotter.close()
+        logger.info("event=read_side_closed")
     finally:
-        if services is not None:
-            # Snapshots in flight write to the store: let them finish (briefly) before it closes.
-            await services.snapshotter.close()
         await store.close()
         logger.info("event=store_closed")
 

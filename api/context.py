@@ -13,6 +13,7 @@ from api.bootstrap import Services
 from api.commands import CommandHandler
 from eventstore.port import EventStore
 from eventstore.repository import OrderRepository
+from projections.queries import OrderQueries
 
 
 @dataclass(slots=True, kw_only=True)
@@ -44,6 +45,11 @@ class AppContext:
     def store(self) -> EventStore:
         """The event store."""
         return self.services.store
+
+    @property
+    def queries(self) -> OrderQueries:
+        """Reads (and live updates) of the read model in Redis."""
+        return self.services.read_side.queries
 
     @property
     def actor(self) -> str:

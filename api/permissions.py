@@ -11,6 +11,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 from strawberry.types import Info
+from strawberry.types.unset import UNSET
 
 from api.auth import Forbidden, Principal, Unauthenticated
 from api.context import AppContext
@@ -123,3 +124,43 @@ def customer_guard(principal: Principal | None) -> Callable[[OrderState | None],
             raise Forbidden(OwnsOrder.message)
 
     return guard
+
+
+def _customer_id(kwargs: dict[str, Any]) -> str | None:
+    value = kwargs.get("customer_id")
+    return None if value is None or value is UNSET else str(value)
+
+
+class ReadsOwnOrders(BasePermission):
+    """Staff list any orders; a customer lists its own only: without `customerId` the list is
+    restricted to them (`visible_customer`), with another customer's id it is refused."""
+
+    message = "A customer may only list its own orders."
+
+    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
+        """Whether the caller may list the orders of the `customerId` asked for."""
+        principal = _principal(info)
+        requested = _customer_id(kwargs)
+        if requested is not None and not principal.may_act_for(requested):
+            raise Forbidden(self.message)
+        return True
+
+
+class WatchesOwnOrders(BasePermission):
+    """Staff watch any orders; a customer only with its own `customerId` as the filter."""
+
+    message = "A customer may only watch its own orders (pass its own customerId)."
+
+    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
+        """Whether the caller may watch the changes the filter lets through."""
+        if not _principal(info).may_act_for(_customer_id(kwargs)):
+            raise Forbidden(self.message)
+        return True
+
+
+def visible_customer(principal: Principal | None, requested: str | None) -> str | None:
+    """The customer filter a listing really uses: a customer's own id whatever it asked for
+    (the permission already refused another's), staff's choice otherwise."""
+    if principal is None or principal.is_staff:
+        return requested
+    return principal.sub

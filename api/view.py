@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -24,6 +25,38 @@ logger = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
 MAX_CORRELATION_ID = 128
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+"""The GraphQL-over-HTTP spec's media type; answered with when the client accepts it."""
+
+
+def _quality(accept: str, media_type: str) -> float:
+    """The q-value `accept` gives `media_type` exactly (0 when it is not listed)."""
+    best = 0.0
+    for part in accept.split(","):
+        name, *params = (piece.strip() for piece in part.split(";"))
+        if name.lower() != media_type:
+            continue
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        best = max(best, quality)
+    return best
+
+
+def response_media_type(accept: str | None) -> str:
+    """`application/graphql-response+json` when the client accepts it at least as much as
+    `application/json` (GraphQL over HTTP), else `application/json`."""
+    if not accept:
+        return "application/json"
+    preferred = _quality(accept, GRAPHQL_RESPONSE)
+    if preferred > 0 and preferred >= _quality(accept, "application/json"):
+        return GRAPHQL_RESPONSE
+    return "application/json"
 
 
 def correlation_id_of(value: str | None) -> str:
@@ -33,12 +66,12 @@ def correlation_id_of(value: str | None) -> str:
     return str(random_uuid())
 
 
-def _unauthenticated(error: Unauthenticated) -> Response:
+def _unauthenticated(error: Unauthenticated, media_type: str) -> Response:
     body = {"errors": [{"message": error.message, "extensions": error.extensions}]}
     return Response(
         orjson.dumps(body),
         status_code=401,
-        media_type="application/json",
+        media_type=media_type,
         headers={"WWW-Authenticate": "Bearer"},
     )
 
@@ -65,7 +98,8 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                         request.headers.get("authorization")
                     )
                 except Unauthenticated as error:
-                    await _unauthenticated(error)(scope, receive, send)
+                    media_type = response_media_type(request.headers.get("accept"))
+                    await _unauthenticated(error, media_type)(scope, receive, send)
                     return
                 request.state.principal = principal
         await super().__call__(scope, receive, send)
@@ -80,6 +114,23 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             principal=principal,
             correlation_id=correlation_id_of(request.headers.get(CORRELATION_HEADER)),
         )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """Strawberry's sub-response, noting the media type the client asked to get back."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """Strawberry's response, with the negotiated Content-Type (it always says JSON)."""
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type == GRAPHQL_RESPONSE:
+            response.headers["content-type"] = GRAPHQL_RESPONSE
+        return response
 
     async def on_ws_connect(self, context: AppContext) -> UnsetType | dict[str, object] | None:
         """Websockets carry the token in `connection_init`'s payload; no token, no connection."""

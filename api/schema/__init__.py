@@ -17,12 +17,13 @@ from strawberry.tools import merge_types
 from api.extensions import OrdersSchema, schema_extensions
 from api.schema.event_log import EventLogQuery
 from api.schema.mutations import CommandMutation
+from api.schema.read_model import ReadModelQuery, ReadModelSubscription
 from api.schema.scalars import SCALAR_MAP
 from api.schema.subscriptions import EventLogSubscription
 
-QUERY_PARTS: tuple[type, ...] = (EventLogQuery,)
+QUERY_PARTS: tuple[type, ...] = (ReadModelQuery, EventLogQuery)
 MUTATION_PARTS: tuple[type, ...] = (CommandMutation,)
-SUBSCRIPTION_PARTS: tuple[type, ...] = (EventLogSubscription,)
+SUBSCRIPTION_PARTS: tuple[type, ...] = (ReadModelSubscription, EventLogSubscription)
 
 
 def make_schema(

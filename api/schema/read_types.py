@@ -1,0 +1,172 @@
+"""Output types of the read model: the order view, pages of orders, stats, projection statuses.
+
+Each type is built from a frozen value of `projections.views` by its `of` classmethod; the only
+field that does I/O is `Order.history`, which reads the event store, not Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry.types import Info
+
+from api.context import AppContext
+from api.schema.types import Event, LineItemGQL, OrderStatusGQL, PageInfo
+from projections.views import DashboardStats, OrderPage, OrderView, ProjectionStatus, StatusStats
+
+HISTORY_PAGE = 1000
+"""Events read per round trip when `Order.history` reads a long stream."""
+
+
+@strawberry.type(name="Order", description="The order as the read model (Redis) holds it.")
+class OrderGQL:
+    """The order as the read model (Redis) holds it."""
+
+    id: strawberry.ID = strawberry.field(description="The order's id.")
+    customer_id: strawberry.ID = strawberry.field(description="Who placed the order.")
+    status: OrderStatusGQL = strawberry.field(description="Where the order is in its life.")
+    items: list[LineItemGQL] = strawberry.field(description="Its product lines.")
+    item_count: int = strawberry.field(
+        description="How many units it holds: the sum of the lines' quantities."
+    )
+    total: Decimal = strawberry.field(description="The sum of price times qty over its lines.")
+    tracking_id: str | None = strawberry.field(description="The tracking id, once shipped.")
+    carrier: str | None = strawberry.field(description="The carrier, once shipped.")
+    created_at: datetime = strawberry.field(description="When it was placed.")
+    updated_at: datetime = strawberry.field(description="When its last event happened.")
+    version: int = strawberry.field(
+        description="The number of its events the view reflects (compare with minVersion)."
+    )
+    position: str = strawberry.field(
+        description="The log position of the last event the view reflects, a decimal string."
+    )
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="The raw events of this order, oldest first, from the event store."
+    )
+    async def history(self, info: Info[AppContext, None]) -> list[Event]:
+        """Every event of the order's stream, upcast to the current schema, oldest first."""
+        repository = info.context.repository
+        events: list[Event] = []
+        while True:
+            page = await repository.history(
+                str(self.id), from_version=len(events), limit=HISTORY_PAGE
+            )
+            events.extend(Event.of(decoded) for decoded in page)
+            if len(page) < HISTORY_PAGE:
+                return events
+
+    @classmethod
+    def of(cls, view: OrderView) -> OrderGQL:
+        """The GraphQL view of an order view."""
+        return cls(
+            id=strawberry.ID(view.id),
+            customer_id=strawberry.ID(view.customer_id),
+            status=OrderStatusGQL(view.status.value),
+            items=[LineItemGQL.of(item) for item in view.items],
+            item_count=view.item_count,
+            total=view.total,
+            tracking_id=view.tracking_id,
+            carrier=view.carrier,
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            version=view.version,
+            position=str(view.position),
+        )
+
+
+@strawberry.type(description="One order of a page, with its cursor.")
+class OrderEdge:
+    """One order of a page, with its cursor."""
+
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this order.")
+    node: OrderGQL = strawberry.field(description="The order.")
+
+
+@strawberry.type(description="A page of orders, newest first.")
+class OrderConnection:
+    """A page of orders, newest first."""
+
+    edges: list[OrderEdge] = strawberry.field(description="The orders of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+
+    @classmethod
+    def of(cls, page: OrderPage) -> OrderConnection:
+        """The GraphQL view of a page of order views."""
+        return cls(
+            edges=[
+                OrderEdge(cursor=cursor, node=OrderGQL.of(view))
+                for cursor, view in zip(page.cursors, page.orders, strict=True)
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type(name="StatusStats", description="The orders now in one status.")
+class StatusStatsGQL:
+    """The orders now in one status."""
+
+    status: OrderStatusGQL = strawberry.field(description="The status.")
+    count: int = strawberry.field(description="How many orders are in it now.")
+    revenue: Decimal = strawberry.field(description="The sum of the totals of those orders.")
+
+    @classmethod
+    def of(cls, stats: StatusStats) -> StatusStatsGQL:
+        """The GraphQL view of one status's stats."""
+        return cls(
+            status=OrderStatusGQL(stats.status.value),
+            count=stats.count,
+            revenue=stats.revenue,
+        )
+
+
+@strawberry.type(name="DashboardStats", description="Totals over all orders, from the read model.")
+class DashboardStatsGQL:
+    """Totals over all orders, from the read model."""
+
+    total_orders: int = strawberry.field(description="How many orders were ever placed.")
+    by_status: list[StatusStatsGQL] = strawberry.field(
+        description="Count and revenue per status, one entry for every status."
+    )
+    position: str = strawberry.field(
+        description="The highest log position the stats reflect, a decimal string."
+    )
+
+    @classmethod
+    def of(cls, stats: DashboardStats) -> DashboardStatsGQL:
+        """The GraphQL view of the dashboard's stats."""
+        return cls(
+            total_orders=stats.total_orders,
+            by_status=[StatusStatsGQL.of(s) for s in stats.by_status],
+            position=str(stats.position),
+        )
+
+
+@strawberry.type(name="ProjectionStatus", description="How far one projection has got.")
+class ProjectionStatusGQL:
+    """How far one projection has got."""
+
+    name: str = strawberry.field(description='The projection, e.g. "orders".')
+    position: str | None = strawberry.field(
+        description="The log position its views reflect (a decimal string); null before any."
+    )
+    lag: int = strawberry.field(description="Events in the log after that position.")
+    state: str = strawberry.field(
+        description="running, catching-up, error or stopped (the most severe over its workers)."
+    )
+    parked: int = strawberry.field(description="Events parked after failing too often.")
+    last_error: str | None = strawberry.field(description="The last error a worker hit, if any.")
+
+    @classmethod
+    def of(cls, status: ProjectionStatus) -> ProjectionStatusGQL:
+        """The GraphQL view of a projection's status."""
+        return cls(
+            name=status.name,
+            position=None if status.position is None else str(status.position),
+            lag=status.lag,
+            state=status.state,
+            parked=status.parked,
+            last_error=status.last_error,
+        )
