@@ -6,6 +6,9 @@ Starts the real server (fresh temporary DATA_DIR, embedded defaults) and the bas
 strawberry stack with resolvers that do nothing), drives the same flows at both over keep-alive
 connections, and prints commands/s and p50/p99 latency as a markdown table for the README. Each
 figure is the median of several rounds. `--url` targets a server that is already running instead.
+`--store esdb` also starts the repository's EventStoreDB-compatible gRPC test server and points the
+server's ESDB_URL at it (its speed is the embedded store's behind Python gRPC, not EventStoreDB's);
+`--server-env ESDB_URL=...` targets a real EventStoreDB.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from rich.progress import (
 )
 
 from scripts._loadgen import Endpoint, Flow, RunStats, encode_graphql_post, run_flows
-from scripts._server import ServerProcess, baseline_command
+from scripts._server import EsdbTestServerProcess, ServerProcess, baseline_command
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +254,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="K=V",
         help="extra environment for the started server(s), e.g. ESDB_URL=...",
     )
+    parser.add_argument(
+        "--store",
+        choices=("embedded", "esdb"),
+        default="embedded",
+        help="esdb: start the EventStoreDB-compatible test server and use it (ESDB_URL)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the no-op baseline")
     parser.add_argument(
         "--client",
@@ -264,6 +273,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for pair in args.server_env:
         if "=" not in pair:
             parser.error(f"--server-env takes K=V, got {pair!r}")
+    if args.store == "esdb" and (
+        args.url or any(p.startswith("ESDB_URL=") for p in args.server_env)
+    ):
+        parser.error("--store esdb starts its own test server: not with --url or ESDB_URL")
     return args
 
 
@@ -272,7 +285,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
     secret: str = args.jwt_secret or secrets.token_urlsafe(32)
     env = dict(pair.split("=", 1) for pair in args.server_env)
     token = staff_token(secret)
-    started: list[ServerProcess] = []
+    started: list[ServerProcess | EsdbTestServerProcess] = []
     with tempfile.TemporaryDirectory(prefix="bench-write-") as tmp:
         root = Path(tmp)
         try:
@@ -280,12 +293,22 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
             if args.url:
                 targets.append(Target(label="full command path", url=args.url.rstrip("/")))
             else:
+                external_esdb = "ESDB_URL" in env  # a real EventStoreDB the caller named
+                if args.store == "esdb":
+                    esdb = EsdbTestServerProcess(data_dir=root / "esdb", log_path=root / "esdb.log")
+                    started.append(esdb)
+                    await asyncio.to_thread(esdb.start)
+                    env["ESDB_URL"] = esdb.url
                 server = ServerProcess(
                     data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
                 )
                 started.append(server)
                 await asyncio.to_thread(server.start)
-                store = "EventStoreDB" if "ESDB_URL" in env else "embedded SQLite"
+                store = {"esdb": "EventStoreDB test server", "embedded": "embedded SQLite"}[
+                    args.store
+                ]
+                if external_esdb:
+                    store = "EventStoreDB"
                 targets.append(Target(label=f"full command path ({store})", url=server.url))
             if not args.no_baseline:
                 baseline = ServerProcess(
@@ -324,7 +347,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     )
             return summaries
         finally:
-            for process in started:
+            for process in reversed(started):  # the servers before the store they use
                 if process.stop() not in (0, None):
                     console.print(f"[yellow]{process.command[2]} exited badly; log tail:[/]")
                     console.print(process.log_tail(20), markup=False)
