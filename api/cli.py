@@ -1,11 +1,18 @@
-"""The `orders` command: serve the API, issue tokens, print the schema."""
+"""The `orders` command: serve the API, run projector workers, rebuild views, place a demo batch,
+issue tokens, print the schema."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings
@@ -13,26 +20,43 @@ from api.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
-LATER = ("project", "rebuild", "demo")
-"""Subcommands the read-model issue delivers."""
+PROJECTIONS = ("orders",)
+"""The projections `orders rebuild` knows."""
+
+HEALTH_INTERVAL = 5.0
+"""Seconds between touches of HEALTH_FILE while `orders project` is healthy."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `orders` command line (public: a compose-file test checks its commands against it)."""
     parser = argparse.ArgumentParser(prog="orders", description=__doc__)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the API (the default)")
+    serve_cmd = commands.add_parser("serve", help="run the API and the projectors (the default)")
+    serve_cmd.add_argument(
+        "--no-projectors",
+        action="store_true",
+        help="do not run projector workers in this process (`orders project` runs them)",
+    )
+    project = commands.add_parser(
+        "project", help="run projector workers only (EventStoreDB: ESDB_URL must be set)"
+    )
+    project.add_argument("--workers", type=int, default=1, help="workers sharing the group")
+    rebuild = commands.add_parser(
+        "rebuild", help="rebuild a projection's views beside the serving ones, then switch"
+    )
+    rebuild.add_argument("projection", help=f"the projection: {', '.join(PROJECTIONS)}")
+    demo = commands.add_parser("demo", help="place a realistic batch of orders through the API")
+    demo.add_argument("--url", default=None, help="the API's base URL (default http://HOST:PORT)")
+    demo.add_argument("--count", type=int, default=200, help="orders to place (default 200)")
     token = commands.add_parser("token", help="print a signed token (uses JWT_SECRET)")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--sub", required=True, help="the subject: a customerId or a staff name")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="seconds (default 3600)")
     commands.add_parser("schema", help="print the GraphQL SDL (> schema.graphql)")
-    for name in LATER:
-        later = commands.add_parser(name, help="not yet available")
-        later.add_argument("args", nargs="*")
     return parser
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, projectors: int = 1) -> None:
     """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log)."""
     import uvicorn
 
@@ -40,7 +64,7 @@ def serve(settings: Settings) -> None:
 
     configure_logging(settings.log_level)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, projectors=projectors),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -50,6 +74,109 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def project(settings: Settings, *, workers: int, health_file: Path | None) -> int:
+    """Run `workers` projector workers against EventStoreDB until SIGINT or SIGTERM."""
+    if not settings.esdb_url:
+        sys.stderr.write(
+            "orders project: the embedded event store keeps its persistent subscriptions inside "
+            "the serving process, so its projectors run there (`orders serve`). Set ESDB_URL to "
+            "run projector workers on their own against EventStoreDB.\n"
+        )
+        return 2
+    if workers < 1:
+        sys.stderr.write("orders project: --workers must be at least 1\n")
+        return 2
+    from api.bootstrap import open_store
+    from projections.redis_store import RedisViewStore
+    from projections.runner import ProjectorRunner
+    from projections.service import open_redis
+
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    store = await open_store(settings)
+    try:
+        async with open_redis(settings.redis_url, settings.data_dir) as redis:
+            views = RedisViewStore(redis)
+            runners = [ProjectorRunner(store, views) for _ in range(workers)]
+            logger.info("event=projectors_started workers=%d", workers)
+            tasks = [
+                asyncio.create_task(r.run(stop), name=f"projector-{r.worker_id}") for r in runners
+            ]
+            try:
+                touched = float("-inf")
+                while not stop.is_set():
+                    healthy = all(r.state == "running" for r in runners)
+                    now = time.monotonic()
+                    if health_file is not None and healthy and now - touched >= HEALTH_INTERVAL:
+                        await asyncio.to_thread(health_file.touch)
+                        touched = now
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await stop.wait()
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks)
+    finally:
+        await store.close()
+    logger.info("event=projectors_stopped")
+    return 0
+
+
+async def rebuild(settings: Settings, projection: str) -> int:
+    """Rebuild `projection` into a fresh namespace while the old one serves, then switch."""
+    if projection not in PROJECTIONS:
+        sys.stderr.write(
+            f"orders rebuild: unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}\n"
+        )
+        return 2
+    if not settings.esdb_url:
+        from eventstore.embedded.schema import DB_FILE_NAME
+
+        database = settings.data_dir / DB_FILE_NAME
+        if not database.exists():
+            sys.stderr.write(f"orders rebuild: no event store at {database} (check DATA_DIR)\n")
+            return 2
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from api.bootstrap import open_store
+    from projections.rebuild import RebuildInProgress
+    from projections.rebuild import rebuild as rebuild_views
+    from projections.redis_store import RedisViewStore
+    from projections.service import open_redis
+
+    # Only reads the log: beside a serving embedded store this is a second reader of the same
+    # SQLite file (WAL), and the views live in the same Redis (REDIS_URL or DATA_DIR/redis.sock).
+    store = await open_store(settings)
+    try:
+        async with open_redis(settings.redis_url, settings.data_dir) as redis:
+            columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*Progress.get_default_columns()[:1], *columns) as bar:
+                task = bar.add_task(f"rebuilding {projection}", total=None)
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                try:
+                    result = await rebuild_views(store, RedisViewStore(redis), progress=progress)
+                except RebuildInProgress as error:
+                    sys.stderr.write(f"orders rebuild: {error}\n")
+                    return 1
+    finally:
+        await store.close()
+    sys.stdout.write(
+        f"rebuilt {projection}: {result.events} events into {result.namespace} in "
+        f"{result.seconds:.1f} s (replaced {result.old_namespace or 'nothing'}, "
+        f"dropped {result.dropped_keys} keys)\n"
+    )
+    return 0
 
 
 def print_schema() -> None:
@@ -63,23 +190,42 @@ def print_schema() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `orders` console script and `python -m api`."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     command = args.command or "serve"
+    settings = Settings.from_env()
     if command == "serve":
-        serve(Settings.from_env())
-    elif command == "token":
-        settings = Settings.from_env()
+        serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
+        return 0
+    if command == "token":
         if settings.jwt_secret_generated:
             sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
             return 2
         token = Authenticator(settings.jwt_secret).issue(sub=args.sub, role=args.role, ttl=args.ttl)
         sys.stdout.write(token + "\n")
-    elif command == "schema":
+        return 0
+    if command == "schema":
         print_schema()
-    else:
-        sys.stderr.write(f"orders {command}: not yet available (comes with the read models).\n")
+        return 0
+    configure_logging(settings.log_level)
+    if command == "project":
+        health = health_file_from_env()
+        return asyncio.run(project(settings, workers=args.workers, health_file=health))
+    if command == "rebuild":
+        return asyncio.run(rebuild(settings, args.projection))
+    from api.demo import run_demo
+
+    if settings.jwt_secret_generated:
+        sys.stderr.write("orders demo: set JWT_SECRET to the server's secret.\n")
         return 2
-    return 0
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    return asyncio.run(run_demo(url=url, count=args.count, secret=settings.jwt_secret))
+
+
+def health_file_from_env() -> Path | None:
+    """HEALTH_FILE: touched every few seconds while `orders project` is healthy (a container's
+    health check tests how fresh it is)."""
+    value = os.environ.get("HEALTH_FILE", "").strip()
+    return Path(value) if value else None
 
 
 if __name__ == "__main__":
