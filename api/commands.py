@@ -24,15 +24,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from api.recent_orders import RecentOrders
 from domain.commands import Command, PlaceOrder
 from domain.decide import decide
-from domain.errors import ConcurrencyConflict, OrderAlreadyExists, ValidationFailed
-from domain.events import order_stream
-from domain.order import OrderState
+from domain.errors import ConcurrencyConflict, DomainError, OrderAlreadyExists, ValidationFailed
+from domain.events import OrderEvent, order_stream
+from domain.order import OrderState, fold
 from domain.validation import validate
 from eventstore.codec import EventContext, encode
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
-from eventstore.repository import OrderRepository
+from eventstore.repository import LoadedOrder, OrderRepository
 from eventstore.snapshotter import Snapshotter
 
 logger = logging.getLogger(__name__)
@@ -87,8 +88,31 @@ class Accepted:
     event_ids: tuple[uuid.UUID, ...]
 
 
+class _Stale(Exception):
+    """A decision made on a guess (or on a state that a conflict proved old) must be made again
+    on the state read from the store."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Request:
+    """One command as the handler runs it, whatever state it is decided on."""
+
+    command: Command
+    stream: str
+    expected_version: int | None
+    idempotency_key: str | None
+    guard: Callable[[OrderState | None], None] | None
+
+
 class CommandHandler:
-    """Handles one command at a time per call; safe to call concurrently."""
+    """Handles one command at a time per call; safe to call concurrently.
+
+    `recent` holds the orders this handler decided on lately (see `api.recent_orders`): a command
+    on one of them is decided on the remembered state and appended without reading the store
+    first, and `placeOrder` is appended as the stream's first event without reading either. A
+    guess that proves stale (the append is refused) or that refuses the command is checked
+    against the store, so the answer is always the one a fresh read would give.
+    """
 
     def __init__(
         self,
@@ -96,11 +120,13 @@ class CommandHandler:
         repository: OrderRepository,
         clock: Callable[[], datetime] = _now,
         snapshotter: Snapshotter | None = None,
+        recent: RecentOrders | None = None,
     ) -> None:
         self._store = store
         self._repository = repository
         self._clock = clock
         self._snapshotter = snapshotter
+        self._recent = RecentOrders() if recent is None else recent
 
     async def handle(
         self,
@@ -115,9 +141,10 @@ class CommandHandler:
         """Decide and append `command`. Raises the domain's errors (`ValidationFailed`,
         `OrderNotFound`, `OrderAlreadyExists`, `InvalidTransition`, `ConcurrencyConflict`).
 
-        `guard`, when given, sees every loaded state before the decision and may raise (the API
-        uses it so a customer only ever acts on its own order, whatever happened since the
-        permission check)."""
+        `guard`, when given, sees every state the decision is made on (remembered or loaded)
+        before the decision and may raise (the API uses it so a customer only ever acts on its
+        own order, whatever happened since the permission check). It must judge only what never
+        changes in an order (who placed it): its refusal of a remembered state is final."""
         # Input rules first: a bad order id must never become a stream name, not even to read.
         command = validate(command)
         if expected_version is not None and expected_version < 0:
@@ -126,53 +153,134 @@ class CommandHandler:
             raise ValidationFailed("only placeOrder takes an idempotency key", "idempotencyKey")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
             raise ValidationFailed("idempotencyKey must be 1 to 200 characters", "idempotencyKey")
+        request = _Request(
+            command=command,
+            stream=order_stream(command.order_id),
+            expected_version=expected_version,
+            idempotency_key=idempotency_key,
+            guard=guard,
+        )
         context = EventContext(
             correlation_id=correlation_id,
             causation_id=correlation_id,
             actor=actor or SYSTEM_ACTOR,
             occurred_at=self._clock(),
         )
-        stream = order_stream(command.order_id)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            loaded = await self._repository.load(command.order_id)
-            if guard is not None:
-                guard(loaded.state)
-            if expected_version is not None and expected_version != loaded.version:
-                raise ConcurrencyConflict(expected_version, loaded.version)
-            if loaded.state is not None and idempotency_key is not None:
-                original = await self._original_placement(command.order_id, idempotency_key)
-                if original is not None:
-                    return original
-                raise OrderAlreadyExists(command.order_id)
-            events = decide(loaded.state, command)
-            ids = _event_ids(len(events), command.order_id, idempotency_key)
-            if attempt > 1:
-                # A retry decides later than the first attempt: its events happen now.
-                context = replace(context, occurred_at=self._clock())
-            new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
+        guess = self._guess(command)
+        if guess is not None:
             try:
-                result = await self._store.append(
-                    stream, new_events, expect_version(loaded.version)
+                return await self._attempt(request, guess, context, confirmed=False)
+            except _Stale:
+                self._recent.forget(command.order_id)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if guess is not None or attempt > 1:
+                # A decision made again is made later than the first: its events happen now.
+                context = replace(context, occurred_at=self._clock())
+            loaded = await self._repository.load(command.order_id)
+            self._recent.remember(command.order_id, loaded)
+            try:
+                return await self._attempt(
+                    request, loaded, context, confirmed=True, last=attempt == MAX_ATTEMPTS
                 )
-            except WrongExpectedVersion as conflict:
-                actual = conflict.actual or 0
-                if expected_version is not None:
-                    raise ConcurrencyConflict(expected_version, actual) from conflict
-                if attempt == MAX_ATTEMPTS:
-                    raise ConcurrencyConflict(loaded.version, actual) from conflict
-                logger.debug(
-                    "event=append_conflict stream=%s expected=%d actual=%d attempt=%d",
-                    stream,
-                    loaded.version,
-                    actual,
-                    attempt,
-                )
+            except _Stale:
                 continue
-            if self._snapshotter is not None:
-                # Best-effort, in the background: never delays or fails the command.
-                self._snapshotter.after_append(command.order_id, loaded, result.version)
-            return _accepted(command.order_id, result, ids)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _guess(self, command: Command) -> LoadedOrder | None:
+        """The state to decide on without reading the store, if there is a good guess."""
+        remembered = self._recent.get(command.order_id)
+        if remembered is not None:
+            return remembered
+        if isinstance(command, PlaceOrder):
+            # A placement expects no stream: if the order exists the append says so.
+            return LoadedOrder(state=None, version=0)
+        return None
+
+    async def _attempt(
+        self,
+        request: _Request,
+        loaded: LoadedOrder,
+        context: EventContext,
+        *,
+        confirmed: bool,
+        last: bool = False,
+    ) -> Accepted:
+        """Decide `request` on `loaded` and append. `confirmed`: `loaded` was just read from the
+        store, so its refusals are the answer; otherwise any doubt raises `_Stale`. Raises
+        `_Stale` too after a conflict that deserves another read and decision."""
+        order_id = request.command.order_id
+        if request.guard is not None:
+            request.guard(loaded.state)
+        expected_version = request.expected_version
+        if expected_version is not None and expected_version != loaded.version:
+            if not confirmed:
+                raise _Stale
+            raise ConcurrencyConflict(expected_version, loaded.version)
+        if loaded.state is not None and request.idempotency_key is not None:
+            if not confirmed:
+                raise _Stale
+            original = await self._original_placement(order_id, request.idempotency_key)
+            if original is not None:
+                return original
+            raise OrderAlreadyExists(order_id)
+        try:
+            events = decide(loaded.state, request.command)
+        except DomainError:
+            if confirmed:
+                raise
+            raise _Stale from None
+        ids = _event_ids(len(events), order_id, request.idempotency_key)
+        new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
+        try:
+            result = await self._store.append(
+                request.stream, new_events, expect_version(loaded.version)
+            )
+        except WrongExpectedVersion as conflict:
+            actual = conflict.actual or 0
+            if expected_version is not None:
+                raise ConcurrencyConflict(expected_version, actual) from conflict
+            if confirmed and last:
+                raise ConcurrencyConflict(loaded.version, actual) from conflict
+            logger.debug(
+                "event=append_conflict stream=%s expected=%d actual=%d guess=%s",
+                request.stream,
+                loaded.version,
+                actual,
+                not confirmed,
+            )
+            raise _Stale from conflict
+        version = loaded.version + len(events)
+        if result.version != version and not confirmed:
+            # Only an idempotent placement answered with another append's result gets here:
+            # let the read path tell the original placement from someone else's order.
+            raise _Stale
+        self._remember(order_id, loaded, events, result)
+        return _accepted(order_id, result, ids)
+
+    def _remember(
+        self,
+        order_id: str,
+        loaded: LoadedOrder,
+        events: Sequence[OrderEvent],
+        result: AppendResult,
+    ) -> None:
+        """Schedule a due snapshot, and keep the order as appended for the next command."""
+        snapshot_version = loaded.snapshot_version
+        if self._snapshotter is not None and self._snapshotter.after_append(
+            order_id, loaded, result.version
+        ):
+            # Best-effort, in the background; remembering it keeps the next commands from
+            # asking for another one before the policy's interval has passed again.
+            snapshot_version = result.version
+        state = fold(events, loaded.state)
+        if state is None or state.version != result.version:
+            # Not the append decided on `loaded` (an idempotent retry's original): no guess.
+            self._recent.forget(order_id)
+            return
+        self._recent.remember(
+            order_id,
+            LoadedOrder(state=state, version=result.version, snapshot_version=snapshot_version),
+        )
 
     async def _original_placement(self, order_id: str, idempotency_key: str) -> Accepted | None:
         """The result of the append that placed the order under this key, if it did."""

@@ -38,16 +38,18 @@ class Snapshotter:
         """When snapshots are taken."""
         return self._policy
 
-    def after_append(self, order_id: str, loaded: LoadedOrder, version: int) -> None:
-        """The order, loaded as `loaded`, is now at `version`: snapshot it if due (at once)."""
+    def after_append(self, order_id: str, loaded: LoadedOrder, version: int) -> bool:
+        """The order, loaded as `loaded`, is now at `version`: snapshot it if due (at once).
+        Returns whether a snapshot (at `version` or later) was scheduled."""
         if self._closed or order_id in self._in_flight:
             # One in flight covers this append too, or the next due append will.
-            return
+            return False
         if not self._policy.is_due(version=version, snapshot_version=loaded.snapshot_version):
-            return
+            return False
         task = asyncio.create_task(self._take(order_id), name=f"snapshot-{order_id}")
         self._in_flight[order_id] = task
         task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
+        return True
 
     async def _take(self, order_id: str) -> None:
         try:
