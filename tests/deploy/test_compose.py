@@ -173,7 +173,14 @@ def test_cluster_clients_list_the_three_nodes_and_wait_only_for_started_services
     for name in ("api", "projector"):
         env = environment(services[name])
         spec = ConnectionSpec(env["ESDB_URL"])  # raises on a URL esdbclient refuses
-        assert spec.targets == [f"{node}:2113" for node in CLUSTER_NODES]
+        # esdb+discover:// takes one DNS name: the alias every node answers to.
+        assert spec.scheme == "esdb+discover"
+        (target,) = spec.targets
+        host, port = target.rsplit(":", 1)
+        assert port == "2113"
+        for node in CLUSTER_NODES:
+            aliases = services[node]["networks"]["default"]["aliases"]
+            assert host in aliases, node
         assert spec.options.Tls is False
         assert command_of(services[name]) == command_of(cluster["services"][name])
         depends = services[name]["depends_on"]
