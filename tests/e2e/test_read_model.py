@@ -397,3 +397,29 @@ async def test_dashboard_stats_subscription_sends_current_then_changes(
             if int(pushed["position"]) >= int(placed["position"]):
                 break
         assert pushed["totalOrders"] == first["totalOrders"] + 1
+
+
+# -- GraphQL over HTTP media types ----------------------------------------------------------------
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+        (f"{GRAPHQL_RESPONSE}, application/json;q=0.9", GRAPHQL_RESPONSE),
+        (f"application/json, {GRAPHQL_RESPONSE}", GRAPHQL_RESPONSE),
+        (f"application/json, {GRAPHQL_RESPONSE};q=0.5", "application/json"),
+        ("application/json", "application/json"),
+    ],
+)
+@pytest.mark.parametrize("authenticated", [True, False])
+async def test_the_response_content_type_follows_accept(
+    gql: GraphQLClient, accept: str, expected: str, authenticated: bool
+) -> None:
+    token = gql.token if authenticated else None
+    response = await gql.post(STATS, token=token, headers={"Accept": accept})
+    assert response.status_code == (200 if authenticated else 401)
+    assert response.headers["content-type"] == expected
+    assert ("data" in response.json()) is authenticated
