@@ -17,10 +17,11 @@ from pathlib import Path
 from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings
 from api.logs import configure_logging
+from projections.status import KNOWN_PROJECTIONS
 
 logger = logging.getLogger(__name__)
 
-PROJECTIONS = ("orders",)
+PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
 
 HEALTH_INTERVAL = 5.0

@@ -62,12 +62,25 @@ def _merge(name: str, records: list[dict[str, Any]], now: float) -> ProjectionSt
     )
 
 
+KNOWN_PROJECTIONS = ("orders",)
+"""Projections listed even before any worker has recorded a status (then as "stopped")."""
+
+
 async def projection_statuses(redis: Redis, keys: ProjectionKeys) -> list[ProjectionStatus]:
-    """One status per projection, merged over its workers (the most severe state wins)."""
+    """One status per projection, merged over its workers (the most severe state wins). A known
+    projection no worker has reported on yet is listed as stopped, with no position."""
     raw = await redis.hgetall(keys.workers)
     by_name: dict[str, list[dict[str, Any]]] = {}
     for value in raw.values():
         record: dict[str, Any] = orjson.loads(value)
         by_name.setdefault(str(record["name"]), []).append(record)
     now = time.time()
-    return [_merge(name, records, now) for name, records in sorted(by_name.items())]
+    never_reported = [
+        ProjectionStatus(
+            name=name, position=None, lag=0, state="stopped", parked=0, last_error=None
+        )
+        for name in KNOWN_PROJECTIONS
+        if name not in by_name
+    ]
+    merged = [_merge(name, records, now) for name, records in by_name.items()]
+    return sorted(never_reported + merged, key=lambda status: status.name)

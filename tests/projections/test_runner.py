@@ -139,3 +139,16 @@ async def test_an_event_that_cannot_be_decoded_is_parked_with_the_error(
         assert runner.last_error is not None
         assert "schema version 99" in runner.last_error
         assert await queries.get_order("good") is not None
+
+
+async def test_a_projection_no_worker_reported_on_is_listed_as_stopped(
+    redis: Redis, prefix: str
+) -> None:
+    queries = OrderQueries(redis, prefix=prefix)
+    (status,) = await projection_statuses(redis, queries.keys)
+    assert (status.name, status.state, status.position, status.parked) == (
+        "orders",
+        "stopped",
+        None,
+        0,
+    )
