@@ -8,7 +8,7 @@ writer could have produced (an event before `OrderPlaced`, or a second `OrderPla
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.events import (
@@ -59,29 +59,50 @@ def evolve(state: OrderState | None, event: OrderEvent) -> OrderState:
             total=event.total,
             version=1,
         )
+    # Built field by field rather than with `dataclasses.replace`, which inspects the fields on
+    # every call: the fold runs once per event of every load, and long orders have thousands.
     version = state.version + 1
     match event:
         case OrderPlaced():
             raise InconsistentHistory(f"order {state.id} placed twice")
         case PaymentTaken():
-            return replace(state, status=OrderStatus.PAID, version=version)
+            return _moved(state, version, status=OrderStatus.PAID)
         case OrderShipped(tracking_id=tracking_id, carrier=carrier):
-            return replace(
-                state,
-                status=OrderStatus.SHIPPED,
-                tracking_id=tracking_id,
-                carrier=carrier,
-                version=version,
+            return _moved(
+                state, version, status=OrderStatus.SHIPPED, tracking_id=tracking_id, carrier=carrier
             )
         case OrderCancelled():
-            return replace(state, status=OrderStatus.CANCELLED, version=version)
+            return _moved(state, version, status=OrderStatus.CANCELLED)
         case ItemAdded(item=item, total=total):
             # Totals come from the event, not a recount: legacy orders hold items priced "0"
             # whose recorded total is still the truth.
-            return replace(state, items=(*state.items, item), total=total, version=version)
+            return _moved(state, version, items=(*state.items, item), total=total)
         case ItemRemoved(product_id=product_id, total=total):
             items = tuple(item for item in state.items if item.product_id != product_id)
-            return replace(state, items=items, total=total, version=version)
+            return _moved(state, version, items=items, total=total)
+
+
+def _moved(
+    state: OrderState,
+    version: int,
+    *,
+    status: OrderStatus | None = None,
+    items: tuple[LineItem, ...] | None = None,
+    total: Decimal | None = None,
+    tracking_id: str | None = None,
+    carrier: str | None = None,
+) -> OrderState:
+    """`state` at `version` with the given fields changed (None: unchanged)."""
+    return OrderState(
+        id=state.id,
+        customer_id=state.customer_id,
+        status=state.status if status is None else status,
+        items=state.items if items is None else items,
+        total=state.total if total is None else total,
+        tracking_id=state.tracking_id if tracking_id is None else tracking_id,
+        carrier=state.carrier if carrier is None else carrier,
+        version=version,
+    )
 
 
 def fold(events: Iterable[OrderEvent], state: OrderState | None = None) -> OrderState | None:

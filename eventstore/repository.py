@@ -3,27 +3,37 @@
 Every load pages through the stream (a long-lived order can hold thousands of events) and folds the
 decoded events. With snapshots (issue 5) a fold starts from the newest trusted snapshot and reads
 only the events after it; no caller has to change, and no result depends on a snapshot existing.
+
+Loading the current state asks for the snapshot and for the stream's newest events at once (two
+reads in flight, one round trip of waiting): a short order is folded from those events alone, and a
+long one from its snapshot plus the events after it, which the policy keeps within that page.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain.events import order_stream
 from domain.order import OrderState, evolve
-from domain.snapshots import Snapshot
+from domain.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot
 from eventstore.codec import DecodedEvent, decode_record
-from eventstore.port import EventStore, EventStoreError
+from eventstore.port import EventStore, EventStoreError, RecordedEvent
 from eventstore.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 """Events per stream read while folding: bounds memory per load, not the stream's length."""
+
+TAIL_SIZE = DEFAULT_SNAPSHOT_EVERY + 1
+"""Newest events read beside the snapshot when loading the current state: with the default policy
+the snapshot's own event and every event after it are among them. Fewer would often miss the
+snapshot; more would decode rows the fold does not need."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,35 +72,66 @@ class OrderRepository:
 
     With a `SnapshotStore`, folds start from the order's newest trusted snapshot and read only the
     events after it; results are the same with or without one (snapshots are a cache).
+    `tail_size` is how many of the newest events `load` reads beside the snapshot (see
+    `TAIL_SIZE`); a snapshot further behind costs one more read, never a different result.
     """
 
-    def __init__(self, store: EventStore, snapshots: SnapshotStore | None = None) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        snapshots: SnapshotStore | None = None,
+        *,
+        tail_size: int = TAIL_SIZE,
+    ) -> None:
+        if tail_size < 1:
+            raise ValueError(f"tail_size must be >= 1, got {tail_size}")
         self._store = store
         self._snapshots = snapshots
+        self._tail_size = tail_size
 
     async def _pages(
         self, order_id: str, after_version: int = 0
-    ) -> AsyncGenerator[DecodedEvent, None]:
-        """Every decoded event of the order with version > `after_version`, oldest first."""
+    ) -> AsyncGenerator[list[RecordedEvent], None]:
+        """Every event of the order with version > `after_version`, oldest first, in pages."""
         stream = order_stream(order_id)
         next_version = after_version + 1
         while True:
             records = await self._store.read_stream(
                 stream, from_version=next_version, limit=PAGE_SIZE
             )
-            for record in records:
-                yield decode_record(record)
+            if records:
+                yield records
             if len(records) < PAGE_SIZE:
                 return
             next_version = records[-1].version + 1
 
     async def load(self, order_id: str) -> LoadedOrder:
         """The order's current state and the version an append must expect."""
-        return (await self._fold(order_id)).loaded()
+        if self._snapshots is None:
+            return (await self._fold(order_id)).loaded()
+        tail, snapshot = await asyncio.gather(
+            self._store.read_stream(order_stream(order_id), backwards=True, limit=self._tail_size),
+            self._start(order_id, until_version=None, as_of=None),
+        )
+        tail.reverse()
+        if snapshot is not None and tail and tail[0].version <= snapshot.version:
+            fold = _Fold(order_id, snapshot, timed=False)
+            if fold.add(tail) and fold.verified:
+                return fold.result().loaded()
+            # The stream does not hold the snapshot's event: it must not be trusted.
+            _distrust(order_id, snapshot)
+            snapshot = None
+        if not tail or tail[0].version == 1:
+            # The whole order is in the page (or there is no order): no snapshot needed.
+            fold = _Fold(order_id, None, timed=False)
+            fold.add(tail)
+            return fold.result().loaded()
+        # A long order whose snapshot is missing, untrusted, or further behind than the page.
+        return (await self._fold_paged(order_id, snapshot, timed=False)).loaded()
 
     async def snapshot(self, order_id: str) -> Snapshot | None:
         """A snapshot of the order's current state (None: no such order). Not stored."""
-        folded = await self._fold(order_id)
+        folded = await self._fold(order_id, timed=True)
         if folded.state is None or folded.last_event_id is None or folded.max_occurred_at is None:
             return None
         return Snapshot(
@@ -158,15 +199,31 @@ class OrderRepository:
         *,
         until_version: int | None = None,
         as_of: datetime | None = None,
+        timed: bool = False,
     ) -> _Folded:
         snapshot = await self._start(order_id, until_version=until_version, as_of=as_of)
+        return await self._fold_paged(
+            order_id, snapshot, until_version=until_version, as_of=as_of, timed=timed
+        )
+
+    async def _fold_paged(
+        self,
+        order_id: str,
+        snapshot: Snapshot | None,
+        *,
+        until_version: int | None = None,
+        as_of: datetime | None = None,
+        timed: bool,
+    ) -> _Folded:
+        """Fold the stream from `snapshot` (None: from the start), falling back to a fold from
+        the start when the stream does not hold the snapshot's event."""
         if snapshot is not None:
-            folded = await self._fold_from(order_id, snapshot, until_version, as_of)
+            folded = await self._fold_from(order_id, snapshot, until_version, as_of, timed)
             if folded is not None:
                 return folded
-        return await self._fold_from(order_id, None, until_version, as_of) or _Folded(
-            state=None, version=0, snapshot_version=0, last_event_id=None, max_occurred_at=None
-        )
+        folded = await self._fold_from(order_id, None, until_version, as_of, timed)
+        assert folded is not None  # only a snapshot can be distrusted
+        return folded
 
     async def _fold_from(
         self,
@@ -174,54 +231,112 @@ class OrderRepository:
         snapshot: Snapshot | None,
         until_version: int | None,
         as_of: datetime | None,
+        timed: bool,
     ) -> _Folded | None:
         """Fold the events after `snapshot` (None: all of them) onto it. None when the stream
         does not hold the event the snapshot was taken at (deleted and written again, or
         truncated): then the snapshot must not be trusted."""
-        state = None if snapshot is None else snapshot.state
-        version = 0 if snapshot is None else snapshot.version
-        last_event_id = None if snapshot is None else snapshot.last_event_id
-        max_occurred_at = None if snapshot is None else snapshot.max_occurred_at
-        verified = snapshot is None
+        fold = _Fold(order_id, snapshot, until_version=until_version, as_of=as_of, timed=timed)
         # From a snapshot, read its own last event too: it proves the stream is the one it saw.
-        async with aclosing(self._pages(order_id, max(version - 1, 0))) as events:
-            async for decoded in events:
-                record = decoded.record
-                if snapshot is not None and record.version <= snapshot.version:
-                    if record.version != snapshot.version or str(record.id) != last_event_id:
-                        return self._distrust(order_id, snapshot)
-                    verified = True
-                    continue
-                if until_version is not None and record.version > until_version:
+        after = 0 if snapshot is None else max(snapshot.version - 1, 0)
+        async with aclosing(self._pages(order_id, after)) as pages:
+            async for page in pages:
+                if not fold.add(page):
+                    _distrust(order_id, snapshot)
+                    return None
+                if fold.done:
                     break
+        if not fold.verified:
+            _distrust(order_id, fold.snapshot)
+            return None
+        return fold.result()
+
+
+class _Fold:
+    """One fold in progress: events go in page by page, oldest first.
+
+    Decoding stays lazy where the fold does not need it: the id of only the last event folded is
+    kept, and `occurredAt` is parsed only for time travel (`as_of`) or a snapshot (`timed`).
+    """
+
+    def __init__(
+        self,
+        order_id: str,
+        snapshot: Snapshot | None,
+        *,
+        until_version: int | None = None,
+        as_of: datetime | None = None,
+        timed: bool,
+    ) -> None:
+        self.order_id = order_id
+        self.snapshot = snapshot
+        self.until_version = until_version
+        self.as_of = as_of
+        self.timed = timed or as_of is not None
+        self.state: OrderState | None = None if snapshot is None else snapshot.state
+        self.version = 0 if snapshot is None else snapshot.version
+        self.verified = snapshot is None
+        self.done = False
+        self._last: RecordedEvent | None = None
+        self._max_occurred_at = None if snapshot is None else snapshot.max_occurred_at
+
+    def add(self, records: Sequence[RecordedEvent]) -> bool:
+        """Fold `records`; False when they prove the snapshot untrustworthy."""
+        snapshot = self.snapshot
+        for record in records:
+            if self.done:
+                break
+            if snapshot is not None and record.version <= snapshot.version:
+                if record.version < snapshot.version:
+                    continue  # a page that starts before the snapshot (the newest events)
+                if str(record.id) != snapshot.last_event_id:
+                    return False
+                self.verified = True
+                continue
+            if snapshot is not None and not self.verified:
+                # The snapshot's own event is hidden (truncated stream): it cannot be checked.
+                return False
+            if self.until_version is not None and record.version > self.until_version:
+                self.done = True
+                break
+            decoded = decode_record(record)
+            if self.timed:
                 occurred_at = decoded.occurred_at
-                if as_of is not None and occurred_at > as_of:
+                if self.as_of is not None and occurred_at > self.as_of:
                     # A stream is a history: the state as of a moment is a prefix of it.
+                    self.done = True
                     break
-                if decoded.event is not None:
-                    state = evolve(state, decoded.event)
-                version = record.version
-                last_event_id = str(record.id)
-                if max_occurred_at is None or occurred_at > max_occurred_at:
-                    max_occurred_at = occurred_at
-        if snapshot is not None and not verified:
-            return self._distrust(order_id, snapshot)
-        if state is not None and state.version != version:
+                if self._max_occurred_at is None or occurred_at > self._max_occurred_at:
+                    self._max_occurred_at = occurred_at
+            if decoded.event is not None:
+                self.state = evolve(self.state, decoded.event)
+            self.version = record.version
+            self._last = record
+        return True
+
+    def result(self) -> _Folded:
+        """What the events so far fold to."""
+        state = self.state
+        if state is not None and state.version != self.version:
             # Unknown event types (written by another service) advance the stream, not the fold.
-            state = replace(state, version=version)
+            state = replace(state, version=self.version)
+        if self._last is not None:
+            last_event_id: str | None = str(self._last.id)
+        else:
+            last_event_id = None if self.snapshot is None else self.snapshot.last_event_id
         return _Folded(
             state=state,
-            version=version,
-            snapshot_version=0 if snapshot is None else snapshot.version,
+            version=self.version,
+            snapshot_version=0 if self.snapshot is None else self.snapshot.version,
             last_event_id=last_event_id,
-            max_occurred_at=max_occurred_at,
+            max_occurred_at=self._max_occurred_at if self.timed else None,
         )
 
-    @staticmethod
-    def _distrust(order_id: str, snapshot: Snapshot) -> None:
+
+def _distrust(order_id: str, snapshot: Snapshot | None) -> None:
+    if snapshot is not None:
         logger.info(
             "event=snapshot_mismatch order=%s version=%d (the stream changed under it)",
             order_id,
             snapshot.version,
         )
-        return None
