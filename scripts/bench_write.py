@@ -41,7 +41,12 @@ from rich.progress import (
 )
 
 from scripts._loadgen import Endpoint, Flow, RunStats, encode_graphql_post, run_flows
-from scripts._server import EsdbTestServerProcess, ServerProcess, baseline_command
+from scripts._server import (
+    EsdbTestServerProcess,
+    ServerProcess,
+    baseline_command,
+    serve_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,8 @@ class Target:
 
     label: str
     url: str
+    pid: int | None = None
+    """The server's process id when this script started it: its CPU time is measured too."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +119,7 @@ class Summary:
     errors: int
     first_errors: tuple[str, ...]
     loadgen_us_per_command: float
+    server_us_per_command: float | None
 
 
 async def _httpx_flows(
@@ -163,6 +171,7 @@ async def run_target(
     endpoint = Endpoint.from_url(target.url)
     results: list[RunStats] = []
     loadgen_cpu_s = 0.0
+    server_cpu_s: float | None = 0.0
     for round_no in range(rounds + 1):
         count = warmup if round_no == 0 else flows
         if count == 0:
@@ -176,6 +185,7 @@ async def run_target(
             progress.advance(task_id, commands)
 
         cpu_before = _own_cpu_seconds()
+        server_before = _process_cpu_seconds(target.pid)
         if client == "httpx":
             stats = await _httpx_flows(target.url, plans, token, concurrency, advance)
         else:
@@ -188,6 +198,11 @@ async def run_target(
         progress.remove_task(task)
         if round_no > 0:
             loadgen_cpu_s += _own_cpu_seconds() - cpu_before
+            server_after = _process_cpu_seconds(target.pid)
+            if server_cpu_s is None or server_before is None or server_after is None:
+                server_cpu_s = None
+            else:
+                server_cpu_s += server_after - server_before
             results.append(stats)
         if stats.errors:
             log.warning("%s %s: %d failed commands", target.label, name, stats.errors)
@@ -199,7 +214,30 @@ async def run_target(
         errors=sum(r.errors for r in results),
         first_errors=tuple(e for r in results for e in r.first_errors)[:5],
         loadgen_us_per_command=loadgen_cpu_s / max(1, sum(r.commands for r in results)) * 1e6,
+        server_us_per_command=None
+        if server_cpu_s is None
+        else server_cpu_s / max(1, sum(r.commands for r in results)) * 1e6,
     )
+
+
+def _process_cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, every thread) of process `pid` so far, from Linux's /proc; None
+    when unknown. Work the server does in the background after a round (projectors catching
+    up) counts towards the next round or not at all, so rounds should be long."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pid(server: ServerProcess) -> int | None:
+    # ServerProcess keeps its Popen private; the pid is all this script needs from it.
+    process = getattr(server, "_process", None)
+    pid = getattr(process, "pid", None)
+    return pid if isinstance(pid, int) else None
 
 
 def _own_cpu_seconds() -> float:
@@ -215,13 +253,15 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         f"{args.concurrency} concurrent keep-alive clients, median of {args.rounds} rounds, "
         f"{os.cpu_count()} CPUs, client `{args.client}`:",
         "",
-        "| target | commands/s | p50 (ms) | p99 (ms) | failed | load generator CPU/command |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| target | commands/s | p50 (ms) | p99 (ms) | failed | server CPU/command "
+        "| load generator CPU/command |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summaries:
+        server = "n/a" if s.server_us_per_command is None else f"{s.server_us_per_command:.0f} µs"
         lines.append(
             f"| {s.label} | {s.throughput:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} "
-            f"| {s.loadgen_us_per_command:.0f} µs |"
+            f"| {server} | {s.loadgen_us_per_command:.0f} µs |"
         )
     if len(summaries) == 2 and summaries[1].throughput:
         ratio = summaries[0].throughput / summaries[1].throughput
@@ -261,6 +301,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="esdb: start the EventStoreDB-compatible test server and use it (ESDB_URL)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the no-op baseline")
+    parser.add_argument(
+        "--no-projectors",
+        action="store_true",
+        help="serve without in-process projectors (`serve --no-projectors`): the command path "
+        "alone, without the read side's work competing for the same process",
+    )
     parser.add_argument(
         "--client",
         choices=("raw", "httpx"),
@@ -302,6 +348,8 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                 server = ServerProcess(
                     data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
                 )
+                if args.no_projectors:
+                    server.command = [*serve_command(), "--no-projectors"]
                 started.append(server)
                 await asyncio.to_thread(server.start)
                 store = {"esdb": "EventStoreDB test server", "embedded": "embedded SQLite"}[
@@ -309,7 +357,15 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                 ]
                 if external_esdb:
                     store = "EventStoreDB"
-                targets.append(Target(label=f"full command path ({store})", url=server.url))
+                if args.no_projectors:
+                    store += ", no in-process projectors"
+                targets.append(
+                    Target(
+                        label=f"full command path ({store})",
+                        url=server.url,
+                        pid=_server_pid(server),
+                    )
+                )
             if not args.no_baseline:
                 baseline = ServerProcess(
                     data_dir=root / "baseline",
@@ -320,7 +376,13 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                 baseline.command = baseline_command(baseline.port)
                 started.append(baseline)
                 await asyncio.to_thread(baseline.start)
-                targets.append(Target(label="no-op baseline (same stack)", url=baseline.url))
+                targets.append(
+                    Target(
+                        label="no-op baseline (same stack)",
+                        url=baseline.url,
+                        pid=_server_pid(baseline),
+                    )
+                )
 
             summaries = []
             with Progress(
