@@ -120,6 +120,8 @@ class Summary:
     first_errors: tuple[str, ...]
     loadgen_us_per_command: float
     server_us_per_command: float | None
+    round_throughputs: tuple[float, ...] = ()
+    """Commands/s of each measured round, in order."""
 
 
 async def _httpx_flows(
@@ -156,8 +158,58 @@ async def _httpx_flows(
     return stats
 
 
-async def run_target(
+@dataclass(slots=True, kw_only=True)
+class Rounds:
+    """What the measured rounds of one target gathered so far."""
+
+    target: Target
+    results: list[RunStats]
+    loadgen_cpu_s: float = 0.0
+    server_cpu_s: float | None = 0.0
+
+
+async def run_round(
     target: Target,
+    *,
+    name: str,
+    count: int,
+    concurrency: int,
+    token: str,
+    client: str,
+    progress: Progress,
+) -> tuple[RunStats, float, float | None]:
+    """One run of `count` fresh flows: its stats, the load generator's CPU seconds and the
+    server's (None when unknown)."""
+    endpoint = Endpoint.from_url(target.url)
+    run = uuid.uuid4().hex[:10]
+    plans = [flow_variables(run, n) for n in range(count)]
+    task = progress.add_task(f"{target.label}: {name}", total=count * 3)
+
+    def advance(commands: int, task_id: TaskID = task) -> None:
+        progress.advance(task_id, commands)
+
+    encoded: list[Flow] = [
+        [encode_graphql_post(endpoint, q, v, token) for q, v in plan] for plan in plans
+    ]
+    cpu_before = _own_cpu_seconds()
+    server_before = _process_cpu_seconds(target.pid)
+    if client == "httpx":
+        stats = await _httpx_flows(target.url, plans, token, concurrency, advance)
+    else:
+        stats = await run_flows(
+            endpoint, encoded, concurrency=concurrency, success=accepted, on_progress=advance
+        )
+    loadgen = _own_cpu_seconds() - cpu_before
+    server_after = _process_cpu_seconds(target.pid)
+    progress.remove_task(task)
+    if stats.errors:
+        log.warning("%s %s: %d failed commands", target.label, name, stats.errors)
+    server = None if server_before is None or server_after is None else server_after - server_before
+    return stats, loadgen, server
+
+
+async def run_interleaved(
+    targets: Sequence[Target],
     *,
     flows: int,
     concurrency: int,
@@ -166,57 +218,64 @@ async def run_target(
     token: str,
     client: str,
     progress: Progress,
-) -> Summary:
-    """Warm up, then `rounds` measured runs of `flows` fresh flows; medians of each figure."""
-    endpoint = Endpoint.from_url(target.url)
-    results: list[RunStats] = []
-    loadgen_cpu_s = 0.0
-    server_cpu_s: float | None = 0.0
-    for round_no in range(rounds + 1):
-        count = warmup if round_no == 0 else flows
-        if count == 0:
-            continue
-        run = uuid.uuid4().hex[:10]
-        plans = [flow_variables(run, n) for n in range(count)]
-        name = "warm-up" if round_no == 0 else f"round {round_no}/{rounds}"
-        task = progress.add_task(f"{target.label}: {name}", total=count * 3)
-
-        def advance(commands: int, task_id: TaskID = task) -> None:
-            progress.advance(task_id, commands)
-
-        cpu_before = _own_cpu_seconds()
-        server_before = _process_cpu_seconds(target.pid)
-        if client == "httpx":
-            stats = await _httpx_flows(target.url, plans, token, concurrency, advance)
-        else:
-            encoded: list[Flow] = [
-                [encode_graphql_post(endpoint, q, v, token) for q, v in plan] for plan in plans
-            ]
-            stats = await run_flows(
-                endpoint, encoded, concurrency=concurrency, success=accepted, on_progress=advance
+) -> list[Rounds]:
+    """Warm every target up, then `rounds` times one round of each target in turn (A, B, A, B,
+    ...), so a machine that speeds up or slows down during the run skews every target alike."""
+    gathered = [Rounds(target=t, results=[]) for t in targets]
+    if warmup:
+        for target in targets:
+            await run_round(
+                target,
+                name="warm-up",
+                count=warmup,
+                concurrency=concurrency,
+                token=token,
+                client=client,
+                progress=progress,
             )
-        progress.remove_task(task)
-        if round_no > 0:
-            loadgen_cpu_s += _own_cpu_seconds() - cpu_before
-            server_after = _process_cpu_seconds(target.pid)
-            if server_cpu_s is None or server_before is None or server_after is None:
-                server_cpu_s = None
+    for round_no in range(1, rounds + 1):
+        for rounds_of in gathered:
+            stats, loadgen, server = await run_round(
+                rounds_of.target,
+                name=f"round {round_no}/{rounds}",
+                count=flows,
+                concurrency=concurrency,
+                token=token,
+                client=client,
+                progress=progress,
+            )
+            rounds_of.results.append(stats)
+            rounds_of.loadgen_cpu_s += loadgen
+            if rounds_of.server_cpu_s is not None and server is not None:
+                rounds_of.server_cpu_s += server
             else:
-                server_cpu_s += server_after - server_before
-            results.append(stats)
-        if stats.errors:
-            log.warning("%s %s: %d failed commands", target.label, name, stats.errors)
+                rounds_of.server_cpu_s = None
+    return gathered
+
+
+def summarize(gathered: Rounds) -> Summary:
+    """Medians over one target's rounds; CPU per command over all of them."""
+    results = gathered.results
+    commands = max(1, sum(r.commands for r in results))
     return Summary(
-        label=target.label,
+        label=gathered.target.label,
         throughput=statistics.median(r.throughput for r in results),
         p50_ms=statistics.median(r.percentile_ms(0.50) for r in results),
         p99_ms=statistics.median(r.percentile_ms(0.99) for r in results),
         errors=sum(r.errors for r in results),
         first_errors=tuple(e for r in results for e in r.first_errors)[:5],
-        loadgen_us_per_command=loadgen_cpu_s / max(1, sum(r.commands for r in results)) * 1e6,
+        loadgen_us_per_command=gathered.loadgen_cpu_s / commands * 1e6,
         server_us_per_command=None
-        if server_cpu_s is None
-        else server_cpu_s / max(1, sum(r.commands for r in results)) * 1e6,
+        if gathered.server_cpu_s is None
+        else gathered.server_cpu_s / commands * 1e6,
+        round_throughputs=tuple(r.throughput for r in results),
+    )
+
+
+def pair_ratio(full: Summary, baseline: Summary) -> float:
+    """The median of the per-round ratios full / baseline (rounds ran back to back in pairs)."""
+    return statistics.median(
+        f / b for f, b in zip(full.round_throughputs, baseline.round_throughputs, strict=True) if b
     )
 
 
@@ -250,7 +309,8 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
     """The README table."""
     lines = [
         f"{args.flows} place/pay/ship flows ({args.flows * 3} commands), "
-        f"{args.concurrency} concurrent keep-alive clients, median of {args.rounds} rounds, "
+        f"{args.concurrency} concurrent keep-alive clients, "
+        f"median of {args.rounds} interleaved rounds, "
         f"{os.cpu_count()} CPUs, client `{args.client}`:",
         "",
         "| target | commands/s | p50 (ms) | p99 (ms) | failed | server CPU/command "
@@ -265,7 +325,19 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         )
     if len(summaries) == 2 and summaries[1].throughput:
         ratio = summaries[0].throughput / summaries[1].throughput
-        lines += ["", f"Full command path / no-op baseline: **{ratio:.2f}x** the throughput."]
+        pairs = ", ".join(
+            f"{f / b:.2f}"
+            for f, b in zip(
+                summaries[0].round_throughputs, summaries[1].round_throughputs, strict=True
+            )
+            if b
+        )
+        lines += [
+            "",
+            f"Full command path / no-op baseline: **{pair_ratio(*summaries):.2f}x** the throughput "
+            f"(median of the per-round ratios {pairs}; ratio of the medians {ratio:.2f}x). Rounds "
+            "ran interleaved: baseline and full path alternately.",
+        ]
     load = os.getloadavg()[0]
     lines += [
         "",
@@ -279,7 +351,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_write", description=__doc__)
     parser.add_argument("--flows", type=int, default=2000, help="flows per round (3 commands each)")
     parser.add_argument("--concurrency", type=int, default=64, help="concurrent connections")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="measured rounds of each target, interleaved with the other's (medians reported)",
+    )
     parser.add_argument("--warmup", type=int, default=200, help="flows before measuring")
     parser.add_argument("--url", help="benchmark this running server instead of starting one")
     parser.add_argument(
@@ -384,7 +461,6 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     )
                 )
 
-            summaries = []
             with Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -394,19 +470,17 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                 transient=True,
                 refresh_per_second=4,
             ) as progress:
-                for target in targets:
-                    summaries.append(
-                        await run_target(
-                            target,
-                            flows=args.flows,
-                            concurrency=args.concurrency,
-                            rounds=args.rounds,
-                            warmup=args.warmup,
-                            token=token,
-                            client=args.client,
-                            progress=progress,
-                        )
-                    )
+                gathered = await run_interleaved(
+                    targets,
+                    flows=args.flows,
+                    concurrency=args.concurrency,
+                    rounds=args.rounds,
+                    warmup=args.warmup,
+                    token=token,
+                    client=args.client,
+                    progress=progress,
+                )
+            summaries = [summarize(g) for g in gathered]
             return summaries
         finally:
             for process in reversed(started):  # the servers before the store they use
