@@ -16,6 +16,7 @@ from strawberry.schema import BaseSchema
 
 from api.bootstrap import Services, open_services
 from api.config import Settings
+from api.gc_tuning import tune_for_serving
 from api.logs import configure_logging
 from api.schema import build_schema
 from api.view import OrdersGraphQL
@@ -49,15 +50,23 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app(
-    settings: Settings, schema: BaseSchema | None = None, *, projectors: int = 1
+    settings: Settings,
+    schema: BaseSchema | None = None,
+    *,
+    projectors: int = 1,
+    tune_gc: bool = False,
 ) -> Starlette:
     """The application for `settings`; `schema` defaults to the public one; `projectors` is the
-    number of projector workers run in-process (0: they run elsewhere, `orders project`)."""
+    number of projector workers run in-process (0: they run elsewhere, `orders project`).
+    `tune_gc`: a server process of its own (not a test) tunes the garbage collector once started
+    (see `api.gc_tuning`)."""
     graphql = OrdersGraphQL(schema if schema is not None else build_schema())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         async with open_services(settings, projectors=projectors) as services:
+            if tune_gc:
+                tune_for_serving()
             logger.info(
                 "event=started host=%s port=%d store=%s",
                 settings.host,
@@ -81,4 +90,4 @@ def app_from_env() -> Starlette:
     """Zero-argument factory for uvicorn (`--factory api.app:app_from_env`)."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, tune_gc=True)

@@ -65,7 +65,7 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
 
     configure_logging(settings.log_level)
     uvicorn.run(
-        create_app(settings, projectors=projectors),
+        create_app(settings, projectors=projectors, tune_gc=True),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
