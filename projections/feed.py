@@ -212,6 +212,10 @@ class ChangeFeed:
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "pmessage":
+            if not self._by_order and not self._others:
+                # Nobody listens for changes: parsing each one would be wasted work.
+                self._stats_dirty.set()
+                return
             try:
                 change = parse_change(message["data"])
             except (ValueError, KeyError) as error:

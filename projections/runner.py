@@ -62,6 +62,9 @@ class RunnerSettings:
     group: str = "orders-view"
     batch_size: int = 500
     buffer_size: int = 1000
+    linger: float = 0.005
+    """Live events trickle in one at a time: a batch that is not full waits this long (once) for
+    more, so one Redis round trip applies several. Bounds the lag it adds."""
     health_interval: float = 1.0
     backoff_initial: float = 0.1
     backoff_max: float = 10.0
@@ -183,6 +186,7 @@ class ProjectorRunner:
                     continue
                 batch: list[RecordedEvent] = []
                 item = first
+                lingered = self.settings.linger <= 0
                 while True:
                     if item is _STOP:
                         await self._handle(subscription, batch)
@@ -192,8 +196,15 @@ class ProjectorRunner:
                         raise item
                     assert isinstance(item, RecordedEvent)
                     batch.append(item)
-                    if len(batch) >= self.settings.batch_size or queue.empty():
+                    if len(batch) >= self.settings.batch_size:
                         break
+                    if queue.empty():
+                        if lingered:
+                            break
+                        lingered = True
+                        await asyncio.sleep(self.settings.linger)
+                        if queue.empty():
+                            break
                     item = queue.get_nowait()
                 await self._handle(subscription, batch)
         finally:
