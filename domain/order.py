@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain.builders import builder
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -44,6 +45,11 @@ class OrderState:
     def item(self, product_id: str) -> LineItem | None:
         """The line for `product_id`, if the order holds one."""
         return next((item for item in self.items if item.product_id == product_id), None)
+
+
+# The fold builds one state per event of every load: without the frozen __init__ (see
+# `domain.builders`).
+_order_state = builder(OrderState)
 
 
 def evolve(state: OrderState | None, event: OrderEvent) -> OrderState:
@@ -93,15 +99,15 @@ def _moved(
     carrier: str | None = None,
 ) -> OrderState:
     """`state` at `version` with the given fields changed (None: unchanged)."""
-    return OrderState(
-        id=state.id,
-        customer_id=state.customer_id,
-        status=state.status if status is None else status,
-        items=state.items if items is None else items,
-        total=state.total if total is None else total,
-        tracking_id=state.tracking_id if tracking_id is None else tracking_id,
-        carrier=state.carrier if carrier is None else carrier,
-        version=version,
+    return _order_state(  # id, customer_id, status, items, total, tracking_id, carrier, version
+        state.id,
+        state.customer_id,
+        state.status if status is None else status,
+        state.items if items is None else items,
+        state.total if total is None else total,
+        state.tracking_id if tracking_id is None else tracking_id,
+        state.carrier if carrier is None else carrier,
+        version,
     )
 
 

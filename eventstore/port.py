@@ -166,7 +166,8 @@ class NackAction(enum.Enum):
 class SubscriptionSettings:
     """Settings of a persistent-subscription group, EventStoreDB's defaults unless said."""
 
-    start_from: int | None = None  # inclusive: a position ($all) or a version (stream); None = start
+    # inclusive: a position ($all) or a version (stream); None = the start
+    start_from: int | None = None
     from_end: bool = False
     filter: EventFilter = field(default_factory=EventFilter)  # $all groups only
     message_timeout: float = 30.0  # seconds; 0 = never
