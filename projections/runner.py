@@ -62,9 +62,6 @@ class RunnerSettings:
     group: str = "orders-view"
     batch_size: int = 500
     buffer_size: int = 1000
-    linger: float = 0.005
-    """Live events trickle in one at a time: a batch that is not full waits this long (once) for
-    more, so one Redis round trip applies several. Bounds the lag it adds."""
     health_interval: float = 1.0
     backoff_initial: float = 0.1
     backoff_max: float = 10.0
@@ -186,7 +183,6 @@ class ProjectorRunner:
                     continue
                 batch: list[RecordedEvent] = []
                 item = first
-                lingered = self.settings.linger <= 0
                 while True:
                     if item is _STOP:
                         await self._handle(subscription, batch)
@@ -196,15 +192,8 @@ class ProjectorRunner:
                         raise item
                     assert isinstance(item, RecordedEvent)
                     batch.append(item)
-                    if len(batch) >= self.settings.batch_size:
+                    if len(batch) >= self.settings.batch_size or queue.empty():
                         break
-                    if queue.empty():
-                        if lingered:
-                            break
-                        lingered = True
-                        await asyncio.sleep(self.settings.linger)
-                        if queue.empty():
-                            break
                     item = queue.get_nowait()
                 await self._handle(subscription, batch)
         finally:
