@@ -21,7 +21,7 @@ from datetime import datetime
 from domain.events import order_stream
 from domain.order import OrderState, evolve
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot
-from eventstore.codec import DecodedEvent, decode_record
+from eventstore.codec import DecodedEvent, decode_event, decode_record
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
 from eventstore.snapshots import SnapshotStore
 
@@ -299,8 +299,8 @@ class _Fold:
             if self.until_version is not None and record.version > self.until_version:
                 self.done = True
                 break
-            decoded = decode_record(record)
             if self.timed:
+                decoded = decode_record(record)
                 occurred_at = decoded.occurred_at
                 if self.as_of is not None and occurred_at > self.as_of:
                     # A stream is a history: the state as of a moment is a prefix of it.
@@ -308,8 +308,11 @@ class _Fold:
                     break
                 if self._max_occurred_at is None or occurred_at > self._max_occurred_at:
                     self._max_occurred_at = occurred_at
-            if decoded.event is not None:
-                self.state = evolve(self.state, decoded.event)
+                event = decoded.event
+            else:
+                event = decode_event(record)  # untimed: the metadata is not needed
+            if event is not None:
+                self.state = evolve(self.state, event)
             self.version = record.version
             self._last = record
         return True

@@ -13,6 +13,7 @@ from domain.builders import builder
 from domain.events import ItemAdded, LineItem, OrderStatus
 from domain.order import OrderState
 from domain.snapshots import SnapshotPolicy
+from eventstore.codec import EventContext, decode_event, decode_record, encode
 from eventstore.embedded.schema import row_to_event
 from eventstore.port import RecordedEvent
 
@@ -88,3 +89,36 @@ def test_a_row_becomes_the_event_the_constructor_would_build() -> None:
     assert str(built.id) == str(event_id)
     with pytest.raises(ValueError, match="16 bytes"):
         row_to_event((7, b"short", "order-1", 3, "ItemAdded", b"{}", b"{}", "application/json", 0))
+
+
+def test_decode_event_is_decode_records_event_on_every_path() -> None:
+    context = EventContext(
+        correlation_id="corr", causation_id="corr", actor="staff", occurred_at=datetime.now(UTC)
+    )
+    item = LineItem(product_id="sku-1", name="Widget", price=Decimal("12.50"), qty=2)
+    written = encode(ItemAdded(item=item, total=Decimal("25.00")), context, uuid.uuid4())
+    current = _recorded(written.type, written.data, written.metadata)
+    assert current.metadata.startswith(b'{"schemaVersion":')  # the fast path is taken
+    legacy = _recorded(  # OrderPlaced v1 (CONTRACT section 1): no schemaVersion
+        "OrderPlaced",
+        b'{"customerId": "c-1", "items": ["p-1"], "total": 25.10}',
+        b'{"occurredAt": "2023-01-02T03:04:05Z"}',
+    )
+    unknown = _recorded("SomethingElse", b'{"x":1}', b"{}")
+    for record in (current, legacy, unknown):
+        assert decode_event(record) == decode_record(record).event
+    assert decode_event(current) == ItemAdded(item=item, total=Decimal("25.00"))
+    assert decode_event(unknown) is None
+
+
+def _recorded(type_: str, data: bytes, metadata: bytes) -> RecordedEvent:
+    return RecordedEvent(
+        id=uuid.uuid4(),
+        stream="order-o-1",
+        type=type_,
+        version=1,
+        position=1,
+        data=data,
+        metadata=metadata,
+        recorded_at=datetime.now(UTC),
+    )
