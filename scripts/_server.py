@@ -69,81 +69,45 @@ class ServerStartError(RuntimeError):
     """The server exited or never became healthy; the message carries its log's tail."""
 
 
-class ServerProcess:
-    """One server subprocess: started on `start()`, healthy when `/healthz` answers 200.
+class _Subprocess:
+    """A process of this repository started on a free port, logging to `log_path`, stopped like
+    Ctrl-C. Subclasses say how to start it and when it is ready."""
 
-    Its stdout and stderr go to `log_path`, whose tail is quoted when something goes wrong.
-    """
-
-    def __init__(
-        self,
-        *,
-        command: Sequence[str] | None = None,
-        data_dir: Path,
-        jwt_secret: str,
-        log_path: Path,
-        port: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, *, log_path: Path, port: int | None) -> None:
         self.port = port if port is not None else free_port()
-        self.command = list(command) if command is not None else serve_command()
-        self.data_dir = data_dir
-        self.jwt_secret = jwt_secret
         self.log_path = log_path
-        self._extra_env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        """The server's base URL, without a trailing slash."""
-        return f"http://127.0.0.1:{self.port}"
+    def pid(self) -> int | None:
+        """The running process's id (None when it is not running)."""
+        return self._process.pid if self._process is not None else None
 
-    def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL_SERVICES}
-        env.update(
-            DATA_DIR=str(self.data_dir),
-            PORT=str(self.port),
-            HOST="127.0.0.1",
-            JWT_SECRET=self.jwt_secret,
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(self._extra_env)
-        return env
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the process and wait until `/healthz` answers 200 (or fail with its log)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def _spawn(self, command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         self._log_file = self.log_path.open("wb")
         self._process = subprocess.Popen(
-            self.command,
+            command,
             cwd=REPO_ROOT,
-            env=self._environment(),
+            env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self.stop()
-                raise ServerStartError(
-                    f"server exited with {code} before it was healthy\n" + self.log_tail()
-                )
-            if self._healthy():
-                log.info("server %s healthy at %s", self.command, self.url)
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise ServerStartError(f"server not healthy within {timeout:.0f} s\n" + self.log_tail())
+        return self._process
 
-    def _healthy(self) -> bool:
-        try:
-            with _NO_PROXY.open(f"{self.url}/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+    def _fail_if_exited(self, what: str) -> None:
+        """Raise `ServerStartError` (with the log) when the process already exited."""
+        if self._process is not None and self._process.poll() is not None:
+            code = self._process.returncode
+            self.stop()
+            raise ServerStartError(
+                f"{what} exited with {code} before it was ready\n{self.log_tail()}"
+            )
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the process and wait until it is ready (or fail with its log)."""
+        raise NotImplementedError
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Interrupt the process like Ctrl-C, wait for it, and return its exit code."""
@@ -155,7 +119,7 @@ class ServerProcess:
         return code
 
     def log_tail(self, lines: int = 60) -> str:
-        """The last lines the server wrote, for failure messages."""
+        """The last lines the process wrote, for failure messages."""
         return _tail(self.log_path, lines)
 
     def __enter__(self) -> Self:
@@ -171,7 +135,73 @@ class ServerProcess:
         self.stop()
 
 
-class EsdbTestServerProcess:
+def _environment_without_external_services() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL_SERVICES}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ServerProcess(_Subprocess):
+    """One server subprocess: started on `start()`, healthy when `/healthz` answers 200.
+
+    Its stdout and stderr go to `log_path`, whose tail is quoted when something goes wrong.
+    """
+
+    def __init__(
+        self,
+        *,
+        command: Sequence[str] | None = None,
+        data_dir: Path,
+        jwt_secret: str,
+        log_path: Path,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(log_path=log_path, port=port)
+        self.command = list(command) if command is not None else serve_command()
+        self.data_dir = data_dir
+        self.jwt_secret = jwt_secret
+        self._extra_env = dict(env or {})
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, without a trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _environment(self) -> dict[str, str]:
+        env = _environment_without_external_services()
+        env.update(
+            DATA_DIR=str(self.data_dir),
+            PORT=str(self.port),
+            HOST="127.0.0.1",
+            JWT_SECRET=self.jwt_secret,
+        )
+        env.update(self._extra_env)
+        return env
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until `/healthz` answers 200 (or fail with its log)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn(self.command, self._environment())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._fail_if_exited("server")
+            if self._healthy():
+                log.info("server %s healthy at %s", self.command, self.url)
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise ServerStartError(f"server not healthy within {timeout:.0f} s\n" + self.log_tail())
+
+    def _healthy(self) -> bool:
+        try:
+            with _NO_PROXY.open(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+
+class EsdbTestServerProcess(_Subprocess):
     """The repository's EventStoreDB-compatible gRPC test server (`python -m tests.esdb_server`)
     as a subprocess on a free port, over its own data directory: a stand-in for EventStoreDB on
     machines without one. Ready when a gRPC channel to it connects; `url` is its ESDB_URL.
@@ -180,11 +210,8 @@ class EsdbTestServerProcess:
     """
 
     def __init__(self, *, data_dir: Path, log_path: Path, port: int | None = None) -> None:
-        self.port = port if port is not None else free_port()
+        super().__init__(log_path=log_path, port=port)
         self.data_dir = data_dir
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -211,27 +238,12 @@ class EsdbTestServerProcess:
         import grpc  # only here: the HTTP-only callers of this module need no gRPC
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = self.log_path.open("wb")
-        env = {k: v for k, v in os.environ.items() if k not in _EXTERNAL_SERVICES}
-        env["PYTHONUNBUFFERED"] = "1"
-        self._process = subprocess.Popen(
-            self.command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
+        self._spawn(self.command, _environment_without_external_services())
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             ready = grpc.channel_ready_future(channel)
             while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    code = self._process.returncode
-                    self.stop()
-                    raise ServerStartError(
-                        f"test server exited with {code} before it was ready\n" + self.log_tail()
-                    )
+                self._fail_if_exited("test server")
                 try:
                     # A connected channel means the HTTP/2 handshake succeeded: the server runs.
                     ready.result(timeout=0.2)
@@ -242,31 +254,6 @@ class EsdbTestServerProcess:
             ready.cancel()
         self.stop()
         raise ServerStartError(f"test server not ready within {timeout:.0f} s\n" + self.log_tail())
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """Interrupt the process like Ctrl-C, wait for it, and return its exit code."""
-        process, self._process = self._process, None
-        code = _interrupt(process, timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        return code
-
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines the test server wrote, for failure messages."""
-        return _tail(self.log_path, lines)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _interrupt(process: subprocess.Popen[bytes] | None, timeout: float) -> int | None:

@@ -292,13 +292,6 @@ def _process_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _server_pid(server: ServerProcess) -> int | None:
-    # ServerProcess keeps its Popen private; the pid is all this script needs from it.
-    process = getattr(server, "_process", None)
-    pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
-
-
 def _own_cpu_seconds() -> float:
     """CPU time of this process (the load generator) alone, not of the servers it started."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -440,7 +433,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     Target(
                         label=f"full command path ({store})",
                         url=server.url,
-                        pid=_server_pid(server),
+                        pid=server.pid,
                     )
                 )
             if not args.no_baseline:
@@ -457,7 +450,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     Target(
                         label="no-op baseline (same stack)",
                         url=baseline.url,
-                        pid=_server_pid(baseline),
+                        pid=baseline.pid,
                     )
                 )
 
