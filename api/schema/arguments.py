@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
+import strawberry
 from strawberry.types.unset import UnsetType
 
 from api.schema.errors import BadUserInput
 from domain.validation import ID_PATTERN
 
 T = TypeVar("T")
+
+AfterPosition = Annotated[
+    str | None, strawberry.argument(description="Only events after this position.")
+]
+"""The event-log fields' cursor argument: an event position."""
+
+EventTypes = Annotated[
+    list[str] | None, strawberry.argument(description="Only events of these types.")
+]
+"""The event-log fields' filter on event types."""
 
 MAX_PAGE = 1000
 """The largest page a client may ask for: each event costs field resolution and encoding."""

@@ -10,7 +10,15 @@ from strawberry.types import Info
 
 from api.context import AppContext
 from api.permissions import IsStaff, OwnsOrder
-from api.schema.arguments import cursor, given, non_negative, order_id_argument, page_size
+from api.schema.arguments import (
+    AfterPosition,
+    EventTypes,
+    cursor,
+    given,
+    non_negative,
+    order_id_argument,
+    page_size,
+)
 from api.schema.types import Event, EventConnection, EventEdge, OrderStateGQL, PageInfo
 from domain.events import ORDER_STREAM_PREFIX
 from eventstore.codec import DecodedEvent, decode_record
@@ -144,15 +152,11 @@ class EventLogQuery:
     async def events(
         self,
         info: Info[AppContext, None],
-        after: Annotated[
-            str | None, strawberry.argument(description="Only events after this position.")
-        ] = strawberry.UNSET,
+        after: AfterPosition = strawberry.UNSET,
         first: Annotated[
             int | None, strawberry.argument(description="At most this many events.")
         ] = 100,
-        types: Annotated[
-            list[str] | None, strawberry.argument(description="Only events of these types.")
-        ] = strawberry.UNSET,
+        types: EventTypes = strawberry.UNSET,
         since: Annotated[
             datetime | None, strawberry.argument(description="Only events that occurred since.")
         ] = strawberry.UNSET,

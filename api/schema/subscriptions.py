@@ -11,7 +11,14 @@ from strawberry.types import Info
 
 from api.context import AppContext
 from api.permissions import IsStaff, OwnsExistingOrder
-from api.schema.arguments import cursor, given, non_negative, order_id_argument
+from api.schema.arguments import (
+    AfterPosition,
+    EventTypes,
+    cursor,
+    given,
+    non_negative,
+    order_id_argument,
+)
 from api.schema.event_log import order_events_filter
 from api.schema.types import Event
 from domain.events import order_stream
@@ -64,12 +71,8 @@ class EventLogSubscription:
     async def events(
         self,
         info: Info[AppContext, None],
-        after: Annotated[
-            str | None, strawberry.argument(description="Only events after this position.")
-        ] = strawberry.UNSET,
-        types: Annotated[
-            list[str] | None, strawberry.argument(description="Only events of these types.")
-        ] = strawberry.UNSET,
+        after: AfterPosition = strawberry.UNSET,
+        types: EventTypes = strawberry.UNSET,
     ) -> AsyncGenerator[Event, None]:
         """The global log of order events, history then live."""
         records = info.context.store.subscribe_all(
