@@ -200,8 +200,11 @@ class Group:
         next_tick = time.monotonic() + self._tick
         while True:
             timeout = max(0.0, next_tick - time.monotonic())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait completes, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self._tick
