@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.events import OrderStatus
 from projections.keys import ProjectionKeys, as_text
+from projections.redis_store import view_from_hash
 from projections.views import Change
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def parse_change(payload: bytes | str) -> Change:
         customer_id=str(raw["customerId"]),
         status=OrderStatus(raw["status"]),
         position=int(raw["position"]),
+        view=view_from_hash(raw["view"]) if raw.get("view") else None,
     )
 
 

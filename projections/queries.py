@@ -220,8 +220,13 @@ class OrderQueries:
                 if view is not None and view.version > last:
                     last = view.version
                     yield view
-                await listener.get()
-                view = await self.get_order(order_id)
+                change = await listener.get()
+                # A change carries the view it made, so no version is skipped when several land
+                # at once; after missed changes (RESYNC) the current view is what there is.
+                if change is not None and change.view is not None:
+                    view = change.view
+                else:
+                    view = await self.get_order(order_id)
 
     async def watch_orders(
         self, *, customer_id: str | None = None, status: OrderStatus | None = None
@@ -232,7 +237,7 @@ class OrderQueries:
             async for change in listener:
                 if change is None:
                     continue  # missed changes are not replayed: this is a feed of what happens
-                view = await self.get_order(change.order_id)
+                view = change.view or await self.get_order(change.order_id)
                 if view is not None and view.version >= change.version:
                     yield view
 

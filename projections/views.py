@@ -86,6 +86,7 @@ class Change:
     customer_id: str
     status: OrderStatus
     position: int
+    view: OrderView | None = None  # the view this change made (None: re-read the hash)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

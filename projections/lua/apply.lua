@@ -118,8 +118,14 @@ local function apply_to(ns, c)
   end
   if not t.pos or pos > t.pos then t.pos = pos end
   if publish then
+    -- The message carries the view this change made: a subscriber gets every version, even when
+    -- one batch applies several changes to an order before it could re-read the hash.
+    local flat = redis.call('HGETALL', okey)
+    local view = {}
+    for n = 1, #flat, 2 do view[flat[n]] = flat[n + 1] end
     redis.call('PUBLISH', ns .. ':changes', cjson.encode(
-      {ns = ns, id = id, version = version, customerId = cust, status = status, position = pos}))
+      {ns = ns, id = id, version = version, customerId = cust, status = status, position = pos,
+       view = view}))
   end
   return 'o'
 end

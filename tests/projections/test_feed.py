@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from redis.asyncio import Redis
 
-from domain.events import OrderPlaced, OrderStatus, PaymentTaken
+from domain.events import OrderPlaced, OrderShipped, OrderStatus, PaymentTaken
 from projections.feed import ChangeFeed
 from projections.mapping import change_of
 from projections.queries import InvalidCursor, OrderQueries
@@ -141,3 +141,31 @@ async def test_pages_are_newest_first_and_cursors_continue(
     ]
     with pytest.raises(InvalidCursor):
         await queries.list_orders(after="not-a-cursor")
+
+
+async def test_every_version_reaches_watchers_when_one_batch_applies_several(
+    views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
+) -> None:
+    log = Log()
+    place(log, "a", "c1")
+    await views.apply(change_of(log.decoded()[0]))
+    watch = queries.watch_order("a")
+    everything = queries.watch_orders(customer_id="c1")
+    assert (await anext(watch)).version == 1
+    listening = asyncio.ensure_future(anext(everything))
+    await asyncio.sleep(0.05)  # the second watcher is listening before anything is written
+    assert feed.listener_count == 2
+    pay(log, "a")
+    log.record("a", OrderShipped(tracking_id="T-1", carrier="UPS"))
+    await views.apply_batch([change_of(d) for d in log.decoded()[1:]])  # v2 and v3 at once
+    async with asyncio.timeout(5):
+        paid, shipped = await anext(watch), await anext(watch)
+        seen = [await listening, await anext(everything)]
+    assert [(v.version, v.status) for v in (paid, shipped)] == [
+        (2, OrderStatus.PAID),
+        (3, OrderStatus.SHIPPED),
+    ]
+    assert shipped.carrier == "UPS"
+    assert [v.version for v in seen] == [2, 3]
+    await watch.aclose()
+    await everything.aclose()
