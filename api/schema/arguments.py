@@ -12,6 +12,17 @@ from domain.validation import ID_PATTERN
 
 T = TypeVar("T")
 
+OrderIdArgument = Annotated[strawberry.ID, strawberry.argument(description="The order's id.")]
+"""An order's id, checked against the contract's pattern by `order_id_argument`."""
+
+FromVersion = Annotated[
+    int | None, strawberry.argument(description="Only events after this version.")
+]
+"""Where an order's event history starts (exclusive)."""
+
+EventPageSize = Annotated[int | None, strawberry.argument(description="At most this many events.")]
+"""How many events one page of the event log holds."""
+
 AfterPosition = Annotated[
     str | None, strawberry.argument(description="Only events after this position.")
 ]

@@ -12,7 +12,10 @@ from api.context import AppContext
 from api.permissions import IsStaff, OwnsOrder
 from api.schema.arguments import (
     AfterPosition,
+    EventPageSize,
     EventTypes,
+    FromVersion,
+    OrderIdArgument,
     cursor,
     given,
     non_negative,
@@ -99,7 +102,7 @@ class EventLogQuery:
     async def order_at(
         self,
         info: Info[AppContext, None],
-        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+        id: OrderIdArgument,
         as_of: Annotated[
             datetime | None,
             strawberry.argument(description="Fold the events that occurred up to this moment."),
@@ -125,13 +128,9 @@ class EventLogQuery:
     async def order_events(
         self,
         info: Info[AppContext, None],
-        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
-        from_version: Annotated[
-            int | None, strawberry.argument(description="Only events after this version.")
-        ] = 0,
-        first: Annotated[
-            int | None, strawberry.argument(description="At most this many events.")
-        ] = 100,
+        id: OrderIdArgument,
+        from_version: FromVersion = 0,
+        first: EventPageSize = 100,
     ) -> list[Event]:
         """The order's events with version > fromVersion."""
         order_id = order_id_argument(id)
@@ -153,9 +152,7 @@ class EventLogQuery:
         self,
         info: Info[AppContext, None],
         after: AfterPosition = strawberry.UNSET,
-        first: Annotated[
-            int | None, strawberry.argument(description="At most this many events.")
-        ] = 100,
+        first: EventPageSize = 100,
         types: EventTypes = strawberry.UNSET,
         since: Annotated[
             datetime | None, strawberry.argument(description="Only events that occurred since.")

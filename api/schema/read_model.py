@@ -23,7 +23,7 @@ from api.permissions import (
     WatchesOwnOrders,
     visible_customer,
 )
-from api.schema.arguments import given, non_negative, order_id_argument
+from api.schema.arguments import OrderIdArgument, given, non_negative, order_id_argument
 from api.schema.errors import BadUserInput
 from api.schema.read_types import (
     DashboardStatsGQL,
@@ -74,7 +74,7 @@ class ReadModelQuery:
     async def order(
         self,
         info: Info[AppContext, None],
-        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+        id: OrderIdArgument,
         min_version: Annotated[
             int | None,
             strawberry.argument(
@@ -159,7 +159,7 @@ class ReadModelSubscription:
     async def order_updated(
         self,
         info: Info[AppContext, None],
-        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+        id: OrderIdArgument,
     ) -> AsyncGenerator[OrderGQL, None]:
         """One order's view, now and after every change."""
         order_id = order_id_argument(id)

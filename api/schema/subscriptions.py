@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -14,6 +13,8 @@ from api.permissions import IsStaff, OwnsExistingOrder
 from api.schema.arguments import (
     AfterPosition,
     EventTypes,
+    FromVersion,
+    OrderIdArgument,
     cursor,
     given,
     non_negative,
@@ -48,10 +49,8 @@ class EventLogSubscription:
     async def order_events(
         self,
         info: Info[AppContext, None],
-        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
-        from_version: Annotated[
-            int | None, strawberry.argument(description="Only events after this version.")
-        ] = 0,
+        id: OrderIdArgument,
+        from_version: FromVersion = 0,
     ) -> AsyncGenerator[Event, None]:
         """One order's events, history then live."""
         stream = order_stream(order_id_argument(id))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,15 +36,6 @@ from eventstore.repository import OrderRepository
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ITEM = LineItem(product_id="p1", name="Pen", price=Decimal("2.50"), qty=4)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    opened = await SQLiteEventStore.open(tmp_path)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def make_handler(store: Any) -> CommandHandler:

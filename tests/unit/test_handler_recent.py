@@ -6,10 +6,8 @@ stale when the other writes, and every answer must still be the one a fresh read
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,15 +39,6 @@ class CountingStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    opened = await SQLiteEventStore.open(tmp_path)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def process(store: Any) -> CommandHandler:

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-
-import pytest
 
 from domain.events import ItemAdded, ItemRemoved, LineItem, OrderEvent, OrderPlaced, order_stream
 from eventstore.codec import EventContext, encode
@@ -19,15 +15,6 @@ from eventstore.repository import PAGE_SIZE, OrderRepository
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 PEN = LineItem(product_id="pen", name="Pen", price=Decimal("1.00"), qty=1)
 INK = LineItem(product_id="ink", name="Ink", price=Decimal("2.00"), qty=1)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteEventStore]:
-    opened = await SQLiteEventStore.open(tmp_path)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def new(event: OrderEvent, minute: int) -> NewEvent:
