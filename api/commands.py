@@ -18,12 +18,12 @@ it.
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from api.ids import random_uuid
 from api.recent_orders import RecentOrders
 from domain.commands import Command, PlaceOrder
 from domain.decide import decide
@@ -46,16 +46,6 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3c1e-7f0a-4f43-9d6e-2c1a8d0f6b21")
 accepted before a change would no longer match."""
 
 SYSTEM_ACTOR = "system"
-
-
-def random_uuid() -> uuid.UUID:
-    """A random (version 4) UUID for ids that must be unique, not secret.
-
-    `uuid.uuid4()` reads os.urandom, which releases the GIL: under load, with the store's threads
-    busy, getting it back costs up to a switch interval per id. The Mersenne Twister (seeded from
-    the OS, reseeded after fork) gives 122 random bits without letting go of the GIL.
-    """
-    return uuid.UUID(int=random.getrandbits(128), version=4)
 
 
 def _now() -> datetime:

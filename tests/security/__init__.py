@@ -1,0 +1,1 @@
+"""Abuse tests: the holes an attacker with a customer token could use, kept closed."""
