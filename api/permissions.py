@@ -75,9 +75,10 @@ class OwnsOrder(BasePermission):
     """Staff, or the customer who placed the order named by `id` or `input.orderId`.
 
     An order that does not exist has no owner to protect: the field itself answers (null, an
-    empty list, `OrderNotFound`). Ownership never changes once an order exists; for commands the
-    handler checks it again on the state it decides on (`customer_guard`), so an order placed by
-    someone else between this check and the command is still refused.
+    empty list, `OrderNotFound`). But anyone may place that id a moment later, even while the
+    field waits or reads, so this check alone never lets a value through: reads check the owner
+    again on what they return (`ensure_owner`), and commands on the state they decide on
+    (`customer_guard`). Ownership never changes once an order exists.
     """
 
     message = "This order belongs to another customer."
@@ -110,6 +111,15 @@ class OwnsExistingOrder(OwnsOrder):
 
     message = "A customer may only watch its own, existing orders."
     allow_missing = False
+
+
+def ensure_owner(principal: Principal | None, customer_id: str | None) -> None:
+    """Refuse (`Forbidden`) to hand a customer a value of another customer's order: the check on
+    what a read returns, whatever the permission saw before the read."""
+    if principal is None:
+        raise Unauthenticated()
+    if not principal.may_act_for(customer_id):
+        raise Forbidden(OwnsOrder.message)
 
 
 def customer_guard(principal: Principal | None) -> Callable[[OrderState | None], None] | None:

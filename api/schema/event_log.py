@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import AppContext
-from api.permissions import IsStaff, OwnsOrder
+from api.permissions import IsStaff, OwnsOrder, ensure_owner
 from api.schema.arguments import (
     AfterPosition,
     EventPageSize,
@@ -119,6 +119,7 @@ class EventLogQuery:
         )
         if loaded is None or loaded.state is None:
             return None
+        ensure_owner(info.context.principal, loaded.state.customer_id)
         return OrderStateGQL.of(loaded.state, version=loaded.version, as_of=moment)
 
     @strawberry.field(  # type: ignore[untyped-decorator]
@@ -139,6 +140,10 @@ class EventLogQuery:
             from_version=non_negative(from_version, "fromVersion"),
             limit=page_size(first),
         )
+        principal = info.context.principal
+        if history and (principal is None or not principal.is_staff):
+            # Placed by someone after the permission saw no such order: the read says whose.
+            ensure_owner(principal, await info.context.repository.customer_of(order_id))
         return [Event.of(decoded) for decoded in history]
 
     @strawberry.field(  # type: ignore[untyped-decorator]

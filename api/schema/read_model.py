@@ -21,6 +21,7 @@ from api.permissions import (
     OwnsOrder,
     ReadsOwnOrders,
     WatchesOwnOrders,
+    ensure_owner,
     visible_customer,
 )
 from api.schema.arguments import OrderIdArgument, given, non_negative, order_id_argument
@@ -90,7 +91,11 @@ class ReadModelQuery:
             view = await queries.wait_for_version(order_id, minimum, wait=MIN_VERSION_WAIT)
         else:
             view = await queries.get_order(order_id)
-        return None if view is None else OrderGQL.of(view)
+        if view is None:
+            return None
+        # The order may have been placed (by another customer) after the permission saw none.
+        ensure_owner(info.context.principal, view.customer_id)
+        return OrderGQL.of(view)
 
     @strawberry.field(  # type: ignore[untyped-decorator]
         description=(
