@@ -6,8 +6,10 @@ nothing written). Without one the handler re-reads and decides again a few times
 client asked for the command on whatever the order is now.
 
 Idempotent `placeOrder`: with an idempotency key the order id (when not given) and every event id
-derive from the key, so a retry proposes byte-for-byte the same append and the store's own
-idempotence answers it with the original result.
+derive from the key and the customer, so a retry proposes byte-for-byte the same append and the
+store's own idempotence answers it with the original result. Another customer sending the same key
+(and order id) proposes other event ids: its append conflicts with the existing order instead of
+replaying that order's `CommandAccepted`.
 
 Metadata: `$correlationId` is the request's correlation id; `$causationId` is the id of the command
 that caused the events. Commands are not stored as messages of their own, so the command's id is
@@ -60,12 +62,17 @@ def new_order_id(customer_id: str, idempotency_key: str | None) -> str:
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"order:{customer_id}:{idempotency_key}"))
 
 
-def _event_ids(count: int, order_id: str, idempotency_key: str | None) -> list[uuid.UUID]:
+def _event_ids(
+    count: int, order_id: str, idempotency_key: str | None, customer_id: str | None = None
+) -> list[uuid.UUID]:
     if idempotency_key is None:
         return [random_uuid() for _ in range(count)]
-    return [
-        uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{idempotency_key}:{order_id}:{i}") for i in range(count)
-    ]
+    scope = f"{customer_id}:{idempotency_key}:{order_id}"
+    return [uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{scope}:{i}") for i in range(count)]
+
+
+def _placing_customer(command: Command) -> str | None:
+    return command.customer_id if isinstance(command, PlaceOrder) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,7 +216,9 @@ class CommandHandler:
         if loaded.state is not None and request.idempotency_key is not None:
             if not confirmed:
                 raise _Stale
-            original = await self._original_placement(order_id, request.idempotency_key)
+            original = await self._original_placement(
+                order_id, request.idempotency_key, _placing_customer(request.command)
+            )
             if original is not None:
                 return original
             raise OrderAlreadyExists(order_id)
@@ -219,7 +228,9 @@ class CommandHandler:
             if confirmed:
                 raise
             raise _Stale from None
-        ids = _event_ids(len(events), order_id, request.idempotency_key)
+        ids = _event_ids(
+            len(events), order_id, request.idempotency_key, _placing_customer(request.command)
+        )
         new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
         try:
             result = await self._store.append(
@@ -272,10 +283,13 @@ class CommandHandler:
             LoadedOrder(state=state, version=result.version, snapshot_version=snapshot_version),
         )
 
-    async def _original_placement(self, order_id: str, idempotency_key: str) -> Accepted | None:
-        """The result of the append that placed the order under this key, if it did."""
+    async def _original_placement(
+        self, order_id: str, idempotency_key: str, customer_id: str | None
+    ) -> Accepted | None:
+        """The result of the append that placed the order under this key for this customer, if
+        it did."""
         first = await self._store.read_stream(order_stream(order_id), from_version=1, limit=1)
-        expected_id = _event_ids(1, order_id, idempotency_key)[0]
+        expected_id = _event_ids(1, order_id, idempotency_key, customer_id)[0]
         if not first or first[0].id != expected_id:
             return None
         # placeOrder appends exactly one event, so the original append ended at version 1.

@@ -7,6 +7,7 @@ are the bytes os.urandom gave, and no state of `random` changes them.
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ def urandom_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
         handed_out.append(block)
         return block
 
-    monkeypatch.setattr(api.ids.os, "urandom", known_bytes)
+    monkeypatch.setattr(os, "urandom", known_bytes)
     api.ids.discard_drawn_bytes()
     yield handed_out
     monkeypatch.undo()
@@ -83,7 +84,7 @@ def test_a_block_is_sliced_without_reuse_and_refilled() -> None:
         return blocks[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(api.ids.os, "urandom", recorded)
+        patch.setattr(os, "urandom", recorded)
         made = [source.next() for _ in range(5)]
     raw = b"".join(blocks)
     assert len(blocks) == 3
