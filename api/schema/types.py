@@ -5,10 +5,14 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
+from api.auth import Principal
+from api.visibility import visible_data, visible_metadata
 from domain.events import LineItem as DomainLineItem
 from domain.order import OrderState as DomainOrderState
 from eventstore.codec import DecodedEvent
@@ -91,8 +95,28 @@ class Event:
         description="Its commit position in the global log ($all), as a decimal string."
     )
     occurred_at: datetime = strawberry.field(description="When it happened (metadata occurredAt).")
-    data: JSON = strawberry.field(description="Its data, always in the current schema.")
-    metadata: JSON = strawberry.field(description="Its metadata (correlation, causation, actor).")
+    stored_data: strawberry.Private[dict[str, Any]]
+    stored_metadata: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description=(
+            "Its data, always in the current schema. A customer sees a cancellation reason "
+            "written by staff as a neutral one."
+        )
+    )
+    def data(self, info: Info[Any, None]) -> JSON:
+        """The data as the caller may see it (`api.visibility`)."""
+        return JSON(visible_data(self.type, self.stored_data, self.stored_metadata, _viewer(info)))
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description=(
+            "Its metadata (schemaVersion, occurredAt, $correlationId, $causationId, actor). A "
+            'customer sees the actor "staff" for anyone but itself and the system.'
+        )
+    )
+    def metadata(self, info: Info[Any, None]) -> JSON:
+        """The metadata as the caller may see it (`api.visibility`)."""
+        return JSON(visible_metadata(self.stored_metadata, _viewer(info)))
 
     @classmethod
     def of(cls, decoded: DecodedEvent) -> Event:
@@ -105,9 +129,14 @@ class Event:
             version=record.version,
             position=str(record.position),
             occurred_at=decoded.occurred_at,
-            data=JSON(decoded.data),
-            metadata=JSON(decoded.metadata),
+            stored_data=decoded.data,
+            stored_metadata=decoded.metadata,
         )
+
+
+def _viewer(info: Info[Any, None]) -> Principal | None:
+    principal: Principal | None = getattr(info.context, "principal", None)
+    return principal
 
 
 @strawberry.type(description="Where a page ends and whether more follows.")
