@@ -89,5 +89,6 @@ def create_app(
 def app_from_env() -> Starlette:
     """Zero-argument factory for uvicorn (`--factory api.app:app_from_env`)."""
     settings = Settings.from_env()
+    settings.check_can_serve()
     configure_logging(settings.log_level)
     return create_app(settings, tune_gc=True)

@@ -88,7 +88,7 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
                 projectors,
             )
             services = build_services(settings, store, read_side)
-            if settings.jwt_secret_generated:
+            if settings.prints_ready_tokens:
                 log_ready_tokens(services.authenticator)
             try:
                 yield services
@@ -102,7 +102,8 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
 
 
 def log_ready_tokens(authenticator: Authenticator) -> None:
-    """Without JWT_SECRET the secret is random for this run: log tokens a newcomer can paste."""
+    """Without JWT_SECRET (on loopback) the secret is random for this run: log tokens a newcomer
+    can paste."""
     staff = authenticator.issue(sub="staff", role="staff", ttl=24 * 3600)
     customer = authenticator.issue(sub="customer-1", role="customer", ttl=24 * 3600)
     logger.info("event=ready_token role=staff sub=staff token=%s", staff)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from api.auth import DEFAULT_TTL, Authenticator, Role
-from api.config import Settings
+from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
 
@@ -193,7 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `orders` console script and `python -m api`."""
     args = build_parser().parse_args(argv)
     command = args.command or "serve"
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        if command == "serve":
+            settings.check_can_serve()
+    except SettingsError as error:
+        sys.stderr.write(f"orders {command}: {error}\n")
+        return 2
     if command == "serve":
         serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
         return 0

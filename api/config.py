@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -10,11 +11,29 @@ from pathlib import Path
 
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
 
+MIN_SECRET_BYTES = 32
+"""HS256 keys shorter than the hash (32 bytes) can be brute-forced from one token (RFC 7518)."""
+
+
+class SettingsError(ValueError):
+    """A setting the service cannot run with; the message names it and says what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine (so only local users reach it)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """How the service runs. `jwt_secret_generated` says the secret is random for this run, so
-    nothing signed before a restart stays valid and ready-made tokens are logged at start."""
+    nothing signed before a restart stays valid and ready-made tokens are logged at start (on a
+    loopback HOST only: elsewhere `check_can_serve` refuses to start without a secret)."""
 
     esdb_url: str | None = None
     redis_url: str | None = None
@@ -26,10 +45,26 @@ class Settings:
     log_level: str = "INFO"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
 
+    def check_can_serve(self) -> None:
+        """Raise `SettingsError` when serving with these settings would be unsafe: without a
+        JWT_SECRET on a HOST that others can reach (every token would be printed to the log
+        and invalid after a restart)."""
+        if self.jwt_secret_generated and not is_loopback(self.host):
+            raise SettingsError(
+                f"JWT_SECRET is not set and HOST={self.host} is not a loopback address: set "
+                f"JWT_SECRET to a secret of at least {MIN_SECRET_BYTES} bytes (e.g. "
+                "`openssl rand -hex 32`), or listen on 127.0.0.1 for a random one for this run."
+            )
+
+    @property
+    def prints_ready_tokens(self) -> bool:
+        """Whether start-up logs ready-made tokens: only for a random secret on loopback."""
+        return self.jwt_secret_generated and is_loopback(self.host)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `environ` (default: the process environment); unset or empty means
-        the default."""
+        the default. Raises `SettingsError` for a JWT_SECRET shorter than 32 bytes."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
@@ -37,6 +72,11 @@ class Settings:
             return value or None
 
         secret = get("JWT_SECRET")
+        if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(
+                f"JWT_SECRET is {len(secret.encode())} bytes; it must be at least "
+                f"{MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)."
+            )
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
         return cls(

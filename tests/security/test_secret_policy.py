@@ -1,0 +1,102 @@
+"""The token secret: at least 32 bytes; unset only on loopback, where a random one serves this run
+and ready tokens are printed; anywhere else the service refuses to start."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.config import Settings, SettingsError, is_loopback
+from scripts._server import REPO_ROOT, ServerProcess
+
+LONG_ENOUGH = "s" * 32
+
+
+def test_a_secret_shorter_than_32_bytes_is_refused() -> None:
+    with pytest.raises(SettingsError, match="at least 32"):
+        Settings.from_env({"JWT_SECRET": "s" * 31})
+    # Bytes, not characters: 11 three-byte characters are 33 bytes.
+    assert Settings.from_env({"JWT_SECRET": "€" * 11}).jwt_secret == "€" * 11
+    assert Settings.from_env({"JWT_SECRET": LONG_ENOUGH}).jwt_secret == LONG_ENOUGH
+
+
+def test_unset_on_loopback_serves_with_a_random_secret_and_ready_tokens() -> None:
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        settings = Settings.from_env({"HOST": host})
+        settings.check_can_serve()
+        assert settings.jwt_secret_generated
+        assert settings.prints_ready_tokens
+        assert len(settings.jwt_secret.encode()) >= 32
+    assert Settings.from_env({}).jwt_secret != Settings.from_env({}).jwt_secret
+
+
+def test_unset_elsewhere_refuses_to_serve() -> None:
+    for host in ("0.0.0.0", "::", "10.0.0.5", "orders.example.com"):
+        settings = Settings.from_env({"HOST": host})
+        assert not settings.prints_ready_tokens
+        with pytest.raises(SettingsError, match="JWT_SECRET is not set"):
+            settings.check_can_serve()
+
+
+def test_a_set_secret_serves_anywhere_without_ready_tokens() -> None:
+    settings = Settings.from_env({"HOST": "0.0.0.0", "JWT_SECRET": LONG_ENOUGH})
+    settings.check_can_serve()
+    assert not settings.prints_ready_tokens
+
+
+def test_loopback_detection() -> None:
+    for host in ("127.0.0.1", "[::1]", "LOCALHOST"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "192.168.1.2", "not an address"):
+        assert not is_loopback(host), host
+
+
+def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "HOST")}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve"],
+        cwd=REPO_ROOT,
+        env={**clean, "DATA_DIR": str(tmp_path / "data"), "PORT": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"HOST": "0.0.0.0"}, "JWT_SECRET is not set and HOST=0.0.0.0"),
+        ({"HOST": "127.0.0.1", "JWT_SECRET": "too-short"}, "it must be at least 32"),
+    ],
+    ids=["no-secret-off-loopback", "short-secret"],
+)
+def test_the_cli_refuses_to_start(env: dict[str, str], says: str, tmp_path: Path) -> None:
+    done = _serve(env, tmp_path)
+    assert done.returncode == 2, done
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before opening anything
+
+
+def test_a_loopback_server_without_a_secret_prints_working_tokens(tmp_path: Path) -> None:
+    with ServerProcess(
+        data_dir=tmp_path / "data", jwt_secret="", log_path=tmp_path / "server.log"
+    ) as process:
+        log = process.log_path.read_text()
+        tokens = dict(re.findall(r"event=ready_token role=(\w+) sub=\S+ token=(\S+)", log))
+        assert set(tokens) == {"staff", "customer"}
+        answer = httpx.post(
+            f"{process.url}/graphql",
+            json={"query": "{ dashboardStats { totalOrders } }"},
+            headers={"Authorization": f"Bearer {tokens['staff']}"},
+            trust_env=False,
+        )
+    assert answer.json() == {"data": {"dashboardStats": {"totalOrders": 0}}}
