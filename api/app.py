@@ -60,7 +60,10 @@ def create_app(
     number of projector workers run in-process (0: they run elsewhere, `orders project`).
     `tune_gc`: a server process of its own (not a test) tunes the garbage collector once started
     (see `api.gc_tuning`)."""
-    graphql = OrdersGraphQL(schema if schema is not None else build_schema())
+    graphql = OrdersGraphQL(
+        schema if schema is not None else build_schema(),
+        ws_init_timeout=settings.connection_limits.ws_init_timeout,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:

@@ -6,9 +6,10 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.connection_limits import ConnectionLimits, LimitError
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
@@ -31,7 +32,8 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """How the service runs. `jwt_secret_generated` says the secret is random for this run, so
+    """How the service runs (`connection_limits`: see `api.connection_limits`).
+    `jwt_secret_generated` says the secret is random for this run, so
     nothing signed before a restart stays valid and ready-made tokens are logged at start (on a
     loopback HOST only: elsewhere `check_can_serve` refuses to start without a secret)."""
 
@@ -44,6 +46,7 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -77,6 +80,10 @@ class Settings:
                 f"JWT_SECRET is {len(secret.encode())} bytes; it must be at least "
                 f"{MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)."
             )
+        try:
+            connection_limits = ConnectionLimits.from_env(env)
+        except LimitError as error:
+            raise SettingsError(str(error)) from None
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
         return cls(
@@ -89,4 +96,5 @@ class Settings:
             port=int(port) if port else 8000,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             snapshot_every=int(snapshot_every) if snapshot_every else DEFAULT_SNAPSHOT_EVERY,
+            connection_limits=connection_limits,
         )

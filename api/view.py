@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
 from api.ids import random_uuid
+from api.ws_handlers import LegacyWSHandler, TransportWSHandler
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +83,21 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
 
     Without a token, only GraphiQL's page is served. HTTP requests are authenticated before
     strawberry sees them (an unauthenticated POST gets a 401 GraphQL error response);
-    websockets authenticate with `connection_init`'s payload.
+    websockets authenticate with `connection_init`'s payload, which must arrive within
+    `ws_init_timeout` seconds, and are closed when their token expires (`api.ws_handlers`).
     """
 
-    def __init__(self, schema: BaseSchema) -> None:
-        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(self, schema: BaseSchema, *, ws_init_timeout: float = 5.0) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            keep_alive=True,
+            keep_alive_interval=15,
+            connection_init_wait_timeout=timedelta(seconds=ws_init_timeout),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate HTTP operations, then let strawberry handle the request."""
