@@ -58,10 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: Settings, *, projectors: int = 1) -> None:
-    """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log)."""
+    """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log), with the
+    connection limits of `settings`."""
     import uvicorn
 
     from api.app import create_app
+    from api.http_protocol import uvicorn_limits
 
     configure_logging(settings.log_level)
     uvicorn.run(
@@ -69,7 +71,8 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with read timeouts and the connection cap (api.http_protocol)
+        **uvicorn_limits(settings.connection_limits),
         access_log=settings.log_level == "DEBUG",
         log_config=None,
         log_level=settings.log_level.lower(),

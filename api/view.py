@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -114,7 +114,12 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                     await _unauthenticated(error, media_type)(scope, receive, send)
                     return
                 request.state.principal = principal
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except ClientDisconnect:
+            # Gone before its body was read (or cut off for trickling it): no one to answer,
+            # and nothing worth more than a debug line.
+            logger.debug("event=client_disconnected path=%s", scope.get("path"))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> AppContext:
         """The typed per-request context."""

@@ -1,5 +1,6 @@
-"""The token secret: at least 32 bytes; unset only on loopback, where a random one serves this run
-and ready tokens are printed; anywhere else the service refuses to start."""
+"""Settings that keep the service safe to start: the token secret (at least 32 bytes; unset only
+on loopback, where a random one serves this run and ready tokens are printed; anywhere else the
+service refuses to start) and the connection limits."""
 
 from __future__ import annotations
 
@@ -100,3 +101,32 @@ def test_a_loopback_server_without_a_secret_prints_working_tokens(tmp_path: Path
             trust_env=False,
         )
     assert answer.json() == {"data": {"dashboardStats": {"totalOrders": 0}}}
+
+
+def test_connection_limits_come_from_the_environment() -> None:
+    limits = Settings.from_env(
+        {
+            "WS_INIT_TIMEOUT": "2.5",
+            "HTTP_HEADER_TIMEOUT": "3",
+            "HTTP_BODY_TIMEOUT": "4",
+            "HTTP_KEEP_ALIVE_TIMEOUT": "6",
+            "MAX_CONNECTIONS": "50",
+        }
+    ).connection_limits
+    assert (limits.ws_init_timeout, limits.http_header_timeout, limits.http_body_timeout) == (
+        2.5,
+        3.0,
+        4.0,
+    )
+    assert (limits.http_keep_alive_timeout, limits.max_connections) == (6.0, 50)
+    defaults = Settings.from_env({}).connection_limits
+    assert (defaults.ws_init_timeout, defaults.max_connections) == (5.0, 1000)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("WS_INIT_TIMEOUT", "0"), ("HTTP_BODY_TIMEOUT", "soon"), ("MAX_CONNECTIONS", "2.5")],
+)
+def test_a_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
