@@ -90,6 +90,13 @@ def test_redis_is_redis_7(single: dict[str, Any]) -> None:
     assert str(single["services"]["redis"]["image"]).startswith("redis:7")
 
 
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings a service's environment gives, with a stand-in for the JWT_SECRET that
+    compose requires from the shell (interpolated as `<JWT_SECRET>`, too short to be one)."""
+    assert env["JWT_SECRET"] == "<JWT_SECRET>"
+    return Settings.from_env(env | {"JWT_SECRET": "s" * 32})
+
+
 @pytest.mark.parametrize("name", ["api", "projector"])
 def test_the_service_environment_is_what_the_code_reads(single: dict[str, Any], name: str) -> None:
     read = variables_the_code_reads()
@@ -97,7 +104,7 @@ def test_the_service_environment_is_what_the_code_reads(single: dict[str, Any], 
     assert {"ESDB_URL", "REDIS_URL", "JWT_SECRET", "PORT", "LOG_LEVEL", "HEALTH_FILE"} <= read
     env = environment(single["services"][name])
     assert set(env) - read == set(), f"{name} sets variables nothing reads"
-    settings = Settings.from_env(env)  # and the code accepts their values
+    settings = settings_of(env)  # and the code accepts their values
     assert settings.redis_url is not None
     assert settings.esdb_url is not None
 
@@ -143,11 +150,11 @@ def test_the_projector_scales_and_its_healthcheck_watches_health_file(
 def test_the_api_healthcheck_hits_healthz_on_its_port(single: dict[str, Any]) -> None:
     api = single["services"]["api"]
     env = environment(api)
-    port = Settings.from_env(env).port
+    port = settings_of(env).port
     assert f":{port}/healthz" in healthcheck_text(api)
     published = [str(p) for p in api.get("ports", [])]
     assert all(p.rsplit(":", 1)[-1] == str(port) for p in published), published
-    assert Settings.from_env(env).host == "0.0.0.0"  # reachable from other containers
+    assert settings_of(env).host == "0.0.0.0"  # reachable from other containers
 
 
 def test_cluster_runs_three_gossiping_nodes_instead_of_the_single_one(
