@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.gql import (
     item,
     new_id,
 )
+from tests.e2e.ws import Protocol, graphql_ws
 from tests.security.servers import SecuredServer, running_server
 
 ORDER_WAIT = """
@@ -69,6 +71,41 @@ async def test_a_wait_on_a_missing_id_does_not_return_the_order_another_customer
     # And the owner does get it, so the refusal is about who asks.
     mine = await customer_b.gql.data(ORDER_WAIT, {"id": order_id, "minVersion": 1})
     assert mine["order"]["customerId"] == sub_b
+
+
+LIVE_FEEDS = {
+    "orderUpdated": "subscription($id: ID!) { orderUpdated(id: $id) { id customerId } }",
+    "orderEvents": "subscription($id: ID!) { orderEvents(id: $id) { type data } }",
+}
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize("feed", sorted(LIVE_FEEDS))
+async def test_a_customer_cannot_watch_an_id_before_anyone_places_it(
+    http: httpx.AsyncClient, server: SecuredServer, feed: str, protocol: Protocol
+) -> None:
+    """A live feed on a missing id would deliver whoever places it later: refused up front."""
+    order_id = new_id("lurk")
+    token = server.token(sub=new_id("cust-a"))
+    async with graphql_ws(server.ws_url, token, protocol) as socket:
+        watch = await socket.subscribe(LIVE_FEEDS[feed], {"id": order_id})
+        first = await watch.message()
+        assert _error_codes(first.payload) == ["FORBIDDEN"], first
+        sub_b = new_id("cust-b")
+        owner = Orders(_client(http, server, sub_b, "customer"))
+        accepted(await owner.place(order_id, customer_id=sub_b, items=[item("secret-sku")]))
+        await asyncio.sleep(0.5)
+        while not watch.queue.empty():
+            assert "secret-sku" not in str(watch.queue.get_nowait())
+
+
+def _error_codes(payload: Any) -> list[str | None]:
+    """The codes of a refused operation's errors: graphql-transport-ws sends a list in `error`,
+    graphql-ws one error, or either a result with `errors`."""
+    if isinstance(payload, dict) and "errors" in payload:
+        payload = payload["errors"]
+    errors = payload if isinstance(payload, list) else [payload]
+    return [(error.get("extensions") or {}).get("code") for error in errors]
 
 
 async def test_an_order_placed_before_the_read_is_refused_without_min_version(
