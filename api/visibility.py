@@ -37,11 +37,11 @@ def _acted_by_other(metadata: Mapping[str, Any], customer: str) -> bool:
     return metadata.get("actor") not in (customer, SYSTEM_ACTOR)
 
 
-def visible_metadata(metadata: Mapping[str, Any], viewer: Principal | None) -> dict[str, Any]:
-    """An event's metadata as `viewer` may see it."""
+def visible_metadata(metadata: dict[str, Any], viewer: Principal | None) -> dict[str, Any]:
+    """An event's metadata as `viewer` may see it (staff: `metadata` itself, not a copy)."""
     customer = _customer(viewer)
     if customer is None:
-        return dict(metadata)
+        return metadata
     shown = {key: metadata[key] for key in CUSTOMER_METADATA_KEYS if key in metadata}
     if "actor" in shown and _acted_by_other(metadata, customer):
         shown["actor"] = STAFF_ACTOR
@@ -49,12 +49,13 @@ def visible_metadata(metadata: Mapping[str, Any], viewer: Principal | None) -> d
 
 
 def visible_data(
-    event_type: str, data: Mapping[str, Any], metadata: Mapping[str, Any], viewer: Principal | None
+    event_type: str, data: dict[str, Any], metadata: Mapping[str, Any], viewer: Principal | None
 ) -> dict[str, Any]:
-    """An event's data as `viewer` may see it (same shape, so clients parse it alike)."""
+    """An event's data as `viewer` may see it, in the same shape so clients parse it alike
+    (`data` itself when nothing is hidden)."""
     customer = _customer(viewer)
     if customer is None or event_type != "OrderCancelled":
-        return dict(data)
+        return data
     if not _acted_by_other(metadata, customer):
-        return dict(data)
+        return data
     return {**data, "reason": STAFF_CANCELLATION_REASON}
