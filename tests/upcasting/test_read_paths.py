@@ -120,7 +120,7 @@ async def test_events_query_and_live_feeds_read_legacy_events_upcast(store: Even
     page = await read_event_page(store, after=before, first=100, types=None, since=None, until=None)
     mine = [e for e in page.edges if e.node.stream_id == order_stream(order_id)]
     assert [e.node.type for e in mine] == UPCAST_PLACED_TYPES
-    placed_data: object = mine[0].node.data
+    placed_data: object = mine[0].node.stored_data  # as staff see it
     assert placed_data == {
         "orderId": order_id,
         "customerId": "cust-legacy",
