@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.limits import QueryLimits, RequestLimits
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
 
 
@@ -25,6 +26,9 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
+    # What one request may ask for, and who may introspect (README "Request limits").
+    query_limits: QueryLimits = field(default_factory=QueryLimits)
+    request_limits: RequestLimits = field(default_factory=RequestLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,4 +53,6 @@ class Settings:
             port=int(port) if port else 8000,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             snapshot_every=int(snapshot_every) if snapshot_every else DEFAULT_SNAPSHOT_EVERY,
+            query_limits=QueryLimits.from_env(env),
+            request_limits=RequestLimits.from_env(env),
         )
