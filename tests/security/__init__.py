@@ -1,0 +1,1 @@
+"""Abuse suite: the service's holes, kept closed, against the real server."""
