@@ -136,7 +136,9 @@ class RequestLimitsMiddleware:
     - headers (with the query string) over `max_header_bytes`: HTTP 431; a websocket handshake
       is refused (403);
     - a body over `max_body_bytes`: HTTP 413, from its Content-Length alone when it says so,
-      else as soon as the bytes received pass the limit (never more is held in memory);
+      else as soon as the bytes received pass the limit (never more is held in memory). The
+      connection stays open: uvicorn discards the rest of the body as it arrives, so a client
+      still sending reads the 413 instead of a reset;
     - an HTTP response body over `max_response_bytes`: replaced by a QUERY_TOO_COMPLEX error;
     - a websocket message over `max_ws_message_bytes`: the connection is closed with 1009
       (message too big), and the app sees a disconnect.
@@ -170,7 +172,6 @@ class RequestLimitsMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )

@@ -4,8 +4,10 @@ free port, configured through its environment like any deployment, and helpers t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,3 +96,46 @@ async def head_position(gql: GraphQLClient) -> str | None:
             return last
         after = page["pageInfo"]["endCursor"]
     raise AssertionError("the log did not end within 1000 pages")
+
+
+async def raw_post(
+    url: str, headers: Mapping[str, str], chunks: Iterable[bytes], *, chunked: bool = False
+) -> tuple[int, bytes]:
+    """POST /graphql over a plain socket, sending `chunks` while reading the answer, the way a
+    client that reads early responses (curl, browsers) does; httpx reads only after sending
+    everything, so a server that refuses early looks to it like a reset connection."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = ["POST /graphql HTTP/1.1", f"Host: {host}:{port}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    if chunked:
+        head.append("Transfer-Encoding: chunked")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+
+    async def send() -> None:
+        with contextlib.suppress(ConnectionError):
+            for chunk in chunks:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await writer.drain()
+            if chunked:
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+
+    sender = asyncio.create_task(send())
+    try:
+        async with asyncio.timeout(30):
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            body = await reader.readexactly(length)
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    return int(status_line.split()[1]), body
