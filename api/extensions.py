@@ -14,16 +14,17 @@ import strawberry
 from graphql import (
     ASTValidationRule,
     DocumentNode,
+    FieldNode,
     GraphQLError,
     GraphQLSchema,
     IntValueNode,
     OperationDefinitionNode,
     ValidationContext,
+    ValidationRule,
     parse,
     visit,
 )
 from graphql.language import Visitor
-from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     MaskErrors,
     SchemaExtension,
@@ -91,7 +92,26 @@ def _limit_rules(max_depth: int, max_aliases_count: int) -> tuple[type[ASTValida
     )
 
 
-_NO_INTROSPECTION = _coded(NoSchemaIntrospectionCustomRule, "FORBIDDEN")
+class NoIntrospection(ValidationRule):
+    """Refuses `__schema` and `__type`, the entry points of introspection, with one error per
+    document (`__typename` is not introspection and stays allowed)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.reported = False
+
+    def enter_field(self, node: FieldNode, *_: object) -> None:
+        """Report the first introspection entry point."""
+        if node.name.value in ("__schema", "__type") and not self.reported:
+            self.reported = True
+            self.report_error(
+                GraphQLError(
+                    "Introspection is not allowed for this caller (the INTROSPECTION setting "
+                    "allows it for staff by default).",
+                    node,
+                    extensions={"code": "FORBIDDEN"},
+                )
+            )
 
 
 class _LongIntLiterals(Visitor):
@@ -161,7 +181,7 @@ class QueryLimiter(SchemaExtension):
         context.parse_options["max_tokens"] = self.limits.max_tokens
         rules = _limit_rules(self.limits.max_depth, self.limits.max_aliases)
         if not self._may_introspect():
-            rules = (*rules, _NO_INTROSPECTION)
+            rules = (*rules, NoIntrospection)
         context.validation_rules = (*context.validation_rules, *rules)
         yield
 
