@@ -25,12 +25,14 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     MaskErrors,
     SchemaExtension,
     max_aliases,
     query_depth_limiter,
 )
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import ExecutionResult, PreExecutionError
@@ -253,11 +255,17 @@ def _validate_cache(
     return lru_cache(maxsize=size)(_validate)
 
 
+_REQUEST_ERRORS = (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError)
+"""Strawberry's refusals of a request itself (no query, an operation type the transport does not
+run, an operationName that names nothing): the client's to fix, with a clear message."""
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """Errors with an original exception that is not a GraphQL error are bugs or outages: their
-    text may leak internals. Auth, bad-input and validation errors are meant for the client."""
+    text may leak internals. Auth, bad-input, request and validation errors are meant for the
+    client."""
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+    return original is not None and not isinstance(original, (GraphQLError, *_REQUEST_ERRORS))
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -277,6 +285,8 @@ class MaskUnexpectedErrors(MaskErrors):
         for error in errors:
             if _TOKEN_LIMIT_MESSAGE in error.message and error.original_error is None:
                 error.extensions = {**(error.extensions or {}), "code": TOO_COMPLEX}
+            elif isinstance(error.original_error, _REQUEST_ERRORS):
+                error.extensions = {**(error.extensions or {}), "code": BAD_USER_INPUT}
         return super()._process_errors(errors)
 
 
