@@ -24,6 +24,8 @@ BAD_LITERALS = [
     '{ orderAt(id: "o-1", asOf: "9999-12-31T23:59:59-05:00") { id } }',
     'mutation { placeOrder(input: {customerId: "c-1", items: [{productId: "p", name: "n", '
     f"price: {HUGE}, qty: 1}}]}}) {{ __typename }} }}",
+    # Found by the fuzz run: a cursor that is not ASCII is not base64 either.
+    '{ orders(after: "\\u0080") { edges { cursor } } }',
 ]
 
 
