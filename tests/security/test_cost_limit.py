@@ -42,7 +42,13 @@ async def _customer_with_orders(
     customer = new_id("c")
     for _ in range(count):
         lines = [item(f"p-{k}", qty=k + 1) for k in range(5)]
-        accepted(await staff_orders.place(new_id("o"), customer_id=customer, items=lines))
+        order_id = new_id("o")
+        accepted(await staff_orders.place(order_id, customer_id=customer, items=lines))
+        # The read model follows the log: wait for the view, so listings include the order.
+        view = await staff_orders.gql.data(
+            "query($id: ID!) { order(id: $id, minVersion: 1) { id } }", {"id": order_id}
+        )
+        assert view["order"] == {"id": order_id}
     return GraphQLClient(http, secured.token(sub=customer, role="customer"))
 
 

@@ -162,8 +162,8 @@ async def test_an_oversized_response_is_replaced_by_an_error(
         orders = Orders(gql)
         for _ in range(10):
             accepted(await orders.place(new_id("o"), items=[item(f"p-{n}") for n in range(5)]))
-        small = await gql.data("{ orders(first: 1) { edges { node { id } } } }")
-        assert len(small["orders"]["edges"]) == 1
+        small = await gql.data("{ events(first: 1) { edges { node { id } } } }")
+        assert len(small["events"]["edges"]) == 1
         log = LogWatch(small_responses)
         response = await gql.post(
             "{ orderEvents: events(first: 100) { edges { node { data metadata } } } }"
