@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from api.extensions import DEFAULT_LIMITS, _parse_cache
@@ -189,3 +189,17 @@ async def test_the_parser_cache_keeps_only_small_documents() -> None:
     assert not result.errors, result.errors
     assert cache.cache_info().currsize == size
     assert cache.cache_info().misses == misses
+
+
+async def test_a_websocket_handshake_with_huge_headers_is_refused(secured: LiveServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            secured.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            # Lines under the websocket library's own line limit, together over ours.
+            additional_headers={f"X-Padding-{n}": "x" * 4000 for n in range(5)},
+            proxy=None,
+            open_timeout=10,
+        ):
+            pass
+    assert refused.value.response.status_code == 403
