@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import orjson
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -17,6 +18,7 @@ from strawberry.schema import BaseSchema
 from api.bootstrap import Services, open_services
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
+from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
 from api.schema import build_schema
 from api.view import OrdersGraphQL
@@ -61,7 +63,7 @@ def create_app(
     `tune_gc`: a server process of its own (not a test) tunes the garbage collector once started
     (see `api.gc_tuning`)."""
     graphql = OrdersGraphQL(
-        schema if schema is not None else build_schema(),
+        schema if schema is not None else build_schema(limits=settings.query_limits),
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
     )
 
@@ -86,6 +88,8 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        # Outermost: oversized requests are refused before routing, auth or parsing.
+        middleware=[Middleware(RequestLimitsMiddleware, limits=settings.request_limits)],
     )
 
 

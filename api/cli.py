@@ -77,6 +77,8 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
         log_config=None,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        # The websocket library's own frame limit, so an oversized message is never buffered.
+        ws_max_size=settings.request_limits.max_ws_message_bytes,
     )
 
 

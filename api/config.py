@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.connection_limits import ConnectionLimits, LimitError
+from api.connection_limits import ConnectionLimits
+from api.limits import QueryLimits, RequestLimits
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
@@ -47,6 +48,9 @@ class Settings:
     log_level: str = "INFO"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    # What one request may ask for, and who may introspect (README "Request limits").
+    query_limits: QueryLimits = field(default_factory=QueryLimits)
+    request_limits: RequestLimits = field(default_factory=RequestLimits)
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -82,7 +86,9 @@ class Settings:
             )
         try:
             connection_limits = ConnectionLimits.from_env(env)
-        except LimitError as error:
+            query_limits = QueryLimits.from_env(env)
+            request_limits = RequestLimits.from_env(env)
+        except ValueError as error:  # LimitError, or a size limit that is not a whole number
             raise SettingsError(str(error)) from None
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
@@ -97,4 +103,6 @@ class Settings:
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             snapshot_every=int(snapshot_every) if snapshot_every else DEFAULT_SNAPSHOT_EVERY,
             connection_limits=connection_limits,
+            query_limits=query_limits,
+            request_limits=request_limits,
         )

@@ -14,7 +14,8 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.extensions import OrdersSchema, schema_extensions
+from api.extensions import DEFAULT_LIMITS, OrdersSchema, schema_extensions
+from api.limits import QueryLimits
 from api.schema.event_log import EventLogQuery
 from api.schema.mutations import CommandMutation
 from api.schema.read_model import ReadModelQuery, ReadModelSubscription
@@ -27,7 +28,11 @@ SUBSCRIPTION_PARTS: tuple[type, ...] = (ReadModelSubscription, EventLogSubscript
 
 
 def make_schema(
-    query: type, mutation: type | None = None, subscription: type | None = None
+    query: type,
+    mutation: type | None = None,
+    subscription: type | None = None,
+    *,
+    limits: QueryLimits = DEFAULT_LIMITS,
 ) -> strawberry.Schema:
     """A schema with the service's scalars, config and extensions (shared with the baseline)."""
     return OrdersSchema(
@@ -35,7 +40,8 @@ def make_schema(
         mutation=mutation,
         subscription=subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=schema_extensions(),
+        extensions=schema_extensions(limits),
+        limits=limits,
     )
 
 
@@ -44,12 +50,14 @@ def build_schema(
     extra_queries: Sequence[type] = (),
     extra_mutations: Sequence[type] = (),
     extra_subscriptions: Sequence[type] = (),
+    limits: QueryLimits = DEFAULT_LIMITS,
 ) -> strawberry.Schema:
     """The public schema: every part merged into Query, Mutation and Subscription."""
     return make_schema(
         query=merge_types("Query", (*QUERY_PARTS, *extra_queries)),
         mutation=merge_types("Mutation", (*MUTATION_PARTS, *extra_mutations)),
         subscription=merge_types("Subscription", (*SUBSCRIPTION_PARTS, *extra_subscriptions)),
+        limits=limits,
     )
 
 

@@ -119,6 +119,10 @@ class ReadModelQuery:
     ) -> OrderConnection:
         """A page of orders, newest first."""
         requested = given(customer_id)
+        cursor = given(after)
+        if cursor is not None and not cursor.isascii():
+            # Cursors are base64 text; anything else is not one of ours (and not decodable).
+            raise BadUserInput("after is not a cursor of this list", "after")
         try:
             page = await info.context.queries.list_orders(
                 customer_id=visible_customer(
@@ -126,7 +130,7 @@ class ReadModelQuery:
                 ),
                 status=_status(given(status)),
                 first=_orders_page_size(first),
-                after=given(after),
+                after=cursor,
             )
         except InvalidCursor:
             raise BadUserInput("after is not a cursor of this list", "after") from None

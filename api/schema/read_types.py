@@ -13,11 +13,12 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import AppContext
+from api.schema.arguments import MAX_PAGE, EventPageSize, FromVersion, non_negative, page_size
 from api.schema.types import Event, LineItemGQL, OrderStatusGQL, PageInfo
 from projections.views import DashboardStats, OrderPage, OrderView, ProjectionStatus, StatusStats
 
-HISTORY_PAGE = 1000
-"""Events read per round trip when `Order.history` reads a long stream."""
+HISTORY_PAGE = 100
+"""The events `Order.history` answers when `first` is not given."""
 
 
 @strawberry.type(name="Order", description="The order as the read model (Redis) holds it.")
@@ -44,19 +45,27 @@ class OrderGQL:
     )
 
     @strawberry.field(  # type: ignore[untyped-decorator]
-        description="The raw events of this order, oldest first, from the event store."
+        description=(
+            "The raw events of this order, oldest first, from the event store: at most `first` "
+            f"(default {HISTORY_PAGE}, at most {MAX_PAGE}) after `fromVersion`; page on with "
+            "the last event's version."
+        )
     )
-    async def history(self, info: Info[AppContext, None]) -> list[Event]:
-        """Every event of the order's stream, upcast to the current schema, oldest first."""
-        repository = info.context.repository
-        events: list[Event] = []
-        while True:
-            page = await repository.history(
-                str(self.id), from_version=len(events), limit=HISTORY_PAGE
-            )
-            events.extend(Event.of(decoded) for decoded in page)
-            if len(page) < HISTORY_PAGE:
-                return events
+    async def history(
+        self,
+        info: Info[AppContext, None],
+        from_version: FromVersion = 0,
+        first: EventPageSize = HISTORY_PAGE,
+    ) -> list[Event]:
+        """The order's events with version > fromVersion, upcast to the current schema, oldest
+        first; bounded like every list, so one query cannot pull a whole long stream per
+        order."""
+        page = await info.context.repository.history(
+            str(self.id),
+            from_version=non_negative(from_version, "fromVersion"),
+            limit=page_size(first, default=HISTORY_PAGE),
+        )
+        return [Event.of(decoded) for decoded in page]
 
     @classmethod
     def of(cls, view: OrderView) -> OrderGQL:

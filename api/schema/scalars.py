@@ -29,10 +29,18 @@ def _parse_datetime(value: object) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as error:
-        raise GraphQLError(f"DateTime must be ISO-8601, got {value!r}.") from error
+        raise GraphQLError(
+            f"DateTime must be ISO-8601, got {value!r}.", extensions={"code": "BAD_USER_INPUT"}
+        ) from error
     if moment.tzinfo is None:
         raise GraphQLError("DateTime needs an offset (e.g. 'Z' or '+00:00').")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # An offset that moves the moment past year 1 or 9999: the client can fix it.
+        raise GraphQLError(
+            f"DateTime {value!r} is out of range in UTC.", extensions={"code": "BAD_USER_INPUT"}
+        ) from None
 
 
 def _serialize_decimal(value: Decimal) -> str:

@@ -1,1 +1,1 @@
-"""Abuse tests: the holes an attacker with a customer token could use, kept closed."""
+"""Abuse suite: the service's holes, kept closed, against the real server."""

@@ -40,12 +40,10 @@ QUERY = "query { events(first: 1) { pageInfo { hasNextPage } } }"
 
 
 async def test_validation_is_cached_across_operations() -> None:
-    from strawberry.extensions.validation_cache import _get_validate_cache
-
-    from api.extensions import CACHE_SIZE
+    from api.extensions import DEFAULT_LIMITS, _validate_cache
 
     schema = build_schema()
-    cache = cast("_lru_cache_wrapper[Any]", _get_validate_cache(CACHE_SIZE))
+    cache = cast("_lru_cache_wrapper[Any]", _validate_cache(DEFAULT_LIMITS.cache_size))
     await schema.execute(QUERY)
     hits = cache.cache_info().hits
     await schema.execute(QUERY)
@@ -53,15 +51,16 @@ async def test_validation_is_cached_across_operations() -> None:
 
 
 async def test_documents_beyond_the_limits_are_refused() -> None:
-    from api.extensions import MAX_ALIASES, MAX_DEPTH
+    from api.extensions import DEFAULT_LIMITS
 
+    max_depth, max_aliases = DEFAULT_LIMITS.max_depth, DEFAULT_LIMITS.max_aliases
     schema = build_schema()
-    nesting = MAX_DEPTH // 2 + 1
+    nesting = max_depth // 2 + 1
     deep = "query { events { " + "edges { node { " * nesting + "id" + " } }" * nesting + " } }"
     result = await schema.execute(deep)
     assert result.errors
     assert any("depth" in error.message for error in result.errors)
-    aliases = " ".join(f"a{i}: __typename" for i in range(MAX_ALIASES + 1))
+    aliases = " ".join(f"a{i}: __typename" for i in range(max_aliases + 1))
     result = await schema.execute("query { " + aliases + " }")
     assert result.errors
     assert "aliases" in result.errors[0].message

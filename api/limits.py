@@ -1,0 +1,275 @@
+"""Request limits: what one request may ask of the server, and the ASGI middleware that enforces
+the transport's share of them before anything is parsed.
+
+The GraphQL limits (cost, depth, aliases, tokens, query length, which documents are cached) are
+applied by the schema extensions in `api.extensions`; the transport limits (header and body
+size, response size, websocket message size) by `RequestLimitsMiddleware` here, in front of the
+whole app. Every limit has a default and an environment variable (README "Request limits").
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+"""The contract's code for a request over the cost, depth, alias or size limits."""
+
+
+class Introspection(enum.StrEnum):
+    """Who may introspect the schema (`INTROSPECTION`)."""
+
+    STAFF = "staff"
+    ALL = "all"
+    OFF = "off"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryLimits:
+    """What one GraphQL document may ask for; refused before execution with QUERY_TOO_COMPLEX.
+
+    Each field's environment variable is its name in upper case (`max_cost`: `MAX_QUERY_COST`
+    is the exception, see `_ENV_NAMES`)."""
+
+    max_cost: int = 50_000
+    """Fields the operation may resolve at worst, lists counted at their page size (the `first`
+    argument, else the list's bound, e.g. 100 items an order)."""
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 4000
+    max_query_length: int = 65_536
+    """Characters of the query text; comments and whitespace count, tokens alone do not bound
+    the text."""
+    max_cached_document: int = 8192
+    """Only query texts up to this many characters are kept in the parser and validation
+    caches: a parsed document takes many times its text's size in memory."""
+    cache_size: int = 512
+    """Parsed and validated documents kept: real clients send a few dozen distinct documents,
+    and a bound keeps clients that send unique ones from growing memory forever."""
+    introspection: Introspection = Introspection.STAFF
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> QueryLimits:
+        """The limits set in `env` (unset or empty: the defaults)."""
+        values = _ints_from_env(cls, env, exclude={"introspection"})
+        raw = env.get("INTROSPECTION", "").strip().lower()
+        if raw:
+            try:
+                values["introspection"] = Introspection(raw)
+            except ValueError:
+                raise ValueError(
+                    f"INTROSPECTION must be one of staff, all, off (got {raw!r})"
+                ) from None
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestLimits:
+    """Sizes the transport accepts; each field's environment variable is its name in upper case."""
+
+    max_body_bytes: int = 1_048_576
+    """An HTTP request body (a placeOrder of 100 long-named items is about 40 KB)."""
+    max_header_bytes: int = 16_384
+    """All request headers together, names and values, plus the query string."""
+    max_response_bytes: int = 8_388_608
+    """An HTTP response body; a larger answer is replaced by a QUERY_TOO_COMPLEX error (ask for
+    smaller pages)."""
+    max_ws_message_bytes: int = 1_048_576
+    """One websocket message from the client; a larger one closes the connection with 1009."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RequestLimits:
+        """The limits set in `env` (unset or empty: the defaults)."""
+        return cls(**_ints_from_env(cls, env))  # type: ignore[arg-type]
+
+
+_ENV_NAMES = {"max_cost": "MAX_QUERY_COST", "max_depth": "MAX_QUERY_DEPTH"}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a limit."""
+    return _ENV_NAMES.get(field_name, field_name.upper())
+
+
+def _ints_from_env(
+    cls: type[QueryLimits] | type[RequestLimits],
+    env: Mapping[str, str],
+    exclude: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for spec in fields(cls):
+        if spec.name in exclude:
+            continue
+        name = env_name(spec.name)
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number (got {raw!r})") from None
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1 (got {value})")
+        values[spec.name] = value
+    return values
+
+
+def too_complex_body(message: str) -> bytes:
+    """A GraphQL error response body with the contract's code for limits."""
+    return orjson.dumps({"errors": [{"message": message, "extensions": {"code": TOO_COMPLEX}}]})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestLimitsMiddleware:
+    """Refuses oversized requests before the app reads them, and oversized responses.
+
+    - headers (with the query string) over `max_header_bytes`: HTTP 431; a websocket handshake
+      is refused (403);
+    - a body over `max_body_bytes`: HTTP 413, from its Content-Length alone when it says so,
+      else as soon as the bytes received pass the limit (never more is held in memory). The
+      connection stays open: uvicorn discards the rest of the body as it arrives, so a client
+      still sending reads the 413 instead of a reset;
+    - an HTTP response body over `max_response_bytes`: replaced by a QUERY_TOO_COMPLEX error;
+    - a websocket message over `max_ws_message_bytes`: the connection is closed with 1009
+      (message too big), and the app sees a disconnect.
+    """
+
+    def __init__(self, app: ASGIApp, limits: RequestLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Apply the limits to one HTTP request or websocket connection."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _headers_size(self, scope: Scope) -> int:
+        size = len(scope.get("query_string", b""))
+        for name, value in scope.get("headers", ()):
+            size += len(name) + len(value)
+        return size
+
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
+        body = too_complex_body(message)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limits = self.limits
+        if self._headers_size(scope) > limits.max_header_bytes:
+            logger.debug("event=request_refused reason=headers_too_large")
+            await self._refuse(
+                send, 431, f"Request headers exceed {limits.max_header_bytes} bytes."
+            )
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        too_large = f"Request body exceeds {limits.max_body_bytes} bytes."
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            logger.debug("event=request_refused reason=body_too_large")
+            await self._refuse(send, 413, too_large)
+            return
+        try:
+            body_messages = await self._read_body(receive)
+        except _BodyTooLarge:
+            logger.debug("event=request_refused reason=body_too_large")
+            await self._refuse(send, 413, too_large)
+            return
+
+        async def replay() -> Message:
+            if body_messages:
+                return body_messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, self._bounded_responses(send))
+
+    async def _read_body(self, receive: Receive) -> list[Message]:
+        """The request's body messages, read up to the limit (then `_BodyTooLarge`)."""
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            received += len(message.get("body", b""))
+            if received > self.limits.max_body_bytes:
+                raise _BodyTooLarge
+            if not message.get("more_body", False):
+                return messages
+
+    def _bounded_responses(self, send: Send) -> Send:
+        limit = self.limits.max_response_bytes
+        refused = False
+
+        async def bounded(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start":
+                length = dict(message.get("headers", ())).get(b"content-length")
+                if length is not None and length.isdigit() and int(length) > limit:
+                    refused = True
+                    logger.info("event=response_refused bytes=%s limit=%d", length.decode(), limit)
+                    await self._refuse(
+                        send,
+                        200,
+                        f"The response would exceed {limit} bytes: ask for smaller pages.",
+                    )
+                    return
+            elif refused:
+                return  # the body of the response replaced above
+            await send(message)
+
+        return bounded
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limits = self.limits
+        if self._headers_size(scope) > limits.max_header_bytes:
+            logger.debug("event=websocket_refused reason=headers_too_large")
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        closed = False
+
+        async def bounded_receive() -> Message:
+            nonlocal closed
+            if closed:
+                return {"type": "websocket.disconnect", "code": 1009}
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                size = len(message.get("text") or "") + len(message.get("bytes") or b"")
+                if size > limits.max_ws_message_bytes:
+                    closed = True
+                    logger.debug("event=websocket_closed reason=message_too_large bytes=%d", size)
+                    await send(
+                        {"type": "websocket.close", "code": 1009, "reason": "Message too big"}
+                    )
+                    return {"type": "websocket.disconnect", "code": 1009}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if closed:
+                return  # the connection is closing; the app may still try to answer
+            await send(message)
+
+        await self.app(scope, bounded_receive, guarded_send)
