@@ -10,6 +10,8 @@ from pathlib import Path
 
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
 
+HEALTH_DETAILS = ("staff", "open")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
@@ -25,6 +27,8 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
+    # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
+    health_details: str = "staff"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +43,11 @@ class Settings:
         secret = get("JWT_SECRET")
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
+        health_details = (get("HEALTH_DETAILS") or "staff").lower()
+        if health_details not in HEALTH_DETAILS:
+            raise ValueError(
+                f"HEALTH_DETAILS must be one of {HEALTH_DETAILS}, not {health_details!r}"
+            )
         return cls(
             esdb_url=get("ESDB_URL"),
             redis_url=get("REDIS_URL"),
@@ -49,4 +58,5 @@ class Settings:
             port=int(port) if port else 8000,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             snapshot_every=int(snapshot_every) if snapshot_every else DEFAULT_SNAPSHOT_EVERY,
+            health_details=health_details,
         )

@@ -64,6 +64,15 @@ class EventStoreDBStore:
     def __init__(self, client: EsdbClient) -> None:
         self._client: EsdbClient | None = client
         self._groups = EsdbGroups(client)
+        self._write_error: str | None = None  # why the last append could not reach the server
+
+    async def check_writes(self) -> None:
+        """Raise StoreUnavailable while appends fail: the last append's outcome, until the server
+        answers again (a probe event in the shared log would be seen by every other reader)."""
+        if self._write_error is None:
+            return
+        await self.head_position()
+        self._write_error = None
 
     @classmethod
     async def connect(cls, url: str) -> EventStoreDBStore:
@@ -93,16 +102,21 @@ class EventStoreDBStore:
         client = self._live()
         if not events:
             return await self._check_expectation(stream, expected)
-        with translated(stream):
-            try:
-                done = await client.append_batch(
-                    stream,
-                    current_version=to_esdb_expected(expected),
-                    events=[to_esdb_event(event) for event in events],
-                )
-            except CurrentRevisionMismatch as error:
-                actual = None if error.current_revision is None else error.current_revision + 1
-                raise WrongExpectedVersion(stream, expected, actual) from error
+        try:
+            with translated(stream):
+                try:
+                    done = await client.append_batch(
+                        stream,
+                        current_version=to_esdb_expected(expected),
+                        events=[to_esdb_event(event) for event in events],
+                    )
+                except CurrentRevisionMismatch as error:
+                    actual = None if error.current_revision is None else error.current_revision + 1
+                    raise WrongExpectedVersion(stream, expected, actual) from error
+        except StoreUnavailable as error:
+            self._write_error = str(error)
+            raise
+        self._write_error = None
         if done.revision is not None:
             version = done.revision + 1
         elif isinstance(expected, int):  # a server that leaves the revision out

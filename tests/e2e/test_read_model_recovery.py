@@ -104,7 +104,7 @@ async def _snapshot(gql: GraphQLClient) -> tuple[JSON, list[JSON]]:
 
 
 async def _head(gql: GraphQLClient) -> str:
-    response = await gql.http.get("/healthz")
+    response = await gql.http.get("/healthz", headers={"Authorization": f"Bearer {gql.token}"})
     head: str = response.json()["headPosition"]
     return head
 
