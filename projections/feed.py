@@ -205,12 +205,16 @@ class ChangeFeed:
     async def _run(self) -> None:
         delay = 0.1
         connected_before = False
+        outage = False
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.psubscribe(self.keys.changes_pattern)
                 await pubsub.subscribe(self.keys.switch_channel)
                 self.connected.set()
+                if outage:
+                    logger.info("event=feed_reconnected")
+                    outage = False
                 if connected_before:  # whatever happened while we were away was not heard
                     self._dispatch(RESYNC)
                 connected_before = True
@@ -228,9 +232,9 @@ class ChangeFeed:
                         self._handle(message)
                 logger.warning("change feed subscription ended; subscribing again")
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-                if self.connected.is_set() or not connected_before:
-                    # once per outage; the retries below stay quiet
+                if not outage:  # once per outage; the retries stay quiet
                     logger.warning("event=feed_lost_redis error=%r", error)
+                    outage = True
                 else:
                     logger.debug("event=feed_reconnect_failed error=%r", error)
                 if self.connected.is_set():
