@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 
+import grpc
 import orjson
 from esdbclient import RecordedEvent as EsdbRecordedEvent
 from esdbclient.common import AbstractAsyncCatchupSubscription
@@ -21,6 +22,7 @@ from esdbclient.exceptions import (
     StreamIsDeleted,
     WrongCurrentVersion,
 )
+from esdbclient.streams import AsyncReadResponse
 
 from eventstore.esdb_client import CurrentRevisionMismatch, EsdbClient
 from eventstore.esdb_errors import translated
@@ -161,15 +163,18 @@ class EventStoreDBStore:
             from_version = None
         with translated(stream):
             try:
-                found = await client.get_stream(
+                response = await client.read_stream(
                     stream,
                     stream_position=None if from_version is None else from_version - 1,
                     backwards=backwards,
                     limit=sys.maxsize if limit is None else limit,
                 )
+                async with response:
+                    found = [to_recorded(event) async for event in response]
+                    await _ended_completely(response, stream)
             except NotFound:
                 return []
-        return [to_recorded(event) for event in found]
+        return found
 
     async def read_all(
         self,
@@ -219,7 +224,9 @@ class EventStoreDBStore:
                 limit=limit,
             )
             async with response:
-                return [to_recorded(event) async for event in response]
+                page = [to_recorded(event) async for event in response]
+                await _ended_completely(response, "$all")
+                return page
 
     async def subscribe_stream(
         self, stream: str, *, after_version: int | None = None
@@ -253,8 +260,13 @@ class EventStoreDBStore:
         """The position of the last event in the global log, system events included (0: none)."""
         client = self._live()
         with translated():
-            position: int = await client.get_commit_position(filter_exclude=())
-        return position
+            # Not esdbclient's get_commit_position: it answers 0 when its read is cancelled.
+            response = await client.read_all(backwards=True, filter_exclude=(), limit=1)
+            async with response:
+                last = [event async for event in response]
+                await _ended_completely(response, "$all")
+        position = last[0].commit_position if last else None
+        return position or 0
 
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: the stream reads as missing; appending again resumes its numbering."""
@@ -362,6 +374,19 @@ class EventStoreDBStore:
         """Redeliver the group's parked events ahead of new ones."""
         self._live()
         await self._groups.replay_parked(group, stream)
+
+
+async def _ended_completely(response: AsyncReadResponse, stream: str) -> None:
+    """Raise unless the read's call ended because the server sent everything.
+
+    esdbclient ends an iteration quietly when the call is cancelled, and its reconnect (after
+    any call saw the server go) cancels every call in flight: such a read would pass a prefix of
+    the stream off as all of it. Only a call that finished with OK delivered the whole answer.
+    """
+    reraise_if_cancelling()
+    code = await response.aio_call.code()
+    if code != grpc.StatusCode.OK:
+        raise StoreUnavailable(f"the read of {stream} ended early ({code.name}): retry")
 
 
 async def _catch_up(
