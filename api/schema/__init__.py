@@ -14,6 +14,7 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.execution import PerEventMemoExecutionContext
 from api.extensions import OrdersSchema, schema_extensions
 from api.schema.event_log import EventLogQuery
 from api.schema.mutations import CommandMutation
@@ -36,6 +37,7 @@ def make_schema(
         subscription=subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=schema_extensions(),
+        execution_context_class=PerEventMemoExecutionContext,
     )
 
 
