@@ -37,7 +37,7 @@ POOL_SIZE = 64
 """Connections to Redis per process. Requests queue for one (up to POOL_TIMEOUT) rather than
 open more, so a burst cannot exhaust Redis or fail other callers at once; live subscribers
 share the feed's single pub/sub connection and hold none."""
-POOL_TIMEOUT = 1.0
+POOL_TIMEOUT = 5.0
 """How long a request waits for a free connection before it answers UNAVAILABLE (retryable)."""
 SOCKET_TIMEOUT = 5.0
 
