@@ -72,6 +72,7 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._closed = False
         self._dead: str | None = None
+        self._in_flight: list[_Pending] = []
         self._commits = 0
         self._writes = 0
         self._last_outcome: tuple[float, str | None] = (time.monotonic(), None)
@@ -115,11 +116,13 @@ class GroupCommitWriter:
     def _run(self) -> None:
         try:
             self._loop()
-        except BaseException as error:
+        except BaseException as error:  # the thread's last word: said and answered, not lost
             self._dead = f"the event store's writer stopped: {error!r}"
             logger.critical("event=writer_died error=%r", error, exc_info=True)
+            failure = StoreUnavailable(self._dead)
+            for pending in self._in_flight:
+                _answer(pending, None, failure)
             self._fail_queued()
-            raise
 
     def _fail_queued(self) -> None:
         failure = StoreUnavailable(self._dead or "the event store's writer stopped")
@@ -149,6 +152,7 @@ class GroupCommitWriter:
                         stop = True
                         break
                     batch.append(item)
+                self._in_flight = batch
                 try:
                     self._commit(conn, batch)
                 except Exception as error:  # a bug or a broken connection: this batch only
