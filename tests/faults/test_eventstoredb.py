@@ -93,7 +93,7 @@ async def test_store_killed_and_restarted_under_reads(tmp_path: Path) -> None:
                     )
                     return not error_codes(result)
 
-                await until(command_lands, within=20, what="commands work again")
+                back = await until(command_lands, within=20, what="commands work again")
                 view = await gql.data(ORDER, {"id": late, "v": 1})
                 assert view["order"] == {"id": late, "version": 1}
 
@@ -108,7 +108,7 @@ async def test_store_killed_and_restarted_under_reads(tmp_path: Path) -> None:
                 assert counts["unavailable"] > 0, counts  # the outage was seen, as UNAVAILABLE
                 assert counts["unhealthy"] > 0, counts
                 assert counts["right"] > 0, counts
-                print(counts)
+                print(f"commands back {back:.2f} s after the server answered; {counts}")
         assert "Traceback" not in service.log()
     finally:
         esdb.stop()

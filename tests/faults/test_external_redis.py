@@ -193,7 +193,10 @@ async def test_start_with_redis_down_serves_and_heals(tmp_path: Path) -> None:
                 accepted(await Orders(gql).place(order_id))  # writes need no Redis
                 await asyncio.sleep(1.5)  # a few retries' worth of the log
                 redis_server.start()
-                await until(lambda: _total_is(gql, 1), within=20, what="views after Redis came")
+                came = await until(
+                    lambda: _total_is(gql, 1), within=20, what="views after Redis came"
+                )
+                print(f"views served {came:.2f} s after Redis started")
                 status, _ = await health(http, service.token())
                 assert status == 200
         log = service.log()
