@@ -76,6 +76,13 @@ async def test_store_killed_and_restarted_under_reads(tmp_path: Path) -> None:
                 )
                 assert error_codes(refused) == ["UNAVAILABLE"], refused
                 assert refused["errors"][0]["extensions"]["part"] == "eventStore"
+
+                async def projection_reports_it() -> bool:
+                    (status,) = (await gql.data(PROJECTIONS))["projections"]
+                    # down: its lag cannot be counted, so it says "unknown", not a stale number
+                    return bool(status["state"] == "error" and status["lag"] == -1)
+
+                await until(projection_reports_it, within=10, what="the projection reports it")
                 await asyncio.sleep(1.0)
                 esdb.stop(timeout=1)
                 esdb = EsdbTestServerProcess(
