@@ -159,15 +159,18 @@ class EmbeddedRedis:
             if process is None or process.poll() is None:
                 await asyncio.sleep(SUPERVISE_INTERVAL)
                 continue
-            logger.warning(
-                "event=embedded_redis_died pid=%d code=%s restarting=yes",
-                process.pid,
-                process.returncode,
-            )
+            first_attempt = delay == SUPERVISE_INTERVAL
+            if first_attempt:
+                logger.warning(
+                    "event=embedded_redis_died pid=%d code=%s restarting=yes",
+                    process.pid,
+                    process.returncode,
+                )
             try:
                 self.process = await _launch_and_wait(self.directory, self.socket_path)
-            except RuntimeError as error:
-                logger.error("event=embedded_redis_restart_failed error=%s", error)
+            except (RuntimeError, OSError) as error:
+                log = logger.error if first_attempt else logger.debug  # once per outage
+                log("event=embedded_redis_restart_failed error=%s", error)
                 self.process = process  # still dead: try again after the backoff
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_BACKOFF_MAX)
