@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import orjson
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.schema import BaseSchema
 
+from api.auth import Unauthenticated
 from api.bootstrap import Services, open_services
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
@@ -22,30 +24,85 @@ from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
 from api.schema import build_schema
 from api.view import OrdersGraphQL
-from eventstore.port import EventStoreError
+from eventstore.port import EventStoreError, WritePathCheck
+from projections.views import ViewsUnavailable
 
 logger = logging.getLogger(__name__)
 
 
+HEALTH_CHECK_TIMEOUT = 2.0
+"""A part that does not answer a health check within this long counts as down."""
+
+
+async def _check(part: str, check: Callable[[], Awaitable[object]]) -> str | None:
+    """None when `check` passes in time, else why not (logged at debug: the outage log and
+    the parts' own logs say it once)."""
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT):
+            await check()
+    except TimeoutError:
+        reason = "timeout"
+    except (EventStoreError, RedisError, OSError, ViewsUnavailable) as error:
+        reason = f"{type(error).__name__}: {error}"
+    else:
+        return None
+    logger.debug("event=health_check_failed part=%s reason=%s", part, reason)
+    return reason
+
+
+async def _views_ready(services: Services) -> None:
+    _, ready = await services.read_side.views.watermark()
+    if not ready:
+        raise ViewsUnavailable("the views are not caught up with the log")
+
+
+def _details_allowed(request: Request, services: Services) -> bool:
+    if services.settings.health_details == "open":
+        return True
+    try:
+        principal = services.authenticator.authenticate(request.headers.get("authorization"))
+    except Unauthenticated:
+        return False
+    return principal.is_staff
+
+
 async def healthz(request: Request) -> Response:
-    """200 when the event store and Redis answer, 503 (naming what failed) when one does not."""
+    """200 while the service can answer truthfully, 503 when a part is down: the event store
+    (reads, and the write path: the last append's outcome or a probe), Redis, or views that
+    are being refilled after a loss. Anyone sees the status; the parts and the head position
+    only staff (or everyone with HEALTH_DETAILS=open)."""
     services: Services = request.state.services
-    body: dict[str, str] = {"status": "ok"}
-    try:
-        body["headPosition"] = str(await services.store.head_position())
-        body["store"] = "ok"
-    except EventStoreError as error:
-        logger.warning("event=health_check_failed part=store error=%r", error)
-        body["store"] = "unreachable"
-    try:
+    head: list[int] = []
+
+    async def read_head() -> None:
+        head.append(await services.store.head_position())
+
+    async def check_writes() -> None:
+        if isinstance(services.store, WritePathCheck):
+            await services.store.check_writes()
+
+    async def ping_redis() -> None:
         await services.read_side.redis.ping()
-        body["redis"] = "ok"
-    except (RedisError, OSError) as error:
-        logger.warning("event=health_check_failed part=redis error=%r", error)
-        body["redis"] = "unreachable"
-    healthy = body["store"] == "ok" and body["redis"] == "ok"
-    if not healthy:
-        body["status"] = "unavailable"
+
+    checks = {
+        "store": read_head,
+        "writes": check_writes,
+        "redis": ping_redis,
+        "views": lambda: _views_ready(services),
+    }
+    results = await asyncio.gather(*(_check(part, check) for part, check in checks.items()))
+    failures = {part: reason for part, reason in zip(checks, results, strict=True) if reason}
+    if "redis" in failures:
+        failures.pop("views", None)  # unknown, not a second failure
+    healthy = not failures
+    body: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
+    if _details_allowed(request, services):
+        for part in checks:
+            body[part] = "ok" if part not in failures else "unavailable"
+        if failures:
+            body["reasons"] = failures
+        if head:
+            body["headPosition"] = str(head[0])
     return Response(
         orjson.dumps(body), status_code=200 if healthy else 503, media_type="application/json"
     )

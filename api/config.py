@@ -31,6 +31,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+HEALTH_DETAILS = ("staff", "open")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """How the service runs (`connection_limits`: see `api.connection_limits`).
@@ -51,6 +54,8 @@ class Settings:
     # What one request may ask for, and who may introspect (README "Request limits").
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     request_limits: RequestLimits = field(default_factory=RequestLimits)
+    # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
+    health_details: str = "staff"
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -92,6 +97,11 @@ class Settings:
             raise SettingsError(str(error)) from None
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
+        health_details = (get("HEALTH_DETAILS") or "staff").lower()
+        if health_details not in HEALTH_DETAILS:
+            raise SettingsError(
+                f"HEALTH_DETAILS must be one of {HEALTH_DETAILS}, not {health_details!r}"
+            )
         return cls(
             esdb_url=get("ESDB_URL"),
             redis_url=get("REDIS_URL"),
@@ -105,4 +115,5 @@ class Settings:
             connection_limits=connection_limits,
             query_limits=query_limits,
             request_limits=request_limits,
+            health_details=health_details,
         )

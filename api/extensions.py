@@ -40,6 +40,8 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from api.cost import operation_cost
 from api.limits import TOO_COMPLEX, Introspection, QueryLimits
 
+from api.outages import OUTAGES, outage_part, unavailable_of
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIMITS = QueryLimits()
@@ -276,7 +278,11 @@ class MaskUnexpectedErrors(MaskErrors):
         super().__init__(should_mask_error=is_unexpected, error_message="Unexpected error.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        """The masked error (`OrdersSchema.process_errors` logged the original)."""
+        """An outage as the retryable UNAVAILABLE error; anything else masked
+        (`OrdersSchema.process_errors` logged the original)."""
+        unavailable = unavailable_of(error)
+        if unavailable is not None:
+            return unavailable
         masked = super().anonymise_error(error)
         masked.extensions = {"code": INTERNAL_ERROR_CODE}
         return masked
@@ -335,7 +341,10 @@ class OrdersSchema(strawberry.Schema):
         """Log what went wrong unexpectedly, with its traceback."""
         for error in errors:
             original = error.original_error
-            if original is not None and is_unexpected(error):
+            part = None if original is None else outage_part(original)
+            if original is not None and part is not None:
+                OUTAGES.failed(part, original)  # once per outage, not a traceback per request
+            elif original is not None and is_unexpected(error):
                 logger.error(
                     "event=unexpected_error path=%s error=%r",
                     ".".join(str(p) for p in error.path or ()),

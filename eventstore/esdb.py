@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 
+import grpc
 import orjson
 from esdbclient import RecordedEvent as EsdbRecordedEvent
 from esdbclient.common import AbstractAsyncCatchupSubscription
@@ -21,6 +22,7 @@ from esdbclient.exceptions import (
     StreamIsDeleted,
     WrongCurrentVersion,
 )
+from esdbclient.streams import AsyncReadResponse
 
 from eventstore.esdb_client import CurrentRevisionMismatch, EsdbClient
 from eventstore.esdb_errors import translated
@@ -64,6 +66,15 @@ class EventStoreDBStore:
     def __init__(self, client: EsdbClient) -> None:
         self._client: EsdbClient | None = client
         self._groups = EsdbGroups(client)
+        self._write_error: str | None = None  # why the last append could not reach the server
+
+    async def check_writes(self) -> None:
+        """Raise StoreUnavailable while appends fail: the last append's outcome, until the server
+        answers again (a probe event in the shared log would be seen by every other reader)."""
+        if self._write_error is None:
+            return
+        await self.head_position()
+        self._write_error = None
 
     @classmethod
     async def connect(cls, url: str) -> EventStoreDBStore:
@@ -93,16 +104,21 @@ class EventStoreDBStore:
         client = self._live()
         if not events:
             return await self._check_expectation(stream, expected)
-        with translated(stream):
-            try:
-                done = await client.append_batch(
-                    stream,
-                    current_version=to_esdb_expected(expected),
-                    events=[to_esdb_event(event) for event in events],
-                )
-            except CurrentRevisionMismatch as error:
-                actual = None if error.current_revision is None else error.current_revision + 1
-                raise WrongExpectedVersion(stream, expected, actual) from error
+        try:
+            with translated(stream):
+                try:
+                    done = await client.append_batch(
+                        stream,
+                        current_version=to_esdb_expected(expected),
+                        events=[to_esdb_event(event) for event in events],
+                    )
+                except CurrentRevisionMismatch as error:
+                    actual = None if error.current_revision is None else error.current_revision + 1
+                    raise WrongExpectedVersion(stream, expected, actual) from error
+        except StoreUnavailable as error:
+            self._write_error = str(error)
+            raise
+        self._write_error = None
         if done.revision is not None:
             version = done.revision + 1
         elif isinstance(expected, int):  # a server that leaves the revision out
@@ -147,15 +163,18 @@ class EventStoreDBStore:
             from_version = None
         with translated(stream):
             try:
-                found = await client.get_stream(
+                response = await client.read_stream(
                     stream,
                     stream_position=None if from_version is None else from_version - 1,
                     backwards=backwards,
                     limit=sys.maxsize if limit is None else limit,
                 )
+                async with response:
+                    found = [to_recorded(event) async for event in response]
+                    await _ended_completely(response, stream)
             except NotFound:
                 return []
-        return [to_recorded(event) for event in found]
+        return found
 
     async def read_all(
         self,
@@ -205,7 +224,9 @@ class EventStoreDBStore:
                 limit=limit,
             )
             async with response:
-                return [to_recorded(event) async for event in response]
+                page = [to_recorded(event) async for event in response]
+                await _ended_completely(response, "$all")
+                return page
 
     async def subscribe_stream(
         self, stream: str, *, after_version: int | None = None
@@ -239,8 +260,13 @@ class EventStoreDBStore:
         """The position of the last event in the global log, system events included (0: none)."""
         client = self._live()
         with translated():
-            position: int = await client.get_commit_position(filter_exclude=())
-        return position
+            # Not esdbclient's get_commit_position: it answers 0 when its read is cancelled.
+            response = await client.read_all(backwards=True, filter_exclude=(), limit=1)
+            async with response:
+                last = [event async for event in response]
+                await _ended_completely(response, "$all")
+        position = last[0].commit_position if last else None
+        return position or 0
 
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: the stream reads as missing; appending again resumes its numbering."""
@@ -348,6 +374,19 @@ class EventStoreDBStore:
         """Redeliver the group's parked events ahead of new ones."""
         self._live()
         await self._groups.replay_parked(group, stream)
+
+
+async def _ended_completely(response: AsyncReadResponse, stream: str) -> None:
+    """Raise unless the read's call ended because the server sent everything.
+
+    esdbclient ends an iteration quietly when the call is cancelled, and its reconnect (after
+    any call saw the server go) cancels every call in flight: such a read would pass a prefix of
+    the stream off as all of it. Only a call that finished with OK delivered the whole answer.
+    """
+    reraise_if_cancelling()
+    code = await response.aio_call.code()
+    if code != grpc.StatusCode.OK:
+        raise StoreUnavailable(f"the read of {stream} ended early ({code.name}): retry")
 
 
 async def _catch_up(

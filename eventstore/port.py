@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class StreamState(enum.Enum):
@@ -303,3 +303,12 @@ class EventStore(Protocol):
     async def replay_parked(self, group: str, *, stream: str | None = None) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class WritePathCheck(Protocol):
+    """What an adapter that can tell whether appends work now offers the health check."""
+
+    async def check_writes(self) -> None:
+        """Return when appends can be made durable now; raise StoreUnavailable when not."""
+        ...

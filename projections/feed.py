@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,6 +33,8 @@ RESYNC: Final = None
 """Queued instead of changes a listener may have missed: re-read the views."""
 
 QUEUE_SIZE = 256
+START_TIMEOUT = 5.0
+MAX_RECONNECT_DELAY = 1.0  # Redis back: live updates resume within about a second
 STATS_INTERVAL = 0.1  # dashboardStats pushes are coalesced to at most ~10 a second
 
 
@@ -112,13 +114,35 @@ class ChangeFeed:
         """How many listeners are registered (for tests and metrics)."""
         return sum(len(s) for s in self._by_order.values()) + len(self._others) + len(self._stats)
 
-    async def start(self) -> None:
-        """Start listening (returns once subscribed)."""
+    async def start(self, wait: float = START_TIMEOUT) -> None:
+        """Start listening: returns once subscribed, or after `wait` seconds with Redis down
+        (the feed keeps trying in the background; the service serves meanwhile and answers
+        UNAVAILABLE where it needs Redis)."""
         self._tasks = [
-            asyncio.create_task(self._run(), name="change-feed"),
-            asyncio.create_task(self._tick_stats(), name="change-feed-stats"),
+            asyncio.create_task(self._supervise(self._run, "change-feed"), name="change-feed"),
+            asyncio.create_task(
+                self._supervise(self._tick_stats, "change-feed-stats"), name="change-feed-stats"
+            ),
         ]
-        await self.connected.wait()
+        try:
+            async with asyncio.timeout(wait):
+                await self.connected.wait()
+        except TimeoutError:
+            logger.warning("event=feed_not_connected after_s=%.1f retrying=background", wait)
+
+    async def _supervise(self, body: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run `body` for good: an unexpected exception is logged and it starts again (after a
+        pause), so live subscribers are never left on a dead feed."""
+        while True:
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("event=feed_task_failed task=%s (restarting)", name)
+                self.connected.clear()
+                self._dispatch(RESYNC)
+                await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         """Stop listening; listeners still registered stay registered but hear nothing more."""
@@ -181,12 +205,16 @@ class ChangeFeed:
     async def _run(self) -> None:
         delay = 0.1
         connected_before = False
+        outage = False
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.psubscribe(self.keys.changes_pattern)
                 await pubsub.subscribe(self.keys.switch_channel)
                 self.connected.set()
+                if outage:
+                    logger.info("event=feed_reconnected")
+                    outage = False
                 if connected_before:  # whatever happened while we were away was not heard
                     self._dispatch(RESYNC)
                 connected_before = True
@@ -204,10 +232,18 @@ class ChangeFeed:
                         self._handle(message)
                 logger.warning("change feed subscription ended; subscribing again")
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                if not outage:  # once per outage; the retries stay quiet
+                    logger.warning("event=feed_lost_redis error=%r", error)
+                    outage = True
+                else:
+                    logger.debug("event=feed_reconnect_failed error=%r", error)
+                if self.connected.is_set():
+                    # Tell listeners now, not when Redis is back: what happens meanwhile is
+                    # not heard, and a subscriber must not take silence for "no changes".
+                    self._dispatch(RESYNC)
                 self.connected.clear()
-                logger.warning("change feed lost Redis (%s); reconnecting in %.1f s", error, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 

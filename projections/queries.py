@@ -11,11 +11,12 @@ import asyncio
 import base64
 import binascii
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from decimal import Decimal
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from domain.events import OrderStatus
 from projections.feed import ChangeFeed
@@ -23,16 +24,26 @@ from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys, as_
 from projections.redis_store import view_from_hash
 from projections.status import projection_statuses
 from projections.views import (
+    ChangesMissed,
     DashboardStats,
     OrderPage,
     OrderView,
     ProjectionStatus,
     StatusStats,
+    ViewsUnavailable,
 )
 
 POINTER_TTL = 1.0
 MAX_PAGE = 100
 WAIT_POLL = 0.02  # without a feed, wait_for_version polls this often
+
+
+Read = Callable[[Pipeline], object]
+"""Queues one read on a pipeline."""
+
+
+def _hgetall(key: str) -> Read:
+    return lambda pipe: pipe.hgetall(key)
 
 
 class InvalidCursor(ValueError):
@@ -115,16 +126,33 @@ class OrderQueries:
         if feed is not None and feed.on_switch is None:
             feed.on_switch = self.pointer.refresh
 
-    async def _namespace(self) -> NamespaceKeys | None:
+    async def _namespace(self) -> NamespaceKeys:
         ns = await self.pointer.get()
-        return NamespaceKeys(ns) if ns else None
+        if not ns:
+            raise ViewsUnavailable("Redis holds no views (empty, or not yet caught up)")
+        return NamespaceKeys(ns)
+
+    async def _read_ready(self, keys: NamespaceKeys, *reads: Read) -> list[Any]:
+        """Run `reads` (each queues one command) in one MULTI/EXEC with the namespace's ready
+        flag, and refuse the answer unless the views were complete at that very moment: after
+        Redis came back empty, a namespace exists but is being refilled (or the pointer still
+        names one that is gone), and its partial content must not pass for the truth."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(keys.meta, "ready")
+            for read in reads:
+                read(pipe)
+            ready, *replies = await pipe.execute()
+        if ready is None or as_text(ready) != "1":
+            self.pointer.refresh()
+            raise ViewsUnavailable("the views are being refilled after a loss")
+        return replies
 
     async def get_order(self, order_id: str) -> OrderView | None:
-        """The order's view, None if the views hold no such order."""
+        """The order's view, None if the views hold no such order; raises ViewsUnavailable while
+        the views are not complete."""
         keys = await self._namespace()
-        if keys is None:
-            return None
-        return view_from_hash(await self.redis.hgetall(keys.order(order_id)))
+        (raw,) = await self._read_ready(keys, lambda pipe: pipe.hgetall(keys.order(order_id)))
+        return view_from_hash(raw)
 
     async def wait_for_version(
         self, order_id: str, min_version: int, wait: float = 2.0
@@ -136,24 +164,34 @@ class OrderQueries:
         if self.feed is None:
             return await self._poll_for_version(order_id, min_version, wait)
         async with self.feed.listen(order_id=order_id) as listener:
-            view = await self.get_order(order_id)
+            view = await self._order_if_ready(order_id)
             try:
                 async with asyncio.timeout(wait):
                     while view is None or view.version < min_version:
                         change = await listener.get()
                         if change is None or change.version >= min_version:
-                            view = await self.get_order(order_id)
+                            view = await self._order_if_ready(order_id)
             except TimeoutError:
                 view = await self.get_order(order_id)
         return view
+
+    async def _order_if_ready(self, order_id: str) -> OrderView | None:
+        """The view, or None while the views are being filled (a wait goes on: recovery ends
+        with a RESYNC to every listener)."""
+        try:
+            return await self.get_order(order_id)
+        except ViewsUnavailable:
+            return None
 
     async def _poll_for_version(
         self, order_id: str, min_version: int, wait: float
     ) -> OrderView | None:
         deadline = time.monotonic() + wait
         while True:
-            view = await self.get_order(order_id)
-            if (view is not None and view.version >= min_version) or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
+                return await self.get_order(order_id)
+            view = await self._order_if_ready(order_id)
+            if view is not None and view.version >= min_version:
                 return view
             await asyncio.sleep(WAIT_POLL)
 
@@ -170,7 +208,8 @@ class OrderQueries:
             raise ValueError("first must not be negative")
         first = min(first, MAX_PAGE)
         keys = await self._namespace()
-        if keys is None or first == 0:
+        if first == 0:
+            await self._read_ready(keys)
             return OrderPage(orders=(), cursors=(), has_next_page=False, end_cursor=None)
         if customer_id is not None and status is not None:
             index = keys.customer_status_index(customer_id, status.value)
@@ -181,15 +220,17 @@ class OrderQueries:
         else:
             index = keys.all_index
         start = f"({decode_cursor(after)}" if after else "+"
-        raw_members = await self.redis.zrange(
-            index, start, "-", desc=True, bylex=True, offset=0, num=first + 1
+        (raw_members,) = await self._read_ready(
+            keys,
+            lambda pipe: pipe.zrange(
+                index, start, "-", desc=True, bylex=True, offset=0, num=first + 1
+            ),
         )
         members = [as_text(m) for m in raw_members]
         page, more = members[:first], len(members) > first
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for member in page:
-                pipe.hgetall(keys.order(member[POSITION_DIGITS + 1 :]))
-            hashes = await pipe.execute()
+        hashes = await self._read_ready(
+            keys, *(_hgetall(keys.order(m[POSITION_DIGITS + 1 :])) for m in page)
+        )
         pairs = [(m, v) for m, h in zip(page, hashes, strict=True) if (v := view_from_hash(h))]
         cursors = tuple(encode_cursor(m) for m, _ in pairs)
         return OrderPage(
@@ -202,7 +243,7 @@ class OrderQueries:
     async def dashboard_stats(self) -> DashboardStats:
         """Order count, and count and revenue per status, with the position they reflect."""
         keys = await self._namespace()
-        raw = await self.redis.hgetall(keys.stats) if keys else {}
+        (raw,) = await self._read_ready(keys, _hgetall(keys.stats))
         return _stats_from_hash(raw)
 
     async def projection_statuses(self) -> list[ProjectionStatus]:
@@ -236,7 +277,10 @@ class OrderQueries:
         async with self.feed.listen(customer_id=customer_id, status=status) as listener:
             async for change in listener:
                 if change is None:
-                    continue  # missed changes are not replayed: this is a feed of what happens
+                    # Changes were lost (Redis went away, or this listener fell behind) and the
+                    # feed cannot replay them: end with a signal, so the client re-queries the
+                    # views and subscribes again, rather than miss them silently.
+                    raise ChangesMissed("live changes were missed; re-query, then subscribe again")
                 view = change.view or await self.get_order(change.order_id)
                 if view is not None and view.version >= change.version:
                     yield view

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 LAG_CAP = 10_000
 """Lag is counted by reading the log after the views' position, up to this many events."""
+LAG_UNKNOWN = -1
+"""The lag reported while the projector cannot read the log (state "error")."""
 
 GROUP_SETTINGS = SubscriptionSettings(
     filter=ORDER_EVENTS,
@@ -64,7 +66,8 @@ class RunnerSettings:
     buffer_size: int = 1000
     health_interval: float = 1.0
     backoff_initial: float = 0.1
-    backoff_max: float = 10.0
+    # The store or Redis back: consuming resumes within about this long.
+    backoff_max: float = 1.0
 
 
 _STOP = object()
@@ -90,6 +93,7 @@ class ProjectorRunner:
         self.lag = 0
         self.parked = 0
         self.last_error: str | None = None
+        self._state_before_recovery = "stopped"
         self._run_id: str | None = None
         self._written_mark: tuple[str | None, int | None] = (None, None)
         self._next_health = 0.0
@@ -121,18 +125,35 @@ class ProjectorRunner:
                 finally:
                     await subscription.stop()
             except (EventStoreError, RedisError, OSError, ViewsLost) as error:
-                self.state = "error"
-                self.last_error = f"{type(error).__name__}: {error}"
-                logger.warning("projector %s: %s; retrying in %.1f s", self.worker_id, error, delay)
+                self._failed(error)
+                if delay == self.settings.backoff_initial:  # once per outage, not per retry
+                    logger.warning(
+                        "event=projector_error worker=%s error=%r", self.worker_id, error
+                    )
+                else:
+                    logger.debug("event=projector_retry worker=%s error=%r", self.worker_id, error)
                 await self._publish_status_quietly()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await stop.wait()
-                delay = min(delay * 2, self.settings.backoff_max)
+            except Exception as error:
+                # A bug: loud, with its traceback, but the worker goes on after the backoff
+                # rather than end quietly while the status still says "running".
+                self._failed(error)
+                logger.exception("event=projector_crashed worker=%s", self.worker_id)
+                await self._publish_status_quietly()
+            else:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(delay * 2, self.settings.backoff_max)
         self.state = "stopped"
         with contextlib.suppress(RedisError, OSError):
             await forget_worker(self.views.redis, self.views.keys, self.worker_id)
         logger.info("projector %s stopped", self.worker_id)
+
+    def _failed(self, error: BaseException) -> None:
+        self.state = "error"
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.lag = LAG_UNKNOWN  # the log cannot be read now, so how far behind is unknown
 
     async def _ensure_group(self) -> None:
         try:
@@ -144,6 +165,8 @@ class ProjectorRunner:
 
     async def _recover(self) -> None:
         """Catch the views up from their watermark before serving as current."""
+        if self.state != "catching-up":
+            self._state_before_recovery = self.state
         self.state = "catching-up"
         await self._publish_status_quietly()
         while True:
@@ -155,6 +178,8 @@ class ProjectorRunner:
         self._run_id = await self._redis_run_id()
         namespace = await self.views.current_namespace()
         self._written_mark = (namespace, (await self.views.watermark(namespace))[0])
+        if self._state_before_recovery == "error":
+            self.last_error = None  # recovered: the error is history (the log still has it)
         self.state = "running"
         self._next_health = 0.0
 
@@ -166,7 +191,7 @@ class ProjectorRunner:
                 async for event in subscription:
                     queue.put_nowait(event)
                 queue.put_nowait(EventStoreError("the subscription ended"))
-            except EventStoreError as error:
+            except Exception as error:  # any end is the consumer's to handle, never a quiet one
                 queue.put_nowait(error)
 
         reader = asyncio.create_task(pump(), name=f"projector-{self.worker_id}-reader")

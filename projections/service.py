@@ -16,8 +16,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from eventstore.port import EventStore
 from projections.embedded_redis import start_embedded_redis
@@ -30,19 +33,49 @@ from projections.views import ProjectionStatus
 logger = logging.getLogger(__name__)
 
 
+POOL_SIZE = 64
+"""Connections to Redis per process. Requests queue for one (up to POOL_TIMEOUT) rather than
+open more, so a burst cannot exhaust Redis or fail other callers at once; live subscribers
+share the feed's single pub/sub connection and hold none."""
+POOL_TIMEOUT = 5.0
+"""How long a request waits for a free connection before it answers UNAVAILABLE (retryable)."""
+SOCKET_TIMEOUT = 5.0
+
+
+def redis_client(*, url: str | None = None, unix_socket: Path | None = None) -> Redis:
+    """A client on a bounded, blocking connection pool, with a short retry: a dropped connection
+    is retried once at once (a restarted server), a Redis that is really down fails the command
+    in well under a second, and the caller answers UNAVAILABLE."""
+    options: dict[str, Any] = {
+        "max_connections": POOL_SIZE,
+        "timeout": POOL_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": 1.0,
+        "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
+    }
+    if url is not None:
+        pool = BlockingConnectionPool.from_url(url, **options)
+    else:
+        pool = BlockingConnectionPool(
+            connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
+        )
+    return Redis.from_pool(pool)
+
+
 @contextlib.asynccontextmanager
 async def open_redis(redis_url: str | None, data_dir: Path | str) -> AsyncIterator[Redis]:
-    """A Redis client: REDIS_URL's server, else the embedded one under DATA_DIR (started, or
-    joined when another process already serves it there; stopped only if we started it)."""
+    """A Redis client: REDIS_URL's server, else the embedded one under DATA_DIR (started and
+    supervised, or joined when another process already serves it there; stopped only if we
+    started it)."""
     if redis_url:
-        client: Redis = Redis.from_url(redis_url)
+        client = redis_client(url=redis_url)
         try:
             yield client
         finally:
             await client.aclose()
         return
     server = await start_embedded_redis(data_dir)
-    client = server.client()
+    client = redis_client(unix_socket=server.socket_path)
     try:
         yield client
     finally:

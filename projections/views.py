@@ -12,6 +12,16 @@ from decimal import Decimal
 from domain.events import LineItem, OrderStatus
 
 
+class ViewsUnavailable(RuntimeError):
+    """The views cannot answer truthfully now: Redis holds none, or they are being refilled
+    after a loss and have not caught up to the log yet. Retry shortly."""
+
+
+class ChangesMissed(RuntimeError):
+    """A live feed lost changes it cannot replay (Redis went away, or the listener fell behind):
+    the subscriber must re-read the views and subscribe again."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderView:
     """The order as the read model holds it: every field of the contract's `Order`.

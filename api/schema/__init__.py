@@ -14,6 +14,7 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.execution import PerEventMemoExecutionContext
 from api.extensions import DEFAULT_LIMITS, OrdersSchema, schema_extensions
 from api.limits import QueryLimits
 from api.schema.event_log import EventLogQuery
@@ -42,6 +43,7 @@ def make_schema(
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=schema_extensions(limits),
         limits=limits,
+        execution_context_class=PerEventMemoExecutionContext,
     )
 
 

@@ -161,7 +161,12 @@ class ProjectionStatusGQL:
     position: str | None = strawberry.field(
         description="The log position its views reflect (a decimal string); null before any."
     )
-    lag: int = strawberry.field(description="Events in the log after that position.")
+    lag: int = strawberry.field(
+        description=(
+            "Events in the log after that position (counted up to 10,000); -1 while the "
+            "projector cannot read the log, so its lag is unknown."
+        )
+    )
     state: str = strawberry.field(
         description="running, catching-up, error or stopped (the most severe over its workers)."
     )

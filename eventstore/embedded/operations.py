@@ -216,3 +216,10 @@ def tombstone(
     )
     _insert(conn, stream, head.version + 1, [marker], recorded_at)
     _set_head(conn, stream, head.version, tombstoned=True)
+
+
+def probe_write(conn: sqlite3.Connection, recorded_at: int) -> None:
+    """A real, tiny durable write (one row, replaced each time) that proves the write path works:
+    the health check's probe. Outside the event tables, so the log is untouched."""
+    conn.execute("CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY, at INTEGER)")
+    conn.execute("INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)", (recorded_at,))

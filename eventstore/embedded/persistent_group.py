@@ -33,6 +33,8 @@ from eventstore.port import (
 logger = logging.getLogger(__name__)
 
 _LIVE_BUFFER = 500  # EventStoreDB's default live_buffer_size: events read ahead of consumers
+FEED_RETRY_INITIAL = 0.1
+FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about a second
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
 
 
@@ -84,6 +86,7 @@ class GroupRuntime:
         self._pins: dict[int, EmbeddedConsumer] = {}
         # Checkpoint bookkeeping: keys in read order, and those finished ahead of older ones.
         self._pending: deque[int] = deque()
+        self._fed: int | None = None  # the key of the last event read into the group
         self._finished: set[int] = set()
         self._done_upto = record.checkpoint
         self._saved = record.checkpoint
@@ -311,7 +314,7 @@ class GroupRuntime:
         consumer.push(_delivery(event, message.retry_count))
 
     def _feed(self) -> AsyncIterator[RecordedEvent]:
-        after = self.record.checkpoint
+        after = self._fed if self._fed is not None else self.record.checkpoint
         if after is None:
             after = self.record.start_after
         stream = self.record.stream
@@ -320,32 +323,42 @@ class GroupRuntime:
         return self._store.subscribe_stream(stream, after_version=after)
 
     async def _feed_loop(self) -> None:
-        feed = self._feed()
-        try:
-            async for event in feed:
-                while len(self._live) >= _LIVE_BUFFER:
-                    self._space.clear()
-                    await self._space.wait()
-                self._pending.append(self._key(event))
-                self._live.append(_Message(event, 0, tracked=True))
-                self._dispatch()
-        except EventStoreError as error:
-            logger.warning("group %s stopped reading: %s", self.record.group, error)
-            self._drop_consumers(error)
-        except Exception as error:
-            # A bug, not a store condition: say so loudly, and do not leave consumers waiting.
-            logger.exception("group %s failed reading", self.record.group)
-            self._drop_consumers(error)
-        finally:
-            aclose = getattr(feed, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        """Read the target into the group for good: a read that fails (the file, or a bug)
+        drops the consumers (they reconnect) and reading resumes after the last event taken in,
+        after a pause, so the group never stops delivering while the store is open."""
+        delay = FEED_RETRY_INITIAL
+        while True:
+            feed = self._feed()
+            try:
+                async for event in feed:
+                    while len(self._live) >= _LIVE_BUFFER:
+                        self._space.clear()
+                        await self._space.wait()
+                    self._pending.append(self._key(event))
+                    self._live.append(_Message(event, 0, tracked=True))
+                    self._fed = self._key(event)
+                    delay = FEED_RETRY_INITIAL
+                    self._dispatch()
+            except EventStoreError as error:
+                if delay == FEED_RETRY_INITIAL:
+                    logger.warning("group %s stopped reading: %s", self.record.group, error)
+                self._drop_consumers(error)
+            except Exception as error:
+                # A bug, not a store condition: say so loudly, and do not leave consumers waiting.
+                logger.exception("group %s failed reading", self.record.group)
+                self._drop_consumers(error)
+            finally:
+                aclose = getattr(feed, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, FEED_RETRY_MAX)
 
     def _drop_consumers(self, error: Exception) -> None:
         dropped = SubscriptionDropped(f"group {self.record.group!r}: {error}")
-        for consumer in self.consumers:
+        for consumer in list(self.consumers):
             consumer.end(dropped)
-        self.consumers.clear()
+            self.disconnect(consumer)  # its in-flight events wait for the next consumer
         self._pins.clear()
 
     async def _timer_loop(self) -> None:

@@ -32,15 +32,26 @@ class ReaderPool:
         return await asyncio.to_thread(self._run, read)
 
     def _run(self, read: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._acquire()
+        try:
+            conn = self._acquire()
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"the event store cannot be opened: {error}") from error
+        reusable = True
         try:
             conn.execute("BEGIN")
             try:
                 return read(conn)
             finally:
                 conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            # The file, not the query (I/O error, locked, unreadable): an outage, retryable.
+            # The connection may be in any state: it is not reused.
+            reusable = False
+            conn.close()
+            raise StoreUnavailable(f"the event store cannot be read: {error}") from error
         finally:
-            self._release(conn)
+            if reusable:
+                self._release(conn)
 
     def _acquire(self) -> sqlite3.Connection:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
@@ -40,6 +41,8 @@ from eventstore.port import (
 logger = logging.getLogger(__name__)
 
 _PERSISTENT_MODULE = "eventstore.embedded.persistent"
+PROBE_AFTER = 5.0
+"""A write path that committed this recently needs no probe."""
 
 
 class _PersistentBackend(Protocol):
@@ -140,6 +143,16 @@ class SQLiteEventStore:
             partial(operations.append, stream=stream, events=batch, expected=expected)
         )
         return result
+
+    async def check_writes(self) -> None:
+        """Raise StoreUnavailable unless a write can be made durable now: the last batch's
+        outcome when it is recent and good, else a real write (a one-row probe table through
+        the group commit, so a full disk or a dead writer shows)."""
+        self._check_open()
+        at, error = self._writer.last_outcome
+        if error is None and time.monotonic() - at < PROBE_AFTER:
+            return
+        await self._writer.submit(operations.probe_write)
 
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""

@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,16 +58,24 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 class GroupCommitWriter:
     """The single writer of the SQLite file. `on_commit` runs in the writer thread after each
-    durable commit."""
+    durable commit.
+
+    The thread never dies of one bad write: an unexpected exception fails that write (or its
+    batch) and the loop goes on with a fresh connection if needed. Should the thread end anyway,
+    every pending and later write fails with StoreUnavailable instead of waiting forever, and
+    `write_error` says so (the health check reports it)."""
 
     def __init__(self, path: Path, on_commit: Callable[[], None]) -> None:
         self._path = path
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._closed = False
+        self._dead: str | None = None
+        self._in_flight: list[_Pending] = []
         self._commits = 0
         self._writes = 0
+        self._last_outcome: tuple[float, str | None] = (time.monotonic(), None)
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -77,12 +86,23 @@ class GroupCommitWriter:
         """Commits and writes so far."""
         return WriterStats(commits=self._commits, writes=self._writes)
 
+    @property
+    def last_outcome(self) -> tuple[float, str | None]:
+        """When the last batch ended (monotonic seconds) and why it failed (None: committed)."""
+        if self._dead is not None:
+            return time.monotonic(), self._dead
+        return self._last_outcome
+
     async def submit(self, op: WriteOp) -> Any:
         """Run `op` in the next batch; its result once the batch is durable."""
         if self._closed:
             raise StoreUnavailable("the event store is closed")
+        if self._dead is not None:
+            raise StoreUnavailable(self._dead)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put(_Pending(op=op, future=future))
+        if self._dead is not None:  # it died between the check and the put: nobody will answer
+            self._fail_queued()
         return await future
 
     async def close(self) -> None:
@@ -92,6 +112,27 @@ class GroupCommitWriter:
         self._closed = True
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # the thread's last word: said and answered, not lost
+            self._dead = f"the event store's writer stopped: {error!r}"
+            logger.critical("event=writer_died error=%r", error, exc_info=True)
+            failure = StoreUnavailable(self._dead)
+            for pending in self._in_flight:
+                _answer(pending, None, failure)
+            self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        failure = StoreUnavailable(self._dead or "the event store's writer stopped")
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if pending is not None:
+                _answer(pending, None, failure)
 
     def _loop(self) -> None:
         conn = connect(self._path)
@@ -111,11 +152,28 @@ class GroupCommitWriter:
                         stop = True
                         break
                     batch.append(item)
-                self._commit(conn, batch)
+                self._in_flight = batch
+                try:
+                    self._commit(conn, batch)
+                except Exception as error:  # a bug or a broken connection: this batch only
+                    logger.exception("event=write_batch_failed writes=%d", len(batch))
+                    failure = StoreUnavailable(f"the event store could not commit: {error!r}")
+                    for pending in batch:
+                        _answer(pending, None, failure)
+                    conn = self._reconnect(conn)
                 if stop:
                     return
         finally:
             conn.close()
+
+    def _reconnect(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return conn
+        except sqlite3.Error:
+            conn.close()
+            return connect(self._path)
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         recorded_at = to_micros(datetime.now(UTC))
@@ -134,12 +192,18 @@ class GroupCommitWriter:
                     logger.exception("write rejected by a constraint")
                     conn.execute("ROLLBACK TO op")
                     outcomes.append((None, EventStoreError(str(broken))))
+                except sqlite3.Error:
+                    raise  # the transaction itself is in trouble (disk full, I/O): the batch fails
+                except Exception as bug:
+                    logger.exception("event=write_failed_unexpectedly")
+                    conn.execute("ROLLBACK TO op")
+                    outcomes.append((None, EventStoreError(f"the write failed: {bug!r}")))
                 else:
                     outcomes.append((result, None))
                 conn.execute("RELEASE op")
             conn.execute("COMMIT")
         except sqlite3.Error as error:
-            logger.exception("group commit of %d writes failed", len(batch))
+            self._note_failure(error, len(batch))
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"the event store could not commit: {error}")
@@ -147,11 +211,27 @@ class GroupCommitWriter:
         else:
             self._commits += 1
             self._writes += len(batch)
+            if self._last_outcome[1] is not None:
+                logger.warning("event=writes_recovered")
+            self._last_outcome = (time.monotonic(), None)
         for pending, (outcome, failed) in zip(batch, outcomes, strict=True):
-            try:
-                pending.future.get_loop().call_soon_threadsafe(
-                    _settle, pending.future, outcome, failed
-                )
-            except RuntimeError:
-                logger.debug("the caller's event loop closed before its write committed")
-        self._on_commit()
+            _answer(pending, outcome, failed)
+        try:
+            self._on_commit()
+        except Exception:
+            logger.exception("event=on_commit_failed")
+
+    def _note_failure(self, error: sqlite3.Error, writes: int) -> None:
+        """Log a failing write path once when it starts failing, not once per batch."""
+        if self._last_outcome[1] is None:
+            logger.error("event=writes_failing writes=%d error=%r", writes, error)
+        else:
+            logger.debug("event=writes_still_failing writes=%d error=%r", writes, error)
+        self._last_outcome = (time.monotonic(), f"{type(error).__name__}: {error}")
+
+
+def _answer(pending: _Pending, outcome: Any, failed: BaseException | None) -> None:
+    try:
+        pending.future.get_loop().call_soon_threadsafe(_settle, pending.future, outcome, failed)
+    except RuntimeError:
+        logger.debug("the caller's event loop closed before its write committed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,20 @@ from tests.e2e.test_subscriptions import ORDER_EVENTS_SUB
 from tests.e2e.ws import Protocol, WsMessage, WsRejected, graphql_ws
 
 
-async def test_healthz(http: httpx.AsyncClient) -> None:
+async def test_healthz(
+    http: httpx.AsyncClient, staff_token: str, token_for: Callable[..., str]
+) -> None:
     response = await http.get("/healthz")
     assert response.status_code == 200
+    assert response.json() == {"status": "ok"}  # liveness only: no head position, no parts
+    customer = token_for(sub="c-health", role="customer")
+    response = await http.get("/healthz", headers={"Authorization": f"Bearer {customer}"})
+    assert response.json() == {"status": "ok"}
+    response = await http.get("/healthz", headers={"Authorization": f"Bearer {staff_token}"})
+    details = response.json()
+    assert details["status"] == "ok"
+    assert {details[part] for part in ("store", "writes", "redis", "views")} == {"ok"}
+    assert int(details["headPosition"]) >= 0
 
 
 async def test_graphiql_is_served_to_browsers(http: httpx.AsyncClient) -> None:

@@ -68,9 +68,11 @@ async def redis(
 
 @pytest.fixture
 async def views(redis: Redis, prefix: str) -> RedisViewStore:
-    """A view store on the test's prefix, its serving namespace created."""
+    """A view store on the test's prefix, its serving namespace created and ready (as after the
+    catch-up at start, so queries answer from it)."""
     store = RedisViewStore(redis, prefix=prefix)
     await store.ensure_namespace()
+    await store.raise_watermark(0, mark_ready=True)
     return store
 
 

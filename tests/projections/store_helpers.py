@@ -14,7 +14,7 @@ from eventstore.port import ANY, EventStore, NewEvent
 from projections.mapping import fold_stats, fold_views
 from projections.queries import OrderQueries
 from projections.recovery import DECODE_ERRORS, ORDER_EVENTS
-from projections.views import DashboardStats, OrderView
+from projections.views import DashboardStats, OrderView, ViewsUnavailable
 
 CONTEXT = EventContext(
     correlation_id="test", causation_id="test", actor="test", occurred_at=datetime.now(UTC)
@@ -59,9 +59,17 @@ async def actual_views(
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Wait until `check()` holds (bounded); fails the test otherwise."""
+    """Wait until `check()` holds (bounded); fails the test otherwise. Views still being filled
+    (ViewsUnavailable) count as "not yet"."""
     deadline = time.monotonic() + within
-    while not await check():
+
+    async def holds() -> bool:
+        try:
+            return await check()
+        except ViewsUnavailable:
+            return False
+
+    while not await holds():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from redis.asyncio import Redis
 
 from domain.events import (
@@ -21,6 +22,7 @@ from projections.keys import NamespaceKeys
 from projections.mapping import change_of, fold_stats, fold_views
 from projections.queries import OrderQueries
 from projections.redis_store import ApplyResult, RedisViewStore
+from projections.views import ViewsUnavailable
 from tests.projections.factories import Log, item
 
 
@@ -53,6 +55,10 @@ async def test_apply_in_order_equals_the_fold(redis: Redis, prefix: str) -> None
     results = await store.apply_batch([change_of(d) for d in log.decoded()])
     assert results == [ApplyResult.OK] * 6
     queries = OrderQueries(redis, prefix=prefix)
+    assert (await redis.hget(NamespaceKeys(ns).meta, "ready")) == b"0"
+    with pytest.raises(ViewsUnavailable):  # filled, but not yet marked complete
+        await queries.get_order("a")
+    assert await store.raise_watermark(0, mark_ready=True) == "ok"
     expected = fold_views(log.decoded())
     for order_id, view in expected.items():
         assert await queries.get_order(order_id) == view
@@ -61,7 +67,6 @@ async def test_apply_in_order_equals_the_fold(redis: Redis, prefix: str) -> None
     assert shipped is not None
     assert shipped.item_count == 5
     assert shipped.tracking_id == "TR1"
-    assert (await redis.hget(NamespaceKeys(ns).meta, "ready")) == b"0"
 
 
 async def test_duplicates_are_skipped_and_never_count_twice(

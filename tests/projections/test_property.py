@@ -156,7 +156,11 @@ async def scenario(socket: Path, target: str, plan: list[Intent], seed: int, pre
             states = await write_history(store, plan)
             records = await store.read_all(filter=ORDER_EVENTS)
             views = RedisViewStore(redis, prefix=prefix)
-            await recover(store, views) if seed % 2 else await views.ensure_namespace()
+            if seed % 2:
+                await recover(store, views)
+            else:
+                await views.ensure_namespace()
+                await views.raise_watermark(0, mark_ready=True)
             await deliver(store, views, records, random.Random(seed))
             queries = OrderQueries(redis, prefix=prefix)
             expected, expected_stats = await expected_views(store)

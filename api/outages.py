@@ -1,0 +1,102 @@
+"""Outages, told apart from bugs: which exceptions mean "a part is down, retry later".
+
+The schema's error masking asks `unavailable_of` about every unexpected error: an outage becomes
+the retryable `Unavailable` error (code UNAVAILABLE) instead of INTERNAL_SERVER_ERROR, and is
+logged once per outage by `OutageLog` instead of a traceback per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Final
+
+from graphql import GraphQLError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from api.schema.errors import Unavailable
+from eventstore.port import StoreUnavailable, SubscriptionDropped
+from projections.views import ChangesMissed, ViewsUnavailable
+
+logger = logging.getLogger(__name__)
+
+QUIET_PERIOD: Final = 10.0
+"""An outage counts as over when a part has not failed for this long; the next failure is logged
+as a new outage."""
+
+
+def outage_part(error: BaseException) -> str | None:
+    """The part an exception says is down ("eventStore", "redis", "views", "liveFeed"), None
+    for a bug."""
+    if isinstance(error, ViewsUnavailable):
+        return "views"
+    if isinstance(error, ChangesMissed):
+        return "liveFeed"
+    if isinstance(error, StoreUnavailable | SubscriptionDropped):
+        return "eventStore"
+    # redis-py's ConnectionError covers a refused or lost connection, a server still loading, and
+    # an empty connection pool (too many requests at once): all pass, none is the caller's bug.
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return "redis"
+    return None
+
+
+def retry_after(part: str) -> int:
+    """Seconds a client should wait before retrying, by part."""
+    return 2 if part == "eventStore" else 1
+
+
+class OutageLog:
+    """One warning when a part starts failing, then silence until it has been quiet for
+    QUIET_PERIOD; the number of failures in between is in the next warning."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_failure: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def failed(self, part: str, error: BaseException) -> None:
+        """Note one failure of `part`; logs when it begins an outage."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_failure.get(part)
+            self._last_failure[part] = now
+            if last is not None and now - last < QUIET_PERIOD:
+                self._suppressed[part] = self._suppressed.get(part, 0) + 1
+                return
+            suppressed = self._suppressed.pop(part, 0)
+        logger.warning(
+            "event=outage part=%s error=%r failures_in_previous_outage=%d", part, error, suppressed
+        )
+
+
+OUTAGES = OutageLog()
+"""The process's outage log (requests of every schema report to it)."""
+
+
+def unavailable_of(error: GraphQLError) -> Unavailable | None:
+    """The client's Unavailable error for an error caused by an outage, else None."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return None
+    part = outage_part(original)
+    if part is None:
+        return None
+    unavailable = Unavailable(
+        _MESSAGES[part],
+        part=part,
+        retry_after=retry_after(part),
+    )
+    unavailable.path = error.path
+    unavailable.locations = error.locations
+    return unavailable
+
+
+_MESSAGES: Final = {
+    "eventStore": "The event store is not available now; retry shortly.",
+    "redis": "The read model store is not available now; retry shortly.",
+    "views": "The read model is being rebuilt after a loss; retry shortly.",
+    "liveFeed": "Live changes were missed; re-query, then subscribe again.",
+}
