@@ -39,7 +39,6 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.cost import operation_cost
 from api.limits import TOO_COMPLEX, Introspection, QueryLimits
-
 from api.outages import OUTAGES, outage_part, unavailable_of
 
 logger = logging.getLogger(__name__)
