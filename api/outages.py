@@ -16,7 +16,6 @@ from graphql import GraphQLError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.schema.errors import Unavailable
 from eventstore.port import StoreUnavailable, SubscriptionDropped
 from projections.views import ChangesMissed, ViewsUnavailable
 
@@ -25,6 +24,18 @@ logger = logging.getLogger(__name__)
 QUIET_PERIOD: Final = 10.0
 """An outage counts as over when a part has not failed for this long; the next failure is logged
 as a new outage."""
+
+
+class Unavailable(GraphQLError):
+    """A part the answer needs (the event store, Redis, views being rebuilt after a loss, a full
+    connection pool) is not available now. Retryable: `retryAfter` says in how many seconds to
+    try again. Never masked, and never answered with a partial or empty result instead."""
+
+    def __init__(self, message: str, *, part: str, retry_after: int = 1) -> None:
+        super().__init__(
+            message,
+            extensions={"code": "UNAVAILABLE", "part": part, "retryAfter": retry_after},
+        )
 
 
 def outage_part(error: BaseException) -> str | None:

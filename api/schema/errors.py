@@ -19,18 +19,6 @@ class BadUserInput(GraphQLError):
         super().__init__(message, extensions={"code": "BAD_USER_INPUT", "argument": argument})
 
 
-class Unavailable(GraphQLError):
-    """A part the answer needs (the event store, Redis, views being rebuilt after a loss, a full
-    connection pool) is not available now. Retryable: `retryAfter` says in how many seconds to
-    try again. Never masked, and never answered with a partial or empty result instead."""
-
-    def __init__(self, message: str, *, part: str, retry_after: int = 1) -> None:
-        super().__init__(
-            message,
-            extensions={"code": "UNAVAILABLE", "part": part, "retryAfter": retry_after},
-        )
-
-
 @strawberry.enum(name="ErrorCode", description="Why a command was refused.")
 class ErrorCode(enum.Enum):
     """Why a command was refused."""
