@@ -18,9 +18,10 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from eventstore.embedded.persistent_consumer import EmbeddedConsumer
-from eventstore.embedded.persistent_tables import GroupRecord, PersistentTables
+from eventstore.embedded.persistent_tables import GroupRecord
 from eventstore.port import (
     ConsumerStrategy,
     EventStore,
@@ -34,6 +35,16 @@ logger = logging.getLogger(__name__)
 
 _LIVE_BUFFER = 500  # EventStoreDB's default live_buffer_size: events read ahead of consumers
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
+
+
+class GroupTables(Protocol):
+    """The two writes a running group makes to its durable state (the SQLite tables here, the
+    PostgreSQL ones for that store). Both are synchronous, called from the event loop; a failure
+    raises `sqlite3.Error` (the PostgreSQL store queues them instead and never raises)."""
+
+    def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None: ...
+
+    def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +81,7 @@ def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
 class GroupRuntime:
     """The live state of one group while the store is open."""
 
-    def __init__(self, record: GroupRecord, store: EventStore, tables: PersistentTables) -> None:
+    def __init__(self, record: GroupRecord, store: EventStore, tables: GroupTables) -> None:
         self.record = record
         self._store = store
         self._tables = tables

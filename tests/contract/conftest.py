@@ -53,7 +53,24 @@ async def esdb_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
             await store.close()
 
 
-ADAPTERS: dict[str, AdapterFactory] = {"embedded": embedded_adapter, "esdb": esdb_adapter}
+@asynccontextmanager
+async def postgres_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
+    """The PostgreSQL adapter on the test session's throwaway database (a real server)."""
+    from eventstore.postgres import PostgresEventStore
+    from tests.postgres_db import session_database_url
+
+    store = await PostgresEventStore.open(await session_database_url(), pool_size=4)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+ADAPTERS: dict[str, AdapterFactory] = {
+    "embedded": embedded_adapter,
+    "esdb": esdb_adapter,
+    "postgres": postgres_adapter,
+}
 
 
 @pytest.fixture(params=list(ADAPTERS))
