@@ -17,6 +17,7 @@ class Settings:
     nothing signed before a restart stays valid and ready-made tokens are logged at start."""
 
     esdb_url: str | None = None
+    database_url: str | None = None  # DATABASE_URL: PostgreSQL (never together with ESDB_URL)
     redis_url: str | None = None
     data_dir: Path = Path("data")
     jwt_secret: str
@@ -25,6 +26,13 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # SNAPSHOT_EVERY: events between snapshots
+
+    @property
+    def store_kind(self) -> str:
+        """Which event store these settings select: eventstoredb, postgres or embedded."""
+        if self.esdb_url:
+            return "eventstoredb"
+        return "postgres" if self.database_url else "embedded"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -36,11 +44,17 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
+        if get("ESDB_URL") and get("DATABASE_URL"):
+            raise ValueError(
+                "ESDB_URL and DATABASE_URL are both set: each names an event store; set only one "
+                "(ESDB_URL: EventStoreDB, DATABASE_URL: PostgreSQL, neither: embedded)"
+            )
         secret = get("JWT_SECRET")
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
         return cls(
             esdb_url=get("ESDB_URL"),
+            database_url=get("DATABASE_URL"),
             redis_url=get("REDIS_URL"),
             data_dir=Path(get("DATA_DIR") or "data"),
             jwt_secret=secret or secrets.token_urlsafe(32),

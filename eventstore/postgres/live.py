@@ -70,6 +70,14 @@ class Listener:
                     logger.warning("event=pg_listener_down error=%s", error)
             self._notifier.notify()
 
+    @property
+    def server_pid(self) -> int | None:
+        """The listening connection's backend pid (None while disconnected)."""
+        if self._conn is None or self._conn.is_closed():
+            return None
+        pid: int = self._conn.get_server_pid()
+        return pid
+
     async def close(self) -> None:
         """Stop ticking and close the listener connection."""
         if self._task is not None:

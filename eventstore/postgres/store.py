@@ -214,6 +214,11 @@ class PostgresEventStore:
         )
 
     @property
+    def listener(self) -> Listener:
+        """The LISTEN connection and its counters."""
+        return self._listener
+
+    @property
     def live_waiters(self) -> int:
         """Subscribers currently waiting for the next commit (0 once all are closed)."""
         return self._notifier.waiting
