@@ -105,8 +105,13 @@ class GroupRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start reading the target and the timer."""
+    def start(self, record: GroupRecord | None = None) -> None:
+        """Start reading the target and the timer; from `record`'s checkpoint when given (a
+        store shared by several processes re-reads it when this one takes the group over)."""
+        if record is not None:
+            self.record = record
+            self._settings = record.settings
+            self._done_upto = self._saved = record.checkpoint
         name = f"{self.record.stream or '$all'}::{self.record.group}"
         self._tasks = [
             asyncio.create_task(self._feed_loop(), name=f"persistent feed {name}"),

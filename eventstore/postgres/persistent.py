@@ -1,11 +1,23 @@
 """Persistent subscriptions on PostgreSQL, with EventStoreDB's semantics: the same group engine as
 the embedded store (`eventstore.embedded.persistent_group`), over group state kept in PostgreSQL
 (`persistent_tables`), fed by the store's own catch-up subscriptions.
+
+Several processes on one database share a group through a session advisory lock per group: the
+process holding it runs the group (reads the log, delivers to its consumers, checkpoints); the
+others' consumers stand by and their process tries the lock again every `STANDBY_POLL` seconds.
+When the leader stops or dies (its connection ends, so PostgreSQL releases the lock), a standby
+takes over from the checkpoint stored in PostgreSQL: delivery stays at-least-once, and no event
+goes to two live leaders at once, since a leader whose lock connection is lost stops delivering.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from typing import Any
+
+import asyncpg
 
 from eventstore.embedded.persistent_group import GroupRuntime
 from eventstore.embedded.persistent_tables import GroupRecord, stream_key
@@ -25,6 +37,27 @@ from eventstore.postgres.persistent_tables import PostgresGroupTables
 
 logger = logging.getLogger(__name__)
 
+STANDBY_POLL = 1.0
+"""Seconds between a standby process's attempts to take a group over."""
+
+_LOCK_CLASS = 0x6F72_6465  # advisory-lock namespace of group leadership (with hashtext of the key)
+
+
+async def _take_lock(conn: Any, name: str) -> None:
+    """Hold the session lock of group `name` on `conn`, trying every `STANDBY_POLL` seconds."""
+    while True:
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", _LOCK_CLASS, name):
+            return
+        await asyncio.sleep(STANDBY_POLL)
+
+
+def _setter(future: asyncio.Future[None]) -> Any:
+    def done(_: object) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    return done
+
 
 def _target(stream: str | None) -> str:
     return stream_key(stream)
@@ -34,10 +67,12 @@ class PostgresPersistentSubscriptions:
     """Every persistent-subscription group of one PostgreSQL store (`store` is used only through
     the `EventStore` port)."""
 
-    def __init__(self, store: EventStore, pool: object) -> None:
+    def __init__(self, store: EventStore, pool: object, dsn: str) -> None:
         self._store = store
+        self._dsn = dsn
         self._tables = PostgresGroupTables(pool)
         self._runtimes: dict[tuple[str, str], GroupRuntime] = {}
+        self._leads: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._open = False
 
     async def start(self) -> None:
@@ -50,10 +85,10 @@ class PostgresPersistentSubscriptions:
         if not self._open:
             return
         self._open = False
-        runtimes, self._runtimes = list(self._runtimes.values()), {}
+        keys = list(self._runtimes)
         try:
-            for runtime in runtimes:
-                await runtime.stop(SubscriptionDropped("the event store was closed"))
+            for key in keys:
+                await self._stop(key, SubscriptionDropped("the event store was closed"))
         finally:
             await self._tables.close()
 
@@ -87,17 +122,17 @@ class PostgresPersistentSubscriptions:
         old = record.settings
         if (settings.start_from, settings.from_end) != (old.start_from, old.from_end):
             start_after = await self._start_after(stream, settings)
-        runtime = self._runtimes.pop((_target(stream), group), None)
-        if runtime is not None:
-            await runtime.stop(SubscriptionDropped(f"{_target(stream)}::{group} was updated"))
+        await self._stop(
+            (_target(stream), group), SubscriptionDropped(f"{_target(stream)}::{group} was updated")
+        )
         await self._tables.update_group(group, stream, settings, start_after)
 
     async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
         """Delete a group and its parked events; its consumers get `SubscriptionDropped`."""
         self._check_open()
-        runtime = self._runtimes.pop((_target(stream), group), None)
-        if runtime is not None:
-            await runtime.stop(SubscriptionDropped(f"{_target(stream)}::{group} was deleted"))
+        await self._stop(
+            (_target(stream), group), SubscriptionDropped(f"{_target(stream)}::{group} was deleted")
+        )
         if not await self._tables.delete_group(group, stream):
             raise SubscriptionGroupNotFound(f"{_target(stream)}::{group} does not exist")
 
@@ -164,9 +199,54 @@ class PostgresPersistentSubscriptions:
         runtime = self._runtimes.get(key)
         if runtime is None:
             runtime = GroupRuntime(await self._record(group, stream), self._store, self._tables)
-            runtime.start()
             self._runtimes[key] = runtime
+            self._leads[key] = asyncio.create_task(
+                self._lead(key, runtime), name=f"persistent lead {key[0]}::{key[1]}"
+            )
         return runtime
+
+    async def _stop(self, key: tuple[str, str], error: BaseException) -> None:
+        lead = self._leads.pop(key, None)
+        if lead is not None:
+            lead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lead
+        runtime = self._runtimes.pop(key, None)
+        if runtime is not None:
+            await runtime.stop(error)
+
+    async def _lead(self, key: tuple[str, str], runtime: GroupRuntime) -> None:
+        """Take the group's lock (waiting as a standby while another process holds it), run the
+        group while it is held, and give the group up if the lock's connection is lost."""
+        stream_key_, group = key
+        conn: Any = None
+        try:
+            while True:
+                try:
+                    conn = await asyncpg.connect(self._dsn)
+                    await _take_lock(conn, f"{stream_key_}::{group}")
+                    record = await self._tables.get_group(group, runtime.record.stream)
+                    if record is None:
+                        return  # deleted meanwhile; delete_subscription stops this task
+                    logger.info("event=pg_group_led group=%s target=%s", group, stream_key_)
+                    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    conn.add_termination_listener(_setter(lost))
+                    runtime.start(record)
+                    await lost
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    logger.warning("event=pg_group_lock_failed group=%s error=%s", group, error)
+                    await asyncio.sleep(STANDBY_POLL)
+                    continue
+                # The lock is gone with its connection: another process may lead now, so this
+                # one must stop delivering at once. Its consumers are dropped and reconnect.
+                logger.warning("event=pg_group_lost group=%s target=%s", group, stream_key_)
+                self._runtimes.pop(key, None)
+                self._leads.pop(key, None)
+                await runtime.stop(SubscriptionDropped(f"{stream_key_}::{group}: leadership lost"))
+                return
+        finally:
+            if conn is not None and not conn.is_closed():
+                await conn.close()
 
     async def _info(self, record: GroupRecord) -> SubscriptionInfo:
         runtime = self._runtimes.get((_target(record.stream), record.group))

@@ -59,7 +59,7 @@ class PostgresEventStore:
         self._notifier = HeadNotifier()
         self._writer = GroupCommitWriter(pool, self._notifier.notify)
         self._listener = Listener(dsn, self._notifier, listen=listen, fallback_poll=fallback_poll)
-        self._persistent = PostgresPersistentSubscriptions(self, pool)
+        self._persistent = PostgresPersistentSubscriptions(self, pool, dsn)
         self._closed = False
 
     @classmethod
