@@ -66,3 +66,24 @@ async def fresh_database(prefix: str = "orders_test") -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(url)
+
+
+@asynccontextmanager
+async def fresh_schema() -> AsyncIterator[str]:
+    """A URL of the session database whose `search_path` is a new schema of its own: an empty
+    store for one test at a fraction of a new database's cost. Dropped afterwards."""
+    url = await session_database_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    try:
+        yield f"{url}?search_path={schema}"
+    finally:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()

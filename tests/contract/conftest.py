@@ -55,15 +55,17 @@ async def esdb_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
 
 @asynccontextmanager
 async def postgres_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
-    """The PostgreSQL adapter on the test session's throwaway database (a real server)."""
+    """The PostgreSQL adapter on a real server: a fresh schema of the session's throwaway
+    database."""
     from eventstore.postgres import PostgresEventStore
-    from tests.postgres_db import session_database_url
+    from tests.postgres_db import fresh_schema
 
-    store = await PostgresEventStore.open(await session_database_url(), pool_size=4)
-    try:
-        yield store
-    finally:
-        await store.close()
+    async with fresh_schema() as url:
+        store = await PostgresEventStore.open(url, pool_size=4)
+        try:
+            yield store
+        finally:
+            await store.close()
 
 
 ADAPTERS: dict[str, AdapterFactory] = {
