@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from eventstore.port import (
     EXISTS,
     NO_STREAM,
     AppendResult,
+    EventStoreError,
     ExpectedVersion,
     NewEvent,
     StreamDeleted,
@@ -73,6 +75,63 @@ async def _call(
     if status == STATUS_WRONG_VERSION:
         raise WrongExpectedVersion(stream, expected, version)
     return AppendResult(version=version, position=position)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Append:
+    """One append of a batch."""
+
+    stream: str
+    events: Sequence[NewEvent]
+    expected: ExpectedVersion
+
+
+_APPEND_BATCH = (
+    "SELECT status, out_version, out_position"
+    " FROM es_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+
+
+async def append_many(
+    conn: Any, appends: Sequence[Append], recorded_at: datetime
+) -> list[AppendResult | EventStoreError | ValueError]:
+    """Every append of `appends` in order, in one round trip; each one's result or refusal (a
+    refused append writes nothing, and later ones see the effect of earlier ones)."""
+    outcomes: list[AppendResult | EventStoreError | ValueError | None] = []
+    valid: list[tuple[Append, int]] = []
+    for item in appends:
+        try:
+            valid.append((item, expectation_code(item.expected)))
+            outcomes.append(None)
+        except ValueError as refused:
+            outcomes.append(refused)
+    events = [e for item, _ in valid for e in item.events]
+    rows = await conn.fetch(
+        _APPEND_BATCH,
+        [item.stream for item, _ in valid],
+        [code for _, code in valid],
+        [len(item.events) for item, _ in valid],
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.data for e in events],
+        [e.metadata for e in events],
+        [e.content_type for e in events],
+        recorded_at,
+    )
+    answers = iter(zip(valid, rows, strict=True))
+    results: list[AppendResult | EventStoreError | ValueError] = []
+    for outcome in outcomes:
+        if outcome is not None:
+            results.append(outcome)
+            continue
+        (item, _), (status, version, position) = next(answers)
+        if status == STATUS_DELETED:
+            results.append(StreamDeleted(item.stream))
+        elif status == STATUS_WRONG_VERSION:
+            results.append(WrongExpectedVersion(item.stream, item.expected, version))
+        else:
+            results.append(AppendResult(version=version, position=position))
+    return results
 
 
 async def append(

@@ -46,27 +46,18 @@ async def read_stream(
     backwards: bool = False,
     limit: int | None = None,
 ) -> list[RecordedEvent]:
-    """Readable events of `stream` from `from_version` (inclusive). Missing stream: []."""
-    head = await load_head(conn, stream)
-    if head.tombstoned:
-        raise StreamDeleted(stream)
-    first = head.first_readable
-    if backwards:
-        upper = head.version if from_version is None else min(from_version, head.version)
-        lower = first
-        order = "DESC"
-    else:
-        lower, upper = first if from_version is None else max(from_version, first), head.version
-        order = "ASC"
+    """Readable events of `stream` from `from_version` (inclusive). Missing stream: [].
+    One round trip: `es_read_stream` applies the head's limits itself."""
     rows = await conn.fetch(
-        f"SELECT {EVENT_COLUMNS} FROM es_events WHERE stream = $1 AND version >= $2"
-        f" AND version <= $3 ORDER BY version {order} LIMIT $4",
+        "SELECT * FROM es_read_stream($1, $2, $3, $4)",
         stream,
-        lower,
-        upper,
+        from_version,
+        backwards,
         None if limit is None else max(limit, 0),
     )
-    return [row_to_event(row) for row in rows]
+    if rows and rows[0][0]:
+        raise StreamDeleted(stream)
+    return [row_to_event(tuple(row)[1:]) for row in rows if row[1] is not None]
 
 
 def _filter_sql(selection: EventFilter, params: list[Any]) -> list[str]:

@@ -234,7 +234,66 @@ CREATE TABLE es_persistent_parked (
 CREATE INDEX es_persistent_parked_group ON es_persistent_parked (stream_key, group_name, seq);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# One round trip for a whole batch of appends, and one for a stream read (head, limits, events).
+_V2 = r"""
+CREATE FUNCTION es_append_batch(
+    p_streams text[], p_expected bigint[], p_counts int[], p_ids uuid[], p_types text[],
+    p_data bytea[], p_metadata bytea[], p_content_types text[], p_recorded_at timestamptz
+) RETURNS TABLE (status int, out_version bigint, out_position bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    i int;
+    lo int := 1;
+    hi int;
+    r record;
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(p_streams), 0) LOOP
+        hi := lo + p_counts[i] - 1;
+        SELECT * INTO r FROM es_append(
+            p_streams[i], p_expected[i], p_ids[lo:hi], p_types[lo:hi], p_data[lo:hi],
+            p_metadata[lo:hi], p_content_types[lo:hi], p_recorded_at);
+        status := r.status;
+        out_version := r.out_version;
+        out_position := r.out_position;
+        RETURN NEXT;
+        lo := hi + 1;
+    END LOOP;
+END;
+$fn$;
+
+-- The readable events of a stream ($maxCount, $tb honoured) from p_from (inclusive; NULL: the
+-- first, or the last backwards), with the head's tombstone flag on every row (one row of NULL
+-- events when there are none).
+CREATE FUNCTION es_read_stream(p_stream text, p_from bigint, p_backwards boolean, p_limit bigint)
+RETURNS TABLE (
+    r_tombstoned boolean, r_position bigint, r_id bytea, r_stream text, r_version bigint,
+    r_type text, r_data bytea, r_metadata bytea, r_content_type text, r_recorded_at bigint
+) LANGUAGE sql STABLE AS $fn$
+    WITH h AS (SELECT * FROM es_head(p_stream)),
+    b AS (
+        SELECT h.tombstoned AS t, h.version AS last,
+               greatest(1, coalesce(h.version - h.max_count + 1, 1),
+                        coalesce(h.truncate_before + 1, 1)) AS first
+          FROM h
+    )
+    SELECT b.t, e.position, uuid_send(e.id), e.stream, e.version, e.type, e.data, e.metadata,
+           e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::int8
+      FROM b LEFT JOIN LATERAL (
+        (SELECT * FROM es_events x
+          WHERE p_backwards AND NOT b.t AND x.stream = p_stream AND x.version >= b.first
+            AND x.version <= least(coalesce(p_from, b.last), b.last)
+          ORDER BY x.version DESC LIMIT p_limit)
+        UNION ALL
+        (SELECT * FROM es_events x
+          WHERE NOT p_backwards AND NOT b.t AND x.stream = p_stream
+            AND x.version >= greatest(coalesce(p_from, b.first), b.first) AND x.version <= b.last
+          ORDER BY x.version LIMIT p_limit)
+      ) e ON true
+     ORDER BY CASE WHEN p_backwards THEN -e.version ELSE e.version END
+$fn$;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """Migration n + 1 takes the schema from version n to n + 1. Append, never edit."""
 
 

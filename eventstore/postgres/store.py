@@ -116,11 +116,9 @@ class PostgresEventStore:
         """Append atomically once committed; idempotent for the same ids at the same
         expectation."""
         self._check_open()
-        batch = tuple(events)
-        result: AppendResult = await self._writer.submit(
-            partial(operations.append, stream=stream, events=batch, expected=expected)
+        return await self._writer.append(
+            operations.Append(stream=stream, events=tuple(events), expected=expected)
         )
-        return result
 
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""

@@ -27,7 +27,8 @@ from typing import Any
 
 import asyncpg
 
-from eventstore.port import EventStoreError, StoreUnavailable
+from eventstore.port import AppendResult, EventStoreError, StoreUnavailable
+from eventstore.postgres import operations
 from eventstore.postgres.schema import NOTIFY_CHANNEL, POSITION_LOCK
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ MAX_BATCH = 500
 
 @dataclass(slots=True, kw_only=True)
 class _Pending:
-    op: WriteOp
+    op: WriteOp | None  # None: `append` says what to write
     future: asyncio.Future[Any]
+    append: operations.Append | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,11 +78,24 @@ class GroupCommitWriter:
 
     async def submit(self, op: WriteOp) -> Any:
         """Run `op` in the next batch; its result once the batch has committed."""
+        return await self._submit(_Pending(op=op, future=self._future()))
+
+    async def append(self, append: operations.Append) -> AppendResult:
+        """Append in the next batch (consecutive appends share one round trip); the result once
+        the batch has committed."""
+        result: AppendResult = await self._submit(
+            _Pending(op=None, append=append, future=self._future())
+        )
+        return result
+
+    def _future(self) -> asyncio.Future[Any]:
         if self._closed:
             raise StoreUnavailable("the event store is closed")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(op=op, future=future))
-        return await future
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, pending: _Pending) -> Any:
+        self._queue.put_nowait(pending)
+        return await pending.future
 
     async def close(self) -> None:
         """Commit what is queued, then stop."""
@@ -114,11 +129,24 @@ class GroupCommitWriter:
         outcomes: list[tuple[Any, BaseException | None]] = []
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", POSITION_LOCK)
-            for pending in batch:
-                try:
-                    outcomes.append((await pending.op(conn, recorded_at), None))
-                except (EventStoreError, ValueError) as refused:
-                    outcomes.append((None, refused))
+            index = 0
+            while index < len(batch):
+                pending = batch[index]
+                if pending.op is not None:
+                    try:
+                        outcomes.append((await pending.op(conn, recorded_at), None))
+                    except (EventStoreError, ValueError) as refused:
+                        outcomes.append((None, refused))
+                    index += 1
+                    continue
+                run = []
+                while index < len(batch) and batch[index].append is not None:
+                    run.append(batch[index].append)
+                    index += 1
+                answers = await operations.append_many(
+                    conn, [a for a in run if a is not None], recorded_at
+                )
+                outcomes += [(None, a) if isinstance(a, Exception) else (a, None) for a in answers]
             await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         return outcomes
 
