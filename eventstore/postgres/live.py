@@ -35,8 +35,10 @@ class Listener:
         *,
         listen: bool = True,
         fallback_poll: float = FALLBACK_POLL,
+        origin: str = "",
     ) -> None:
         self._dsn = dsn
+        self._origin = origin
         self._notifier = notifier
         self._listen = listen
         self._fallback_poll = fallback_poll
@@ -55,8 +57,10 @@ class Listener:
         await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         self._conn = conn
 
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.notifications += 1
+        if payload and payload == self._origin:
+            return  # our own commit: its subscribers were woken when it committed
         self._notifier.notify()
 
     async def _tick(self) -> None:

@@ -58,8 +58,9 @@ class GroupCommitWriter:
     """The writer of one process. `on_commit` runs after each commit (local subscribers wake at
     once; other processes wake on the NOTIFY sent inside the transaction)."""
 
-    def __init__(self, pool: Any, on_commit: Callable[[], None]) -> None:
+    def __init__(self, pool: Any, on_commit: Callable[[], None], origin: str = "") -> None:
         self._pool = pool
+        self._origin = origin
         self._on_commit = on_commit
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -147,7 +148,8 @@ class GroupCommitWriter:
                     conn, [a for a in run if a is not None], recorded_at
                 )
                 outcomes += [(None, a) if isinstance(a, Exception) else (a, None) for a in answers]
-            await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+            # The payload names this store, whose own subscribers `on_commit` wakes already.
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._origin)
         return outcomes
 
     async def _commit(self, batch: list[_Pending]) -> None:

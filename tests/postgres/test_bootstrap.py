@@ -13,7 +13,7 @@ from api.bootstrap import open_store
 from api.cli import main
 from api.config import Settings
 from eventstore.port import NO_STREAM
-from eventstore.postgres import PostgresEventStore
+from eventstore.postgres import PostgresEventStore, schema
 from eventstore.postgres.schema import MIGRATIONS
 from tests.contract.conftest import new_events, unique_stream
 from tests.postgres_db import fresh_database, session_database_url
@@ -70,3 +70,38 @@ async def test_schema_is_created_once_even_by_racing_starts() -> None:
         finally:
             await conn.close()
         assert [row["version"] for row in versions] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_a_database_left_at_an_older_version_is_migrated_forward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with fresh_database() as url:
+        # What the first release left behind: schema version 1 and an event in its log.
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        old = await PostgresEventStore.open(url, pool_size=2)
+        stream = unique_stream("old")
+        try:
+            async with old._pool.acquire() as conn:
+                await conn.fetch(
+                    "SELECT * FROM es_append($1, 0, $2, $3, $4, $5, $6, now())",
+                    stream,
+                    *([getattr(e, f) for e in new_events(1)] for f in _EVENT_FIELDS),
+                )
+        finally:
+            await old.close()
+        monkeypatch.undo()
+        store = await PostgresEventStore.open(url, pool_size=2)
+        try:
+            assert [e.version for e in await store.read_stream(stream)] == [1]
+            assert (await store.append(stream, new_events(1), 1)).version == 2
+        finally:
+            await store.close()
+        conn = await asyncpg.connect(url)
+        try:
+            versions = await conn.fetch("SELECT version FROM es_schema_version ORDER BY version")
+        finally:
+            await conn.close()
+        assert [row["version"] for row in versions] == list(range(1, len(schema.MIGRATIONS) + 1))
+
+
+_EVENT_FIELDS = ("id", "type", "data", "metadata", "content_type")
