@@ -8,6 +8,7 @@ LISTEN/NOTIFY (`live`); persistent-subscription groups keep their state in Postg
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -41,12 +42,14 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# PostgreSQL unreachable, restarting or shutting down, or out of connections: the store is
+# unavailable (retryable), which is never a wrong answer.
 _CONNECTION_ERRORS = (
     OSError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
 )
 
 
@@ -98,6 +101,15 @@ class PostgresEventStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable("the event store is closed")
+
+    @contextlib.asynccontextmanager
+    async def _unavailable_on_outage(self) -> AsyncIterator[None]:
+        """Losing PostgreSQL inside the block raises `StoreUnavailable`."""
+        self._check_open()
+        try:
+            yield
+        except _CONNECTION_ERRORS as error:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
 
     async def _read(self, read: Callable[[Any], Awaitable[T]]) -> T:
         """Run `read` on a pooled connection; losing PostgreSQL raises `StoreUnavailable`."""
@@ -227,53 +239,53 @@ class PostgresEventStore:
         self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
     ) -> None:
         """Create a persistent-subscription group."""
-        self._check_open()
-        await self._persistent.create_subscription(group, stream=stream, settings=settings)
+        async with self._unavailable_on_outage():
+            await self._persistent.create_subscription(group, stream=stream, settings=settings)
 
     async def update_subscription(
         self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
     ) -> None:
         """Change a group's settings."""
-        self._check_open()
-        await self._persistent.update_subscription(group, stream=stream, settings=settings)
+        async with self._unavailable_on_outage():
+            await self._persistent.update_subscription(group, stream=stream, settings=settings)
 
     async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
         """Delete a group (its consumers are dropped)."""
-        self._check_open()
-        await self._persistent.delete_subscription(group, stream=stream)
+        async with self._unavailable_on_outage():
+            await self._persistent.delete_subscription(group, stream=stream)
 
     async def get_subscription_info(
         self, group: str, *, stream: str | None = None
     ) -> SubscriptionInfo:
         """What the store knows of one group."""
-        self._check_open()
-        return await self._persistent.get_subscription_info(group, stream=stream)
+        async with self._unavailable_on_outage():
+            return await self._persistent.get_subscription_info(group, stream=stream)
 
     async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
         """Every group (of one stream, or of the global log and all streams)."""
-        self._check_open()
-        return await self._persistent.list_subscriptions(stream=stream)
+        async with self._unavailable_on_outage():
+            return await self._persistent.list_subscriptions(stream=stream)
 
     async def read_subscription(
         self, group: str, *, stream: str | None = None, buffer_size: int = 100
     ) -> PersistentSubscription:
         """Connect one consumer to a group."""
-        self._check_open()
-        return await self._persistent.read_subscription(
-            group, stream=stream, buffer_size=buffer_size
-        )
+        async with self._unavailable_on_outage():
+            return await self._persistent.read_subscription(
+                group, stream=stream, buffer_size=buffer_size
+            )
 
     async def list_parked(
         self, group: str, *, stream: str | None = None, limit: int = 100
     ) -> list[RecordedEvent]:
         """A group's parked events."""
-        self._check_open()
-        return await self._persistent.list_parked(group, stream=stream, limit=limit)
+        async with self._unavailable_on_outage():
+            return await self._persistent.list_parked(group, stream=stream, limit=limit)
 
     async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
         """Deliver a group's parked events again, ahead of new ones."""
-        self._check_open()
-        await self._persistent.replay_parked(group, stream=stream)
+        async with self._unavailable_on_outage():
+            await self._persistent.replay_parked(group, stream=stream)
 
     # -- lifecycle -------------------------------------------------------------------------
 

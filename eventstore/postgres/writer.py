@@ -156,7 +156,13 @@ class GroupCommitWriter:
         try:
             outcomes = await self._run_batch(batch)
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
-            if len(batch) > 1 and isinstance(error, asyncpg.PostgresError):
+            lost = isinstance(
+                error,
+                asyncpg.PostgresConnectionError
+                | asyncpg.OperatorInterventionError
+                | asyncpg.InsufficientResourcesError,
+            )
+            if len(batch) > 1 and isinstance(error, asyncpg.PostgresError) and not lost:
                 # A statement failed mid-batch (a bug, or a constraint): the transaction is gone.
                 # Run each write alone so only the culprit fails.
                 logger.warning("event=pg_batch_failed writes=%d error=%s", len(batch), error)
