@@ -34,7 +34,7 @@ async def test_connections_killed_under_the_store_answer_unavailable_then_recove
             )
         finally:
             await admin.close()
-        outcomes = []
+        outcomes: list[int | str] = []
         for _ in range(4):
             try:
                 outcomes.append(len(await store.read_stream(stream)))
