@@ -134,18 +134,6 @@ async def append_many(
     return results
 
 
-async def append(
-    conn: Any,
-    recorded_at: datetime,
-    stream: str,
-    events: Sequence[NewEvent],
-    expected: ExpectedVersion,
-) -> AppendResult:
-    """Append `events` to `stream` if `expected` holds; a retry of the same ids answers with the
-    original result."""
-    return await _call(conn, stream, events, expected, recorded_at)
-
-
 async def delete(
     conn: Any,
     recorded_at: datetime,

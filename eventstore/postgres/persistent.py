@@ -245,8 +245,10 @@ class PostgresPersistentSubscriptions:
                 await runtime.stop(SubscriptionDropped(f"{stream_key_}::{group}: leadership lost"))
                 return
         finally:
+            # Abruptly: this may run while a query of the lock loop is in flight (cancelled),
+            # where a graceful close can fail; the server releases the lock either way.
             if conn is not None and not conn.is_closed():
-                await conn.close()
+                conn.terminate()
 
     async def _info(self, record: GroupRecord) -> SubscriptionInfo:
         runtime = self._runtimes.get((_target(record.stream), record.group))

@@ -11,8 +11,9 @@ event below p. A sequence gives no such promise (a transaction can take 10, anot
 
 Serialising alone would cost one commit (an fsync) per append; the writer instead takes every
 append waiting in its queue into the same transaction, so the number of appends per commit grows
-with the load. Each append is one call of the `es_append` function (one round trip), which checks
-the expectation and writes nothing when it fails, so one refused append never spoils its batch.
+with the load. The batch's consecutive appends go in one round trip (`es_append_batch`), which
+checks each expectation and writes nothing for a refused append, so one refusal never spoils its
+batch.
 """
 
 from __future__ import annotations
