@@ -70,7 +70,12 @@ class Listener:
                 try:
                     await self._connect()
                     logger.info("event=pg_listener_reconnected")
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as error:
                     logger.warning("event=pg_listener_down error=%s", error)
             self._notifier.notify()
 

@@ -233,7 +233,12 @@ class PostgresPersistentSubscriptions:
                     conn.add_termination_listener(_setter(lost))
                     runtime.start(record)
                     await lost
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as error:
                     logger.warning("event=pg_group_lock_failed group=%s error=%s", group, error)
                     await asyncio.sleep(STANDBY_POLL)
                     continue

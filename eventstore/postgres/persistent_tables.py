@@ -90,7 +90,12 @@ class PostgresGroupTables:
                     async with self._pool.acquire() as conn:
                         await write(conn)
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as error:
                     # Never drop a park: retry until stored (or the store closes).
                     logger.warning("event=pg_group_write_failed error=%s", error)
                     await asyncio.sleep(0.5)

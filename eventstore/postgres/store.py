@@ -50,6 +50,8 @@ _CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
+    # What asyncpg raises when the server ended a connection in the middle of its protocol.
+    asyncpg.InternalClientError,
 )
 
 
@@ -116,7 +118,11 @@ class PostgresEventStore:
         self._check_open()
         try:
             async with self._pool.acquire() as conn:
-                return await read(conn)
+                try:
+                    return await read(conn)
+                except _CONNECTION_ERRORS:
+                    conn.terminate()  # never reused: the pool opens a fresh one
+                    raise
         except _CONNECTION_ERRORS as error:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
 

@@ -129,28 +129,35 @@ class GroupCommitWriter:
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
         recorded_at = datetime.now(UTC)
         outcomes: list[tuple[Any, BaseException | None]] = []
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", POSITION_LOCK)
-            index = 0
-            while index < len(batch):
-                pending = batch[index]
-                if pending.op is not None:
-                    try:
-                        outcomes.append((await pending.op(conn, recorded_at), None))
-                    except (EventStoreError, ValueError) as refused:
-                        outcomes.append((None, refused))
-                    index += 1
-                    continue
-                run = []
-                while index < len(batch) and batch[index].append is not None:
-                    run.append(batch[index].append)
-                    index += 1
-                answers = await operations.append_many(
-                    conn, [a for a in run if a is not None], recorded_at
-                )
-                outcomes += [(None, a) if isinstance(a, Exception) else (a, None) for a in answers]
-            # The payload names this store, whose own subscribers `on_commit` wakes already.
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._origin)
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", POSITION_LOCK)
+                    index = 0
+                    while index < len(batch):
+                        pending = batch[index]
+                        if pending.op is not None:
+                            try:
+                                outcomes.append((await pending.op(conn, recorded_at), None))
+                            except (EventStoreError, ValueError) as refused:
+                                outcomes.append((None, refused))
+                            index += 1
+                            continue
+                        run = []
+                        while index < len(batch) and batch[index].append is not None:
+                            run.append(batch[index].append)
+                            index += 1
+                        answers = await operations.append_many(
+                            conn, [a for a in run if a is not None], recorded_at
+                        )
+                        outcomes += [
+                            (None, a) if isinstance(a, Exception) else (a, None) for a in answers
+                        ]
+                    # The payload names this store, whose own subscribers `on_commit` wakes already.
+                    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._origin)
+            except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+                conn.terminate()  # broken mid-protocol: never reused, the pool opens a fresh one
+                raise
         return outcomes
 
     async def _commit(self, batch: list[_Pending]) -> None:
@@ -176,6 +183,12 @@ class GroupCommitWriter:
             )
             if isinstance(error, asyncpg.IntegrityConstraintViolationError):
                 failure = EventStoreError(str(error))
+            outcomes = [(None, failure)] * len(batch)
+        except Exception as error:
+            # Whatever else broke (asyncpg's client state after a killed connection, say), the
+            # writer must live on: this batch fails as unavailable, and the next one retries.
+            logger.exception("event=pg_commit_failed writes=%d", len(batch))
+            failure = StoreUnavailable(f"the event store could not commit: {error}")
             outcomes = [(None, failure)] * len(batch)
         else:
             self._commits += 1
