@@ -23,6 +23,7 @@ from eventstore.embedded.persistent_group import GroupRuntime
 from eventstore.embedded.persistent_tables import GroupRecord, stream_key
 from eventstore.port import (
     EventStore,
+    EventStoreError,
     MaxSubscribersReached,
     PersistentSubscription,
     RecordedEvent,
@@ -73,6 +74,7 @@ class PostgresPersistentSubscriptions:
         self._tables = PostgresGroupTables(pool)
         self._runtimes: dict[tuple[str, str], GroupRuntime] = {}
         self._leads: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._leading: set[tuple[str, str]] = set()  # the groups this process runs now
         self._open = False
 
     async def start(self) -> None:
@@ -176,7 +178,17 @@ class PostgresPersistentSubscriptions:
     async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
         """Redeliver every parked event ahead of new ones; the parked list becomes empty."""
         self._check_open()
+        key = (_target(stream), group)
         runtime = await self._runtime(group, stream)
+        # Parked events taken here are delivered by this process only: take them when it leads.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * STANDBY_POLL
+        while key not in self._leading:
+            if loop.time() > deadline:
+                raise EventStoreError(
+                    f"{key[0]}::{group} is run by another process: replay its parked events there"
+                )
+            await asyncio.sleep(0.02)
         events = await self._tables.take_parked(group, stream)
         if events:
             logger.info("replaying %d parked events of %s", len(events), group)
@@ -232,6 +244,7 @@ class PostgresPersistentSubscriptions:
                     lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                     conn.add_termination_listener(_setter(lost))
                     runtime.start(record)
+                    self._leading.add(key)
                     await lost
                 except (
                     OSError,
@@ -250,6 +263,7 @@ class PostgresPersistentSubscriptions:
                 await runtime.stop(SubscriptionDropped(f"{stream_key_}::{group}: leadership lost"))
                 return
         finally:
+            self._leading.discard(key)
             # Abruptly: this may run while a query of the lock loop is in flight (cancelled),
             # where a graceful close can fail; the server releases the lock either way.
             if conn is not None and not conn.is_closed():

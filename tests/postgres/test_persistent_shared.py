@@ -12,6 +12,7 @@ import pytest
 
 from eventstore.port import (
     NO_STREAM,
+    EventStoreError,
     NackAction,
     PersistentSubscription,
     RecordedEvent,
@@ -80,6 +81,10 @@ async def test_one_store_leads_a_group_and_another_takes_over_from_its_checkpoin
         await asyncio.sleep(0.05)
     assert await checkpoint() == 7
     assert [e.version for e in await second.list_parked(group, stream=stream)] == [7]
+    # Only the leader can deliver a replay: the standby refuses and the event stays parked.
+    with pytest.raises(EventStoreError, match="another process"):
+        await second.replay_parked(group, stream=stream)
+    assert (await first.get_subscription_info(group, stream=stream)).parked == 1
 
     await first.close()  # the leader goes away; its lock goes with its connection
     await second.append(stream, new_events(2), 10)
