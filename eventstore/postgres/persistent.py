@@ -6,8 +6,10 @@ Several processes on one database share a group through a session advisory lock 
 process holding it runs the group (reads the log, delivers to its consumers, checkpoints); the
 others' consumers stand by and their process tries the lock again every `STANDBY_POLL` seconds.
 When the leader stops or dies (its connection ends, so PostgreSQL releases the lock), a standby
-takes over from the checkpoint stored in PostgreSQL: delivery stays at-least-once, and no event
-goes to two live leaders at once, since a leader whose lock connection is lost stops delivering.
+takes over from the checkpoint stored in PostgreSQL: delivery stays at-least-once. A leader stops
+delivering as soon as it sees its lock connection end; until it sees that (a silent network loss),
+two processes may deliver the same events, which at-least-once consumers (the projector's
+idempotent apply) absorb. Groups whose names hash alike share one lock, so one process runs both.
 """
 
 from __future__ import annotations
