@@ -133,7 +133,7 @@ def create_app(
                 "event=started host=%s port=%d store=%s",
                 settings.host,
                 settings.port,
-                "eventstoredb" if settings.esdb_url else "embedded",
+                settings.store_kind,
             )
             yield {"services": services}
         logger.info("event=stopped")

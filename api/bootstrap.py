@@ -34,7 +34,16 @@ class Services:
 
 
 async def open_store(settings: Settings) -> EventStore:
-    """EventStoreDB when `ESDB_URL` is set, else the embedded SQLite store under `DATA_DIR`."""
+    """EventStoreDB when `ESDB_URL` is set, PostgreSQL when `DATABASE_URL` is, else the embedded
+    SQLite store under `DATA_DIR`. Both URLs at once is refused: no store silently wins."""
+    if settings.esdb_url and settings.database_url:
+        raise ValueError("ESDB_URL and DATABASE_URL are both set: set only one")
+    if settings.database_url:
+        from eventstore.postgres import PostgresEventStore
+
+        postgres = await PostgresEventStore.open(settings.database_url)
+        logger.info("event=store_opened kind=postgres")
+        return postgres
     if settings.esdb_url:
         try:
             # Imported lazily: the embedded default must not need gRPC at all.

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not run projector workers in this process (`orders project` runs them)",
     )
     project = commands.add_parser(
-        "project", help="run projector workers only (EventStoreDB: ESDB_URL must be set)"
+        "project",
+        help="run projector workers only (ESDB_URL or DATABASE_URL must be set)",
     )
     project.add_argument("--workers", type=int, default=1, help="workers sharing the group")
     rebuild = commands.add_parser(
@@ -89,12 +90,13 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def project(settings: Settings, *, workers: int, health_file: Path | None) -> int:
-    """Run `workers` projector workers against EventStoreDB until SIGINT or SIGTERM."""
-    if not settings.esdb_url:
+    """Run `workers` projector workers against EventStoreDB or PostgreSQL until SIGINT or
+    SIGTERM."""
+    if settings.store_kind == "embedded":
         sys.stderr.write(
             "orders project: the embedded event store keeps its persistent subscriptions inside "
-            "the serving process, so its projectors run there (`orders serve`). Set ESDB_URL to "
-            "run projector workers on their own against EventStoreDB.\n"
+            "the serving process, so its projectors run there (`orders serve`). Set ESDB_URL "
+            "(EventStoreDB) or DATABASE_URL (PostgreSQL) to run projector workers on their own.\n"
         )
         return 2
     if workers < 1:
@@ -143,7 +145,7 @@ async def rebuild(settings: Settings, projection: str) -> int:
             f"orders rebuild: unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}\n"
         )
         return 2
-    if not settings.esdb_url:
+    if settings.store_kind == "embedded":
         from eventstore.embedded.schema import DB_FILE_NAME
 
         database = settings.data_dir / DB_FILE_NAME

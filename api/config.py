@@ -42,6 +42,7 @@ class Settings:
     loopback HOST only: elsewhere `check_can_serve` refuses to start without a secret)."""
 
     esdb_url: str | None = None
+    database_url: str | None = None  # DATABASE_URL: PostgreSQL (never together with ESDB_URL)
     redis_url: str | None = None
     data_dir: Path = Path("data")
     jwt_secret: str
@@ -73,6 +74,13 @@ class Settings:
         """Whether start-up logs ready-made tokens: only for a random secret on loopback."""
         return self.jwt_secret_generated and is_loopback(self.host)
 
+    @property
+    def store_kind(self) -> str:
+        """Which event store these settings select: eventstoredb, postgres or embedded."""
+        if self.esdb_url:
+            return "eventstoredb"
+        return "postgres" if self.database_url else "embedded"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `environ` (default: the process environment); unset or empty means
@@ -83,6 +91,11 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
+        if get("ESDB_URL") and get("DATABASE_URL"):
+            raise SettingsError(
+                "ESDB_URL and DATABASE_URL are both set: each names an event store; set only one "
+                "(ESDB_URL: EventStoreDB, DATABASE_URL: PostgreSQL, neither: embedded)"
+            )
         secret = get("JWT_SECRET")
         if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
             raise SettingsError(
@@ -104,6 +117,7 @@ class Settings:
             )
         return cls(
             esdb_url=get("ESDB_URL"),
+            database_url=get("DATABASE_URL"),
             redis_url=get("REDIS_URL"),
             data_dir=Path(get("DATA_DIR") or "data"),
             jwt_secret=secret or secrets.token_urlsafe(32),

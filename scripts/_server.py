@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Variables that would point the server at external services; a server started here uses the
 # embedded defaults unless the caller passes them explicitly.
-_EXTERNAL_SERVICES = ("ESDB_URL", "REDIS_URL")
+_EXTERNAL_SERVICES = ("ESDB_URL", "DATABASE_URL", "REDIS_URL")
 
 # Loopback health checks must not go through a proxy configured for the package registries.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -1,4 +1,4 @@
-"""Projector catch-up throughput: 100,000 order events from a fresh embedded store into Redis.
+"""Projector catch-up throughput: 100,000 order events from a fresh store into Redis.
 
 Measures, in one run on one embedded redis-server:
   1. the raw pipelined Redis write rate (one HSET of a small hash per event, through redis-py
@@ -7,8 +7,10 @@ Measures, in one run on one embedded redis-server:
   2. the Lua apply alone (pre-built arguments, no log reads, no decoding);
   3. the full catch-up (read the log in pages, decode, map, apply) from an empty Redis;
   4. a rebuild into a fresh namespace beside the serving one (the switch included, no grace wait).
-Prints a markdown table.
-Usage: .venv/bin/python -m scripts.bench_projector [--events 100000] [--runs 3]
+  5. the log read alone: a catch-up subscription from the start to the head, nothing applied.
+The store is a fresh embedded one, or with `--store postgres` a throwaway PostgreSQL database on
+TEST_POSTGRES_URL's server. Prints a markdown table.
+Usage: .venv/bin/python -m scripts.bench_projector [--events 100000] [--runs 3] [--store postgres]
 """
 
 from __future__ import annotations
@@ -37,14 +39,16 @@ from domain.events import (
 )
 from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
-from eventstore.port import NO_STREAM
+from eventstore.port import NO_STREAM, EventStore
 from projections.embedded_redis import start_embedded_redis
 from projections.rebuild import rebuild
 from projections.recovery import ORDER_EVENTS, recover, to_change
 from projections.redis_store import RedisViewStore
+from scripts import _postgres
 
 console = Console(stderr=True)
 BATCH = 2000
+STORE_NAMES = {"embedded": "embedded SQLite store", "postgres": "PostgreSQL store"}
 
 
 def order_events(n: int) -> list[OrderEvent]:
@@ -66,7 +70,7 @@ def order_events(n: int) -> list[OrderEvent]:
     return events
 
 
-async def fill(store: SQLiteEventStore, target: int) -> int:
+async def fill(store: EventStore, target: int) -> int:
     context = EventContext(
         correlation_id="bench", causation_id="bench", actor="bench", occurred_at=datetime.now(UTC)
     )
@@ -129,7 +133,7 @@ async def packed_rate(views: RedisViewStore, count: int) -> float:
     return count / elapsed
 
 
-async def lua_rate(store: SQLiteEventStore, views: RedisViewStore, count: int) -> float:
+async def lua_rate(store: EventStore, views: RedisViewStore, count: int) -> float:
     records = await store.read_all(filter=ORDER_EVENTS, limit=count)
     changes = [to_change(r) for r in records]
     namespace = await views.new_namespace()
@@ -141,7 +145,7 @@ async def lua_rate(store: SQLiteEventStore, views: RedisViewStore, count: int) -
     return len(changes) / elapsed
 
 
-async def measure(store: SQLiteEventStore, views: RedisViewStore, written: int) -> dict[str, float]:
+async def measure(store: EventStore, views: RedisViewStore, written: int) -> dict[str, float]:
     """One round of every measurement, each from an empty Redis."""
     rates: dict[str, float] = {}
     await views.redis.flushdb()
@@ -161,13 +165,41 @@ async def measure(store: SQLiteEventStore, views: RedisViewStore, written: int) 
             store, views, grace=0, progress=lambda d, t: bar.update(task, completed=d, total=t)
         )
         rates["rebuild"] = rebuilt.events / (time.perf_counter() - started)
+    rates["read"] = await read_rate(store, written)
     return rates
 
 
-async def main(events: int, runs: int) -> None:
+async def read_rate(store: EventStore, count: int) -> float:
+    """A catch-up subscription from the start until it has delivered `count` events."""
+    subscription = store.subscribe_all()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        async for _ in subscription:
+            seen += 1
+            if seen >= count:
+                break
+    finally:
+        aclose = getattr(subscription, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return seen / (time.perf_counter() - started)
+
+
+async def open_store(kind: str, data: Path) -> tuple[EventStore, str | None]:
+    """The store under test, and the throwaway database's URL on PostgreSQL."""
+    if kind == "postgres":
+        from eventstore.postgres import PostgresEventStore
+
+        url = await _postgres.create_database("bench_projector")
+        return await PostgresEventStore.open(url), url
+    return await SQLiteEventStore.open(data), None
+
+
+async def main(events: int, runs: int, kind: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
-        store = await SQLiteEventStore.open(data)
+        store, database = await open_store(kind, data)
         server = await start_embedded_redis(data)
         redis = server.client()
         try:
@@ -183,6 +215,8 @@ async def main(events: int, runs: int) -> None:
             await redis.aclose()
             await server.stop()
             await store.close()
+            if database is not None:
+                await _postgres.drop_database(database)
     median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     best = {key: max(r[key] for r in rounds) for key in rounds[0]}
     raw = median["raw"]
@@ -192,9 +226,10 @@ async def main(events: int, runs: int) -> None:
         ("Lua apply only (pre-decoded)", "lua"),
         ("**catch-up: read + decode + apply**", "catch_up"),
         ("rebuild beside the serving views", "rebuild"),
+        ("log read only: catch-up subscription, nothing applied", "read"),
     ]
     print(
-        f"Projector catch-up over {written:,} events (embedded SQLite store, embedded Redis 6.2, "
+        f"Projector catch-up over {written:,} events ({STORE_NAMES[kind]}, embedded Redis 6.2, "
         f"batches of {BATCH}), median and best of {runs} runs:\n"
     )
     print("| what | events/s (median) | best | median / raw |")
@@ -203,11 +238,15 @@ async def main(events: int, runs: int) -> None:
         print(f"| {name} | {median[key]:,.0f} | {best[key]:,.0f} | {median[key] / raw:.2f} |")
     verdict = "meets" if median["catch_up"] >= 20_000 else "MISSES"
     print(f"\nCatch-up (median) {verdict} the 20,000 events/s target.")
+    if kind == "postgres":
+        reads = "meets" if median["read"] >= 50_000 else "MISSES"
+        print(f"Catch-up reads from PostgreSQL (median) {reads} the 50,000 events/s target.")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--store", choices=tuple(STORE_NAMES), default="embedded")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.runs))
+    asyncio.run(main(arguments.events, arguments.runs, arguments.store))

@@ -8,7 +8,9 @@ connections, and prints commands/s and p50/p99 latency as a markdown table for t
 figure is the median of several rounds. `--url` targets a server that is already running instead.
 `--store esdb` also starts the repository's EventStoreDB-compatible gRPC test server and points the
 server's ESDB_URL at it (its speed is the embedded store's behind Python gRPC, not EventStoreDB's);
-`--server-env ESDB_URL=...` targets a real EventStoreDB.
+`--server-env ESDB_URL=...` targets a real EventStoreDB. `--store postgres` runs the server on a
+throwaway PostgreSQL database (DATABASE_URL) and, in the same interleaved rounds, an embedded
+server to compare with; it reports the appends per commit the log shows (group commit).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from scripts import _postgres
 from scripts._loadgen import Endpoint, Flow, RunStats, encode_graphql_post, run_flows
 from scripts._server import (
     EsdbTestServerProcess,
@@ -316,7 +319,7 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             f"| {s.label} | {s.throughput:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} "
             f"| {server} | {s.loadgen_us_per_command:.0f} µs |"
         )
-    if len(summaries) == 2 and summaries[1].throughput:
+    if len(summaries) == 2 and summaries[1].throughput and not hasattr(args, "commit_stats"):
         ratio = summaries[0].throughput / summaries[1].throughput
         pairs = ", ".join(
             f"{f / b:.2f}"
@@ -330,6 +333,15 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             f"Full command path / no-op baseline: **{pair_ratio(*summaries):.2f}x** the throughput "
             f"(median of the per-round ratios {pairs}; ratio of the medians {ratio:.2f}x). Rounds "
             "ran interleaved: baseline and full path alternately.",
+        ]
+    stats: _postgres.CommitStats | None = getattr(args, "commit_stats", None)
+    if stats is not None and len(summaries) >= 2 and summaries[1].throughput:
+        lines += [
+            "",
+            f"PostgreSQL / embedded SQLite: **{pair_ratio(summaries[0], summaries[1]):.2f}x** the "
+            f"commands/s (median of the per-round ratios). PostgreSQL log: {stats.events:,} "
+            f"events in {stats.appends:,} appends over {stats.commits:,} commits, "
+            f"**{stats.appends_per_commit:.1f} appends per commit** (group commit).",
         ]
     load = os.getloadavg()[0]
     lines += [
@@ -366,9 +378,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--store",
-        choices=("embedded", "esdb"),
+        choices=("embedded", "esdb", "postgres"),
         default="embedded",
-        help="esdb: start the EventStoreDB-compatible test server and use it (ESDB_URL)",
+        help="esdb: start the EventStoreDB-compatible test server and use it (ESDB_URL); "
+        "postgres: a throwaway database on TEST_POSTGRES_URL's server (DATABASE_URL), measured "
+        "beside the embedded store",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the no-op baseline")
     parser.add_argument(
@@ -402,6 +416,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
     env = dict(pair.split("=", 1) for pair in args.server_env)
     token = staff_token(secret)
     started: list[ServerProcess | EsdbTestServerProcess] = []
+    database: str | None = None
     with tempfile.TemporaryDirectory(prefix="bench-write-") as tmp:
         root = Path(tmp)
         try:
@@ -415,6 +430,9 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     started.append(esdb)
                     await asyncio.to_thread(esdb.start)
                     env["ESDB_URL"] = esdb.url
+                if args.store == "postgres":
+                    database = await _postgres.create_database("bench_write")
+                    env["DATABASE_URL"] = database
                 server = ServerProcess(
                     data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
                 )
@@ -422,9 +440,11 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     server.command = [*serve_command(), "--no-projectors"]
                 started.append(server)
                 await asyncio.to_thread(server.start)
-                store = {"esdb": "EventStoreDB test server", "embedded": "embedded SQLite"}[
-                    args.store
-                ]
+                store = {
+                    "esdb": "EventStoreDB test server",
+                    "embedded": "embedded SQLite",
+                    "postgres": "PostgreSQL",
+                }[args.store]
                 if external_esdb:
                     store = "EventStoreDB"
                 if args.no_projectors:
@@ -435,6 +455,22 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                         url=server.url,
                         pid=server.pid,
                     )
+                )
+            if database is not None:
+                embedded_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
+                embedded = ServerProcess(
+                    data_dir=root / "embedded",
+                    jwt_secret=secret,
+                    log_path=root / "embedded.log",
+                    env=embedded_env,
+                )
+                if args.no_projectors:
+                    embedded.command = [*serve_command(), "--no-projectors"]
+                started.append(embedded)
+                await asyncio.to_thread(embedded.start)
+                label = "embedded SQLite" + (", no in-process projectors" * args.no_projectors)
+                targets.append(
+                    Target(label=f"full command path ({label})", url=embedded.url, pid=embedded.pid)
                 )
             if not args.no_baseline:
                 baseline = ServerProcess(
@@ -474,12 +510,16 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     progress=progress,
                 )
             summaries = [summarize(g) for g in gathered]
+            if database is not None:
+                args.commit_stats = await _postgres.commit_stats(database)
             return summaries
         finally:
             for process in reversed(started):  # the servers before the store they use
                 if process.stop() not in (0, None):
                     console.print(f"[yellow]{process.command[2]} exited badly; log tail:[/]")
                     console.print(process.log_tail(20), markup=False)
+            if database is not None:
+                await _postgres.drop_database(database)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,9 +18,10 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from eventstore.embedded.persistent_consumer import EmbeddedConsumer
-from eventstore.embedded.persistent_tables import GroupRecord, PersistentTables
+from eventstore.embedded.persistent_tables import GroupRecord
 from eventstore.port import (
     ConsumerStrategy,
     EventStore,
@@ -36,6 +37,16 @@ _LIVE_BUFFER = 500  # EventStoreDB's default live_buffer_size: events read ahead
 FEED_RETRY_INITIAL = 0.1
 FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about a second
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
+
+
+class GroupTables(Protocol):
+    """The two writes a running group makes to its durable state (the SQLite tables here, the
+    PostgreSQL ones for that store). Both are synchronous, called from the event loop; a failure
+    raises `sqlite3.Error` (the PostgreSQL store queues them instead and never raises)."""
+
+    def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None: ...
+
+    def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +83,7 @@ def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
 class GroupRuntime:
     """The live state of one group while the store is open."""
 
-    def __init__(self, record: GroupRecord, store: EventStore, tables: PersistentTables) -> None:
+    def __init__(self, record: GroupRecord, store: EventStore, tables: GroupTables) -> None:
         self.record = record
         self._store = store
         self._tables = tables
@@ -97,8 +108,13 @@ class GroupRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start reading the target and the timer."""
+    def start(self, record: GroupRecord | None = None) -> None:
+        """Start reading the target and the timer; from `record`'s checkpoint when given (a
+        store shared by several processes re-reads it when this one takes the group over)."""
+        if record is not None:
+            self.record = record
+            self._settings = record.settings
+            self._done_upto = self._saved = record.checkpoint
         name = f"{self.record.stream or '$all'}::{self.record.group}"
         self._tasks = [
             asyncio.create_task(self._feed_loop(), name=f"persistent feed {name}"),

@@ -53,7 +53,26 @@ async def esdb_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
             await store.close()
 
 
-ADAPTERS: dict[str, AdapterFactory] = {"embedded": embedded_adapter, "esdb": esdb_adapter}
+@asynccontextmanager
+async def postgres_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
+    """The PostgreSQL adapter on a real server: a fresh schema of the session's throwaway
+    database."""
+    from eventstore.postgres import PostgresEventStore
+    from tests.postgres_db import fresh_schema
+
+    async with fresh_schema() as url:
+        store = await PostgresEventStore.open(url, pool_size=4)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+ADAPTERS: dict[str, AdapterFactory] = {
+    "embedded": embedded_adapter,
+    "esdb": esdb_adapter,
+    "postgres": postgres_adapter,
+}
 
 
 @pytest.fixture(params=list(ADAPTERS))

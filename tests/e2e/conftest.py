@@ -2,8 +2,9 @@
 
 The server runs exactly as a user starts it (`python -m api.cli serve`) on a free port with a fresh
 DATA_DIR; tests share it and stay independent through unique order ids. Every test runs once per
-store: `[embedded]` (the SQLite default) and `[esdb]` (ESDB_URL pointing at the repository's
-EventStoreDB-compatible gRPC test server, started as its own subprocess). With ESDB_URL in
+store: `[embedded]` (the SQLite default), `[esdb]` (ESDB_URL pointing at the repository's
+EventStoreDB-compatible gRPC test server, started as its own subprocess) and `[postgres]`
+(DATABASE_URL naming a throwaway database on the test PostgreSQL server). With ESDB_URL in
 E2E_SERVER_ENV the suite runs only `[esdb]`, against that server (a real EventStoreDB, say).
 """
 
@@ -49,7 +50,7 @@ def _extra_server_env() -> dict[str, str]:
 
 # An ESDB_URL given in E2E_SERVER_ENV replaces both stores: running `[embedded]` with it would test
 # EventStoreDB under the wrong name, and the test server is not needed.
-STORES = ["esdb"] if "ESDB_URL" in _extra_server_env() else ["embedded", "esdb"]
+STORES = ["esdb"] if "ESDB_URL" in _extra_server_env() else ["embedded", "esdb", "postgres"]
 
 
 @contextmanager
@@ -57,6 +58,17 @@ def _event_store(store: str, root: Path) -> Iterator[dict[str, str]]:
     """The environment pointing the service at `store`, with the test server running if needed."""
     if store == "embedded" or "ESDB_URL" in _extra_server_env():
         yield {}
+        return
+    if store == "postgres":
+        import asyncio
+
+        from tests.postgres_db import create_database, drop_database
+
+        url = asyncio.run(create_database("orders_e2e"))
+        try:
+            yield {"DATABASE_URL": url}
+        finally:
+            asyncio.run(drop_database(url))
         return
     esdb = EsdbTestServerProcess(data_dir=root / "esdb-data", log_path=root / "esdb.log")
     esdb.start()

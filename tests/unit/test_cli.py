@@ -33,7 +33,7 @@ def test_command_options_parse() -> None:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A clean environment: the embedded store under an empty DATA_DIR, a known secret."""
-    for name in ("ESDB_URL", "REDIS_URL", "HEALTH_FILE"):
+    for name in ("ESDB_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("JWT_SECRET", "x" * 32)

@@ -1,0 +1,254 @@
+"""Durable state of persistent-subscription groups in PostgreSQL: definitions, checkpoints and
+parked events, shared by every process on the database.
+
+A running group (`eventstore.embedded.persistent_group.GroupRuntime`, reused as it is) parks and
+checkpoints synchronously from the event loop. Here those two writes go into one ordered queue that
+a task drains: a park is always stored before the checkpoint that passes it, so a crash in between
+loses at most the checkpoint's progress (the event is delivered again), never the parked event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from eventstore.embedded.persistent_tables import (
+    ALL_KEY,
+    GroupRecord,
+    settings_from_json,
+    settings_to_json,
+    stream_key,
+)
+from eventstore.embedded.schema import row_to_event
+from eventstore.port import RecordedEvent, SubscriptionSettings
+
+logger = logging.getLogger(__name__)
+
+_PARKED_COLUMNS = (
+    "position, uuid_send(event_id), stream, version, type, data, metadata, content_type,"
+    " (extract(epoch FROM recorded_at) * 1000000)::int8"
+)
+
+Write = Callable[[Any], Awaitable[object]]
+
+
+def _record(row: Any, group: str | None = None, stream: str | None = None) -> GroupRecord:
+    key = row["stream_key"]
+    return GroupRecord(
+        group=row["group_name"] if group is None else group,
+        stream=(None if key == ALL_KEY else key) if stream is None else stream,
+        settings=settings_from_json(row["settings"]),
+        start_after=row["start_after"],
+        checkpoint=row["checkpoint"],
+    )
+
+
+class PostgresGroupTables:
+    """The group tables over the store's connection pool."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._writes: asyncio.Queue[Write | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the task that stores parks and checkpoints in order."""
+        self._task = asyncio.create_task(self._drain(), name="postgres-group-writes")
+
+    async def close(self) -> None:
+        """Store what is queued, then stop."""
+        if self._task is None:
+            return
+        self._writes.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def flush(self) -> None:
+        """Wait until every queued write is stored."""
+        done = asyncio.get_running_loop().create_future()
+
+        async def mark(_: Any) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self._writes.put_nowait(mark)
+        await done
+
+    async def _drain(self) -> None:
+        while True:
+            write = await self._writes.get()
+            if write is None:
+                return
+            while True:
+                try:
+                    async with self._pool.acquire() as conn:
+                        await write(conn)
+                    break
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as error:
+                    # Never drop a park: retry until stored (or the store closes).
+                    logger.warning("event=pg_group_write_failed error=%s", error)
+                    await asyncio.sleep(0.5)
+
+    # -- the running group's writes (queued) -----------------------------------------------------
+
+    def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None:
+        """Append events to the group's parked list (stored in order, see the module doc)."""
+        rows = [
+            (
+                stream_key(stream),
+                group,
+                e.id,
+                e.stream,
+                e.type,
+                e.version,
+                e.position,
+                e.data,
+                e.metadata,
+                e.content_type,
+                e.recorded_at,
+            )
+            for e in events
+        ]
+
+        async def write(conn: Any) -> None:
+            await conn.executemany(
+                "INSERT INTO es_persistent_parked (stream_key, group_name, event_id, stream, type,"
+                " version, position, data, metadata, content_type, recorded_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                rows,
+            )
+
+        self._writes.put_nowait(write)
+
+    def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None:
+        """Record that everything up to `checkpoint` is done (never moves backwards)."""
+
+        async def write(conn: Any) -> None:
+            await conn.execute(
+                "UPDATE es_persistent_groups SET checkpoint = $1 WHERE stream_key = $2"
+                " AND group_name = $3 AND (checkpoint IS NULL OR checkpoint < $1)",
+                checkpoint,
+                stream_key(stream),
+                group,
+            )
+
+        self._writes.put_nowait(write)
+
+    # -- definitions and queries -----------------------------------------------------------------
+
+    async def insert_group(self, record: GroupRecord) -> bool:
+        """Store a new group; False if one of that name exists."""
+        status: str = await self._pool.execute(
+            "INSERT INTO es_persistent_groups (stream_key, group_name, settings, start_after,"
+            " checkpoint) VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT DO NOTHING",
+            stream_key(record.stream),
+            record.group,
+            settings_to_json(record.settings).decode(),
+            record.start_after,
+            record.checkpoint,
+        )
+        return status.endswith(" 1")
+
+    async def update_group(
+        self,
+        group: str,
+        stream: str | None,
+        settings: SubscriptionSettings,
+        start_after: int | None,
+    ) -> None:
+        """Replace a group's settings and start point; its checkpoint stays."""
+        await self._pool.execute(
+            "UPDATE es_persistent_groups SET settings = $1::jsonb, start_after = $2"
+            " WHERE stream_key = $3 AND group_name = $4",
+            settings_to_json(settings).decode(),
+            start_after,
+            stream_key(stream),
+            group,
+        )
+
+    async def delete_group(self, group: str, stream: str | None) -> bool:
+        """Remove a group and its parked events; False if it did not exist."""
+        await self.flush()
+        key = stream_key(stream)
+        async with self._pool.acquire() as conn, conn.transaction():
+            status: str = await conn.execute(
+                "DELETE FROM es_persistent_groups WHERE stream_key = $1 AND group_name = $2",
+                key,
+                group,
+            )
+            await conn.execute(
+                "DELETE FROM es_persistent_parked WHERE stream_key = $1 AND group_name = $2",
+                key,
+                group,
+            )
+        return status.endswith(" 1")
+
+    async def get_group(self, group: str, stream: str | None) -> GroupRecord | None:
+        """One group, or None."""
+        row = await self._pool.fetchrow(
+            "SELECT stream_key, group_name, settings::text AS settings, start_after, checkpoint"
+            " FROM es_persistent_groups WHERE stream_key = $1 AND group_name = $2",
+            stream_key(stream),
+            group,
+        )
+        return None if row is None else _record(row, group, stream)
+
+    async def list_groups(self, stream: str | None, *, every_stream: bool) -> list[GroupRecord]:
+        """The groups on `stream` ($all when None), or on every target when `every_stream`."""
+        sql = (
+            "SELECT stream_key, group_name, settings::text AS settings, start_after, checkpoint"
+            " FROM es_persistent_groups"
+        )
+        params: tuple[str, ...] = ()
+        if not every_stream:
+            sql += " WHERE stream_key = $1"
+            params = (stream_key(stream),)
+        rows = await self._pool.fetch(sql + " ORDER BY stream_key, group_name", *params)
+        return [_record(row) for row in rows]
+
+    async def count_parked(self, group: str, stream: str | None) -> int:
+        """How many events the group has parked (queued parks included)."""
+        await self.flush()
+        value = await self._pool.fetchval(
+            "SELECT count(*) FROM es_persistent_parked WHERE stream_key = $1 AND group_name = $2",
+            stream_key(stream),
+            group,
+        )
+        return int(value)
+
+    async def list_parked(
+        self, group: str, stream: str | None, limit: int | None
+    ) -> list[RecordedEvent]:
+        """The group's parked events, oldest parking first."""
+        await self.flush()
+        rows = await self._pool.fetch(
+            f"SELECT {_PARKED_COLUMNS} FROM es_persistent_parked WHERE stream_key = $1"
+            " AND group_name = $2 ORDER BY seq LIMIT $3",
+            stream_key(stream),
+            group,
+            limit,
+        )
+        return [row_to_event(row) for row in rows]
+
+    async def take_parked(self, group: str, stream: str | None) -> list[RecordedEvent]:
+        """Remove and return every parked event of the group, in one transaction."""
+        await self.flush()
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"DELETE FROM es_persistent_parked WHERE stream_key = $1 AND group_name = $2"
+                f" RETURNING seq, {_PARKED_COLUMNS}",
+                stream_key(stream),
+                group,
+            )
+        return [row_to_event(tuple(row)[1:]) for row in sorted(rows, key=lambda r: r[0])]

@@ -1,0 +1,309 @@
+"""`PostgresEventStore`: the PostgreSQL adapter of the `EventStore` port.
+
+Appends go through one group-commit writer task per process (`writer`: positions in commit order
+across every process on the database); reads use a connection pool; catch-up subscriptions wake on
+LISTEN/NOTIFY (`live`); persistent-subscription groups keep their state in PostgreSQL
+(`persistent`). The schema is created and migrated on open (`schema.migrate`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from eventstore.embedded.notify import HeadNotifier
+from eventstore.embedded.streams import METADATA_EVENT_TYPE, metastream_of
+from eventstore.port import (
+    ANY,
+    AppendResult,
+    EventFilter,
+    ExpectedVersion,
+    NewEvent,
+    PersistentSubscription,
+    RecordedEvent,
+    StoreUnavailable,
+    SubscriptionInfo,
+    SubscriptionSettings,
+)
+from eventstore.postgres import operations, reads, subscriptions
+from eventstore.postgres.live import FALLBACK_POLL, Listener
+from eventstore.postgres.persistent import PostgresPersistentSubscriptions
+from eventstore.postgres.schema import migrate
+from eventstore.postgres.writer import GroupCommitWriter, WriterStats
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# PostgreSQL unreachable, restarting or shutting down, or out of connections: the store is
+# unavailable (retryable), which is never a wrong answer.
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    # What asyncpg raises when the server ended a connection in the middle of its protocol.
+    asyncpg.InternalClientError,
+)
+
+
+class PostgresEventStore:
+    """The PostgreSQL event store. Build it with `await PostgresEventStore.open(url)`."""
+
+    def __init__(self, dsn: str, pool: Any, *, listen: bool, fallback_poll: float) -> None:
+        self.dsn = dsn
+        self._pool = pool
+        self._notifier = HeadNotifier()
+        self._writer = GroupCommitWriter(pool, self._notifier.notify)
+        self._listener = Listener(dsn, self._notifier, listen=listen, fallback_poll=fallback_poll)
+        self._persistent = PostgresPersistentSubscriptions(self, pool, dsn)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        listen: bool = True,
+        fallback_poll: float = FALLBACK_POLL,
+    ) -> PostgresEventStore:
+        """Connect to `dsn` (`postgresql://...`), creating or migrating the schema.
+        `listen=False` leaves live delivery to the fallback poll alone (for tests)."""
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=2, max_size=pool_size)
+        except _CONNECTION_ERRORS as error:
+            raise StoreUnavailable(f"PostgreSQL is unreachable: {error}") from error
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            store = cls(dsn, pool, listen=listen, fallback_poll=fallback_poll)
+            await store._listener.start()
+        except BaseException:
+            await pool.close()
+            raise
+        store._writer.start()
+        await store._persistent.start()
+        return store
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        """Commits and writes of this process so far: writes / commits is the group-commit
+        factor."""
+        return self._writer.stats
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the event store is closed")
+
+    @contextlib.asynccontextmanager
+    async def _unavailable_on_outage(self) -> AsyncIterator[None]:
+        """Losing PostgreSQL inside the block raises `StoreUnavailable`."""
+        self._check_open()
+        try:
+            yield
+        except _CONNECTION_ERRORS as error:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+
+    async def _read(self, read: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `read` on a pooled connection; losing PostgreSQL raises `StoreUnavailable`."""
+        self._check_open()
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    return await read(conn)
+                except _CONNECTION_ERRORS:
+                    conn.terminate()  # never reused: the pool opens a fresh one
+                    raise
+        except _CONNECTION_ERRORS as error:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    ) -> AppendResult:
+        """Append atomically once committed; idempotent for the same ids at the same
+        expectation."""
+        self._check_open()
+        return await self._writer.append(
+            operations.Append(stream=stream, events=tuple(events), expected=expected)
+        )
+
+    async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
+        """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
+        self._check_open()
+        await self._writer.submit(
+            partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
+        )
+
+    async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
+        """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
+        self._check_open()
+        await self._writer.submit(
+            partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
+        )
+
+    async def set_stream_metadata(
+        self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
+    ) -> None:
+        """Replace the metadata; `expected` is about the metastream `$$<stream>`."""
+        event = NewEvent(id=uuid.uuid4(), type=METADATA_EVENT_TYPE, data=orjson.dumps(metadata))
+        await self.append(metastream_of(stream), [event], expected)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Readable events of one stream (`$maxCount` and `$tb` honoured); missing: []."""
+        return await self._read(
+            partial(
+                reads.read_stream,
+                stream=stream,
+                from_version=from_version,
+                backwards=backwards,
+                limit=limit,
+            )
+        )
+
+    async def read_all(
+        self,
+        *,
+        from_position: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+        filter: EventFilter | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of the global log from `from_position` (inclusive), filtered."""
+        return await self._read(
+            partial(
+                reads.read_all,
+                from_position=from_position,
+                backwards=backwards,
+                limit=limit,
+                filter=filter,
+            )
+        )
+
+    async def head_position(self) -> int:
+        """The newest event's position, 0 when the log is empty."""
+        return await self._read(reads.head_position)
+
+    async def get_stream_metadata(self, stream: str) -> dict[str, object]:
+        """The newest metadata of `stream`, empty when none was set."""
+        metadata: dict[str, object] = await self._read(
+            partial(reads.stream_metadata, stream=stream)
+        )
+        return metadata
+
+    def subscribe_stream(
+        self, stream: str, *, after_version: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch-up subscription to one stream after `after_version` (exclusive), then live."""
+        self._check_open()
+        return subscriptions.subscribe_stream(
+            self._read, self._notifier, stream, after_version=after_version
+        )
+
+    def subscribe_all(
+        self, *, after_position: int | None = None, filter: EventFilter | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch-up subscription to the global log after `after_position` (exclusive), then
+        live."""
+        self._check_open()
+        return subscriptions.subscribe_all(
+            self._read, self._notifier, after_position=after_position, filter=filter
+        )
+
+    @property
+    def listener(self) -> Listener:
+        """The LISTEN connection and its counters."""
+        return self._listener
+
+    @property
+    def live_waiters(self) -> int:
+        """Subscribers currently waiting for the next commit (0 once all are closed)."""
+        return self._notifier.waiting
+
+    # -- persistent subscriptions ----------------------------------------------------------
+
+    async def create_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None:
+        """Create a persistent-subscription group."""
+        async with self._unavailable_on_outage():
+            await self._persistent.create_subscription(group, stream=stream, settings=settings)
+
+    async def update_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None:
+        """Change a group's settings."""
+        async with self._unavailable_on_outage():
+            await self._persistent.update_subscription(group, stream=stream, settings=settings)
+
+    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
+        """Delete a group (its consumers are dropped)."""
+        async with self._unavailable_on_outage():
+            await self._persistent.delete_subscription(group, stream=stream)
+
+    async def get_subscription_info(
+        self, group: str, *, stream: str | None = None
+    ) -> SubscriptionInfo:
+        """What the store knows of one group."""
+        async with self._unavailable_on_outage():
+            return await self._persistent.get_subscription_info(group, stream=stream)
+
+    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
+        """Every group (of one stream, or of the global log and all streams)."""
+        async with self._unavailable_on_outage():
+            return await self._persistent.list_subscriptions(stream=stream)
+
+    async def read_subscription(
+        self, group: str, *, stream: str | None = None, buffer_size: int = 100
+    ) -> PersistentSubscription:
+        """Connect one consumer to a group."""
+        async with self._unavailable_on_outage():
+            return await self._persistent.read_subscription(
+                group, stream=stream, buffer_size=buffer_size
+            )
+
+    async def list_parked(
+        self, group: str, *, stream: str | None = None, limit: int = 100
+    ) -> list[RecordedEvent]:
+        """A group's parked events."""
+        async with self._unavailable_on_outage():
+            return await self._persistent.list_parked(group, stream=stream, limit=limit)
+
+    async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
+        """Deliver a group's parked events again, ahead of new ones."""
+        async with self._unavailable_on_outage():
+            await self._persistent.replay_parked(group, stream=stream)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop persistent subscriptions, commit queued writes, close every connection and end
+        live catch-up subscriptions (they raise `SubscriptionDropped`)."""
+        if self._closed:
+            return
+        await self._persistent.close()
+        self._closed = True
+        await self._writer.close()
+        await self._listener.close()
+        await self._pool.close()
+        # Sleeping subscribers wake, find the store closed, and end.
+        self._notifier.notify()
