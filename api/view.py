@@ -20,6 +20,7 @@ from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.commands import random_uuid
 from api.context import AppContext
+from api.websocket import LegacyGraphQLWSHandler, TextWebSocketAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     strawberry sees them (an unauthenticated POST gets a 401 GraphQL error response);
     websockets authenticate with `connection_init`'s payload.
     """
+
+    websocket_adapter_class = TextWebSocketAdapter
+    graphql_ws_handler_class = LegacyGraphQLWSHandler
 
     def __init__(self, schema: BaseSchema) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
