@@ -1,11 +1,11 @@
 """The websocket side of the GraphQL view: text frames, and queries over the legacy protocol.
 
 Both GraphQL websocket protocols carry JSON as text. The view encodes with orjson (bytes), and
-strawberry sends bytes as binary frames, which the `graphql-ws` reference client rejects ("Message is
-missing the 'type' property") and a browser hands over as a Blob; so messages are decoded to text
-once here. The legacy `graphql-ws` protocol (subscriptions-transport-ws) also runs queries and
-mutations sent with `start`; strawberry only subscribes there, so those are run like the newer
-protocol runs them.
+strawberry sends bytes as binary frames, which the `graphql-ws` reference client rejects
+("Message is missing the 'type' property") and a browser hands over as a Blob; so messages are
+decoded to text once here. The legacy `graphql-ws` protocol (subscriptions-transport-ws) also
+runs queries and mutations sent with `start`; strawberry only subscribes there, so those are run
+like the newer protocol runs them.
 """
 
 from __future__ import annotations
@@ -89,4 +89,3 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[AppContext, None]):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
-

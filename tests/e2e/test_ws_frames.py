@@ -46,11 +46,8 @@ async def test_every_message_is_a_text_frame(
     ) as ws:
         await _connect(ws, staff_token)
         query = "subscription($id: ID!) { orderEvents(id: $id) { type version } }"
-        await ws.send(
-            orjson.dumps(
-                {"type": start, "id": "1", "payload": {"query": query, "variables": {"id": order_id}}}
-            ).decode()
-        )
+        payload = {"query": query, "variables": {"id": order_id}}
+        await ws.send(orjson.dumps({"type": start, "id": "1", "payload": payload}).decode())
         message = await _frame(ws)
         assert message["type"] in ("next", "data")
         assert message["payload"]["data"]["orderEvents"] == {"type": "OrderPlaced", "version": 1}
@@ -81,8 +78,9 @@ async def test_a_query_over_the_legacy_protocol_answers_once_and_completes(
         "query($id: ID!) { orderEvents(id: $id) { type } }",
         {"id": order_id},
     )
+    placed = {"data": {"orderEvents": [{"type": "OrderPlaced"}]}}
     assert messages == [
-        {"type": "data", "id": "q", "payload": {"data": {"orderEvents": [{"type": "OrderPlaced"}]}}},
+        {"type": "data", "id": "q", "payload": placed},
         {"type": "complete", "id": "q"},
     ]
 
@@ -99,9 +97,7 @@ async def test_a_mutation_over_the_legacy_protocol_is_carried_out(
     }
     data, complete = await _legacy_run(server, staff_token, mutation, variables)
     assert data["payload"] == {
-        "data": {
-            "placeOrder": {"__typename": "CommandAccepted", "orderId": order_id, "version": 1}
-        }
+        "data": {"placeOrder": {"__typename": "CommandAccepted", "orderId": order_id, "version": 1}}
     }
     assert complete == {"type": "complete", "id": "q"}
     assert [event["type"] for event in await orders.order_events(order_id)] == ["OrderPlaced"]
