@@ -61,7 +61,7 @@ async def _legacy_run(server: LiveServer, token: str, query: str, variables: JSO
         await _connect(ws, token)
         payload = {"query": query, "variables": variables}
         await ws.send(orjson.dumps({"type": "start", "id": "q", "payload": payload}).decode())
-        messages = []
+        messages: list[JSON] = []
         while not messages or messages[-1]["type"] not in ("complete", "error"):
             messages.append(await _frame(ws))
         return messages
