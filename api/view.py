@@ -6,20 +6,24 @@ import logging
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.commands import random_uuid
 from api.context import AppContext
+from api.extensions import INTERNAL_ERROR_CODE
 from api.websocket import LegacyGraphQLWSHandler, TextWebSocketAdapter
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,23 @@ def response_media_type(accept: str | None) -> str:
     if preferred > 0 and preferred >= _quality(accept, "application/json"):
         return GRAPHQL_RESPONSE
     return "application/json"
+
+
+def is_request_error(response: GraphQLHTTPResponse) -> bool:
+    """Nothing was executed: no data, and every error is about the request itself. Such errors
+    carry no `path` (field errors always do, even when they null the whole `data`); an unexpected
+    error, masked as INTERNAL_SERVER_ERROR, is the server's fault, not the request's."""
+    errors = response.get("errors")
+    if response.get("data") is not None or not errors:
+        return False
+    return all(_about_the_request(error) for error in errors)
+
+
+def _about_the_request(error: object) -> bool:
+    if not isinstance(error, dict) or "path" in error:
+        return False
+    extensions = error.get("extensions")
+    return not (isinstance(extensions, dict) and extensions.get("code") == INTERNAL_ERROR_CODE)
 
 
 def correlation_id_of(value: str | None) -> str:
@@ -119,6 +140,26 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             correlation_id=correlation_id_of(request.headers.get(CORRELATION_HEADER)),
         )
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: AppContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's execution; a mutation sent with GET is 405 Method Not Allowed (GraphQL
+        over HTTP), where strawberry answers 400."""
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError):
+                error.status_code = 405
+            raise
+
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """Strawberry's sub-response, noting the media type the client asked to get back."""
         sub_response = await super().get_sub_response(request)
@@ -130,9 +171,20 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        """Strawberry's response, with the negotiated Content-Type (it always says JSON)."""
+        """Strawberry's response, with the negotiated Content-Type (it always says JSON).
+
+        Under `application/graphql-response+json`, a request error (the document did not parse or
+        validate, or the variables did not coerce: nothing was executed) is HTTP 400 without a
+        `data` entry, as GraphQL over HTTP requires. Plain `application/json` keeps 200 and
+        `"data": null`, which is that media type's rule.
+        """
+        graphql_response = sub_response.media_type == GRAPHQL_RESPONSE
+        if graphql_response and isinstance(response_data, dict) and is_request_error(response_data):
+            response_data = response_data.copy()
+            response_data.pop("data", None)
+            sub_response.status_code = 400
         response = super().create_response(response_data, sub_response)
-        if sub_response.media_type == GRAPHQL_RESPONSE:
+        if graphql_response:
             response.headers["content-type"] = GRAPHQL_RESPONSE
         return response
 
