@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -109,8 +109,15 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     websocket_adapter_class = TextWebSocketAdapter
     graphql_ws_handler_class = LegacyGraphQLWSHandler
 
-    def __init__(self, schema: BaseSchema) -> None:
+    def __init__(self, schema: BaseSchema, *, graphiql_html: str | None = None) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        self._graphiql_html = graphiql_html
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """The GraphiQL page given (the service's own bundle), else strawberry's."""
+        if self._graphiql_html is None:
+            return await super().render_graphql_ide(request)
+        return HTMLResponse(self._graphiql_html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate HTTP operations, then let strawberry handle the request."""
