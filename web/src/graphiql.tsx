@@ -35,13 +35,24 @@ function authorizationOf(headers: Record<string, unknown> | undefined): string {
   return "";
 }
 
+// Headers are per tab; a token typed into one tab also serves the tabs whose Authorization is
+// still the blank "Bearer " they opened with.
+let lastAuthorization = "";
+
 const fetcher: Fetcher = (params, options) => {
-  const authorization = authorizationOf(options?.headers);
+  let authorization = authorizationOf(options?.headers).trim();
+  if (/^(Bearer)?$/i.test(authorization)) authorization = lastAuthorization;
+  else lastAuthorization = authorization;
+  const headers: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(options?.headers ?? {})) {
+    if (name.toLowerCase() !== "authorization") headers[name] = value;
+  }
+  if (authorization) headers.Authorization = authorization;
   const inner = createGraphiQLFetcher({
     url: graphqlHttpUrl(),
     wsClient: wsClientFor(authorization),
   });
-  return inner(params, options);
+  return inner(params, { ...options, headers });
 };
 
 function App() {
