@@ -19,7 +19,7 @@ await build({
   legalComments: "linked",
   define: { "process.env.NODE_ENV": '"production"' },
   loader: { ".woff2": "dataurl", ".woff": "dataurl", ".ttf": "dataurl", ".svg": "dataurl" },
-  logLevel: "info",
+  logLevel: process.argv.includes("--log-level=warning") ? "warning" : "info",
 });
 
 // The Python side checks for this file to know the assets are complete.
