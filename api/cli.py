@@ -74,6 +74,9 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
         log_config=None,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        # GraphQL messages are a few hundred bytes: compressing them saves little on the wire,
+        # while each connection's zlib state costs ~40 KiB and every push a compression.
+        ws_per_message_deflate=False,
     )
 
 
