@@ -53,6 +53,16 @@ def _quality(accept: str, media_type: str) -> float:
     return best
 
 
+_JSON_TYPES = (GRAPHQL_RESPONSE, "application/json", "application/*", "*/*")
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether a response in one of our JSON media types is acceptable (no header: yes)."""
+    if not accept or not accept.strip():
+        return True
+    return any(_quality(accept, media_type) > 0 for media_type in _JSON_TYPES)
+
+
 def response_media_type(accept: str | None) -> str:
     """`application/graphql-response+json` when the client accepts it at least as much as
     `application/json` (GraphQL over HTTP), else `application/json`."""
@@ -157,7 +167,12 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         """Strawberry's execution; a mutation sent with GET is 405 Method Not Allowed (GraphQL
-        over HTTP), where strawberry answers 400."""
+        over HTTP), where strawberry answers 400; an Accept header that allows none of our JSON
+        media types is 406 Not Acceptable, before anything runs."""
+        if not accepts_json(request.headers.get("accept")):
+            raise HTTPException(
+                406, f"Not Acceptable: answers are {GRAPHQL_RESPONSE} or application/json"
+            )
         try:
             return await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data

@@ -64,3 +64,28 @@ async def test_a_mutation_over_get_is_refused(gql: GraphQLClient) -> None:
         headers={**GRAPHQL_RESPONSE, "Authorization": f"Bearer {gql.token}"},
     )
     assert response.status_code == 405
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/xml, text/html;q=0.9"])
+async def test_an_accept_header_without_json_is_406_and_runs_nothing(
+    gql: GraphQLClient, accept: str
+) -> None:
+    order_id = new_id()
+    response = await gql.post(
+        'mutation($id: ID) { placeOrder(input: {orderId: $id, customerId: "c-1", '
+        'items: [{productId: "p", name: "n", price: "1.00", qty: 1}]}) { __typename } }',
+        {"id": order_id},
+        headers={"Accept": accept},
+    )
+    assert response.status_code == 406
+    events = await gql.post("query($id: ID!) { orderEvents(id: $id) { type } }", {"id": order_id})
+    assert events.json() == {"data": {"orderEvents": []}}
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/*", "application/json;q=0.1", ""])
+async def test_json_or_wildcard_accept_headers_are_answered(
+    gql: GraphQLClient, accept: str
+) -> None:
+    response = await gql.post("{ __typename }", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
