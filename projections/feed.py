@@ -104,6 +104,8 @@ class ChangeFeed:
         self._others: set[Listener] = set()
         self._stats: set[asyncio.Event] = set()
         self._stats_dirty = asyncio.Event()
+        self.stats_generation = 0
+        """Counts the stats signals: watchers woken by the same one may share one read."""
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
 
@@ -235,6 +237,7 @@ class ChangeFeed:
         while True:
             await self._stats_dirty.wait()
             self._stats_dirty.clear()
+            self.stats_generation += 1
             for signal in tuple(self._stats):
                 signal.set()
             await asyncio.sleep(STATS_INTERVAL)

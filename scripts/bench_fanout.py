@@ -76,6 +76,7 @@ class Deliveries:
     # dashboardStats: per subscriber, (time, totalOrders) of every message
     stats: list[list[tuple[float, int]]] = field(default_factory=list)
     messages: int = 0
+    failures: list[str] = field(default_factory=list)  # error / complete messages, first few
 
 
 class Subscriber:
@@ -120,10 +121,15 @@ class Subscriber:
                 if kind == "ping":
                     await self.ws.send('{"type":"pong"}')
                     continue
+                if kind in ("error", "complete"):
+                    deliveries.failures.append(raw if isinstance(raw, str) else raw.decode())
                 if kind != "next":
                     continue
                 deliveries.messages += 1
-                data = message["payload"]["data"]
+                data = message["payload"].get("data")
+                if data is None:
+                    deliveries.failures.append(raw if isinstance(raw, str) else raw.decode())
+                    continue
                 if deliveries.field_name == "ordersUpdated":
                     order = data["ordersUpdated"]
                     if order["version"] == 1:
@@ -153,6 +159,7 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     missing: int = 0
     messages: int = 0
+    failures: int = 0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
 
@@ -265,6 +272,9 @@ async def bench(args: argparse.Namespace, url: str, secret: str, pid: int) -> Re
         else:
             result.latencies_ms, result.missing = _stats_latencies(deliveries, acked, base_total)
         result.messages = deliveries.messages
+        result.failures = len(deliveries.failures)
+        for failure in deliveries.failures[:3]:
+            log.warning("subscription ended: %s", failure[:300])
         result.server_cpu_s = cpu_seconds(pid) - server_cpu
         result.client_cpu_s = time.process_time() - client_cpu
     finally:
@@ -287,7 +297,8 @@ def markdown(args: argparse.Namespace, result: Result) -> str:
         f"(connected in {result.connect_s:.1f} s) |",
         f"| load | placeOrder at {args.rate:.0f}/s for {args.duration:.0f} s: "
         f"{result.commands} accepted, {result.errors} failed |",
-        f"| messages received | {result.messages:,} ({result.missing} expected pushes missing) |",
+        f"| messages received | {result.messages:,} ({result.missing} expected pushes missing, "
+        f"{result.failures} subscriptions ended) |",
         f"| **push latency, ack -> received, p50 / p99 / max** | **{ms(0.5)} / {ms(0.99)} / "
         f"{ms(1.0)} ms** |",
         f"| server CPU during the load (per message pushed) | {result.server_cpu_s:.1f} s "
@@ -326,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with server:
             assert server.pid is not None
             result = asyncio.run(bench(args, server.url, secret, server.pid))
+            if result.failures:
+                log.warning("server log (tail):\n%s", server.log_tail())
     sys.stdout.write(markdown(args, result) + "\n")
     return 0
 
