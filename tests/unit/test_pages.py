@@ -47,4 +47,3 @@ def test_with_a_build_the_pages_load_only_the_bundles(
     assert dashboard is not None
     assert "/static/dashboard.js" in dashboard
     assert "http" not in dashboard
-
