@@ -99,14 +99,16 @@ def run_node(node: str, script: str, *args: str, timeout: float = 60) -> str:
     return completed.stdout
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API runs an event loop in this thread while it is open, and
+# the async tests of later modules need the thread without one.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     """Playwright's driver (its own browser downloads are never used)."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's headless Chromium."""
     _require(Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
