@@ -24,7 +24,12 @@ from api.bootstrap import Services
 from api.commands import random_uuid
 from api.context import AppContext
 from api.extensions import INTERNAL_ERROR_CODE
-from api.websocket import LegacyGraphQLWSHandler, TextWebSocketAdapter
+from api.shared_subscriptions import SharedSubscriptions
+from api.websocket import (
+    LegacyGraphQLWSHandler,
+    SharingGraphQLTransportWSHandler,
+    TextWebSocketAdapter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +123,12 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
 
     websocket_adapter_class = TextWebSocketAdapter
     graphql_ws_handler_class = LegacyGraphQLWSHandler
+    graphql_transport_ws_handler_class = SharingGraphQLTransportWSHandler
 
     def __init__(self, schema: BaseSchema, *, graphiql_html: str | None = None) -> None:
         super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
         self._graphiql_html = graphiql_html
+        self.shared_subscriptions = SharedSubscriptions()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page given (the service's own bundle), else strawberry's."""

@@ -11,16 +11,26 @@ like the newer protocol runs them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage as TransportCompleteMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import CompleteMessage, ErrorMessage
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.context import AppContext
+from api.shared_subscriptions import END, SharedSubscriptions, shared_field
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -89,3 +99,48 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[AppContext, None]):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
+
+
+class SharingGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[AppContext, None]):
+    """graphql-transport-ws, with the live queries of `api.shared_subscriptions` run once for
+    every subscriber that asks the same (each still gets its own messages)."""
+
+    async def run_operation(self, operation: Operation[AppContext, None]) -> None:
+        """Shared fields join the shared stream; anything else runs as strawberry runs it."""
+        field_name = shared_field(operation.query, operation.operation_name)
+        shared = getattr(self.view, "shared_subscriptions", None)
+        if field_name is None or not isinstance(shared, SharedSubscriptions):
+            await super().run_operation(operation)
+            return
+        key = shared.key(
+            operation.query, operation.operation_name, operation.variables, self.context.principal
+        )
+        try:
+            async with shared.join(key, field_name, lambda: self._results(operation)) as queue:
+                first = True
+                while (result := await queue.get()) is not END:
+                    if first and isinstance(result, PreExecutionError):
+                        await self._handle_pre_execution_error(operation, result)
+                        return
+                    first = False
+                    await operation.send_next(result)
+            await operation.send_operation_message(
+                TransportCompleteMessage(id=operation.id, type="complete")
+            )
+        except _OperationStreamClosed:
+            return
+
+    async def _results(
+        self, operation: Operation[AppContext, None]
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        source = await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=self.context,
+            root_value=self.root_value,
+            operation_name=operation.operation_name,
+        )
+        async with aclosing(source):
+            async for result in source:
+                if isinstance(result, ExecutionResult):
+                    yield result
