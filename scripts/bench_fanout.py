@@ -15,8 +15,8 @@ that arrives before the acknowledgement counts as 0. The server's resident memor
 serving process; the embedded Redis is a process of its own and not counted) is read before the
 subscribers connect and once they all are subscribed: the difference over their number is the
 memory per connection. Subscribers and load run in this one process, on the same machine as the
-server: on 2 cores, receiving 10,000 messages a second costs this client about as much CPU as
-the server spends sending them, so the figures are an upper bound. Prints a markdown table.
+server: on 2 cores, receiving 10,000 messages a second costs this client more CPU than the server
+spends sending them, so the figures are an upper bound. Prints a markdown table.
 """
 
 from __future__ import annotations
