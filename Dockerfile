@@ -1,4 +1,15 @@
 # The orders service: one image for the API (`orders serve`) and projector workers (`orders project`).
+
+# The web bundles (GraphiQL and the dashboard), from web/'s lockfile; only their output moves on.
+FROM node:20-slim AS web
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/build.mjs web/tsconfig.json ./
+COPY web/src ./src
+# Writes /src/api/static, which the wheel below ships (package data of `api`).
+RUN npm run build
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -6,6 +17,7 @@ COPY api ./api
 COPY domain ./domain
 COPY eventstore ./eventstore
 COPY projections ./projections
+COPY --from=web /src/api/static ./api/static
 # Wheels are built here, where gcc may be needed, and only installed in the final stage.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -1,4 +1,5 @@
-"""The Starlette application: GraphQL at /graphql, health at /healthz, clients built once."""
+"""The Starlette application: GraphQL at /graphql (GraphiQL for browsers), health at /healthz,
+the dashboard at /dashboard and its bundles under /static; clients built once."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 from redis.exceptions import RedisError
@@ -13,7 +15,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
 from api.auth import Unauthenticated
@@ -22,6 +25,7 @@ from api.config import Settings
 from api.gc_tuning import tune_for_serving
 from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
+from api.pages import STATIC_DIR, WebPages
 from api.schema import build_schema
 from api.view import OrdersGraphQL
 from eventstore.port import EventStoreError, WritePathCheck
@@ -114,14 +118,17 @@ def create_app(
     *,
     projectors: int = 1,
     tune_gc: bool = False,
+    static_dir: Path = STATIC_DIR,
 ) -> Starlette:
     """The application for `settings`; `schema` defaults to the public one; `projectors` is the
     number of projector workers run in-process (0: they run elsewhere, `orders project`).
     `tune_gc`: a server process of its own (not a test) tunes the garbage collector once started
-    (see `api.gc_tuning`)."""
+    (see `api.gc_tuning`). `static_dir` holds the web bundles (see `api.pages`)."""
+    pages = WebPages.load(static_dir)
     graphql = OrdersGraphQL(
         schema if schema is not None else build_schema(limits=settings.query_limits),
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
+        graphiql_html=pages.graphiql_html(),
     )
 
     @asynccontextmanager
@@ -138,11 +145,17 @@ def create_app(
             yield {"services": services}
         logger.info("event=stopped")
 
+    # Without a build there is nothing under /static: its paths are 404s like any unknown one.
+    static = (
+        [Mount("/static", StaticFiles(directory=static_dir), name="static")] if pages.built else []
+    )
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/dashboard", pages.dashboard, methods=["GET"]),
+            *static,
         ],
         lifespan=lifespan,
         # Outermost: oversized requests are refused before routing, auth or parsing.

@@ -80,6 +80,9 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
         lifespan="on",
         # The websocket library's own frame limit, so an oversized message is never buffered.
         ws_max_size=settings.request_limits.max_ws_message_bytes,
+        # GraphQL messages are a few hundred bytes: compressing them saves little on the wire,
+        # while each connection's zlib state costs ~40 KiB and every push a compression.
+        ws_per_message_deflate=False,
     )
 
 

@@ -7,21 +7,30 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
+from api.extensions import INTERNAL_ERROR_CODE
 from api.ids import random_uuid
-from api.ws_handlers import LegacyWSHandler, TransportWSHandler
+from api.shared_subscriptions import SharedSubscriptions
+from api.websocket import (
+    LegacyGraphQLWSHandler,
+    SharingGraphQLTransportWSHandler,
+    TextWebSocketAdapter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +59,16 @@ def _quality(accept: str, media_type: str) -> float:
     return best
 
 
+_JSON_TYPES = (GRAPHQL_RESPONSE, "application/json", "application/*", "*/*")
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether a response in one of our JSON media types is acceptable (no header: yes)."""
+    if not accept or not accept.strip():
+        return True
+    return any(_quality(accept, media_type) > 0 for media_type in _JSON_TYPES)
+
+
 def response_media_type(accept: str | None) -> str:
     """`application/graphql-response+json` when the client accepts it at least as much as
     `application/json` (GraphQL over HTTP), else `application/json`."""
@@ -59,6 +78,23 @@ def response_media_type(accept: str | None) -> str:
     if preferred > 0 and preferred >= _quality(accept, "application/json"):
         return GRAPHQL_RESPONSE
     return "application/json"
+
+
+def is_request_error(response: GraphQLHTTPResponse) -> bool:
+    """Nothing was executed: no data, and every error is about the request itself. Such errors
+    carry no `path` (field errors always do, even when they null the whole `data`); an unexpected
+    error, masked as INTERNAL_SERVER_ERROR, is the server's fault, not the request's."""
+    errors = response.get("errors")
+    if response.get("data") is not None or not errors:
+        return False
+    return all(_about_the_request(error) for error in errors)
+
+
+def _about_the_request(error: object) -> bool:
+    if not isinstance(error, dict) or "path" in error:
+        return False
+    extensions = error.get("extensions")
+    return not (isinstance(extensions, dict) and extensions.get("code") == INTERNAL_ERROR_CODE)
 
 
 def correlation_id_of(value: str | None) -> str:
@@ -87,10 +123,17 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     `ws_init_timeout` seconds, and are closed when their token expires (`api.ws_handlers`).
     """
 
-    graphql_transport_ws_handler_class = TransportWSHandler
-    graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = TextWebSocketAdapter
+    graphql_ws_handler_class = LegacyGraphQLWSHandler
+    graphql_transport_ws_handler_class = SharingGraphQLTransportWSHandler
 
-    def __init__(self, schema: BaseSchema, *, ws_init_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        ws_init_timeout: float = 5.0,
+        graphiql_html: str | None = None,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -98,6 +141,14 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             keep_alive_interval=15,
             connection_init_wait_timeout=timedelta(seconds=ws_init_timeout),
         )
+        self._graphiql_html = graphiql_html
+        self.shared_subscriptions = SharedSubscriptions()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """The GraphiQL page given (the service's own bundle), else strawberry's."""
+        if self._graphiql_html is None:
+            return await super().render_graphql_ide(request)
+        return HTMLResponse(self._graphiql_html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate HTTP operations, then let strawberry handle the request."""
@@ -132,6 +183,31 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             correlation_id=correlation_id_of(request.headers.get(CORRELATION_HEADER)),
         )
 
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: AppContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's execution; a mutation sent with GET is 405 Method Not Allowed (GraphQL
+        over HTTP), where strawberry answers 400; an Accept header that allows none of our JSON
+        media types is 406 Not Acceptable, before anything runs."""
+        if not accepts_json(request.headers.get("accept")):
+            raise HTTPException(
+                406, f"Not Acceptable: answers are {GRAPHQL_RESPONSE} or application/json"
+            )
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError):
+                error.status_code = 405
+            raise
+
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """Strawberry's sub-response, noting the media type the client asked to get back."""
         sub_response = await super().get_sub_response(request)
@@ -143,9 +219,20 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        """Strawberry's response, with the negotiated Content-Type (it always says JSON)."""
+        """Strawberry's response, with the negotiated Content-Type (it always says JSON).
+
+        Under `application/graphql-response+json`, a request error (the document did not parse or
+        validate, or the variables did not coerce: nothing was executed) is HTTP 400 without a
+        `data` entry, as GraphQL over HTTP requires. Plain `application/json` keeps 200 and
+        `"data": null`, which is that media type's rule.
+        """
+        graphql_response = sub_response.media_type == GRAPHQL_RESPONSE
+        if graphql_response and isinstance(response_data, dict) and is_request_error(response_data):
+            response_data = response_data.copy()
+            response_data.pop("data", None)
+            sub_response.status_code = 400
         response = super().create_response(response_data, sub_response)
-        if sub_response.media_type == GRAPHQL_RESPONSE:
+        if graphql_response:
             response.headers["content-type"] = GRAPHQL_RESPONSE
         return response
 

@@ -106,6 +106,8 @@ class ChangeFeed:
         self._others: set[Listener] = set()
         self._stats: set[asyncio.Event] = set()
         self._stats_dirty = asyncio.Event()
+        self.stats_generation = 0
+        """Counts the stats signals: watchers woken by the same one may share one read."""
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
 
@@ -245,7 +247,8 @@ class ChangeFeed:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                # Untyped before redis-py 8.2, typed since: either way mypy --strict passes.
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -271,6 +274,7 @@ class ChangeFeed:
         while True:
             await self._stats_dirty.wait()
             self._stats_dirty.clear()
+            self.stats_generation += 1
             for signal in tuple(self._stats):
                 signal.set()
             await asyncio.sleep(STATS_INTERVAL)

@@ -123,6 +123,7 @@ class OrderQueries:
         self.keys = ProjectionKeys(prefix)
         self.pointer = NamespacePointer(redis, self.keys)
         self.feed = feed
+        self._stats_read: tuple[int, asyncio.Future[DashboardStats]] | None = None
         if feed is not None and feed.on_switch is None:
             feed.on_switch = self.pointer.refresh
 
@@ -246,6 +247,17 @@ class OrderQueries:
         (raw,) = await self._read_ready(keys, _hgetall(keys.stats))
         return _stats_from_hash(raw)
 
+    async def _stats_after(self, generation: int) -> DashboardStats:
+        """The stats, read once for all the watchers one stats signal woke (a thousand dashboards
+        would otherwise read them a thousand times per signal, and run out of connections). The
+        shared read starts after that signal, so it holds every change that led to it."""
+        shared = self._stats_read
+        if shared is None or shared[0] != generation:
+            shared = (generation, asyncio.ensure_future(self.dashboard_stats()))
+            self._stats_read = shared
+        # One watcher going away must not cancel the read the others wait for.
+        return await asyncio.shield(shared[1])
+
     async def projection_statuses(self) -> list[ProjectionStatus]:
         """Each projection's position, lag, state, parked count and last error, as its workers
         last recorded them (about every second)."""
@@ -294,7 +306,7 @@ class OrderQueries:
             while True:
                 await signal.wait()
                 signal.clear()
-                stats = await self.dashboard_stats()
+                stats = await self._stats_after(self.feed.stats_generation)
                 if stats != last:
                     last = stats
                     yield stats

@@ -16,3 +16,4 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 cd "$root"
+source "$root/scripts/_web.sh"

@@ -15,6 +15,7 @@ from esdbclient.connection_spec import ConnectionSpec
 from api import cli
 from api.config import Settings
 from tests.deploy.compose import (
+    REPO_ROOT,
     Instruction,
     active_services,
     dockerfile,
@@ -204,10 +205,26 @@ def instructions(keyword: str) -> list[Instruction]:
     return [i for i in dockerfile() if i.keyword == keyword]
 
 
+def stages() -> dict[str, list[Instruction]]:
+    """The Dockerfile's build stages by name (the last, unnamed one as "final")."""
+    named: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for instruction in dockerfile():
+        if instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            current = [instruction]
+            named[words[2] if len(words) == 3 and words[1].upper() == "AS" else "final"] = current
+        else:
+            current.append(instruction)
+    return named
+
+
 def test_dockerfile_is_slim_non_root_and_installs_the_app_from_pyproject() -> None:
-    bases = [i.arguments.split()[0] for i in instructions("FROM")]
-    assert bases
-    assert all(re.fullmatch(r"python:3\.1\d+-slim(-\w+)?", b) for b in bases), bases
+    bases = {name: stage[0].arguments.split()[0] for name, stage in stages().items()}
+    assert re.fullmatch(r"node:\d+-slim", bases["web"]), bases
+    python_bases = [base for name, base in bases.items() if name != "web"]
+    assert python_bases
+    assert all(re.fullmatch(r"python:3\.1\d+-slim(-\w+)?", b) for b in python_bases), bases
     users = instructions("USER")
     assert users
     assert users[-1].arguments.split(":")[0] not in ("root", "0")
@@ -234,3 +251,27 @@ def test_dockerfile_runs_the_orders_command_with_a_healthcheck_on_its_port() -> 
     for instruction in instructions("ENV"):
         env_names |= set(re.findall(r"(\w+)=", instruction.arguments))
     assert env_names - RUNTIME_VARIABLES <= variables_the_code_reads()
+
+
+def test_dockerfile_builds_the_web_bundles_in_a_node_stage_into_the_wheel() -> None:
+    web = stages()["web"]
+    runs = [i.arguments for i in web if i.keyword == "RUN"]
+    assert any(re.match(r"npm ci\b", run) for run in runs), "the lockfile must pin what is built"
+    assert "npm run build" in runs
+    copied = " ".join(i.arguments for i in web if i.keyword == "COPY")
+    assert "web/package-lock.json" in copied
+    build = stages()["build"]
+    # The bundles land where web/build.mjs writes them in a checkout, before the wheel is built.
+    copy_from_web = [
+        i for i in build if i.keyword == "COPY" and i.arguments.startswith("--from=web ")
+    ]
+    assert [i.arguments.split()[1:] for i in copy_from_web] == [["/src/api/static", "./api/static"]]
+    assert build.index(copy_from_web[0]) < next(
+        n for n, i in enumerate(build) if i.keyword == "RUN" and "pip wheel" in i.arguments
+    )
+    assert "static/*" in pyproject()["tool"]["setuptools"]["package-data"]["api"]
+    build_script = (REPO_ROOT / "web" / "build.mjs").read_text()
+    assert '"../api/static/"' in build_script
+    # Nothing built locally may slip into the image's context.
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert {"web/node_modules/", "api/static/", ".venv/"} <= set(ignored)

@@ -114,6 +114,27 @@ async def test_dashboard_stats_are_pushed_coalesced(
     assert feed.listener_count == 0
 
 
+async def test_many_stats_watchers_share_one_read_per_signal(
+    views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
+) -> None:
+    # More watchers than the client's connection pool holds (redis-py's default: 100): one read
+    # each per signal would fail with "Too many connections".
+    watchers = [queries.watch_stats() for _ in range(300)]
+    firsts = []
+    for start in range(0, len(watchers), 50):  # they arrive over time, each reading once
+        firsts += await asyncio.gather(*(anext(w) for w in watchers[start : start + 50]))
+    assert {f.total_orders for f in firsts} == {0}
+    log = Log()
+    place(log, "shared", "c")
+    await views.apply(change_of(log.decoded()[0]))
+    async with asyncio.timeout(10):
+        updated = await asyncio.gather(*(anext(w) for w in watchers))
+    assert {u.total_orders for u in updated} == {1}
+    for watcher in watchers:
+        await watcher.aclose()
+    assert feed.listener_count == 0
+
+
 async def test_pages_are_newest_first_and_cursors_continue(
     views: RedisViewStore, queries: OrderQueries
 ) -> None:

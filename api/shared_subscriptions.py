@@ -1,0 +1,157 @@
+"""One execution per distinct live query, shared by every websocket that subscribed to it.
+
+A thousand dashboards subscribed to `dashboardStats`, or to `ordersUpdated` with the same
+filters, would each run the same GraphQL execution for every change: about two thirds of the
+server's work per pushed message. Subscribers with the same document, operation name, variables
+and the same caller rights join one shared stream instead; each still gets its own messages, sent
+on its own websocket.
+
+Only the fields below are shared: their results depend on nothing but the arguments and the
+caller's rights, and a subscriber joining late gets what it would have got on its own (changes
+from now on; for `dashboardStats` the current stats first, which the shared stream keeps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql.utilities import get_operation_ast
+from strawberry.types.execution import ExecutionResult
+
+from api.auth import Principal
+
+logger = logging.getLogger(__name__)
+
+SHARED_FIELDS: Final = frozenset({"ordersUpdated", "dashboardStats"})
+"""Root subscription fields whose results depend only on their arguments and the caller's rights;
+`dashboardStats` starts with the current stats, which the shared stream keeps for late joiners."""
+REPLAYS_LAST: Final = frozenset({"dashboardStats"})
+MEMBER_QUEUE = 256
+"""Results a member may fall behind by before it is dropped (its socket is not reading)."""
+
+END: Final = None
+
+
+@functools.lru_cache(maxsize=256)
+def shared_field(query: str, operation_name: str | None) -> str | None:
+    """The root field when the operation is a subscription to exactly one shared field."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    if not isinstance(operation, OperationDefinitionNode):
+        return None
+    if operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or getattr(selections[0], "directives", None):
+        return None
+    name = getattr(getattr(selections[0], "name", None), "value", None)
+    return name if name in SHARED_FIELDS else None
+
+
+def rights_of(principal: Principal | None) -> tuple[str, str]:
+    """What the results depend on about the caller: staff see alike; a customer only itself."""
+    if principal is None:
+        return ("anonymous", "")
+    return (principal.role.value, "" if principal.is_staff else principal.sub)
+
+
+Key = tuple[str, str | None, bytes, tuple[str, str]]
+
+
+@dataclass(eq=False, slots=True)
+class _Stream:
+    """One running execution and the members it feeds."""
+
+    key: Key
+    replay_last: bool
+    members: set[asyncio.Queue[ExecutionResult | None]] = field(default_factory=set)
+    last: ExecutionResult | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class SharedSubscriptions:
+    """The process's shared live queries (one per view)."""
+
+    def __init__(self) -> None:
+        self._streams: dict[Key, _Stream] = {}
+
+    @staticmethod
+    def key(
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, object] | None,
+        principal: Principal | None,
+    ) -> Key:
+        """Subscribers with equal keys get equal results."""
+        encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        return (query, operation_name, encoded, rights_of(principal))
+
+    @contextlib.asynccontextmanager
+    async def join(
+        self,
+        key: Key,
+        field_name: str,
+        start: Callable[[], AsyncGenerator[ExecutionResult, None]],
+    ) -> AsyncIterator[asyncio.Queue[ExecutionResult | None]]:
+        """A queue of the shared stream's results (END when it ends), for the block's duration.
+        `start()` begins the execution when nobody runs it yet."""
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = _Stream(key=key, replay_last=field_name in REPLAYS_LAST)
+            self._streams[key] = stream
+            stream.task = asyncio.create_task(self._pump(stream, start), name="shared-stream")
+        queue: asyncio.Queue[ExecutionResult | None] = asyncio.Queue(MEMBER_QUEUE)
+        if stream.replay_last and stream.last is not None:
+            queue.put_nowait(stream.last)
+        stream.members.add(queue)
+        try:
+            yield queue
+        finally:
+            stream.members.discard(queue)
+            if not stream.members and self._streams.get(key) is stream:
+                del self._streams[key]
+                if stream.task is not None:
+                    stream.task.cancel()
+
+    async def _pump(
+        self, stream: _Stream, start: Callable[[], AsyncGenerator[ExecutionResult, None]]
+    ) -> None:
+        try:
+            async with contextlib.aclosing(start()) as results:
+                async for result in results:
+                    if stream.replay_last:
+                        stream.last = result
+                    for queue in tuple(stream.members):
+                        try:
+                            queue.put_nowait(result)
+                        except asyncio.QueueFull:
+                            # A member that does not read must not hold the others back.
+                            stream.members.discard(queue)
+                            _force_end(queue)
+                    if result.errors and result.data is None:
+                        break  # refused, or failed without data: the operation is over
+        finally:
+            if self._streams.get(stream.key) is stream:
+                del self._streams[stream.key]
+            for queue in tuple(stream.members):
+                _force_end(queue)
+
+
+def _force_end(queue: asyncio.Queue[ExecutionResult | None]) -> None:
+    while True:
+        try:
+            queue.put_nowait(END)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()

@@ -1,0 +1,146 @@
+"""The websocket side of the GraphQL view: text frames, queries over the legacy protocol, and
+shared live queries, on top of the handshake deadline and token expiry of `api.ws_handlers`.
+
+Both GraphQL websocket protocols carry JSON as text. The view encodes with orjson (bytes), and
+strawberry sends bytes as binary frames, which the `graphql-ws` reference client rejects
+("Message is missing the 'type' property") and a browser hands over as a Blob; so messages are
+decoded to text once here. The legacy `graphql-ws` protocol (subscriptions-transport-ws) also
+runs queries and mutations sent with `start`; strawberry only subscribes there, so those are run
+like the newer protocol runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    Operation,
+    _OperationStreamClosed,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage as TransportCompleteMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import CompleteMessage, ErrorMessage
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+
+from api.context import AppContext
+from api.shared_subscriptions import END, SharedSubscriptions, shared_field
+from api.ws_handlers import LegacyWSHandler, TransportWSHandler
+
+
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends every protocol message as a text frame."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """The view's JSON encoding, sent as text."""
+        encoded = self.view.encode_json(message)
+        text = encoded.decode() if isinstance(encoded, bytes) else encoded
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
+class LegacyGraphQLWSHandler(LegacyWSHandler):
+    """The legacy protocol, answering queries and mutations as well as subscriptions.
+
+    A query or mutation gets one `data` message and then `complete`, as subscriptions-transport-ws
+    servers answer them; errors before execution (syntax, validation) are one `error` message.
+    """
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """Run any operation type through strawberry's stream (one result for a query or a
+        mutation, many for a subscription)."""
+        try:
+            result_source = await self.schema.stream(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation_name,
+            )
+            self.subscriptions[operation_id] = result_source
+            is_first_result = True
+            async for result in result_source:
+                if is_first_result and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    await self.send_message(
+                        ErrorMessage(
+                            type="error", id=operation_id, payload=result.errors[0].formatted
+                        )
+                    )
+                    return
+                if not isinstance(result, ExecutionResult):
+                    # Incremental delivery (@defer/@stream) has no message in this protocol.
+                    await self.send_message(
+                        ErrorMessage(
+                            type="error",
+                            id=operation_id,
+                            payload={"message": "incremental delivery is not supported here"},
+                        )
+                    )
+                    return
+                await self.send_data_message(result, operation_id)
+                is_first_result = False
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        except asyncio.CancelledError:
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
+
+
+class SharingGraphQLTransportWSHandler(TransportWSHandler):
+    """graphql-transport-ws, with the live queries of `api.shared_subscriptions` run once for
+    every subscriber that asks the same (each still gets its own messages)."""
+
+    async def run_operation(self, operation: Operation[AppContext, None]) -> None:
+        """Shared fields join the shared stream; anything else runs as strawberry runs it."""
+        field_name = shared_field(operation.query, operation.operation_name)
+        shared = getattr(self.view, "shared_subscriptions", None)
+        if field_name is None or not isinstance(shared, SharedSubscriptions):
+            await super().run_operation(operation)
+            return
+        key = shared.key(
+            operation.query, operation.operation_name, operation.variables, self.context.principal
+        )
+        try:
+            async with shared.join(key, field_name, lambda: self._results(operation)) as queue:
+                first = True
+                while (result := await queue.get()) is not END:
+                    if first and isinstance(result, PreExecutionError):
+                        await self._handle_pre_execution_error(operation, result)
+                        return
+                    first = False
+                    await operation.send_next(result)
+            await operation.send_operation_message(
+                TransportCompleteMessage(id=operation.id, type="complete")
+            )
+        except _OperationStreamClosed:
+            return
+
+    async def _results(
+        self, operation: Operation[AppContext, None]
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        source = await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=self.context,
+            root_value=self.root_value,
+            operation_name=operation.operation_name,
+        )
+        async with aclosing(source):
+            async for result in source:
+                if isinstance(result, ExecutionResult):
+                    yield result
