@@ -47,6 +47,9 @@ def test_graphiql_runs_a_query_and_a_subscription_offline(
         expect(page.locator(".graphiql-tab", has_text=name)).to_have_count(1)
 
     page.locator(".graphiql-tab", has_text="Orders").click()
+    # Run only once the tab is the active one: before, GraphiQL may still send the previous
+    # tab's document with this tab's operation name (the server answers "Unknown operation").
+    expect(page.locator(".graphiql-tab-active", has_text="Orders")).to_have_count(1)
     headers = page.get_by_role("region", name="Headers")
     expect(headers).to_contain_text('"Authorization": "Bearer "')
     _set_tool_editor(page, f'{{"Authorization": "Bearer {staff_token}"}}')
@@ -55,6 +58,7 @@ def test_graphiql_runs_a_query_and_a_subscription_offline(
     expect(_result(page)).to_contain_text('"edges"')
 
     page.locator(".graphiql-tab", has_text="OrderUpdated").click()
+    expect(page.locator(".graphiql-tab-active", has_text="OrderUpdated")).to_have_count(1)
     page.get_by_role("button", name="Variables").click()
     _set_tool_editor(page, f'{{"id": "{order_id}"}}')
     _run(page)  # this tab's Authorization is blank: the token typed in the other one serves

@@ -344,20 +344,3 @@ async def test_cell(
         assert observed == expected, f"{case.id} as {actor} over {transport}: {observed}"
     if expected == ALLOWED and isinstance(value, dict) and "customerId" in value:
         assert value["customerId"] == world.owner
-
-
-@pytest.mark.parametrize("kind", ["query", "mutation"])
-async def test_the_legacy_protocol_refuses_queries_and_mutations_clearly(
-    secured: LiveServer, kind: str
-) -> None:
-    document = (
-        "{ projections { name } }"
-        if kind == "query"
-        else 'mutation { cancelOrder(input: {orderId: "o-x", reason: "r"}) { __typename } }'
-    )
-    async with graphql_ws(secured.ws_url, secured.token(sub="s", role="staff"), LEGACY_WS) as ws:
-        sub = await ws.subscribe(document)
-        message = await sub.message()
-    result = _errors_of(message)
-    assert error_codes(result) == ["BAD_USER_INPUT"], message
-    assert "not allowed" in result["errors"][0]["message"]
