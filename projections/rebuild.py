@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 from domain.events import order_stream
 from eventstore.port import EventStore
+from projections.decoding import to_change
 from projections.keys import NamespaceKeys, as_text
 from projections.queries import POINTER_TTL
-from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up, to_change
+from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up
 from projections.redis_store import RedisViewStore
 
 logger = logging.getLogger(__name__)

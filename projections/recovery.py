@@ -13,20 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.events import ORDER_STREAM_PREFIX
-from domain.upcasting import UnknownSchemaVersion
-from eventstore.codec import decode_record
-from eventstore.port import EventFilter, EventStore, RecordedEvent
-from projections.mapping import ViewChange, change_of
+from eventstore.port import EventStore, RecordedEvent
+from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
+from projections.mapping import ViewChange
 from projections.redis_store import ApplyResult, RedisViewStore
 
 logger = logging.getLogger(__name__)
 
-ORDER_EVENTS = EventFilter(stream_prefixes=(ORDER_STREAM_PREFIX,))
 PAGE_SIZE = 2000
-
-DECODE_ERRORS = (UnknownSchemaVersion, ValueError, KeyError, TypeError, ArithmeticError)
-"""What decoding a stored event may raise: such an event can never be projected (parked)."""
 
 Progress = Callable[[int, int], None]
 """Called with (events done, events in all) as a catch-up runs. The total is estimated from how far
@@ -45,11 +39,6 @@ class CatchUpResult:
     applied: int
     duplicates: int
     unprojectable: int
-
-
-def to_change(record: RecordedEvent) -> ViewChange:
-    """The view change of a stored order event; raises one of DECODE_ERRORS if it has none."""
-    return change_of(decode_record(record))
 
 
 def _changes(records: list[RecordedEvent]) -> tuple[list[ViewChange], int]:
