@@ -1,7 +1,8 @@
 """Start a server of this repository as a subprocess on a free port, and stop it cleanly.
 
-Shared by the end-to-end tests and the benchmarks, so both exercise the server exactly as a user
-starts it (`python -m api.cli serve`, configured through the environment of CONTRACT section 3).
+Shared by the end-to-end tests and the benchmarks in `scripts/`, so both exercise the server
+exactly as a user starts it (`python -m api.cli serve`, configured through the environment of
+CONTRACT section 3).
 """
 
 from __future__ import annotations
