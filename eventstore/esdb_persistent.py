@@ -126,7 +126,7 @@ class EsdbPersistentSubscription:
         try:
             await asyncio.wait_for(self._reader, READER_STOP_TIMEOUT)
         except TimeoutError:
-            log.warning("persistent subscription reader did not stop in time")
+            log.warning("event=esdb_persistent_reader_stuck")
         self._queue.put_nowait(_END)
 
 
@@ -255,7 +255,9 @@ class EsdbGroups:
             strategy = ConsumerStrategy(raw.named_consumer_strategy)
         except ValueError:
             log.warning(
-                "group %s: unknown strategy %r", raw.group_name, raw.named_consumer_strategy
+                "event=esdb_unknown_strategy group=%s strategy=%r",
+                raw.group_name,
+                raw.named_consumer_strategy,
             )
             strategy = ConsumerStrategy.ROUND_ROBIN
         settings = SubscriptionSettings(

@@ -95,7 +95,7 @@ async def rebuild(
         total = 0
         head = await store.head_position()
         logger.info(
-            "rebuilding %s into %s up to at least position %d", keys.prefix, namespace, head
+            "event=rebuild_started prefix=%s namespace=%s head=%d", keys.prefix, namespace, head
         )
 
         bulk = await catch_up(
@@ -122,7 +122,10 @@ async def rebuild(
                 old = outcome or None
                 switched = True
                 logger.info(
-                    "switched %s to %s after %d attempt(s)", keys.prefix, namespace, attempt + 1
+                    "event=rebuild_switched prefix=%s namespace=%s attempts=%d",
+                    keys.prefix,
+                    namespace,
+                    attempt + 1,
                 )
                 break
         else:

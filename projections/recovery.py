@@ -49,7 +49,12 @@ def _changes(records: list[RecordedEvent]) -> tuple[list[ViewChange], int]:
             changes.append(to_change(record))
         except DECODE_ERRORS as error:
             failed += 1
-            logger.error("cannot project %s@%d: %s", record.stream, record.version, error)
+            logger.error(
+                "event=unprojectable stream=%s version=%d error=%s",
+                record.stream,
+                record.version,
+                error,
+            )
     return changes, failed
 
 
@@ -85,7 +90,7 @@ async def catch_up(
             else:
                 counts["failed"] += 1
                 logger.error(
-                    "catch-up: %s of %s v%d at %d",
+                    "event=catch_up_unprojectable result=%s order=%s version=%d position=%d",
                     result.name,
                     change.order_id,
                     change.version,
@@ -140,10 +145,10 @@ async def recover(
     ns, created = await views.ensure_namespace()
     mark, _ = await views.watermark(ns)
     logger.info(
-        "recovering views in %s from %s%s",
+        "event=views_recovering namespace=%s from=%s redis_empty=%s",
         ns,
-        "the start" if mark is None else f"position {mark}",
-        " (Redis was empty)" if created else "",
+        "start" if mark is None else mark,
+        "yes" if created else "no",
     )
     # Not published change by change: listeners are told once, below, to re-read everything.
     head = await store.head_position() if progress is not None else None
@@ -156,7 +161,7 @@ async def recover(
         raise ViewsLost("Redis lost the views during recovery")
     await views.announce_namespace(ns)
     logger.info(
-        "views in %s caught up to %d: %d applied, %d already there, %d unprojectable",
+        "event=views_recovered namespace=%s position=%d applied=%d duplicates=%d unprojectable=%d",
         ns,
         reached,
         result.applied,

@@ -115,7 +115,7 @@ class SQLiteEventStore:
         except ModuleNotFoundError as error:
             if error.name != _PERSISTENT_MODULE:
                 raise
-            logger.info("persistent subscriptions are not available in this build")
+            logger.info("event=persistent_subscriptions_unavailable reason=not_in_build")
             return None
         backend: _PersistentBackend = module.EmbeddedPersistentSubscriptions(self, self.path)
         await backend.start()
