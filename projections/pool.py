@@ -8,7 +8,7 @@ import logging
 from types import TracebackType
 from typing import Self
 
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import RunnerState
@@ -25,7 +25,7 @@ class ProjectorPool:
 
     def __init__(
         self,
-        store: EventStore,
+        store: StoreWithGroups,
         views: RedisViewStore,
         *,
         workers: int = 1,

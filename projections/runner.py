@@ -23,11 +23,11 @@ from redis.exceptions import RedisError
 
 from eventstore.port import (
     ConsumerStrategy,
-    EventStore,
     EventStoreError,
     NackAction,
     PersistentSubscription,
     RecordedEvent,
+    StoreWithGroups,
     SubscriptionGroupExists,
     SubscriptionGroupNotFound,
     SubscriptionSettings,
@@ -79,7 +79,7 @@ class ProjectorRunner:
 
     def __init__(
         self,
-        store: EventStore,
+        store: StoreWithGroups,
         views: RedisViewStore,
         *,
         settings: RunnerSettings | None = None,
@@ -117,7 +117,7 @@ class ProjectorRunner:
             try:
                 await self._ensure_group()
                 await self._recover()
-                subscription = await self.store.read_subscription(
+                subscription = await self.store.groups.read_subscription(
                     self.settings.group, buffer_size=self.settings.buffer_size
                 )
                 delay = self.settings.backoff_initial
@@ -158,10 +158,12 @@ class ProjectorRunner:
 
     async def _ensure_group(self) -> None:
         try:
-            await self.store.get_subscription_info(self.settings.group)
+            await self.store.groups.get_subscription_info(self.settings.group)
         except SubscriptionGroupNotFound:
             with contextlib.suppress(SubscriptionGroupExists):  # another worker was quicker
-                await self.store.create_subscription(self.settings.group, settings=GROUP_SETTINGS)
+                await self.store.groups.create_subscription(
+                    self.settings.group, settings=GROUP_SETTINGS
+                )
                 logger.info("event=projector_group_created group=%s", self.settings.group)
 
     async def _recover(self) -> None:
@@ -287,7 +289,7 @@ class ProjectorRunner:
             )
             await self._recover()
             return
-        info = await self.store.get_subscription_info(self.settings.group)
+        info = await self.store.groups.get_subscription_info(self.settings.group)
         self.parked = info.parked
         checkpoint = info.checkpoint
         if (

@@ -21,7 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnect
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
@@ -101,7 +101,7 @@ class ReadSide:
 
 @contextlib.asynccontextmanager
 async def open_read_side(
-    store: EventStore,
+    store: StoreWithGroups,
     *,
     redis_url: str | None,
     data_dir: Path | str,

@@ -4,7 +4,10 @@ the store closes, and feeds on the store's own catch-up subscriptions."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from eventstore.persistent.group import GroupRuntime
 from eventstore.persistent.records import GroupRecord, stream_key
@@ -24,6 +27,9 @@ from eventstore.port import (
 
 logger = logging.getLogger(__name__)
 
+Guard = Callable[[], AbstractAsyncContextManager[None]]
+"""Wraps every call of the port's methods (see `PersistentGroups`)."""
+
 GroupKey = tuple[str, str]
 """(`stream_key` of the target, group name)."""
 
@@ -32,13 +38,17 @@ class PersistentGroups:
     """The groups of one store. `store` is used only through the `EventStore` port (catch-up
     subscriptions and reads); `storage` keeps definitions, checkpoints and parked events.
 
-    A store whose groups are shared by several processes overrides `_launch`, `_stop` and
-    `_await_leading` to decide which process runs a group.
+    `guard`, when given, wraps every call (the PostgreSQL store turns a lost connection into
+    `StoreUnavailable` there). A store whose groups are shared by several processes overrides
+    `_launch`, `_stop` and `_await_leading` to decide which process runs a group.
     """
 
-    def __init__(self, store: EventStore, storage: GroupStorage) -> None:
+    def __init__(
+        self, store: EventStore, storage: GroupStorage, *, guard: Guard | None = None
+    ) -> None:
         self._store = store
         self._tables = storage
+        self._store_guard = guard
         self._runtimes: dict[GroupKey, GroupRuntime] = {}
         self._open = False
 
@@ -64,55 +74,55 @@ class PersistentGroups:
         self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
     ) -> None:
         """Create a group. Raises `SubscriptionGroupExists`."""
-        self._check_open()
-        if await self._tables.get_group(group, stream) is not None:
-            raise SubscriptionGroupExists(f"{stream_key(stream)}::{group} already exists")
-        record = GroupRecord(
-            group=group,
-            stream=stream,
-            settings=settings,
-            start_after=await self._start_after(stream, settings),
-            checkpoint=None,
-        )
-        if not await self._tables.insert_group(record):
-            raise SubscriptionGroupExists(f"{stream_key(stream)}::{group} already exists")
+        async with self._guard():
+            if await self._tables.get_group(group, stream) is not None:
+                raise SubscriptionGroupExists(f"{stream_key(stream)}::{group} already exists")
+            record = GroupRecord(
+                group=group,
+                stream=stream,
+                settings=settings,
+                start_after=await self._start_after(stream, settings),
+                checkpoint=None,
+            )
+            if not await self._tables.insert_group(record):
+                raise SubscriptionGroupExists(f"{stream_key(stream)}::{group} already exists")
 
     async def update_subscription(
         self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
     ) -> None:
         """Change a group's settings. Connected consumers are dropped, as EventStoreDB drops them;
         the checkpoint stays, so a new start point matters only to a group without one."""
-        self._check_open()
-        record = await self._record(group, stream)
-        start_after = record.start_after
-        old = record.settings
-        if (settings.start_from, settings.from_end) != (old.start_from, old.from_end):
-            start_after = await self._start_after(stream, settings)
-        target = stream_key(stream)
-        await self._stop((target, group), SubscriptionDropped(f"{target}::{group} was updated"))
-        await self._tables.update_group(group, stream, settings, start_after)
+        async with self._guard():
+            record = await self._record(group, stream)
+            start_after = record.start_after
+            old = record.settings
+            if (settings.start_from, settings.from_end) != (old.start_from, old.from_end):
+                start_after = await self._start_after(stream, settings)
+            target = stream_key(stream)
+            await self._stop((target, group), SubscriptionDropped(f"{target}::{group} was updated"))
+            await self._tables.update_group(group, stream, settings, start_after)
 
     async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
         """Delete a group and its parked events; its consumers get `SubscriptionDropped`."""
-        self._check_open()
-        target = stream_key(stream)
-        await self._stop((target, group), SubscriptionDropped(f"{target}::{group} was deleted"))
-        if not await self._tables.delete_group(group, stream):
-            raise SubscriptionGroupNotFound(f"{target}::{group} does not exist")
+        async with self._guard():
+            target = stream_key(stream)
+            await self._stop((target, group), SubscriptionDropped(f"{target}::{group} was deleted"))
+            if not await self._tables.delete_group(group, stream):
+                raise SubscriptionGroupNotFound(f"{target}::{group} does not exist")
 
     async def get_subscription_info(
         self, group: str, *, stream: str | None = None
     ) -> SubscriptionInfo:
         """What is known of one group. Raises `SubscriptionGroupNotFound`."""
-        self._check_open()
-        return await self._info(await self._record(group, stream))
+        async with self._guard():
+            return await self._info(await self._record(group, stream))
 
     async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
         """Every group (of every target) when `stream` is None, else the groups on `stream`,
         as esdbclient's `list_subscriptions()` and `list_subscriptions_to_stream(stream)`."""
-        self._check_open()
-        records = await self._tables.list_groups(stream, every_stream=stream is None)
-        return [await self._info(record) for record in records]
+        async with self._guard():
+            records = await self._tables.list_groups(stream, every_stream=stream is None)
+            return [await self._info(record) for record in records]
 
     # -- consuming -------------------------------------------------------------------------------
 
@@ -120,37 +130,37 @@ class PersistentGroups:
         self, group: str, *, stream: str | None = None, buffer_size: int = 100
     ) -> PersistentSubscription:
         """Connect a consumer. Raises `SubscriptionGroupNotFound`, `MaxSubscribersReached`."""
-        self._check_open()
-        runtime = await self._runtime(group, stream)
-        limit = runtime.record.settings.max_subscriber_count
-        if limit > 0 and len(runtime.consumers) >= limit:
-            raise MaxSubscribersReached(
-                f"Maximum subscriptions reached: {stream_key(stream)}::{group} allows {limit}"
-            )
-        return runtime.connect(buffer_size)
+        async with self._guard():
+            runtime = await self._runtime(group, stream)
+            limit = runtime.record.settings.max_subscriber_count
+            if limit > 0 and len(runtime.consumers) >= limit:
+                raise MaxSubscribersReached(
+                    f"Maximum subscriptions reached: {stream_key(stream)}::{group} allows {limit}"
+                )
+            return runtime.connect(buffer_size)
 
     async def list_parked(
         self, group: str, *, stream: str | None = None, limit: int = 100
     ) -> list[RecordedEvent]:
         """The group's parked events, oldest first."""
-        self._check_open()
-        await self._record(group, stream)
-        return await self._tables.list_parked(group, stream, limit)
+        async with self._guard():
+            await self._record(group, stream)
+            return await self._tables.list_parked(group, stream, limit)
 
     async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
         """Redeliver every parked event ahead of new ones; the parked list becomes empty."""
-        self._check_open()
-        runtime = await self._runtime(group, stream)
-        await self._await_leading((stream_key(stream), group))
-        events = await self._tables.take_parked(group, stream)
-        if events:
-            logger.info(
-                "event=persistent_replay group=%s target=%s events=%d",
-                group,
-                stream_key(stream),
-                len(events),
-            )
-            runtime.replay_parked(events)
+        async with self._guard():
+            runtime = await self._runtime(group, stream)
+            await self._await_leading((stream_key(stream), group))
+            events = await self._tables.take_parked(group, stream)
+            if events:
+                logger.info(
+                    "event=persistent_replay group=%s target=%s events=%d",
+                    group,
+                    stream_key(stream),
+                    len(events),
+                )
+                runtime.replay_parked(events)
 
     # -- who runs a group ------------------------------------------------------------------------
 
@@ -169,9 +179,15 @@ class PersistentGroups:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
         if not self._open:
             raise StoreUnavailable("persistent subscriptions are closed")
+        if self._store_guard is None:
+            yield
+            return
+        async with self._store_guard():
+            yield
 
     async def _record(self, group: str, stream: str | None) -> GroupRecord:
         record = await self._tables.get_group(group, stream)

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from eventstore.persistent.group import GroupRuntime
-from eventstore.persistent.groups import GroupKey, PersistentGroups
+from eventstore.persistent.groups import GroupKey, Guard, PersistentGroups
 from eventstore.port import EventStore, EventStoreError, SubscriptionDropped
 from eventstore.postgres.persistent_tables import PostgresGroupTables
 
@@ -54,8 +54,8 @@ class PostgresPersistentSubscriptions(PersistentGroups):
     """Every persistent-subscription group of one PostgreSQL store (`store` is used only through
     the `EventStore` port)."""
 
-    def __init__(self, store: EventStore, pool: object, dsn: str) -> None:
-        super().__init__(store, PostgresGroupTables(pool))
+    def __init__(self, store: EventStore, pool: object, dsn: str, *, guard: Guard) -> None:
+        super().__init__(store, PostgresGroupTables(pool), guard=guard)
         self._dsn = dsn
         self._leads: dict[GroupKey, asyncio.Task[None]] = {}
         self._leading: set[GroupKey] = set()  # the groups this process runs now

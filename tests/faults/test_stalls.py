@@ -80,13 +80,28 @@ class _FailingOnce:
 
     def __init__(self, store: SQLiteEventStore) -> None:
         self.store = store
-        self.failed = False
+        self.groups = _FailingGroups(store)
+
+    @property
+    def failed(self) -> bool:
+        return self.groups.failed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
+
+class _FailingGroups:
+    """The store's groups, whose first consumer breaks with a bug."""
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self.store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store.groups, name)
+
     async def read_subscription(self, group: str, **kwargs: Any) -> PersistentSubscription:
-        inner = await self.store.read_subscription(group, **kwargs)
+        inner = await self.store.groups.read_subscription(group, **kwargs)
         if self.failed:
             return inner
         self.failed = True
