@@ -11,7 +11,7 @@ from api.auth import Authenticator
 from api.commands import CommandHandler
 from api.config import Settings
 from domain.snapshots import SnapshotPolicy
-from eventstore.port import EventStore
+from eventstore.port import EventStore, StoreWithGroups
 from eventstore.repository import OrderRepository
 from eventstore.snapshots import SnapshotStore
 from eventstore.snapshotter import Snapshotter
@@ -33,7 +33,7 @@ class Services:
     read_side: ReadSide
 
 
-async def open_store(settings: Settings) -> EventStore:
+async def open_store(settings: Settings) -> StoreWithGroups:
     """EventStoreDB when `ESDB_URL` is set, PostgreSQL when `DATABASE_URL` is, else the embedded
     SQLite store under `DATA_DIR`. Both URLs at once is refused: no store silently wins."""
     if settings.esdb_url and settings.database_url:
@@ -52,7 +52,7 @@ async def open_store(settings: Settings) -> EventStore:
             raise RuntimeError(
                 "ESDB_URL is set but the EventStoreDB adapter (eventstore.esdb) is not available"
             ) from error
-        store: EventStore = await EventStoreDBStore.connect(settings.esdb_url)
+        store: StoreWithGroups = await EventStoreDBStore.connect(settings.esdb_url)
         logger.info("event=store_opened kind=eventstoredb")
         return store
     from eventstore.embedded import SQLiteEventStore

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -18,8 +17,6 @@ from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
-
-logger = logging.getLogger(__name__)
 
 PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
@@ -106,38 +103,29 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
         sys.stderr.write("orders project: --workers must be at least 1\n")
         return 2
     from api.bootstrap import open_store
+    from projections.pool import ProjectorPool
     from projections.redis_store import RedisViewStore
-    from projections.runner import ProjectorRunner
     from projections.service import open_redis
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
     store = await open_store(settings)
     try:
-        async with open_redis(settings.redis_url, settings.data_dir) as redis:
-            views = RedisViewStore(redis)
-            runners = [ProjectorRunner(store, views) for _ in range(workers)]
-            logger.info("event=projectors_started workers=%d", workers)
-            tasks = [
-                asyncio.create_task(r.run(stop), name=f"projector-{r.worker_id}") for r in runners
-            ]
-            try:
-                touched = float("-inf")
-                while not stop.is_set():
-                    healthy = all(r.state == "running" for r in runners)
-                    now = time.monotonic()
-                    if health_file is not None and healthy and now - touched >= HEALTH_INTERVAL:
-                        await asyncio.to_thread(health_file.touch)
-                        touched = now
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(1.0):
-                            await stop.wait()
-            finally:
-                stop.set()
-                await asyncio.gather(*tasks)
+        async with (
+            open_redis(settings.redis_url, settings.data_dir) as redis,
+            ProjectorPool(store, RedisViewStore(redis), workers=workers) as pool,
+        ):
+            touched = float("-inf")
+            while not stop.is_set():
+                now = time.monotonic()
+                if health_file is not None and pool.healthy and now - touched >= HEALTH_INTERVAL:
+                    await asyncio.to_thread(health_file.touch)
+                    touched = now
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await stop.wait()
     finally:
         await store.close()
-    logger.info("event=projectors_stopped")
     return 0
 
 

@@ -33,7 +33,7 @@ from eventstore.esdb_mapping import (
     to_esdb_expected,
     to_recorded,
 )
-from eventstore.esdb_persistent import EsdbGroups, EsdbPersistentSubscription
+from eventstore.esdb_persistent import EsdbGroups
 from eventstore.port import (
     ANY,
     EXISTS,
@@ -46,8 +46,6 @@ from eventstore.port import (
     StoreUnavailable,
     StreamDeleted,
     SubscriptionDropped,
-    SubscriptionInfo,
-    SubscriptionSettings,
     WrongExpectedVersion,
 )
 
@@ -65,7 +63,7 @@ class EventStoreDBStore:
 
     def __init__(self, client: EsdbClient) -> None:
         self._client: EsdbClient | None = client
-        self._groups = EsdbGroups(client)
+        self._groups = EsdbGroups(self._live)
         self._write_error: str | None = None  # why the last append could not reach the server
 
     async def check_writes(self) -> None:
@@ -325,55 +323,10 @@ class EventStoreDBStore:
 
     # -- persistent subscriptions ---------------------------------------------------------------
 
-    async def create_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None:
-        """Create a group on one stream or on $all (`SubscriptionGroupExists` if present)."""
-        self._live()
-        await self._groups.create(group, stream, settings)
-
-    async def update_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None:
-        """Change a group's settings (its filter stays the one it was created with)."""
-        self._live()
-        await self._groups.update(group, stream, settings)
-
-    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
-        """Delete a group (`SubscriptionGroupNotFound` if absent)."""
-        self._live()
-        await self._groups.delete(group, stream)
-
-    async def get_subscription_info(
-        self, group: str, *, stream: str | None = None
-    ) -> SubscriptionInfo:
-        """What the server knows of one group."""
-        self._live()
-        return await self._groups.info(group, stream)
-
-    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
-        """Every group (stream None) or the groups of one stream."""
-        self._live()
-        return await self._groups.infos(stream)
-
-    async def read_subscription(
-        self, group: str, *, stream: str | None = None, buffer_size: int = 100
-    ) -> EsdbPersistentSubscription:
-        """Connect a consumer to a group."""
-        self._live()
-        return await self._groups.read(group, stream, buffer_size)
-
-    async def list_parked(
-        self, group: str, *, stream: str | None = None, limit: int = 100
-    ) -> list[RecordedEvent]:
-        """The group's parked events, oldest first."""
-        self._live()
-        return await self._groups.list_parked(group, stream, limit)
-
-    async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
-        """Redeliver the group's parked events ahead of new ones."""
-        self._live()
-        await self._groups.replay_parked(group, stream)
+    @property
+    def groups(self) -> EsdbGroups:
+        """The server's persistent-subscription groups."""
+        return self._groups
 
 
 async def _ended_completely(response: AsyncReadResponse, stream: str) -> None:

@@ -87,7 +87,7 @@ class AckingPersistentSubscription:
             # stopping grace, then finishes.
             await asyncio.wait_for(read_reqs.stop(wait_until_stopped=True), FLUSH_TIMEOUT)
         except TimeoutError:
-            log.warning("persistent subscription %s: acks not flushed in time", self.inner)
+            log.warning("event=esdb_acks_not_flushed subscription=%s", self.inner)
         await self.inner.stop(wait_until_stopped=False)
 
 

@@ -126,7 +126,7 @@ class EsdbPersistentSubscription:
         try:
             await asyncio.wait_for(self._reader, READER_STOP_TIMEOUT)
         except TimeoutError:
-            log.warning("persistent subscription reader did not stop in time")
+            log.warning("event=esdb_persistent_reader_stuck")
         self._queue.put_nowait(_END)
 
 
@@ -137,17 +137,21 @@ class EsdbGroups:
     process are remembered here (to complete what the server filtered, and to report them in info).
     """
 
-    def __init__(self, client: EsdbClient) -> None:
-        self._client = client
+    def __init__(self, live: Callable[[], EsdbClient]) -> None:
+        self._live = live
         self._filters: dict[tuple[str | None, str], EventFilter] = {}
 
-    async def create(self, group: str, stream: str | None, settings: SubscriptionSettings) -> None:
-        """Create a group; `SubscriptionGroupExists` if it is there already."""
+    async def create_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None:
+        """Create a group on one stream or on $all; `SubscriptionGroupExists` if it is there
+        already."""
+        client = self._live()
         common = _common_settings(settings)
         with translated(stream or ALL):
             if stream is None:
                 narrowed = server_filter(settings.filter)
-                await _untyped(self._client.create_subscription_to_all)(
+                await _untyped(client.create_subscription_to_all)(
                     group,
                     from_end=settings.from_end,
                     commit_position=None if settings.from_end else settings.start_from,
@@ -157,7 +161,7 @@ class EsdbGroups:
                     **common,
                 )
             else:
-                await _untyped(self._client.create_subscription_to_stream)(
+                await _untyped(client.create_subscription_to_stream)(
                     group,
                     stream,
                     from_end=settings.from_end,
@@ -166,20 +170,23 @@ class EsdbGroups:
                 )
         self._filters[(stream, group)] = settings.filter
 
-    async def update(self, group: str, stream: str | None, settings: SubscriptionSettings) -> None:
+    async def update_subscription(
+        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
+    ) -> None:
         """Change a group's settings (EventStoreDB keeps the filter it was created with)."""
+        client = self._live()
         common = _common_settings(settings)
         with translated(stream or ALL):
             try:
                 if stream is None:
-                    await _untyped(self._client.update_subscription_to_all)(
+                    await _untyped(client.update_subscription_to_all)(
                         group,
                         from_end=settings.from_end,
                         commit_position=None if settings.from_end else settings.start_from,
                         **common,
                     )
                 else:
-                    await _untyped(self._client.update_subscription_to_stream)(
+                    await _untyped(client.update_subscription_to_stream)(
                         group,
                         stream,
                         from_end=settings.from_end,
@@ -189,62 +196,70 @@ class EsdbGroups:
             except NotFound:
                 raise _group_not_found(group, stream) from None
 
-    async def delete(self, group: str, stream: str | None) -> None:
-        """Delete a group; its connected consumers are dropped."""
+    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
+        """Delete a group (`SubscriptionGroupNotFound` if absent); its consumers are dropped."""
+        client = self._live()
         with translated(stream or ALL):
             try:
-                await self._client.delete_subscription(group, stream)
+                await client.delete_subscription(group, stream)
             except NotFound:
                 raise _group_not_found(group, stream) from None
         self._filters.pop((stream, group), None)
 
-    async def info(self, group: str, stream: str | None) -> SubscriptionInfo:
+    async def get_subscription_info(
+        self, group: str, *, stream: str | None = None
+    ) -> SubscriptionInfo:
         """What the server reports about a group."""
+        client = self._live()
         with translated(stream or ALL):
             try:
-                raw = await self._client.subscription_info_raw(group, stream)
+                raw = await client.subscription_info_raw(group, stream)
             except NotFound:
                 raise _group_not_found(group, stream) from None
         return self._to_info(raw)
 
-    async def infos(self, stream: str | None) -> list[SubscriptionInfo]:
+    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
         """Every group (stream None) or the groups of one stream."""
+        client = self._live()
         with translated(stream or ALL):
-            raws = await self._client.list_subscriptions_raw(stream)
+            raws = await client.list_subscriptions_raw(stream)
         return [self._to_info(raw) for raw in raws]
 
-    async def read(
-        self, group: str, stream: str | None, buffer_size: int
+    async def read_subscription(
+        self, group: str, *, stream: str | None = None, buffer_size: int = 100
     ) -> EsdbPersistentSubscription:
         """Connect a consumer (`MaxSubscribersReached` when the group is full)."""
+        client = self._live()
         with translated(stream or ALL):
             try:
-                consumer = await self._client.read_persistent(
-                    group, stream, buffer_size=buffer_size
-                )
+                consumer = await client.read_persistent(group, stream, buffer_size=buffer_size)
             except NotFound:
                 raise _group_not_found(group, stream) from None
         return EsdbPersistentSubscription(consumer, residual=self._filters.get((stream, group)))
 
-    async def list_parked(self, group: str, stream: str | None, limit: int) -> list[RecordedEvent]:
+    async def list_parked(
+        self, group: str, *, stream: str | None = None, limit: int = 100
+    ) -> list[RecordedEvent]:
         """The group's parked events, oldest first, as the original events."""
         # Reading the parked stream of a group that does not exist reads nothing; check first so
-        # both adapters answer alike.
-        await self.info(group, stream)
+        # every adapter answers alike.
+        await self.get_subscription_info(group, stream=stream)
+        client = self._live()
         with translated(stream or ALL):
             try:
-                links = await self._client.get_stream(
+                links = await client.get_stream(
                     parked_stream(group, stream), resolve_links=True, limit=limit
                 )
             except NotFound:
                 return []
         return [to_recorded(link, delivery=True) for link in links]
 
-    async def replay_parked(self, group: str, stream: str | None) -> None:
+    async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
         """Redeliver the parked events ahead of new ones."""
+        client = self._live()
         with translated(stream or ALL):
             try:
-                await self._client.replay_parked_events(group, stream)
+                await client.replay_parked_events(group, stream)
             except NotFound:
                 raise _group_not_found(group, stream) from None
 
@@ -255,7 +270,9 @@ class EsdbGroups:
             strategy = ConsumerStrategy(raw.named_consumer_strategy)
         except ValueError:
             log.warning(
-                "group %s: unknown strategy %r", raw.group_name, raw.named_consumer_strategy
+                "event=esdb_unknown_strategy group=%s strategy=%r",
+                raw.group_name,
+                raw.named_consumer_strategy,
             )
             strategy = ConsumerStrategy.ROUND_ROBIN
         settings = SubscriptionSettings(

@@ -1,4 +1,6 @@
-"""The `EventStore` port, shaped after EventStoreDB's own client API.
+"""The `EventStore` port, shaped after EventStoreDB's own client API: the store (streams, the
+global log, catch-up subscriptions, metadata) and, apart, its persistent-subscription groups
+(`SubscriptionGroups`, reached as `StoreWithGroups.groups`).
 
 Versions follow the contract: a stream's version is the number of events in it, so its first event
 has version 1 (EventStoreDB revision 0). Positions are commit positions in the global log: integers
@@ -274,7 +276,14 @@ class EventStore(Protocol):
         """Replace the stream's metadata. `$maxCount` is honoured on stream reads."""
         ...
 
-    # Persistent subscriptions. `stream=None` means a group on the global log.
+    async def close(self) -> None:
+        """Stop its subscriptions (and groups, when it runs them) and close its connections."""
+        ...
+
+
+class SubscriptionGroups(Protocol):
+    """Persistent-subscription groups: competing consumers with server-side checkpoints, with
+    EventStoreDB's semantics. `stream=None` means a group on the global log."""
 
     async def create_subscription(
         self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
@@ -302,7 +311,14 @@ class EventStore(Protocol):
 
     async def replay_parked(self, group: str, *, stream: str | None = None) -> None: ...
 
-    async def close(self) -> None: ...
+
+class StoreWithGroups(EventStore, Protocol):
+    """A store that also runs persistent-subscription groups (every adapter here does)."""
+
+    @property
+    def groups(self) -> SubscriptionGroups:
+        """Its groups."""
+        ...
 
 
 @runtime_checkable

@@ -194,14 +194,14 @@ class EmbeddedRedis:
         try:
             await asyncio.to_thread(process.wait, STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            logger.warning("embedded redis-server did not stop in %.0f s; killing it", STOP_TIMEOUT)
+            logger.warning("event=embedded_redis_killed stop_timeout=%.0f", STOP_TIMEOUT)
             process.kill()
             await asyncio.to_thread(process.wait)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.socket_path.unlink)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread((self.directory / PID_FILE_NAME).unlink)
-        logger.info("embedded redis-server stopped")
+        logger.info("event=embedded_redis_stopped")
 
 
 def launch_redis_server(directory: Path, socket_path: Path) -> subprocess.Popen[bytes]:
@@ -260,11 +260,11 @@ async def start_embedded_redis(data_dir: Path | str, *, supervise: bool = True) 
     if await asyncio.to_thread(_kill_orphan, directory):
         await asyncio.sleep(0.05)  # its socket stops answering
     elif await asyncio.to_thread(socket_path.exists) and await _answers(socket_path):
-        logger.info("joined the embedded redis-server at %s", socket_path)
+        logger.info("event=embedded_redis_joined socket=%s", socket_path)
         return EmbeddedRedis(socket_path=socket_path, process=None)
     process = await _launch_and_wait(directory, socket_path)
     server = EmbeddedRedis(socket_path=socket_path, process=process)
     if supervise:
         server.supervise()
-    logger.info("started embedded redis-server (pid %d) at %s", process.pid, socket_path)
+    logger.info("event=embedded_redis_started pid=%d socket=%s", process.pid, socket_path)
     return server

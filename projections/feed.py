@@ -228,11 +228,11 @@ class ChangeFeed:
                         # confirmation means the connection was lost and messages with it
                         confirmations += 1
                         if confirmations > 1:
-                            logger.warning("change feed reconnected to Redis")
+                            logger.warning("event=feed_reconnected")
                             self._dispatch(RESYNC)
                     else:
                         self._handle(message)
-                logger.warning("change feed subscription ended; subscribing again")
+                logger.warning("event=feed_subscription_ended resubscribing=yes")
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 if not outage:  # once per outage; the retries stay quiet
                     logger.warning("event=feed_lost_redis error=%r", error)
@@ -260,12 +260,12 @@ class ChangeFeed:
             try:
                 change = parse_change(message["data"])
             except (ValueError, KeyError) as error:
-                logger.warning("ignoring a malformed change message: %s", error)
+                logger.warning("event=feed_malformed_change error=%s", error)
                 return
             self._dispatch(change)
         elif kind == "message":
             namespace = as_text(message["data"])
-            logger.info("views switched to namespace %s", namespace)
+            logger.info("event=views_switched namespace=%s", namespace)
             if self.on_switch is not None:
                 self.on_switch(namespace)
             self._dispatch(RESYNC)

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 from domain.events import order_stream
 from eventstore.port import EventStore
+from projections.decoding import to_change
 from projections.keys import NamespaceKeys, as_text
 from projections.queries import POINTER_TTL
-from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up, to_change
+from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up
 from projections.redis_store import RedisViewStore
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ async def rebuild(
         total = 0
         head = await store.head_position()
         logger.info(
-            "rebuilding %s into %s up to at least position %d", keys.prefix, namespace, head
+            "event=rebuild_started prefix=%s namespace=%s head=%d", keys.prefix, namespace, head
         )
 
         bulk = await catch_up(
@@ -121,7 +122,10 @@ async def rebuild(
                 old = outcome or None
                 switched = True
                 logger.info(
-                    "switched %s to %s after %d attempt(s)", keys.prefix, namespace, attempt + 1
+                    "event=rebuild_switched prefix=%s namespace=%s attempts=%d",
+                    keys.prefix,
+                    namespace,
+                    attempt + 1,
                 )
                 break
         else:

@@ -13,20 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.events import ORDER_STREAM_PREFIX
-from domain.upcasting import UnknownSchemaVersion
-from eventstore.codec import decode_record
-from eventstore.port import EventFilter, EventStore, RecordedEvent
-from projections.mapping import ViewChange, change_of
+from eventstore.port import EventStore, RecordedEvent
+from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
+from projections.mapping import ViewChange
 from projections.redis_store import ApplyResult, RedisViewStore
 
 logger = logging.getLogger(__name__)
 
-ORDER_EVENTS = EventFilter(stream_prefixes=(ORDER_STREAM_PREFIX,))
 PAGE_SIZE = 2000
-
-DECODE_ERRORS = (UnknownSchemaVersion, ValueError, KeyError, TypeError, ArithmeticError)
-"""What decoding a stored event may raise: such an event can never be projected (parked)."""
 
 Progress = Callable[[int, int], None]
 """Called with (events done, events in all) as a catch-up runs. The total is estimated from how far
@@ -47,11 +41,6 @@ class CatchUpResult:
     unprojectable: int
 
 
-def to_change(record: RecordedEvent) -> ViewChange:
-    """The view change of a stored order event; raises one of DECODE_ERRORS if it has none."""
-    return change_of(decode_record(record))
-
-
 def _changes(records: list[RecordedEvent]) -> tuple[list[ViewChange], int]:
     changes: list[ViewChange] = []
     failed = 0
@@ -60,7 +49,12 @@ def _changes(records: list[RecordedEvent]) -> tuple[list[ViewChange], int]:
             changes.append(to_change(record))
         except DECODE_ERRORS as error:
             failed += 1
-            logger.error("cannot project %s@%d: %s", record.stream, record.version, error)
+            logger.error(
+                "event=unprojectable stream=%s version=%d error=%s",
+                record.stream,
+                record.version,
+                error,
+            )
     return changes, failed
 
 
@@ -96,7 +90,7 @@ async def catch_up(
             else:
                 counts["failed"] += 1
                 logger.error(
-                    "catch-up: %s of %s v%d at %d",
+                    "event=catch_up_unprojectable result=%s order=%s version=%d position=%d",
                     result.name,
                     change.order_id,
                     change.version,
@@ -151,10 +145,10 @@ async def recover(
     ns, created = await views.ensure_namespace()
     mark, _ = await views.watermark(ns)
     logger.info(
-        "recovering views in %s from %s%s",
+        "event=views_recovering namespace=%s from=%s redis_empty=%s",
         ns,
-        "the start" if mark is None else f"position {mark}",
-        " (Redis was empty)" if created else "",
+        "start" if mark is None else mark,
+        "yes" if created else "no",
     )
     # Not published change by change: listeners are told once, below, to re-read everything.
     head = await store.head_position() if progress is not None else None
@@ -167,7 +161,7 @@ async def recover(
         raise ViewsLost("Redis lost the views during recovery")
     await views.announce_namespace(ns)
     logger.info(
-        "views in %s caught up to %d: %d applied, %d already there, %d unprojectable",
+        "event=views_recovered namespace=%s position=%d applied=%d duplicates=%d unprojectable=%d",
         ns,
         reached,
         result.applied,

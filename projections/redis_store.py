@@ -222,5 +222,5 @@ class RedisViewStore:
                 pending.clear()
         if pending:
             dropped += await self.redis.unlink(*pending)
-        logger.info("dropped %d keys of namespace %s", dropped, namespace)
+        logger.info("event=namespace_dropped namespace=%s keys=%d", namespace, dropped)
         return dropped

@@ -5,7 +5,8 @@ apply all in one pipelined round trip, then ack what is in the views, nack-retry
 version is still on its way) and park what can never apply. Redis losing the views shows up as a
 RESET from the script, or in the periodic health check; either way the runner pauses consuming,
 catches the views up from their watermark, and goes on. Errors reconnect with exponential backoff.
-Any number of runners (in one process or many) can share the group.
+Any number of runners (in one process or many) can share the group; `projections.pool` runs a
+process's runners.
 """
 
 from __future__ import annotations
@@ -18,33 +19,33 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from eventstore.port import (
     ConsumerStrategy,
-    EventStore,
     EventStoreError,
     NackAction,
     PersistentSubscription,
     RecordedEvent,
+    StoreWithGroups,
     SubscriptionGroupExists,
     SubscriptionGroupNotFound,
     SubscriptionSettings,
 )
+from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
 from projections.keys import NamespaceKeys
 from projections.mapping import ViewChange
-from projections.recovery import DECODE_ERRORS, ORDER_EVENTS, ViewsLost, recover, to_change
+from projections.recovery import ViewsLost, recover
 from projections.redis_store import ApplyResult, RedisViewStore
 from projections.status import forget_worker, record_status
-from projections.views import ProjectionStatus
+from projections.views import ProjectionStatus, RunnerState
 
 logger = logging.getLogger(__name__)
 
 LAG_CAP = 10_000
 """Lag is counted by reading the log after the views' position, up to this many events."""
 LAG_UNKNOWN = -1
-"""The lag reported while the projector cannot read the log (state "error")."""
+"""The lag reported while the projector cannot read the log (`RunnerState.ERROR`)."""
 
 GROUP_SETTINGS = SubscriptionSettings(
     filter=ORDER_EVENTS,
@@ -78,7 +79,7 @@ class ProjectorRunner:
 
     def __init__(
         self,
-        store: EventStore,
+        store: StoreWithGroups,
         views: RedisViewStore,
         *,
         settings: RunnerSettings | None = None,
@@ -88,12 +89,12 @@ class ProjectorRunner:
         self.views = views
         self.settings = settings or RunnerSettings()
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self.state = "stopped"
+        self.state = RunnerState.STOPPED
         self.position: int | None = None
         self.lag = 0
         self.parked = 0
         self.last_error: str | None = None
-        self._state_before_recovery = "stopped"
+        self._state_before_recovery = RunnerState.STOPPED
         self._run_id: str | None = None
         self._written_mark: tuple[str | None, int | None] = (None, None)
         self._next_health = 0.0
@@ -116,7 +117,7 @@ class ProjectorRunner:
             try:
                 await self._ensure_group()
                 await self._recover()
-                subscription = await self.store.read_subscription(
+                subscription = await self.store.groups.read_subscription(
                     self.settings.group, buffer_size=self.settings.buffer_size
                 )
                 delay = self.settings.backoff_initial
@@ -145,42 +146,44 @@ class ProjectorRunner:
                 async with asyncio.timeout(delay):
                     await stop.wait()
             delay = min(delay * 2, self.settings.backoff_max)
-        self.state = "stopped"
+        self.state = RunnerState.STOPPED
         with contextlib.suppress(RedisError, OSError):
             await forget_worker(self.views.redis, self.views.keys, self.worker_id)
-        logger.info("projector %s stopped", self.worker_id)
+        logger.info("event=projector_stopped worker=%s", self.worker_id)
 
     def _failed(self, error: BaseException) -> None:
-        self.state = "error"
+        self.state = RunnerState.ERROR
         self.last_error = f"{type(error).__name__}: {error}"
         self.lag = LAG_UNKNOWN  # the log cannot be read now, so how far behind is unknown
 
     async def _ensure_group(self) -> None:
         try:
-            await self.store.get_subscription_info(self.settings.group)
+            await self.store.groups.get_subscription_info(self.settings.group)
         except SubscriptionGroupNotFound:
             with contextlib.suppress(SubscriptionGroupExists):  # another worker was quicker
-                await self.store.create_subscription(self.settings.group, settings=GROUP_SETTINGS)
-                logger.info("created persistent subscription group %s", self.settings.group)
+                await self.store.groups.create_subscription(
+                    self.settings.group, settings=GROUP_SETTINGS
+                )
+                logger.info("event=projector_group_created group=%s", self.settings.group)
 
     async def _recover(self) -> None:
         """Catch the views up from their watermark before serving as current."""
-        if self.state != "catching-up":
+        if self.state is not RunnerState.CATCHING_UP:
             self._state_before_recovery = self.state
-        self.state = "catching-up"
+        self.state = RunnerState.CATCHING_UP
         await self._publish_status_quietly()
         while True:
             try:
                 await recover(self.store, self.views)
                 break
             except ViewsLost:
-                logger.warning("Redis lost the views again during recovery; starting over")
+                logger.warning("event=projector_views_lost_again worker=%s", self.worker_id)
         self._run_id = await self._redis_run_id()
         namespace = await self.views.current_namespace()
         self._written_mark = (namespace, (await self.views.watermark(namespace))[0])
-        if self._state_before_recovery == "error":
+        if self._state_before_recovery is RunnerState.ERROR:
             self.last_error = None  # recovered: the error is history (the log still has it)
-        self.state = "running"
+        self.state = RunnerState.RUNNING
         self._next_health = 0.0
 
     async def _consume(self, subscription: PersistentSubscription, stop: asyncio.Event) -> None:
@@ -262,7 +265,7 @@ class ProjectorRunner:
                 await subscription.nack(event, NackAction.PARK)
 
     def _note_error(self, message: str) -> None:
-        logger.error("projector %s: %s", self.worker_id, message)
+        logger.error("event=projector_unprojectable worker=%s error=%s", self.worker_id, message)
         self.last_error = message
 
     async def _redis_run_id(self) -> str:
@@ -280,11 +283,13 @@ class ProjectorRunner:
         rewound = known_ns == namespace and known_mark is not None and (mark or 0) < known_mark
         if restarted or rewound or namespace is None:
             logger.warning(
-                "Redis %s: catching the views up", "restarted" if restarted else "lost data"
+                "event=projector_views_behind worker=%s cause=%s",
+                self.worker_id,
+                "restarted" if restarted else "lost_data",
             )
             await self._recover()
             return
-        info = await self.store.get_subscription_info(self.settings.group)
+        info = await self.store.groups.get_subscription_info(self.settings.group)
         self.parked = info.parked
         checkpoint = info.checkpoint
         if (
@@ -308,22 +313,6 @@ class ProjectorRunner:
         try:
             await record_status(self.views.redis, self.views.keys, self.worker_id, self.status())
         except (RedisError, OSError) as error:
-            logger.debug("could not record the projector status: %s", error)
-
-
-async def run_projectors(
-    store: EventStore,
-    redis: Redis,
-    stop: asyncio.Event,
-    *,
-    workers: int = 1,
-    prefix: str = "orders",
-    settings: RunnerSettings | None = None,
-) -> list[ProjectorRunner]:
-    """Run `workers` runners sharing the group until `stop` is set (`orders project`, `serve`)."""
-    views = RedisViewStore(redis, prefix=prefix)
-    runners = [ProjectorRunner(store, views, settings=settings) for _ in range(workers)]
-    async with asyncio.TaskGroup() as group:
-        for runner in runners:
-            group.create_task(runner.run(stop), name=f"projector-{runner.worker_id}")
-    return runners
+            logger.debug(
+                "event=projector_status_unrecorded worker=%s error=%s", self.worker_id, error
+            )

@@ -4,13 +4,12 @@ feed, the queries and the projector workers, opened together and closed in rever
     async with open_read_side(store, redis_url=url, data_dir=data_dir) as read_side:
         await read_side.queries.get_order(order_id)
 
-`orders serve` uses it with `projectors=1` (or more); `orders project` uses `run_projectors`
-against EventStoreDB; `orders rebuild` uses `open_redis` and `projections.rebuild.rebuild`.
+`orders serve` uses it with `projectors=1` (or more); `orders project` runs a `ProjectorPool` on
+`open_redis` alone; `orders rebuild` uses `open_redis` and `projections.rebuild.rebuild`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,9 +21,10 @@ from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnect
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
+from projections.pool import ProjectorPool
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
@@ -101,7 +101,7 @@ class ReadSide:
 
 @contextlib.asynccontextmanager
 async def open_read_side(
-    store: EventStore,
+    store: StoreWithGroups,
     *,
     redis_url: str | None,
     data_dir: Path | str,
@@ -115,13 +115,13 @@ async def open_read_side(
         views = RedisViewStore(redis, prefix=prefix)
         feed = ChangeFeed(redis, prefix=prefix)
         queries = OrderQueries(redis, prefix=prefix, feed=feed)
-        runners = [ProjectorRunner(store, views, settings=settings) for _ in range(projectors)]
-        stop = asyncio.Event()
+        pool = ProjectorPool(store, views, workers=projectors, settings=settings)
         await feed.start()
-        tasks = [asyncio.create_task(r.run(stop), name=f"projector-{r.worker_id}") for r in runners]
+        pool.start()
         try:
-            yield ReadSide(redis=redis, views=views, feed=feed, queries=queries, runners=runners)
+            yield ReadSide(
+                redis=redis, views=views, feed=feed, queries=queries, runners=pool.runners
+            )
         finally:
-            stop.set()
-            await asyncio.gather(*tasks)
+            await pool.stop()
             await feed.stop()

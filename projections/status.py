@@ -9,12 +9,25 @@ import orjson
 from redis.asyncio import Redis
 
 from projections.keys import ProjectionKeys
-from projections.views import ProjectionStatus
+from projections.views import ProjectionStatus, RunnerState
 
 STALE_AFTER = 10.0
 """A worker silent this long is reported as stopped (it records every second or so)."""
 
-_SEVERITY = {"error": 3, "catching-up": 2, "running": 1, "stopped": 0}
+_SEVERITY = {
+    RunnerState.ERROR: 3,
+    RunnerState.CATCHING_UP: 2,
+    RunnerState.RUNNING: 1,
+    RunnerState.STOPPED: 0,
+}
+
+
+def _state(raw: object) -> RunnerState:
+    # A record written by a newer worker may name a state this one does not know.
+    try:
+        return RunnerState(str(raw))
+    except ValueError:
+        return RunnerState.STOPPED
 
 
 async def record_status(
@@ -25,7 +38,7 @@ async def record_status(
         "name": status.name,
         "position": status.position,
         "lag": status.lag,
-        "state": status.state,
+        "state": status.state.value,
         "parked": status.parked,
         "lastError": status.last_error,
         "at": time.time(),
@@ -46,7 +59,7 @@ def _merge(name: str, records: list[dict[str, Any]], now: float) -> ProjectionSt
             name=name,
             position=latest["position"],
             lag=int(latest["lag"]),
-            state="stopped",
+            state=RunnerState.STOPPED,
             parked=int(latest["parked"]),
             last_error=latest["lastError"],
         )
@@ -56,7 +69,7 @@ def _merge(name: str, records: list[dict[str, Any]], now: float) -> ProjectionSt
         name=name,
         position=max(positions) if positions else None,
         lag=min(int(r["lag"]) for r in live),
-        state=max((str(r["state"]) for r in live), key=lambda s: _SEVERITY.get(s, 0)),
+        state=max((_state(r["state"]) for r in live), key=_SEVERITY.__getitem__),
         parked=max(int(r["parked"]) for r in live),
         last_error=errors[-1]["lastError"] if errors else None,
     )
@@ -77,7 +90,7 @@ async def projection_statuses(redis: Redis, keys: ProjectionKeys) -> list[Projec
     now = time.time()
     never_reported = [
         ProjectionStatus(
-            name=name, position=None, lag=0, state="stopped", parked=0, last_error=None
+            name=name, position=None, lag=0, state=RunnerState.STOPPED, parked=0, last_error=None
         )
         for name in KNOWN_PROJECTIONS
         if name not in by_name

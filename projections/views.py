@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from domain.events import LineItem, OrderStatus
 
@@ -74,6 +75,15 @@ class OrderPage:
     end_cursor: str | None
 
 
+class RunnerState(StrEnum):
+    """Where a projector worker is; a projection reports the most severe over its workers."""
+
+    STOPPED = "stopped"
+    RUNNING = "running"
+    CATCHING_UP = "catching-up"
+    ERROR = "error"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProjectionStatus:
     """What the `projections` query reports for one projection (or one worker of it)."""
@@ -81,7 +91,7 @@ class ProjectionStatus:
     name: str
     position: int | None
     lag: int
-    state: str
+    state: RunnerState
     parked: int
     last_error: str | None
 

@@ -38,8 +38,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from scripts._loadgen import Connection, Endpoint, encode_graphql_post
-from scripts._server import ServerProcess
 from scripts.bench_write import PLACE, accepted, flow_variables, staff_token
+from tests.processes import ServerProcess
 
 log = logging.getLogger(__name__)
 

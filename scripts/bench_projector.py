@@ -40,9 +40,10 @@ from domain.events import (
 from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM, EventStore
+from projections.decoding import ORDER_EVENTS, to_change
 from projections.embedded_redis import start_embedded_redis
 from projections.rebuild import rebuild
-from projections.recovery import ORDER_EVENTS, recover, to_change
+from projections.recovery import recover
 from projections.redis_store import RedisViewStore
 from scripts import _postgres
 

@@ -44,7 +44,7 @@ from rich.progress import (
 
 from scripts import _postgres
 from scripts._loadgen import Endpoint, Flow, RunStats, encode_graphql_post, run_flows
-from scripts._server import (
+from tests.processes import (
     EsdbTestServerProcess,
     ServerProcess,
     baseline_command,

@@ -47,7 +47,7 @@ class HeadNotifier:
                 waiter.get_loop().call_soon_threadsafe(_wake, waiter)
             except RuntimeError:
                 # The waiter's loop is closed: its subscriber is gone with it.
-                logger.debug("dropped a waiter of a closed event loop")
+                logger.debug("event=head_waiter_dropped reason=loop_closed")
 
     @property
     def waiting(self) -> int:

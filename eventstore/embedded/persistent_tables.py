@@ -1,6 +1,9 @@
 """Durable state of the embedded persistent subscriptions: group definitions, checkpoints and
 parked events, in their own tables of the store's SQLite file.
 
+Every call runs on one thread of our own, with its own connection, in the order made: the event
+loop never waits for SQLite, and a query sees every park and checkpoint queued before it.
+
 Parked events live in a table of ours rather than in `$persistentsubscription-...-parked` streams:
 EventStoreDB hides those streams from `$all`, and keeping them out of the log spares every `$all`
 reader that special case.
@@ -8,25 +11,33 @@ reader that special case.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import logging
 import sqlite3
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-import orjson
-
-from eventstore.port import (
-    ConsumerStrategy,
-    EventFilter,
-    RecordedEvent,
-    SubscriptionSettings,
+from eventstore.persistent.records import (
+    ALL_KEY,
+    GroupRecord,
+    settings_from_json,
+    settings_to_json,
+    stream_key,
 )
+from eventstore.port import RecordedEvent, SubscriptionSettings
 
-ALL_KEY = "$all"
-"""The `stream_key` of groups on the global log (no real stream can be called that)."""
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+WRITE_RETRY = 0.5
+"""Seconds between attempts at a park or checkpoint that SQLite refused."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS persistent_groups (
@@ -56,47 +67,9 @@ CREATE INDEX IF NOT EXISTS persistent_parked_group
 """
 
 
-def stream_key(stream: str | None) -> str:
-    """The key a group's target is stored under."""
-    return ALL_KEY if stream is None else stream
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupRecord:
-    """A persisted group: its settings, where it starts (exclusive) and its checkpoint."""
-
-    group: str
-    stream: str | None
-    settings: SubscriptionSettings
-    start_after: int | None  # resolved at creation: None = from the very start
-    checkpoint: int | None  # everything up to and including this is done
-
-
-def settings_to_json(settings: SubscriptionSettings) -> bytes:
-    """Settings as stored."""
-    return orjson.dumps(dataclasses.asdict(settings))
-
-
-def settings_from_json(raw: bytes | str) -> SubscriptionSettings:
-    """Settings as stored, back."""
-    value: dict[str, Any] = orjson.loads(raw)
-    raw_filter = value.pop("filter")
-    return SubscriptionSettings(
-        **{
-            **value,
-            "consumer_strategy": ConsumerStrategy(value["consumer_strategy"]),
-            "filter": EventFilter(
-                event_types=tuple(raw_filter["event_types"]),
-                stream_prefixes=tuple(raw_filter["stream_prefixes"]),
-                include_system=bool(raw_filter["include_system"]),
-            ),
-        }
-    )
-
-
-class PersistentTables:
-    """Our own connection to the store's SQLite file. Every call is one short transaction on the
-    event loop's thread: they touch a handful of rows, so a thread hop would cost more."""
+class _Tables:
+    """Our own connection to the store's SQLite file, used only on the storage's thread. Every
+    call is one short transaction."""
 
     def __init__(self, db_path: Path) -> None:
         self._db_path = db_path
@@ -104,7 +77,9 @@ class PersistentTables:
 
     def open(self) -> None:
         """Connect and create the tables if needed."""
-        conn = sqlite3.connect(self._db_path, timeout=10.0, isolation_level=None)
+        conn = sqlite3.connect(
+            self._db_path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(_SCHEMA)
         self._conn = conn
@@ -287,3 +262,105 @@ class PersistentTables:
             raise
         db.execute("COMMIT")
         return events
+
+
+class SQLiteGroupStorage:
+    """The `GroupStorage` of the embedded store: `_Tables` on a thread of its own."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._tables = _Tables(db_path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        """Start the thread and open the tables on it."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="persistent-tables")
+        await self._call(self._tables.open)
+
+    async def close(self) -> None:
+        """Store what is queued (giving up on writes SQLite keeps refusing), then stop."""
+        if self._executor is None:
+            return
+        self._closing = True
+        executor, self._executor = self._executor, None
+        executor.submit(self._tables.close)
+        await asyncio.to_thread(executor.shutdown, wait=True)
+
+    # -- the running group's writes (queued on the thread, in order) ---------------------------
+
+    def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None:
+        """Append events to the group's parked list."""
+        self._queue("park", partial(self._tables.park, group, stream, events))
+
+    def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None:
+        """Record that everything up to `checkpoint` (inclusive) is done."""
+        self._queue("checkpoint", partial(self._tables.save_checkpoint, group, stream, checkpoint))
+
+    def _queue(self, kind: str, write: Callable[[], None]) -> None:
+        if self._executor is None:
+            logger.warning("event=persistent_write_dropped kind=%s reason=closed", kind)
+            return
+        self._executor.submit(self._store_write, kind, write)
+
+    def _store_write(self, kind: str, write: Callable[[], None]) -> None:
+        # On the storage's thread: later calls wait behind this one, so order is kept.
+        while True:
+            try:
+                write()
+                return
+            except sqlite3.Error as error:
+                if self._closing:
+                    logger.error("event=persistent_write_lost kind=%s error=%s", kind, error)
+                    return
+                # Never drop a park: it is stored before anything queued after it.
+                logger.warning("event=persistent_write_failed kind=%s error=%s", kind, error)
+                time.sleep(WRITE_RETRY)
+
+    # -- definitions and queries ---------------------------------------------------------------
+
+    async def _call(self, function: Callable[[], _T]) -> _T:
+        if self._executor is None:
+            raise RuntimeError("persistent-subscription tables are not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def insert_group(self, record: GroupRecord) -> bool:
+        """Store a new group; False if one of that name exists."""
+        return await self._call(partial(self._tables.insert_group, record))
+
+    async def update_group(
+        self,
+        group: str,
+        stream: str | None,
+        settings: SubscriptionSettings,
+        start_after: int | None,
+    ) -> None:
+        """Replace a group's settings and start point; its checkpoint stays."""
+        await self._call(partial(self._tables.update_group, group, stream, settings, start_after))
+
+    async def delete_group(self, group: str, stream: str | None) -> bool:
+        """Remove a group and its parked events; False if it did not exist."""
+        return await self._call(partial(self._tables.delete_group, group, stream))
+
+    async def get_group(self, group: str, stream: str | None) -> GroupRecord | None:
+        """One group, or None."""
+        return await self._call(partial(self._tables.get_group, group, stream))
+
+    async def list_groups(self, stream: str | None, *, every_stream: bool) -> list[GroupRecord]:
+        """The groups on `stream` ($all when None), or on every target when `every_stream`."""
+        return await self._call(
+            partial(self._tables.list_groups, stream, every_stream=every_stream)
+        )
+
+    async def count_parked(self, group: str, stream: str | None) -> int:
+        """How many events the group has parked."""
+        return await self._call(partial(self._tables.count_parked, group, stream))
+
+    async def list_parked(
+        self, group: str, stream: str | None, limit: int | None
+    ) -> list[RecordedEvent]:
+        """The group's parked events, oldest parking first."""
+        return await self._call(partial(self._tables.list_parked, group, stream, limit))
+
+    async def take_parked(self, group: str, stream: str | None) -> list[RecordedEvent]:
+        """Remove and return every parked event of the group, in one transaction."""
+        return await self._call(partial(self._tables.take_parked, group, stream))

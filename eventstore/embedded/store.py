@@ -1,7 +1,7 @@
 """`SQLiteEventStore`: the embedded adapter of the `EventStore` port.
 
 One SQLite file (WAL, synchronous=FULL) written by a group-commit thread and read by pooled
-connections in worker threads. Persistent subscriptions are delegated to
+connections in worker threads. Its persistent-subscription groups (`groups`) are
 `eventstore.embedded.persistent.EmbeddedPersistentSubscriptions`.
 """
 
@@ -31,11 +31,9 @@ from eventstore.port import (
     EventFilter,
     ExpectedVersion,
     NewEvent,
-    PersistentSubscription,
     RecordedEvent,
     StoreUnavailable,
-    SubscriptionInfo,
-    SubscriptionSettings,
+    SubscriptionGroups,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,30 +43,11 @@ PROBE_AFTER = 5.0
 """A write path that committed this recently needs no probe."""
 
 
-class _PersistentBackend(Protocol):
-    """What `EmbeddedPersistentSubscriptions` provides: the port's eight persistent-subscription
-    methods plus a lifecycle."""
+class _PersistentBackend(SubscriptionGroups, Protocol):
+    """What `EmbeddedPersistentSubscriptions` provides: the groups, plus a lifecycle."""
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def create_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None: ...
-    async def update_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None: ...
-    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None: ...
-    async def get_subscription_info(
-        self, group: str, *, stream: str | None = None
-    ) -> SubscriptionInfo: ...
-    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]: ...
-    async def read_subscription(
-        self, group: str, *, stream: str | None = None, buffer_size: int = 100
-    ) -> PersistentSubscription: ...
-    async def list_parked(
-        self, group: str, *, stream: str | None = None, limit: int = 100
-    ) -> list[RecordedEvent]: ...
-    async def replay_parked(self, group: str, *, stream: str | None = None) -> None: ...
 
 
 def _create(path: Path) -> None:
@@ -115,7 +94,7 @@ class SQLiteEventStore:
         except ModuleNotFoundError as error:
             if error.name != _PERSISTENT_MODULE:
                 raise
-            logger.info("persistent subscriptions are not available in this build")
+            logger.info("event=persistent_subscriptions_unavailable reason=not_in_build")
             return None
         backend: _PersistentBackend = module.EmbeddedPersistentSubscriptions(self, self.path)
         await backend.start()
@@ -257,55 +236,13 @@ class SQLiteEventStore:
 
     # -- persistent subscriptions ----------------------------------------------------------
 
-    def _backend(self) -> _PersistentBackend:
+    @property
+    def groups(self) -> SubscriptionGroups:
+        """The store's persistent-subscription groups (`eventstore.persistent`)."""
         self._check_open()
         if self._persistent is None:
             raise NotImplementedError("persistent subscriptions are not available in this build")
         return self._persistent
-
-    async def create_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None:
-        """Create a persistent-subscription group."""
-        await self._backend().create_subscription(group, stream=stream, settings=settings)
-
-    async def update_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None:
-        """Change a group's settings."""
-        await self._backend().update_subscription(group, stream=stream, settings=settings)
-
-    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
-        """Delete a group (its consumers are dropped)."""
-        await self._backend().delete_subscription(group, stream=stream)
-
-    async def get_subscription_info(
-        self, group: str, *, stream: str | None = None
-    ) -> SubscriptionInfo:
-        """What the store knows of one group."""
-        return await self._backend().get_subscription_info(group, stream=stream)
-
-    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
-        """Every group (of one stream, or of the global log and all streams)."""
-        return await self._backend().list_subscriptions(stream=stream)
-
-    async def read_subscription(
-        self, group: str, *, stream: str | None = None, buffer_size: int = 100
-    ) -> PersistentSubscription:
-        """Connect one consumer to a group."""
-        return await self._backend().read_subscription(
-            group, stream=stream, buffer_size=buffer_size
-        )
-
-    async def list_parked(
-        self, group: str, *, stream: str | None = None, limit: int = 100
-    ) -> list[RecordedEvent]:
-        """A group's parked events."""
-        return await self._backend().list_parked(group, stream=stream, limit=limit)
-
-    async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
-        """Deliver a group's parked events again, ahead of new ones."""
-        await self._backend().replay_parked(group, stream=stream)
 
     # -- lifecycle -------------------------------------------------------------------------
 

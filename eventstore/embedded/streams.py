@@ -78,7 +78,7 @@ def _load_json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
-        logger.warning("ignoring stream metadata that is not JSON")
+        logger.warning("event=stream_metadata_not_json")
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -189,7 +189,7 @@ class GroupCommitWriter:
                     outcomes.append((None, refused))
                 except sqlite3.IntegrityError as broken:
                     # A bug, not the caller's fault; still, only this write fails.
-                    logger.exception("write rejected by a constraint")
+                    logger.exception("event=write_rejected reason=constraint")
                     conn.execute("ROLLBACK TO op")
                     outcomes.append((None, EventStoreError(str(broken))))
                 except sqlite3.Error:
@@ -234,4 +234,4 @@ def _answer(pending: _Pending, outcome: Any, failed: BaseException | None) -> No
     try:
         pending.future.get_loop().call_soon_threadsafe(_settle, pending.future, outcome, failed)
     except RuntimeError:
-        logger.debug("the caller's event loop closed before its write committed")
+        logger.debug("event=write_caller_gone")

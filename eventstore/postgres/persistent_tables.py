@@ -1,10 +1,10 @@
 """Durable state of persistent-subscription groups in PostgreSQL: definitions, checkpoints and
 parked events, shared by every process on the database.
 
-A running group (`eventstore.embedded.persistent_group.GroupRuntime`, reused as it is) parks and
-checkpoints synchronously from the event loop. Here those two writes go into one ordered queue that
-a task drains: a park is always stored before the checkpoint that passes it, so a crash in between
-loses at most the checkpoint's progress (the event is delivered again), never the parked event.
+A running group (`eventstore.persistent.group.GroupRuntime`) parks and checkpoints from the event
+loop without waiting. Here those two writes go into one ordered queue that a task drains: a park
+is always stored before the checkpoint that passes it, so a crash in between loses at most the
+checkpoint's progress (the event is delivered again), never the parked event.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any
 
 import asyncpg
 
-from eventstore.embedded.persistent_tables import (
+from eventstore.embedded.schema import row_to_event
+from eventstore.persistent.records import (
     ALL_KEY,
     GroupRecord,
     settings_from_json,
     settings_to_json,
     stream_key,
 )
-from eventstore.embedded.schema import row_to_event
 from eventstore.port import RecordedEvent, SubscriptionSettings
 
 logger = logging.getLogger(__name__)
@@ -49,14 +49,14 @@ def _record(row: Any, group: str | None = None, stream: str | None = None) -> Gr
 
 
 class PostgresGroupTables:
-    """The group tables over the store's connection pool."""
+    """The `GroupStorage` of the PostgreSQL store: the group tables over its connection pool."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
         self._writes: asyncio.Queue[Write | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start the task that stores parks and checkpoints in order."""
         self._task = asyncio.create_task(self._drain(), name="postgres-group-writes")
 

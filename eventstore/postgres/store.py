@@ -26,11 +26,9 @@ from eventstore.port import (
     EventFilter,
     ExpectedVersion,
     NewEvent,
-    PersistentSubscription,
     RecordedEvent,
     StoreUnavailable,
-    SubscriptionInfo,
-    SubscriptionSettings,
+    SubscriptionGroups,
 )
 from eventstore.postgres import operations, reads, subscriptions
 from eventstore.postgres.live import FALLBACK_POLL, Listener
@@ -64,7 +62,9 @@ class PostgresEventStore:
         self._notifier = HeadNotifier()
         self._writer = GroupCommitWriter(pool, self._notifier.notify)
         self._listener = Listener(dsn, self._notifier, listen=listen, fallback_poll=fallback_poll)
-        self._persistent = PostgresPersistentSubscriptions(self, pool, dsn)
+        self._persistent = PostgresPersistentSubscriptions(
+            self, pool, dsn, guard=self._unavailable_on_outage
+        )
         self._closed = False
 
     @classmethod
@@ -241,57 +241,11 @@ class PostgresEventStore:
 
     # -- persistent subscriptions ----------------------------------------------------------
 
-    async def create_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None:
-        """Create a persistent-subscription group."""
-        async with self._unavailable_on_outage():
-            await self._persistent.create_subscription(group, stream=stream, settings=settings)
-
-    async def update_subscription(
-        self, group: str, *, stream: str | None = None, settings: SubscriptionSettings
-    ) -> None:
-        """Change a group's settings."""
-        async with self._unavailable_on_outage():
-            await self._persistent.update_subscription(group, stream=stream, settings=settings)
-
-    async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
-        """Delete a group (its consumers are dropped)."""
-        async with self._unavailable_on_outage():
-            await self._persistent.delete_subscription(group, stream=stream)
-
-    async def get_subscription_info(
-        self, group: str, *, stream: str | None = None
-    ) -> SubscriptionInfo:
-        """What the store knows of one group."""
-        async with self._unavailable_on_outage():
-            return await self._persistent.get_subscription_info(group, stream=stream)
-
-    async def list_subscriptions(self, *, stream: str | None = None) -> list[SubscriptionInfo]:
-        """Every group (of one stream, or of the global log and all streams)."""
-        async with self._unavailable_on_outage():
-            return await self._persistent.list_subscriptions(stream=stream)
-
-    async def read_subscription(
-        self, group: str, *, stream: str | None = None, buffer_size: int = 100
-    ) -> PersistentSubscription:
-        """Connect one consumer to a group."""
-        async with self._unavailable_on_outage():
-            return await self._persistent.read_subscription(
-                group, stream=stream, buffer_size=buffer_size
-            )
-
-    async def list_parked(
-        self, group: str, *, stream: str | None = None, limit: int = 100
-    ) -> list[RecordedEvent]:
-        """A group's parked events."""
-        async with self._unavailable_on_outage():
-            return await self._persistent.list_parked(group, stream=stream, limit=limit)
-
-    async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
-        """Deliver a group's parked events again, ahead of new ones."""
-        async with self._unavailable_on_outage():
-            await self._persistent.replay_parked(group, stream=stream)
+    @property
+    def groups(self) -> SubscriptionGroups:
+        """The store's persistent-subscription groups (`eventstore.persistent`, led per group
+        across processes)."""
+        return self._persistent
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, Route, sync_playwright
 
-from scripts._server import REPO_ROOT, ServerProcess
 from tests.e2e.conftest import LiveServer
+from tests.processes import REPO_ROOT, ServerProcess
 
 WEB = REPO_ROOT / "web"
 STATIC = REPO_ROOT / "api" / "static"

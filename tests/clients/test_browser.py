@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
-from scripts._server import ServerProcess
 from tests.clients.conftest import Offline, pay_order, place_order
 from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import make_token, new_id
+from tests.processes import ServerProcess
 
 # CodeMirror 5 keeps its instance on the element; tests type through its API.
 SET_VALUE = "(element, value) => element.CodeMirror.setValue(value)"

@@ -1,4 +1,4 @@
-"""The contract suite's fixture: `store`, one fresh `EventStore` per test, for every adapter.
+"""The contract suite's fixture: `store`, one fresh `StoreWithGroups` per test, for every adapter.
 
 An adapter joins the whole suite by adding ONE entry to `ADAPTERS`: a name mapped to a factory that,
 given the test's `tmp_path`, returns an async context manager yielding a ready store (and closing it
@@ -21,15 +21,15 @@ from typing import TypeVar
 import pytest
 
 from eventstore.embedded import SQLiteEventStore
-from eventstore.port import EventStore, NewEvent
+from eventstore.port import NewEvent, StoreWithGroups
 
 T = TypeVar("T")
 
-AdapterFactory = Callable[[Path], AbstractAsyncContextManager[EventStore]]
+AdapterFactory = Callable[[Path], AbstractAsyncContextManager[StoreWithGroups]]
 
 
 @asynccontextmanager
-async def embedded_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
+async def embedded_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """A fresh SQLite store in the test's temporary directory."""
     store = await SQLiteEventStore.open(tmp_path / "embedded-store")
     try:
@@ -39,7 +39,7 @@ async def embedded_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
 
 
 @asynccontextmanager
-async def esdb_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
+async def esdb_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """The EventStoreDB adapter over real gRPC, against a fresh wire-compatible test server."""
     from eventstore.esdb import EventStoreDBStore
     from tests.esdb_server.fixture import run_test_server
@@ -54,7 +54,7 @@ async def esdb_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
 
 
 @asynccontextmanager
-async def postgres_adapter(tmp_path: Path) -> AsyncIterator[EventStore]:
+async def postgres_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """The PostgreSQL adapter on a real server: a fresh schema of the session's throwaway
     database."""
     from eventstore.postgres import PostgresEventStore
@@ -76,7 +76,7 @@ ADAPTERS: dict[str, AdapterFactory] = {
 
 
 @pytest.fixture(params=list(ADAPTERS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """A ready store of each adapter in turn."""
     async with ADAPTERS[request.param](tmp_path) as opened:
         yield opened

@@ -108,6 +108,6 @@ async def test_the_tail_of_a_stream_is_read_through_the_stream_index(tmp_path: P
 async def test_persistent_subscriptions_are_wired(tmp_path: Path) -> None:
     store = await SQLiteEventStore.open(tmp_path)
     try:
-        assert await store.list_subscriptions() == []
+        assert await store.groups.list_subscriptions() == []
     finally:
         await store.close()

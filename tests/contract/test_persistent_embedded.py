@@ -36,9 +36,9 @@ async def test_restart_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     stream, group, idle = "order-restart", "projector", "never-consumed"
     store = await SQLiteEventStore.open(data)
     await store.append(stream, new_events(5), NO_STREAM)
-    await store.create_subscription(group, stream=stream, settings=SETTINGS)
-    await store.create_subscription(idle, settings=SETTINGS)
-    sub = await store.read_subscription(group, stream=stream)
+    await store.groups.create_subscription(group, stream=stream, settings=SETTINGS)
+    await store.groups.create_subscription(idle, settings=SETTINGS)
+    sub = await store.groups.read_subscription(group, stream=stream)
     got = [await receive(sub) for _ in range(5)]
     for event in got[:3]:
         await sub.ack(event)
@@ -50,12 +50,12 @@ async def test_restart_resumes_from_the_checkpoint(tmp_path: Path) -> None:
 
     store = await SQLiteEventStore.open(data)
     try:
-        info = await store.get_subscription_info(group, stream=stream)
+        info = await store.groups.get_subscription_info(group, stream=stream)
         assert (info.checkpoint, info.parked, info.settings) == (4, 1, SETTINGS)
-        assert {i.group for i in await store.list_subscriptions()} == {group, idle}
-        assert [e.id for e in await store.list_parked(group, stream=stream)] == [got[3].id]
+        assert {i.group for i in await store.groups.list_subscriptions()} == {group, idle}
+        assert [e.id for e in await store.groups.list_parked(group, stream=stream)] == [got[3].id]
 
-        sub = await store.read_subscription(group, stream=stream)
+        sub = await store.groups.read_subscription(group, stream=stream)
         again = await receive(sub)
         assert (again.id, again.version) == (got[4].id, 5)
         await sub.ack(again)
@@ -75,19 +75,19 @@ async def test_replayed_parked_events_not_yet_handled_stay_parked_across_a_resta
     stream, group = "order-replay", "projector"
     store = await SQLiteEventStore.open(data)
     await store.append(stream, new_events(1), NO_STREAM)
-    await store.create_subscription(group, stream=stream, settings=SETTINGS)
-    sub = await store.read_subscription(group, stream=stream)
+    await store.groups.create_subscription(group, stream=stream, settings=SETTINGS)
+    sub = await store.groups.read_subscription(group, stream=stream)
     parked = await receive(sub)
     await sub.nack(parked, NackAction.PARK)
-    await store.replay_parked(group, stream=stream)
+    await store.groups.replay_parked(group, stream=stream)
     replayed = await receive(sub)
     assert (replayed.id, replayed.retry_count) == (parked.id, 0)
-    assert await store.list_parked(group, stream=stream) == []
+    assert await store.groups.list_parked(group, stream=stream) == []
     await store.close()  # before the replayed event was acknowledged
 
     store = await SQLiteEventStore.open(data)
     try:
-        assert [e.id for e in await store.list_parked(group, stream=stream)] == [parked.id]
+        assert [e.id for e in await store.groups.list_parked(group, stream=stream)] == [parked.id]
     finally:
         await store.close()
 
@@ -102,8 +102,8 @@ async def test_a_parked_event_both_replayed_and_read_again_still_moves_the_check
     )
     store = await SQLiteEventStore.open(data)
     await store.append(stream, new_events(2), NO_STREAM)
-    await store.create_subscription(group, stream=stream, settings=settings)
-    sub = await store.read_subscription(group, stream=stream)
+    await store.groups.create_subscription(group, stream=stream, settings=settings)
+    sub = await store.groups.read_subscription(group, stream=stream)
     await receive(sub)  # version 1, never acknowledged: the checkpoint stays before it
     parked = await receive(sub)
     await sub.nack(parked, NackAction.PARK)
@@ -111,10 +111,11 @@ async def test_a_parked_event_both_replayed_and_read_again_still_moves_the_check
 
     store = await SQLiteEventStore.open(data)
     try:
-        sub = await store.read_subscription(group, stream=stream)
+        sub = await store.groups.read_subscription(group, stream=stream)
         again = [await receive(sub), await receive(sub)]  # read again from the checkpoint
         assert [e.version for e in again] == [1, 2]
-        await store.replay_parked(group, stream=stream)  # version 2 once more, still in flight
+        # version 2 once more, still in flight
+        await store.groups.replay_parked(group, stream=stream)
         versions = [e.version for e in again]
         for event in again:
             await sub.ack(event)
@@ -126,7 +127,7 @@ async def test_a_parked_event_both_replayed_and_read_again_still_moves_the_check
             versions.append(event.version)
             await sub.ack(event)
         assert sorted(set(versions)) == [1, 2]
-        info = await store.get_subscription_info(group, stream=stream)
+        info = await store.groups.get_subscription_info(group, stream=stream)
         assert (info.checkpoint, info.parked) == (2, 0)
         await sub.stop()
     finally:
@@ -135,8 +136,8 @@ async def test_a_parked_event_both_replayed_and_read_again_still_moves_the_check
 
 async def test_close_leaves_no_tasks_behind(tmp_path: Path) -> None:
     store = await SQLiteEventStore.open(tmp_path / "data")
-    await store.create_subscription("projector", settings=SETTINGS)
-    sub = await store.read_subscription("projector")
+    await store.groups.create_subscription("projector", settings=SETTINGS)
+    sub = await store.groups.read_subscription("projector")
     await store.append("order-tasks", new_events(1), NO_STREAM)
     await sub.ack(await receive(sub))
     await store.close()

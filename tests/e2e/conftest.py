@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts._server import EsdbTestServerProcess, ServerProcess
 from tests.e2e.gql import GraphQLClient, Orders, make_token
+from tests.processes import EsdbTestServerProcess, ServerProcess
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,6 @@ from graphql import (
     print_schema,
 )
 
-from scripts._server import REPO_ROOT
 from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import (
     EVENTS,
@@ -33,6 +32,7 @@ from tests.e2e.gql import (
 )
 from tests.e2e.test_subscriptions import ORDER_EVENTS_SUB
 from tests.e2e.ws import Protocol, WsMessage, WsRejected, graphql_ws
+from tests.processes import REPO_ROOT
 
 
 async def test_healthz(

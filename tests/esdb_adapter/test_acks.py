@@ -57,7 +57,7 @@ async def test_plain_esdbclient_acks_are_ignored_by_the_server(esdb_url: str) ->
         store = await EventStoreDBStore.connect(esdb_url)
         try:
             await store.append(stream, events(1), NO_STREAM)
-            await store.create_subscription(group, stream=stream, settings=FAST)
+            await store.groups.create_subscription(group, stream=stream, settings=FAST)
         finally:
             await store.close()
         subscription = await client.read_subscription_to_stream(group, stream)
@@ -77,18 +77,18 @@ async def test_acknowledged_event_is_not_redelivered_after_the_message_timeout(
 ) -> None:
     stream, group = unique("acked"), unique("g")
     await esdb.append(stream, events(2), NO_STREAM)
-    await esdb.create_subscription(group, stream=stream, settings=FAST)
-    sub = await esdb.read_subscription(group, stream=stream)
+    await esdb.groups.create_subscription(group, stream=stream, settings=FAST)
+    sub = await esdb.groups.read_subscription(group, stream=stream)
     try:
         for _ in range(2):
             await sub.ack(await receive(sub))
         assert await nothing_within(sub, TIMEOUT * 3)
-        info = await esdb.get_subscription_info(group, stream=stream)
+        info = await esdb.groups.get_subscription_info(group, stream=stream)
         assert info.connections == 1
     finally:
         await sub.stop()
     deadline = asyncio.get_running_loop().time() + WAIT
-    while (await esdb.get_subscription_info(group, stream=stream)).checkpoint != 2:
+    while (await esdb.groups.get_subscription_info(group, stream=stream)).checkpoint != 2:
         assert asyncio.get_running_loop().time() < deadline, "checkpoint never reached 2"
         await asyncio.sleep(0.05)
 
@@ -97,11 +97,11 @@ async def test_acks_batched_at_stop_are_flushed(esdb: EventStoreDBStore) -> None
     """An ack still in esdbclient's batch when the consumer stops reaches the server."""
     stream, group = unique("flush"), unique("g")
     await esdb.append(stream, events(1), NO_STREAM)
-    await esdb.create_subscription(group, stream=stream, settings=FAST)
-    first = await esdb.read_subscription(group, stream=stream)
+    await esdb.groups.create_subscription(group, stream=stream, settings=FAST)
+    first = await esdb.groups.read_subscription(group, stream=stream)
     await first.ack(await receive(first))
     await first.stop()  # immediately: the ack is still batched
-    second = await esdb.read_subscription(group, stream=stream)
+    second = await esdb.groups.read_subscription(group, stream=stream)
     try:
         # An unacknowledged event would go to the new consumer at once (its previous consumer
         # left), or after the message timeout at the latest.
@@ -113,16 +113,16 @@ async def test_acks_batched_at_stop_are_flushed(esdb: EventStoreDBStore) -> None
 async def test_nacks_carry_the_subscription_id_too(esdb: EventStoreDBStore) -> None:
     stream, group = unique("nack"), unique("g")
     await esdb.append(stream, events(1), NO_STREAM)
-    await esdb.create_subscription(group, stream=stream, settings=FAST)
-    sub = await esdb.read_subscription(group, stream=stream)
+    await esdb.groups.create_subscription(group, stream=stream, settings=FAST)
+    sub = await esdb.groups.read_subscription(group, stream=stream)
     try:
         event = await receive(sub)
         await sub.nack(event, NackAction.PARK)
         deadline = asyncio.get_running_loop().time() + WAIT
-        while (await esdb.get_subscription_info(group, stream=stream)).parked != 1:
+        while (await esdb.groups.get_subscription_info(group, stream=stream)).parked != 1:
             assert asyncio.get_running_loop().time() < deadline, "never parked"
             await asyncio.sleep(0.05)
-        parked = await esdb.list_parked(group, stream=stream)
+        parked = await esdb.groups.list_parked(group, stream=stream)
         assert [(e.id, e.version) for e in parked] == [(event.id, 1)]
         assert parked[0].ack_id is not None
         assert parked[0].ack_id != event.id  # the parked link's id
@@ -134,8 +134,8 @@ async def test_nacks_carry_the_subscription_id_too(esdb: EventStoreDBStore) -> N
 async def test_a_cancelled_wait_leaves_the_consumer_working(esdb: EventStoreDBStore) -> None:
     """esdbclient ends a subscription whose await is cancelled; the adapter's consumer survives."""
     stream, group = unique("wait"), unique("g")
-    await esdb.create_subscription(group, stream=stream, settings=FAST)
-    sub = await esdb.read_subscription(group, stream=stream)
+    await esdb.groups.create_subscription(group, stream=stream, settings=FAST)
+    sub = await esdb.groups.read_subscription(group, stream=stream)
     try:
         assert await nothing_within(sub, 0.2)
         await esdb.append(stream, events(1), NO_STREAM)
@@ -148,8 +148,8 @@ async def test_a_cancelled_wait_leaves_the_consumer_working(esdb: EventStoreDBSt
 
 async def test_a_cancelled_consumer_task_is_cancelled(esdb: EventStoreDBStore) -> None:
     stream, group = unique("cancel"), unique("g")
-    await esdb.create_subscription(group, stream=stream, settings=FAST)
-    sub = await esdb.read_subscription(group, stream=stream)
+    await esdb.groups.create_subscription(group, stream=stream, settings=FAST)
+    sub = await esdb.groups.read_subscription(group, stream=stream)
 
     async def consume() -> None:
         async for event in sub:

@@ -20,7 +20,7 @@ async def _serve(host: str, port: int, data_dir: Path) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    logger.info("serving %s (data in %s); Ctrl-C stops", server.url, data_dir)
+    logger.info("event=esdb_test_server_serving url=%s data_dir=%s", server.url, data_dir)
     try:
         await stop.wait()
     finally:

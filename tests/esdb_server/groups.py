@@ -192,7 +192,7 @@ class Group:
                     await self._incoming.put(delivery)
                     self._wake.set()
         except StreamDeleted:
-            logger.info("source of %s was tombstoned", self.subscription_id)
+            logger.info("event=group_source_tombstoned group=%s", self.subscription_id)
 
     # -- dispatching ---------------------------------------------------------------------
 
@@ -386,7 +386,7 @@ class Group:
             try:
                 await self.backend.store.set_stream_metadata(self.parked_stream, metadata)
             except WrongExpectedVersion:  # pragma: no cover - ANY never conflicts
-                logger.warning("could not truncate %s", self.parked_stream)
+                logger.warning("event=parked_truncate_failed stream=%s", self.parked_stream)
         self._wake.set()
 
     # -- statistics ----------------------------------------------------------------------

@@ -280,12 +280,12 @@ class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
             kind = request.WhichOneof("content")
             if kind == "ack":
                 if request.ack.id != expected_id:
-                    logger.debug("ignoring ack with id %r", request.ack.id)
+                    logger.debug("event=ack_ignored id=%r", request.ack.id)
                     continue
                 await group.ack(consumer, [parse_uuid(i) for i in request.ack.ids])
             elif kind == "nack":
                 if request.nack.id != expected_id:
-                    logger.debug("ignoring nack with id %r", request.nack.id)
+                    logger.debug("event=nack_ignored id=%r", request.nack.id)
                     continue
                 action = _NACK_ACTIONS.get(request.nack.action, "unknown")
                 await group.nack(consumer, [parse_uuid(i) for i in request.nack.ids], action)

@@ -59,7 +59,7 @@ class TestServer:
         gossip_pb2_grpc.add_GossipServicer_to_server(GossipService(self.host, self.port), server)  # type: ignore[no-untyped-call]
         await server.start()
         self._server = server
-        logger.info("EventStoreDB test server listening on %s", self.url)
+        logger.info("event=esdb_test_server_listening url=%s", self.url)
 
     async def stop(self, grace: float | None = 0.5) -> None:
         """Stops serving (open calls are cancelled after `grace` seconds) and the groups."""

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from scripts._server import ServerProcess
 from tests.e2e.gql import JSON, GraphQLClient, Orders, error_codes, make_token
+from tests.processes import ServerProcess
 
 
 @dataclass(slots=True, kw_only=True)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 
-from scripts._server import EsdbTestServerProcess
 from tests.e2e.gql import ORDER_EVENTS, GraphQLClient, Orders, accepted, error_codes, new_id
 from tests.faults.conftest import (
     assert_right_or_unavailable,
@@ -19,6 +18,7 @@ from tests.faults.conftest import (
     running_service,
     until,
 )
+from tests.processes import EsdbTestServerProcess
 
 PROJECTIONS = "{ projections { name state lag lastError } }"
 ORDER = "query O($id: ID!, $v: Int) { order(id: $id, minVersion: $v) { id version } }"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from api import cli
-from scripts._server import REPO_ROOT, ServerProcess
 from tests.e2e.gql import make_token
+from tests.processes import REPO_ROOT, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

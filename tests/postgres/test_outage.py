@@ -8,9 +8,9 @@ import pytest
 
 from eventstore.port import ANY, NO_STREAM, StoreUnavailable
 from eventstore.postgres import PostgresEventStore
-from scripts._server import free_port
 from tests.contract.conftest import new_events, unique_stream
 from tests.postgres_db import session_database_url
+from tests.processes import free_port
 
 
 async def test_an_unreachable_server_is_unavailable() -> None:

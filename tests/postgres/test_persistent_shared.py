@@ -56,12 +56,12 @@ async def test_one_store_leads_a_group_and_another_takes_over_from_its_checkpoin
 ) -> None:
     first, second = two_stores
     stream, group = f"shared-{uuid.uuid4().hex}", f"g-{uuid.uuid4().hex[:8]}"
-    await first.create_subscription(group, stream=stream, settings=SETTINGS)
+    await first.groups.create_subscription(group, stream=stream, settings=SETTINGS)
     # The group made by one store is the other's too.
-    assert (await second.get_subscription_info(group, stream=stream)).group == group
-    one = await first.read_subscription(group, stream=stream)
+    assert (await second.groups.get_subscription_info(group, stream=stream)).group == group
+    one = await first.groups.read_subscription(group, stream=stream)
     await asyncio.sleep(0.3)  # the first store takes the lead
-    two = await second.read_subscription(group, stream=stream)
+    two = await second.groups.read_subscription(group, stream=stream)
     await first.append(stream, new_events(10), NO_STREAM)
 
     led = await drain(one, 1.5)
@@ -73,18 +73,18 @@ async def test_one_store_leads_a_group_and_another_takes_over_from_its_checkpoin
     await one.nack(led[6], NackAction.PARK)
 
     async def checkpoint() -> int | None:
-        return (await second.get_subscription_info(group, stream=stream)).checkpoint
+        return (await second.groups.get_subscription_info(group, stream=stream)).checkpoint
 
     for _ in range(100):
         if await checkpoint() == 7:
             break
         await asyncio.sleep(0.05)
     assert await checkpoint() == 7
-    assert [e.version for e in await second.list_parked(group, stream=stream)] == [7]
+    assert [e.version for e in await second.groups.list_parked(group, stream=stream)] == [7]
     # Only the leader can deliver a replay: the standby refuses and the event stays parked.
     with pytest.raises(EventStoreError, match="another process"):
-        await second.replay_parked(group, stream=stream)
-    assert (await first.get_subscription_info(group, stream=stream)).parked == 1
+        await second.groups.replay_parked(group, stream=stream)
+    assert (await first.groups.get_subscription_info(group, stream=stream)).parked == 1
 
     await first.close()  # the leader goes away; its lock goes with its connection
     await second.append(stream, new_events(2), 10)

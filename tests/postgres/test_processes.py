@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 
 from eventstore.postgres import PostgresEventStore
 from projections.queries import OrderQueries
-from scripts._server import REPO_ROOT, ServerProcess
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.postgres_db import create_database, drop_database
+from tests.processes import REPO_ROOT, ServerProcess
 from tests.projections.store_helpers import actual_views, eventually, expected_views
 from tests.redis_server import running_redis_server
 

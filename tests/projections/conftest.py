@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.redis_store import RedisViewStore
 from tests.contract.conftest import ADAPTERS
 from tests.redis_server import running_redis_server
@@ -77,7 +77,7 @@ async def views(redis: Redis, prefix: str) -> RedisViewStore:
 
 
 @pytest.fixture(params=list(ADAPTERS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """A ready event store of each adapter in turn: embedded SQLite, EventStoreDB over gRPC (the
     test server). The projector reads the log only through the port, so it must work on both."""
     async with ADAPTERS[request.param](tmp_path) as opened:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from domain.events import OrderEvent, order_stream
 from eventstore.codec import EventContext, decode_record, encode
 from eventstore.port import ANY, EventStore, NewEvent
+from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
 from projections.mapping import fold_stats, fold_views
 from projections.queries import OrderQueries
-from projections.recovery import DECODE_ERRORS, ORDER_EVENTS
 from projections.views import DashboardStats, OrderView, ViewsUnavailable
 
 CONTEXT = EventContext(

@@ -36,9 +36,10 @@ from domain.order import OrderState, evolve
 from eventstore.codec import decode_record
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import RecordedEvent
+from projections.decoding import ORDER_EVENTS, to_change
 from projections.mapping import change_of
 from projections.queries import OrderQueries
-from projections.recovery import ORDER_EVENTS, recover, to_change
+from projections.recovery import recover
 from projections.redis_store import ApplyResult, RedisViewStore
 from tests.projections.conftest import make_client, wipe
 from tests.projections.factories import item

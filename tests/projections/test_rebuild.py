@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.events import OrderStatus, PaymentTaken
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.queries import OrderQueries
 from projections.rebuild import RebuildInProgress, rebuild
 from projections.redis_store import RedisViewStore
@@ -27,7 +27,7 @@ async def all_pages(queries: OrderQueries, **filters: object) -> list[OrderPage]
 
 
 async def test_rebuild_while_reading_serves_the_same_answers_throughout(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     for n in range(60):
         await place(store, f"o{n:02}", customer=f"c{n % 4}")
@@ -79,7 +79,7 @@ async def test_rebuild_while_reading_serves_the_same_answers_throughout(
 
 
 async def test_rebuild_under_writes_ends_exact(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     for n in range(40):
         await place(store, f"o{n}")
@@ -109,7 +109,9 @@ async def test_rebuild_under_writes_ends_exact(
         await eventually(lambda: matches_log(store, queries))
 
 
-async def test_only_one_rebuild_at_a_time(store: EventStore, redis: Redis, prefix: str) -> None:
+async def test_only_one_rebuild_at_a_time(
+    store: StoreWithGroups, redis: Redis, prefix: str
+) -> None:
     views = RedisViewStore(redis, prefix=prefix)
     await redis.set(views.keys.rebuild_lock, "someone", px=5000)
     with pytest.raises(RebuildInProgress):

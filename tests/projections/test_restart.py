@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from domain.events import PaymentTaken
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.queries import OrderQueries
@@ -16,7 +16,7 @@ from tests.projections.test_runner import matches_log, place, running
 
 
 async def test_redis_restarted_empty_under_a_running_service(
-    store: EventStore, tmp_path: Path
+    store: StoreWithGroups, tmp_path: Path
 ) -> None:
     server = await start_embedded_redis(tmp_path / "redis")
     redis = server.client()

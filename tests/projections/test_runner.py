@@ -12,7 +12,7 @@ import orjson
 from redis.asyncio import Redis
 
 from domain.events import ItemAdded, OrderPlaced, OrderShipped, PaymentTaken
-from eventstore.port import EventStore, NewEvent
+from eventstore.port import EventStore, NewEvent, StoreWithGroups
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
@@ -30,7 +30,7 @@ from tests.projections.store_helpers import (
 
 @contextlib.asynccontextmanager
 async def running(
-    store: EventStore, redis: Redis, prefix: str, workers: int = 1
+    store: StoreWithGroups, redis: Redis, prefix: str, workers: int = 1
 ) -> AsyncIterator[list[ProjectorRunner]]:
     views = RedisViewStore(redis, prefix=prefix)
     settings = RunnerSettings(health_interval=0.1)
@@ -64,7 +64,7 @@ async def matches_log(store: EventStore, queries: OrderQueries) -> bool:
 
 
 async def test_runner_projects_the_log_and_stays_exact(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     for n in range(20):
         await place(store, f"o{n}", customer=f"c{n % 3}")
@@ -87,7 +87,7 @@ async def test_runner_projects_the_log_and_stays_exact(
 
 
 async def test_views_come_back_exact_after_redis_loses_them(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     for n in range(10):
         await place(store, f"o{n}")
@@ -104,7 +104,7 @@ async def test_views_come_back_exact_after_redis_loses_them(
 
 
 async def test_views_are_rebuilt_on_start_from_an_empty_redis(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     for n in range(5):
         await place(store, f"o{n}")
@@ -118,7 +118,7 @@ async def test_views_are_rebuilt_on_start_from_an_empty_redis(
 
 
 async def test_an_event_that_cannot_be_decoded_is_parked_with_the_error(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     await place(store, "good")
     await place(store, "bad")

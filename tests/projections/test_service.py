@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from domain.events import PaymentTaken
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from projections.runner import RunnerSettings
 from projections.service import open_read_side
 from tests.projections.store_helpers import append, eventually
@@ -15,7 +15,7 @@ from tests.projections.test_runner import place
 
 
 async def test_open_read_side_serves_live_views_and_statuses(
-    store: EventStore, tmp_path: Path
+    store: StoreWithGroups, tmp_path: Path
 ) -> None:
     await place(store, "a")
     async with open_read_side(

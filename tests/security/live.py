@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts._server import ServerProcess
 from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import GraphQLClient, Orders
+from tests.processes import ServerProcess
 
 
 @contextmanager

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts._server import ServerProcess
 from tests.e2e.gql import make_token
+from tests.processes import ServerProcess
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from api.config import Settings, SettingsError, is_loopback
-from scripts._server import REPO_ROOT, ServerProcess
+from tests.processes import REPO_ROOT, ServerProcess
 
 LONG_ENOUGH = "s" * 32
 

@@ -21,7 +21,7 @@ from eventstore.port import ANY, EventStore, NewEvent, StoreUnavailable
 from eventstore.repository import OrderRepository
 from eventstore.snapshots import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
 from eventstore.snapshotter import Snapshotter
-from projections.recovery import ORDER_EVENTS
+from projections.decoding import ORDER_EVENTS
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

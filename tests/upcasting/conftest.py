@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eventstore.port import EventStore
+from eventstore.port import StoreWithGroups
 from tests.contract.conftest import ADAPTERS
 from tests.projections.conftest import (  # noqa: F401  (fixtures, re-exported for pytest)
     embedded_redis_socket,
@@ -18,7 +18,7 @@ from tests.projections.conftest import (  # noqa: F401  (fixtures, re-exported f
 
 
 @pytest.fixture(params=list(ADAPTERS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """A ready store of each adapter in turn: embedded SQLite, EventStoreDB over gRPC."""
     async with ADAPTERS[request.param](tmp_path) as opened:
         yield opened

@@ -20,7 +20,7 @@ from api.schema.event_log import order_events_filter, read_event_page
 from domain.events import LineItem, OrderStatus, order_stream
 from domain.upcasting import CURRENT_SCHEMA_VERSION, UnknownSchemaVersion
 from eventstore.codec import DecodedEvent, decode_record
-from eventstore.port import NO_STREAM, EventStore, RecordedEvent
+from eventstore.port import NO_STREAM, EventStore, RecordedEvent, StoreWithGroups
 from eventstore.repository import OrderRepository
 from eventstore.snapshots import SnapshotStore
 from projections.queries import OrderQueries
@@ -153,7 +153,7 @@ async def take(feed: AsyncIterator[RecordedEvent], count: int, order_id: str) ->
 
 
 async def test_projector_views_hold_legacy_orders_upcast(
-    store: EventStore, redis: Redis, prefix: str
+    store: StoreWithGroups, redis: Redis, prefix: str
 ) -> None:
     order_id = await write_legacy_order(store)
     views = RedisViewStore(redis, prefix=prefix)

@@ -12,16 +12,15 @@ import contextlib
 import dataclasses
 import logging
 import math
-import sqlite3
 import uuid
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
 
-from eventstore.embedded.persistent_consumer import EmbeddedConsumer
-from eventstore.embedded.persistent_tables import GroupRecord
+from eventstore.persistent.consumer import Consumer
+from eventstore.persistent.records import GroupRecord
+from eventstore.persistent.storage import GroupStorage
 from eventstore.port import (
     ConsumerStrategy,
     EventStore,
@@ -39,16 +38,6 @@ FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about 
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
 
 
-class GroupTables(Protocol):
-    """The two writes a running group makes to its durable state (the SQLite tables here, the
-    PostgreSQL ones for that store). Both are synchronous, called from the event loop; a failure
-    raises `sqlite3.Error` (the PostgreSQL store queues them instead and never raises)."""
-
-    def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None: ...
-
-    def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Message:
     event: RecordedEvent
@@ -59,7 +48,7 @@ class _Message:
 @dataclass(slots=True)
 class _InFlight:
     message: _Message
-    consumer: EmbeddedConsumer
+    consumer: Consumer
     deadline: float
 
 
@@ -83,18 +72,18 @@ def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
 class GroupRuntime:
     """The live state of one group while the store is open."""
 
-    def __init__(self, record: GroupRecord, store: EventStore, tables: GroupTables) -> None:
+    def __init__(self, record: GroupRecord, store: EventStore, tables: GroupStorage) -> None:
         self.record = record
         self._store = store
         self._tables = tables
         self._settings = record.settings
-        self.consumers: list[EmbeddedConsumer] = []
+        self.consumers: list[Consumer] = []
         self._retry: OrderedDict[uuid.UUID, _Message] = OrderedDict()
         self._live: deque[_Message] = deque()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._space = asyncio.Event()
         self._round_robin = 0
-        self._pins: dict[int, EmbeddedConsumer] = {}
+        self._pins: dict[int, Consumer] = {}
         # Checkpoint bookkeeping: keys in read order, and those finished ahead of older ones.
         self._pending: deque[int] = deque()
         self._fed: int | None = None  # the key of the last event read into the group
@@ -143,14 +132,14 @@ class GroupRuntime:
 
     # -- consumers -----------------------------------------------------------------------------
 
-    def connect(self, buffer_size: int) -> EmbeddedConsumer:
+    def connect(self, buffer_size: int) -> Consumer:
         """A new consumer of this group."""
-        consumer = EmbeddedConsumer(self, buffer_size)
+        consumer = Consumer(self, buffer_size)
         self.consumers.append(consumer)
         self._dispatch()
         return consumer
 
-    def disconnect(self, consumer: EmbeddedConsumer) -> None:
+    def disconnect(self, consumer: Consumer) -> None:
         """A consumer left: its in-flight events are retried elsewhere."""
         if consumer not in self.consumers:
             return
@@ -161,14 +150,14 @@ class GroupRuntime:
         consumer.in_flight = 0
         self._dispatch()
 
-    def ack(self, consumer: EmbeddedConsumer, ack_id: uuid.UUID) -> None:
+    def ack(self, consumer: Consumer, ack_id: uuid.UUID) -> None:
         """The event is handled, wherever it is now (in flight or waiting for a retry)."""
         message = self._take(ack_id)
         if message is not None:
             self._finish(message)
             self._dispatch()
 
-    def nack(self, consumer: EmbeddedConsumer, ack_id: uuid.UUID, action: NackAction) -> None:
+    def nack(self, consumer: Consumer, ack_id: uuid.UUID, action: NackAction) -> None:
         """Retry (retry_count + 1, parked past max_retry_count), park, or drop (skip, stop)."""
         message = self._take(ack_id)
         if message is None:
@@ -197,7 +186,7 @@ class GroupRuntime:
 
     @property
     def checkpoint(self) -> int | None:
-        """The last saved checkpoint."""
+        """The last checkpoint handed to the storage."""
         return self._saved
 
     # -- internals -----------------------------------------------------------------------------
@@ -221,18 +210,13 @@ class GroupRuntime:
             )
 
     def _park(self, message: _Message) -> None:
-        try:
-            self._tables.park(self.record.group, self.record.stream, [message.event])
-        except sqlite3.Error:
-            # Never lose it: it goes round again and is parked on a later attempt.
-            logger.exception("could not park an event of group %s", self.record.group)
-            self._retry[message.event.id] = message
-            return
+        # Queued by the storage, stored before any checkpoint that passes it.
+        self._tables.park(self.record.group, self.record.stream, [message.event])
         logger.info(
-            "parked %s@%s in group %s after %d retries",
+            "event=persistent_parked group=%s stream=%s version=%s retries=%d",
+            self.record.group,
             message.event.stream,
             message.event.version,
-            self.record.group,
             message.retry_count,
         )
         self._finish(message)
@@ -251,17 +235,12 @@ class GroupRuntime:
 
     def _save_checkpoint(self) -> None:
         if self._done_upto is not None and self._done_upto != self._saved:
-            try:
-                self._tables.save_checkpoint(self.record.group, self.record.stream, self._done_upto)
-            except sqlite3.Error:
-                # Harmless to postpone: a stale checkpoint only means redeliveries after a crash.
-                logger.exception("could not save the checkpoint of group %s", self.record.group)
-                return
+            self._tables.save_checkpoint(self.record.group, self.record.stream, self._done_upto)
             self._saved = self._done_upto
         self._unsaved_count = 0
         self._saved_at = self._loop.time()
 
-    def _choose(self, message: _Message) -> EmbeddedConsumer | None:
+    def _choose(self, message: _Message) -> Consumer | None:
         consumers = self.consumers
         if not consumers:
             return None
@@ -314,7 +293,7 @@ class GroupRuntime:
         if len(self._live) < _LIVE_BUFFER:
             self._space.set()
 
-    def _deliver(self, consumer: EmbeddedConsumer, message: _Message) -> None:
+    def _deliver(self, consumer: Consumer, message: _Message) -> None:
         timeout = self._settings.message_timeout
         deadline = self._loop.time() + timeout if timeout > 0 else math.inf
         event = message.event
@@ -357,11 +336,13 @@ class GroupRuntime:
                     self._dispatch()
             except EventStoreError as error:
                 if delay == FEED_RETRY_INITIAL:
-                    logger.warning("group %s stopped reading: %s", self.record.group, error)
+                    logger.warning(
+                        "event=persistent_feed_failed group=%s error=%s", self.record.group, error
+                    )
                 self._drop_consumers(error)
             except Exception as error:
                 # A bug, not a store condition: say so loudly, and do not leave consumers waiting.
-                logger.exception("group %s failed reading", self.record.group)
+                logger.exception("event=persistent_feed_crashed group=%s", self.record.group)
                 self._drop_consumers(error)
             finally:
                 aclose = getattr(feed, "aclose", None)

@@ -1,26 +1,33 @@
-"""One consumer's connection to an embedded persistent-subscription group."""
+"""One consumer's connection to a persistent-subscription group."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Self
+from typing import Protocol, Self
 
 from eventstore.port import NackAction, RecordedEvent
 
-if TYPE_CHECKING:
-    from eventstore.embedded.persistent_group import GroupRuntime
+
+class ConsumerOwner(Protocol):
+    """What a consumer reports to its group (`GroupRuntime`)."""
+
+    def ack(self, consumer: Consumer, ack_id: uuid.UUID) -> None: ...
+
+    def nack(self, consumer: Consumer, ack_id: uuid.UUID, action: NackAction) -> None: ...
+
+    def disconnect(self, consumer: Consumer) -> None: ...
 
 
-class EmbeddedConsumer:
+class Consumer:
     """Implements the `PersistentSubscription` Protocol: iterate for deliveries, ack or nack each.
 
     The group pushes deliveries into a local queue; `buffer_size` bounds how many of them the group
     keeps in flight (delivered, not yet acked) for this consumer.
     """
 
-    def __init__(self, runtime: GroupRuntime, buffer_size: int) -> None:
+    def __init__(self, runtime: ConsumerOwner, buffer_size: int) -> None:
         self._runtime = runtime
         self.buffer_size = max(1, buffer_size)
         self.in_flight = 0

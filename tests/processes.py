@@ -1,7 +1,8 @@
 """Start a server of this repository as a subprocess on a free port, and stop it cleanly.
 
-Shared by the end-to-end tests and the benchmarks, so both exercise the server exactly as a user
-starts it (`python -m api.cli serve`, configured through the environment of CONTRACT section 3).
+Shared by the end-to-end tests and the benchmarks in `scripts/`, so both exercise the server
+exactly as a user starts it (`python -m api.cli serve`, configured through the environment of
+CONTRACT section 3).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ class ServerProcess(_Subprocess):
         while time.monotonic() < deadline:
             self._fail_if_exited("server")
             if self._healthy():
-                log.info("server %s healthy at %s", self.command, self.url)
+                log.info("event=server_healthy command=%s url=%s", self.command, self.url)
                 return
             time.sleep(0.1)
         self.stop()
@@ -249,7 +250,7 @@ class EsdbTestServerProcess(_Subprocess):
                     ready.result(timeout=0.2)
                 except grpc.FutureTimeoutError:
                     continue
-                log.info("EventStoreDB test server ready at %s", self.url)
+                log.info("event=esdb_test_server_ready url=%s", self.url)
                 return
             ready.cancel()
         self.stop()
@@ -265,7 +266,7 @@ def _interrupt(process: subprocess.Popen[bytes] | None, timeout: float) -> int |
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", process.args, timeout)
+            log.warning("event=process_killed args=%s stop_timeout=%.0f", process.args, timeout)
             process.kill()
             process.wait()
     return process.returncode

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts._server import REPO_ROOT, EsdbTestServerProcess, ServerProcess
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.e2e.test_read_model import read_order
+from tests.processes import REPO_ROOT, EsdbTestServerProcess, ServerProcess
 from tests.redis_server import running_redis_server
 
 
