@@ -10,9 +10,9 @@ from starlette.websockets import WebSocket
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
-from api.commands import CommandHandler
+from application.handler import CommandHandler
+from application.repository import OrderRepository
 from eventstore.port import EventStore
-from eventstore.repository import OrderRepository
 from projections.queries import OrderQueries
 
 

@@ -20,8 +20,8 @@ from strawberry.types.unset import UNSET, UnsetType
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
-from api.ids import random_uuid
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
+from application.ids import random_uuid
 
 logger = logging.getLogger(__name__)
 

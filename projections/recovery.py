@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from application.codec import decode_record
 from domain.events import ORDER_STREAM_PREFIX
 from domain.upcasting import UnknownSchemaVersion
-from eventstore.codec import decode_record
 from eventstore.port import EventFilter, EventStore, RecordedEvent
 from projections.mapping import ViewChange, change_of
 from projections.redis_store import ApplyResult, RedisViewStore

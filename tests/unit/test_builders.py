@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
+from application.codec import EventContext, decode_event, decode_record, encode
 from domain.builders import builder
 from domain.events import ItemAdded, LineItem, OrderStatus
 from domain.order import OrderState
 from domain.snapshots import SnapshotPolicy
-from eventstore.codec import EventContext, decode_event, decode_record, encode
 from eventstore.embedded.schema import row_to_event
 from eventstore.port import RecordedEvent
 

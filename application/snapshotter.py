@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from application.repository import LoadedOrder, OrderRepository
+from application.snapshots import SnapshotStore
 from domain.snapshots import SnapshotPolicy
-from eventstore.repository import LoadedOrder, OrderRepository
-from eventstore.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 

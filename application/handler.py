@@ -25,18 +25,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from api.ids import random_uuid
-from api.recent_orders import RecentOrders
+from application.codec import EventContext, encode
+from application.ids import random_uuid
+from application.repository import LoadedOrder, Orders
+from application.snapshotter import Snapshotter
 from domain.commands import Command, PlaceOrder
 from domain.decide import decide
 from domain.errors import ConcurrencyConflict, DomainError, OrderAlreadyExists, ValidationFailed
 from domain.events import OrderEvent, order_stream
 from domain.order import OrderState, fold
 from domain.validation import validate
-from eventstore.codec import EventContext, encode
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
-from eventstore.repository import LoadedOrder, OrderRepository
-from eventstore.snapshotter import Snapshotter
 
 logger = logging.getLogger(__name__)
 
@@ -104,26 +103,24 @@ class _Request:
 class CommandHandler:
     """Handles one command at a time per call; safe to call concurrently.
 
-    `recent` holds the orders this handler decided on lately (see `api.recent_orders`): a command
-    on one of them is decided on the remembered state and appended without reading the store
-    first, and `placeOrder` is appended as the stream's first event without reading either. A
-    guess that proves stale (the append is refused) or that refuses the command is checked
-    against the store, so the answer is always the one a fresh read would give.
+    One loop: load, decide, append expecting the version loaded, and on a conflict load again.
+    The first load may be a guess (`orders` may remember recent orders, and `placeOrder` is
+    appended as the stream's first event without reading): a guess that proves stale (the append
+    is refused) or that refuses the command is checked against the store, so the answer is
+    always the one a fresh read would give.
     """
 
     def __init__(
         self,
         store: EventStore,
-        repository: OrderRepository,
+        orders: Orders,
         clock: Callable[[], datetime] = _now,
         snapshotter: Snapshotter | None = None,
-        recent: RecentOrders | None = None,
     ) -> None:
         self._store = store
-        self._repository = repository
+        self._orders = orders
         self._clock = clock
         self._snapshotter = snapshotter
-        self._recent = RecentOrders() if recent is None else recent
 
     async def handle(
         self,
@@ -142,7 +139,8 @@ class CommandHandler:
         before the decision and may raise (the API uses it so a customer only ever acts on its
         own order, whatever happened since the permission check). It must judge only what never
         changes in an order (who placed it): its refusal of a remembered state is final."""
-        # Input rules first: a bad order id must never become a stream name, not even to read.
+        # Input rules first, once: a bad order id must never become a stream name, not even to
+        # read. `decide` takes the command as validated here.
         command = validate(command)
         if expected_version is not None and expected_version < 0:
             raise ValidationFailed("expectedVersion must be >= 0", "expectedVersion")
@@ -163,49 +161,30 @@ class CommandHandler:
             actor=actor or SYSTEM_ACTOR,
             occurred_at=self._clock(),
         )
-        guess = self._guess(command)
-        if guess is not None:
-            try:
-                return await self._attempt(request, guess, context, confirmed=False)
-            except _Stale:
-                self._recent.forget(command.order_id)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            if guess is not None or attempt > 1:
-                # A decision made again is made later than the first: its events happen now.
-                context = replace(context, occurred_at=self._clock())
-            loaded = await self._repository.load(command.order_id)
-            self._recent.remember(command.order_id, loaded)
-            try:
-                return await self._attempt(
-                    request, loaded, context, confirmed=True, last=attempt == MAX_ATTEMPTS
-                )
-            except _Stale:
-                continue
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
-
-    def _guess(self, command: Command) -> LoadedOrder | None:
-        """The state to decide on without reading the store, if there is a good guess."""
-        remembered = self._recent.get(command.order_id)
-        if remembered is not None:
-            return remembered
         if isinstance(command, PlaceOrder):
             # A placement expects no stream: if the order exists the append says so.
-            return LoadedOrder(state=None, version=0)
-        return None
+            loaded = LoadedOrder(state=None, version=0, fresh=False)
+        else:
+            loaded = await self._orders.load(command.order_id, guess=True)
+        # A guess costs one attempt more: the reads after it get MAX_ATTEMPTS of their own.
+        attempts = MAX_ATTEMPTS + (0 if loaded.fresh else 1)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._attempt(request, loaded, context, last=attempt == attempts)
+            except _Stale:
+                # A decision made again is made later than the first: its events happen now.
+                context = replace(context, occurred_at=self._clock())
+                loaded = await self._orders.load(command.order_id)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     async def _attempt(
-        self,
-        request: _Request,
-        loaded: LoadedOrder,
-        context: EventContext,
-        *,
-        confirmed: bool,
-        last: bool = False,
+        self, request: _Request, loaded: LoadedOrder, context: EventContext, *, last: bool
     ) -> Accepted:
-        """Decide `request` on `loaded` and append. `confirmed`: `loaded` was just read from the
-        store, so its refusals are the answer; otherwise any doubt raises `_Stale`. Raises
+        """Decide `request` on `loaded` and append. A fresh `loaded` was just read from the
+        store, so its refusals are the answer; for a guess any doubt raises `_Stale`. Raises
         `_Stale` too after a conflict that deserves another read and decision."""
         order_id = request.command.order_id
+        confirmed = loaded.fresh
         if request.guard is not None:
             request.guard(loaded.state)
         expected_version = request.expected_version
@@ -276,9 +255,9 @@ class CommandHandler:
         state = fold(events, loaded.state)
         if state is None or state.version != result.version:
             # Not the append decided on `loaded` (an idempotent retry's original): no guess.
-            self._recent.forget(order_id)
+            self._orders.appended(order_id, None)
             return
-        self._recent.remember(
+        self._orders.appended(
             order_id,
             LoadedOrder(state=state, version=result.version, snapshot_version=snapshot_version),
         )

@@ -17,13 +17,14 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
+from application.codec import DecodedEvent, decode_event, decode_record
+from application.snapshots import SnapshotStore
 from domain.events import order_stream
 from domain.order import OrderState, evolve
 from domain.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot
-from eventstore.codec import DecodedEvent, decode_event, decode_record
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
-from eventstore.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,26 @@ class LoadedOrder:
     `version` is the stream's version (the number of events read), which is what an append must
     expect; `state.version` agrees with it. `state` is None when the stream holds no order.
     `snapshot_version` is the version of the trusted snapshot the load started from (0: none), so
-    the snapshot policy can tell how many events have piled up since.
+    the snapshot policy can tell how many events have piled up since. `fresh` is False for a
+    remembered state (a guess, possibly stale): only an append expecting `version` can confirm it.
     """
 
     state: OrderState | None
     version: int
     snapshot_version: int = 0
+    fresh: bool = True
+
+
+class Orders(Protocol):
+    """The orders the command handler decides on: `OrderRepository`, or a wrapper around it."""
+
+    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
+        """The order to decide on. With `guess` a remembered state (`fresh` False) will do."""
+        ...
+
+    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
+        """The handler's append succeeded: `after` is the order as appended (None: unknown)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,8 +120,12 @@ class OrderRepository:
                 return
             next_version = records[-1].version + 1
 
-    async def load(self, order_id: str) -> LoadedOrder:
-        """The order's current state and the version an append must expect."""
+    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
+        """Nothing to do: the store holds what was appended."""
+
+    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
+        """The order's current state and the version an append must expect, always read from
+        the store (`guess` changes nothing here)."""
         if self._snapshots is None:
             return (await self._fold(order_id)).loaded()
         tail, snapshot = await asyncio.gather(
