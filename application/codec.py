@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from domain.builders import builder
 from domain.events import (
     EVENT_TYPE_NAMES,
     ItemAdded,
@@ -87,19 +86,13 @@ def _item_to_wire(item: LineItem) -> dict[str, Any]:
     return {"id": item.product_id, "name": item.name, "price": _money(item.price), "qty": item.qty}
 
 
-# Decoding runs once per event of every load and every projected event: the domain's frozen
-# values are built without their generated __init__ (see `domain.builders`).
-_line_item = builder(LineItem)
-_order_placed = builder(OrderPlaced)
-_payment_taken = builder(PaymentTaken)
-_order_shipped = builder(OrderShipped)
-_order_cancelled = builder(OrderCancelled)
-_item_added = builder(ItemAdded)
-_item_removed = builder(ItemRemoved)
-
-
 def _item_from_wire(raw: dict[str, Any]) -> LineItem:
-    return _line_item(str(raw["id"]), str(raw["name"]), Decimal(str(raw["price"])), int(raw["qty"]))
+    return LineItem(
+        product_id=str(raw["id"]),
+        name=str(raw["name"]),
+        price=Decimal(str(raw["price"])),
+        qty=int(raw["qty"]),
+    )
 
 
 def to_wire(event: OrderEvent) -> dict[str, Any]:
@@ -129,34 +122,36 @@ def to_wire(event: OrderEvent) -> dict[str, Any]:
 
 
 def _placed(data: dict[str, Any]) -> OrderEvent:
-    return _order_placed(  # order_id, customer_id, items, total
-        str(data["orderId"]),
-        str(data["customerId"]),
-        tuple([_item_from_wire(i) for i in data["items"]]),
-        Decimal(str(data["total"])),
+    return OrderPlaced(
+        order_id=str(data["orderId"]),
+        customer_id=str(data["customerId"]),
+        items=tuple([_item_from_wire(i) for i in data["items"]]),
+        total=Decimal(str(data["total"])),
     )
 
 
 def _paid(data: dict[str, Any]) -> OrderEvent:
-    return _payment_taken(  # amount, method, transaction_id
-        Decimal(str(data["amount"])), str(data["method"]), str(data["transactionId"])
+    return PaymentTaken(
+        amount=Decimal(str(data["amount"])),
+        method=str(data["method"]),
+        transaction_id=str(data["transactionId"]),
     )
 
 
 def _shipped(data: dict[str, Any]) -> OrderEvent:
-    return _order_shipped(str(data["trackingId"]), str(data["carrier"]))
+    return OrderShipped(tracking_id=str(data["trackingId"]), carrier=str(data["carrier"]))
 
 
 def _cancelled(data: dict[str, Any]) -> OrderEvent:
-    return _order_cancelled(str(data["reason"]))
+    return OrderCancelled(reason=str(data["reason"]))
 
 
 def _added(data: dict[str, Any]) -> OrderEvent:
-    return _item_added(_item_from_wire(data["item"]), Decimal(str(data["total"])))
+    return ItemAdded(item=_item_from_wire(data["item"]), total=Decimal(str(data["total"])))
 
 
 def _removed(data: dict[str, Any]) -> OrderEvent:
-    return _item_removed(str(data["productId"]), Decimal(str(data["total"])))
+    return ItemRemoved(product_id=str(data["productId"]), total=Decimal(str(data["total"])))
 
 
 # One lookup instead of a chain of string comparisons: decoding runs once per event of every
@@ -269,9 +264,6 @@ class _UnknownTypes:
 _unknown_types = _UnknownTypes()
 
 
-_decoded_event = builder(DecodedEvent)
-
-
 def decode_record(record: RecordedEvent) -> DecodedEvent:
     """A stored event in the current schema: upcast through `domain.upcasting`'s registry.
 
@@ -298,7 +290,9 @@ def decode_record(record: RecordedEvent) -> DecodedEvent:
         legacy = _load_legacy_json(record.data)
         data = _plain_json(upcast(record.type, schema_version, legacy, stream=record.stream))
         metadata = {**metadata, "schemaVersion": CURRENT_SCHEMA_VERSION}
-    return _decoded_event(record, data, metadata, from_wire(record.type, data))
+    return DecodedEvent(
+        record=record, data=data, metadata=metadata, event=from_wire(record.type, data)
+    )
 
 
 _CURRENT_METADATA = b'{"schemaVersion":%d,' % CURRENT_SCHEMA_VERSION
