@@ -28,15 +28,16 @@ def _imports(package: str) -> dict[str, set[tuple[str, int]]]:
     for path in sorted((ROOT / package).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
-            names: list[str] = []
             if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
+                names, line = [alias.name for alias in node.names], node.lineno
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
+                names, line = [node.module], node.lineno
+            else:
+                continue
             for name in names:
                 top = name.split(".")[0]
                 if top in PACKAGES and top != package:
-                    where = (str(path.relative_to(ROOT)), node.lineno)
+                    where = (str(path.relative_to(ROOT)), line)
                     found.setdefault(top, set()).add(where)
     return found
 
