@@ -11,12 +11,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from application.timestamps import format_timestamp
 from domain.events import (
     EVENT_TYPE_NAMES,
     ItemAdded,
@@ -71,11 +72,6 @@ class DecodedEvent:
             except ValueError:
                 pass
         return self.record.recorded_at
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO-8601 in UTC with an explicit offset, milliseconds kept."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _money(value: Decimal) -> str:
