@@ -1,7 +1,7 @@
 """Loading orders from their streams: the one place the write side reads an aggregate.
 
 Every load pages through the stream (a long-lived order can hold thousands of events) and folds the
-decoded events. With snapshots (issue 5) a fold starts from the newest trusted snapshot and reads
+decoded events. With snapshots a fold starts from the newest trusted snapshot and reads
 only the events after it; no caller has to change, and no result depends on a snapshot existing.
 
 Loading the current state reads the snapshot first, then only the events from the snapshot's own
