@@ -249,8 +249,8 @@ class _UnknownTypes:
             return
         self._seen.add(record.type)
         logger.warning(
-            "event=unknown_event_type type=%s stream=%s version=%d "
-            "(shown raw, skipped by the fold; logged once per type)",
+            # Shown raw, skipped by the fold; logged once per type.
+            "event=unknown_event_type type=%s stream=%s version=%d",
             record.type,
             record.stream,
             record.version,

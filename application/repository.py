@@ -321,7 +321,7 @@ class _Fold:
 def _distrust(order_id: str, snapshot: Snapshot | None) -> None:
     if snapshot is not None:
         logger.info(
-            "event=snapshot_mismatch order=%s version=%d (the stream changed under it)",
+            "event=snapshot_mismatch order=%s version=%d reason=stream_changed",
             order_id,
             snapshot.version,
         )

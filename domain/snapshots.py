@@ -8,7 +8,7 @@ by older (or newer) code is ignored, and the next snapshot replaces it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -63,14 +63,6 @@ class SnapshotPolicy:
         """Whether the order at `version`, whose newest trusted snapshot is at
         `snapshot_version` (0: none), should be snapshotted now."""
         return version - snapshot_version >= self.every
-
-
-def state_shape_fields() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The field names of `OrderState` and `LineItem`: what `STATE_SHAPE_VERSION` stands for."""
-    return (
-        tuple(f.name for f in fields(OrderState)),
-        tuple(f.name for f in fields(LineItem)),
-    )
 
 
 def _item_to_dict(item: LineItem) -> dict[str, Any]:

@@ -36,10 +36,10 @@ def urandom_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
         return block
 
     monkeypatch.setattr(os, "urandom", known_bytes)
-    application.ids.discard_drawn_bytes()
+    application.ids._PROCESS_UUIDS.discard()
     yield handed_out
     monkeypatch.undo()
-    application.ids.discard_drawn_bytes()  # the next test's ids from the real os.urandom again
+    application.ids._PROCESS_UUIDS.discard()  # the next test's ids from the real os.urandom again
 
 
 SERVER_IDS: list[tuple[str, Callable[[], str]]] = [
