@@ -12,9 +12,9 @@ from api.config import Settings
 from application.handler import CommandHandler
 from application.recent_orders import RecentOrders
 from application.repository import OrderRepository
+from application.snapshot import SnapshotPolicy
 from application.snapshots import SnapshotStore
 from application.snapshotter import Snapshotter
-from domain.snapshots import SnapshotPolicy
 from eventstore.port import EventStore
 from projections.service import ReadSide, open_read_side
 

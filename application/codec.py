@@ -78,11 +78,13 @@ def _money(value: Decimal) -> str:
     return str(value)
 
 
-def _item_to_wire(item: LineItem) -> dict[str, Any]:
+def item_to_wire(item: LineItem) -> dict[str, Any]:
+    """A line item as every stored shape spells it: events, snapshots and the Redis views."""
     return {"id": item.product_id, "name": item.name, "price": _money(item.price), "qty": item.qty}
 
 
-def _item_from_wire(raw: dict[str, Any]) -> LineItem:
+def item_from_wire(raw: dict[str, Any]) -> LineItem:
+    """The line item `item_to_wire` wrote (KeyError, ValueError or InvalidOperation if not)."""
     return LineItem(
         product_id=str(raw["id"]),
         name=str(raw["name"]),
@@ -98,7 +100,7 @@ def to_wire(event: OrderEvent) -> dict[str, Any]:
             return {
                 "orderId": event.order_id,
                 "customerId": event.customer_id,
-                "items": [_item_to_wire(i) for i in event.items],
+                "items": [item_to_wire(i) for i in event.items],
                 "total": _money(event.total),
             }
         case PaymentTaken():
@@ -112,7 +114,7 @@ def to_wire(event: OrderEvent) -> dict[str, Any]:
         case OrderCancelled():
             return {"reason": event.reason}
         case ItemAdded():
-            return {"item": _item_to_wire(event.item), "total": _money(event.total)}
+            return {"item": item_to_wire(event.item), "total": _money(event.total)}
         case ItemRemoved():
             return {"productId": event.product_id, "total": _money(event.total)}
 
@@ -121,7 +123,7 @@ def _placed(data: dict[str, Any]) -> OrderEvent:
     return OrderPlaced(
         order_id=str(data["orderId"]),
         customer_id=str(data["customerId"]),
-        items=tuple([_item_from_wire(i) for i in data["items"]]),
+        items=tuple([item_from_wire(i) for i in data["items"]]),
         total=Decimal(str(data["total"])),
     )
 
@@ -143,7 +145,7 @@ def _cancelled(data: dict[str, Any]) -> OrderEvent:
 
 
 def _added(data: dict[str, Any]) -> OrderEvent:
-    return ItemAdded(item=_item_from_wire(data["item"]), total=Decimal(str(data["total"])))
+    return ItemAdded(item=item_from_wire(data["item"]), total=Decimal(str(data["total"])))
 
 
 def _removed(data: dict[str, Any]) -> OrderEvent:

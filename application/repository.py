@@ -19,10 +19,10 @@ from datetime import datetime
 from typing import Protocol
 
 from application.codec import DecodedEvent, decode_event, decode_record
+from application.snapshot import Snapshot
 from application.snapshots import SnapshotStore
 from domain.events import order_stream
 from domain.order import OrderState, evolve
-from domain.snapshots import Snapshot
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
 
 logger = logging.getLogger(__name__)

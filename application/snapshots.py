@@ -14,8 +14,8 @@ import uuid
 
 import orjson
 
+from application.snapshot import Snapshot, UnusableSnapshot, snapshot_from_dict, snapshot_to_dict
 from domain.events import order_stream
-from domain.snapshots import Snapshot, UnusableSnapshot, snapshot_from_dict, snapshot_to_dict
 from eventstore.port import ANY, EventStore, NewEvent, WrongExpectedVersion
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import asyncio
 import logging
 
 from application.repository import LoadedOrder, OrderRepository
+from application.snapshot import SnapshotPolicy
 from application.snapshots import SnapshotStore
-from domain.snapshots import SnapshotPolicy
 
 logger = logging.getLogger(__name__)
 

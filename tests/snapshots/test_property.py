@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 
 from application.codec import EventContext, decode_record, encode
 from application.repository import OrderRepository
+from application.snapshot import Snapshot
 from application.snapshots import SnapshotStore
 from domain.commands import AddItem, CancelOrder, PlaceOrder, RemoveItem, ShipOrder, TakePayment
 from domain.decide import decide
 from domain.errors import DomainError
 from domain.events import LineItem, order_stream
 from domain.order import OrderState, evolve
-from domain.snapshots import Snapshot
 from domain.validation import validate
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import ANY, NewEvent

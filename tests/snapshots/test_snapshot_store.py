@@ -15,11 +15,11 @@ import pytest
 from api.schema.event_log import read_event_page
 from application.handler import CommandHandler
 from application.repository import OrderRepository
+from application.snapshot import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
 from application.snapshots import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
 from application.snapshotter import Snapshotter
 from domain.commands import AddItem, PlaceOrder, RemoveItem
 from domain.events import LineItem
-from domain.snapshots import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
 from eventstore.port import ANY, EventStore, NewEvent, StoreUnavailable
 from projections.recovery import ORDER_EVENTS
 
