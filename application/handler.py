@@ -6,10 +6,9 @@ nothing written). Without one the handler re-reads and decides again a few times
 client asked for the command on whatever the order is now.
 
 Idempotent `placeOrder`: with an idempotency key the order id (when not given) and every event id
-derive from the key and the customer, so a retry proposes byte-for-byte the same append and the
-store's own idempotence answers it with the original result. Another customer sending the same key
-(and order id) proposes other event ids: its append conflicts with the existing order instead of
-replaying that order's `CommandAccepted`.
+derive from the key and the customer (`application.idempotency`), so a retry proposes
+byte-for-byte the same append and the store's own idempotence answers it with the original
+result.
 
 Metadata: `$correlationId` is the request's correlation id; `$causationId` is the id of the command
 that caused the events. Commands are not stored as messages of their own, so the command's id is
@@ -26,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from application.codec import EventContext, encode
-from application.ids import random_uuid
+from application.idempotency import event_ids
 from application.repository import LoadedOrder, Orders
 from application.snapshotter import Snapshotter
 from domain.commands import Command, PlaceOrder
@@ -42,32 +41,11 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 """Reads and decisions per command without an expected version before giving up on a busy order."""
 
-IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3c1e-7f0a-4f43-9d6e-2c1a8d0f6b21")
-"""uuid5 namespace for ids derived from idempotency keys. Never change it: retries of commands
-accepted before a change would no longer match."""
-
 SYSTEM_ACTOR = "system"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_order_id(customer_id: str, idempotency_key: str | None) -> str:
-    """An id for an order placed without one: derived from the key (scoped to the customer, so two
-    customers' keys never collide) when there is one, else random."""
-    if idempotency_key is None:
-        return str(random_uuid())
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"order:{customer_id}:{idempotency_key}"))
-
-
-def _event_ids(
-    count: int, order_id: str, idempotency_key: str | None, customer_id: str | None = None
-) -> list[uuid.UUID]:
-    if idempotency_key is None:
-        return [random_uuid() for _ in range(count)]
-    scope = f"{customer_id}:{idempotency_key}:{order_id}"
-    return [uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{scope}:{i}") for i in range(count)]
 
 
 def _placing_customer(command: Command) -> str | None:
@@ -207,7 +185,7 @@ class CommandHandler:
             if confirmed:
                 raise
             raise _Stale from None
-        ids = _event_ids(
+        ids = event_ids(
             len(events), order_id, request.idempotency_key, _placing_customer(request.command)
         )
         new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
@@ -268,7 +246,7 @@ class CommandHandler:
         """The result of the append that placed the order under this key for this customer, if
         it did."""
         first = await self._store.read_stream(order_stream(order_id), from_version=1, limit=1)
-        expected_id = _event_ids(1, order_id, idempotency_key, customer_id)[0]
+        expected_id = event_ids(1, order_id, idempotency_key, customer_id)[0]
         if not first or first[0].id != expected_id:
             return None
         # placeOrder appends exactly one event, so the original append ended at version 1.

@@ -21,7 +21,7 @@ from api.schema.inputs import (
     TakePaymentInput,
 )
 from api.schema.results import CommandAccepted, CommandResult
-from application.handler import new_order_id
+from application.idempotency import new_order_id
 from domain.commands import Command
 from domain.errors import DomainError
 from domain.order import OrderState

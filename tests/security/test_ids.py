@@ -16,7 +16,7 @@ import pytest
 
 import application.ids
 from api.view import correlation_id_of
-from application.handler import _event_ids, new_order_id
+from application.idempotency import event_ids, new_order_id
 from application.ids import RandomUuids, random_uuid
 
 
@@ -44,7 +44,7 @@ def urandom_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
 
 SERVER_IDS: list[tuple[str, Callable[[], str]]] = [
     ("order id", lambda: new_order_id("c-1", None)),
-    ("event id", lambda: str(_event_ids(1, "o-1", None)[0])),
+    ("event id", lambda: str(event_ids(1, "o-1", None)[0])),
     ("correlation id", lambda: correlation_id_of(None)),
 ]
 

@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from application.codec import EventContext, encode
-from application.handler import MAX_ATTEMPTS, Accepted, CommandHandler, new_order_id
+from application.handler import MAX_ATTEMPTS, Accepted, CommandHandler
+from application.idempotency import new_order_id
 from application.repository import OrderRepository
 from domain.commands import AddItem, CancelOrder, PlaceOrder, ShipOrder, TakePayment
 from domain.errors import (
