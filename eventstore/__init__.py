@@ -1,1 +1,5 @@
-"""The event-store port and its adapters (embedded SQLite, EventStoreDB)."""
+"""The generic event store: the port and its adapters (embedded SQLite, PostgreSQL, EventStoreDB).
+
+It knows streams, revisions, positions and subscriptions, and nothing of orders: it imports neither
+`domain` nor `application` (tests/unit/test_import_rules.py holds it to that).
+"""
