@@ -10,7 +10,16 @@ from decimal import Decimal
 import pytest
 
 from application.codec import EventContext, decode_event, decode_record, encode
-from domain.events import ItemAdded, LineItem, OrderPlaced, OrderShipped, OrderStatus, PaymentTaken
+from domain.events import (
+    ItemAdded,
+    ItemRemoved,
+    LineItem,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+    OrderStatus,
+    PaymentTaken,
+)
 from domain.order import OrderState, fold
 from eventstore.embedded.schema import row_to_event
 from eventstore.port import RecordedEvent
@@ -102,3 +111,31 @@ def _recorded(type_: str, data: bytes, metadata: bytes) -> RecordedEvent:
         metadata=metadata,
         recorded_at=datetime.now(UTC),
     )
+
+
+ITEM = LineItem(product_id="sku-1", name="Widget", price=Decimal("12.50"), qty=2)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ItemAdded(item=ITEM, total=Decimal("25.00")),
+        ItemRemoved(product_id="sku-1", total=Decimal("0.00")),
+        OrderPlaced(order_id="o-1", customer_id="c-1", items=(ITEM,), total=Decimal("25.00")),
+        PaymentTaken(amount=Decimal("25.00"), method="card", transaction_id="t-1"),
+    ],
+)
+def test_decoded_values_equal_constructed_ones_field_by_field(event: OrderEvent) -> None:
+    context = EventContext(
+        correlation_id="corr", causation_id="corr", actor="staff", occurred_at=datetime.now(UTC)
+    )
+    written = encode(event, context, uuid.uuid4())
+    decoded = decode_event(_recorded(written.type, written.data, written.metadata))
+    assert decoded == event
+    assert hash(decoded) == hash(event)
+    assert decoded is not None
+    # Every slot is set, each to its own field's value (a swap of two same-typed fields fails).
+    for field in dataclasses.fields(event):
+        assert getattr(decoded, field.name) == getattr(event, field.name), field.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(decoded, dataclasses.fields(event)[0].name, None)
