@@ -14,6 +14,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY api ./api
+COPY application ./application
 COPY domain ./domain
 COPY eventstore ./eventstore
 COPY projections ./projections

@@ -1,1 +1,2 @@
-"""The GraphQL API, the Starlette app, auth, the command handler and the composition root."""
+"""The GraphQL API (schema and thin resolvers), the Starlette app, auth, the composition root and
+the CLI."""

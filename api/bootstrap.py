@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from api.auth import Authenticator
-from api.commands import CommandHandler
 from api.config import Settings
-from domain.snapshots import SnapshotPolicy
+from application.handler import CommandHandler
+from application.recent_orders import RecentOrders
+from application.repository import OrderRepository
+from application.snapshot import SnapshotPolicy
+from application.snapshots import SnapshotStore
+from application.snapshotter import Snapshotter
 from eventstore.port import EventStore, StoreWithGroups
-from eventstore.repository import OrderRepository
-from eventstore.snapshots import SnapshotStore
-from eventstore.snapshotter import Snapshotter
 from projections.service import ReadSide, open_read_side
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def build_services(settings: Settings, store: EventStore, read_side: ReadSide) -
         settings=settings,
         store=store,
         repository=repository,
-        handler=CommandHandler(store, repository, snapshotter=snapshotter),
+        handler=CommandHandler(store, RecentOrders(repository), snapshotter=snapshotter),
         authenticator=Authenticator(settings.jwt_secret),
         snapshotter=snapshotter,
         read_side=read_side,

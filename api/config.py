@@ -11,7 +11,7 @@ from pathlib import Path
 
 from api.connection_limits import ConnectionLimits
 from api.limits import QueryLimits, RequestLimits
-from domain.snapshots import DEFAULT_SNAPSHOT_EVERY
+from application.snapshot import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
 """HS256 keys shorter than the hash (32 bytes) can be brute-forced from one token (RFC 7518)."""

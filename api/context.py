@@ -8,11 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from api.auth import Principal, Unauthenticated
+from api.auth import Principal
 from api.bootstrap import Services
-from api.commands import CommandHandler
+from application.handler import CommandHandler
+from application.repository import OrderRepository
 from eventstore.port import EventStore
-from eventstore.repository import OrderRepository
 from projections.queries import OrderQueries
 
 
@@ -55,9 +55,3 @@ class AppContext:
     def actor(self) -> str:
         """Who the events' metadata names as acting: the caller's subject."""
         return self.principal.sub if self.principal is not None else "system"
-
-    def require_principal(self) -> Principal:
-        """The caller, or `Unauthenticated`."""
-        if self.principal is None:
-            raise Unauthenticated()
-        return self.principal

@@ -34,17 +34,6 @@ def _order_id(kwargs: dict[str, Any]) -> str | None:
     return None if order_id is None else str(order_id)
 
 
-class IsAuthenticated(BasePermission):
-    """Any valid caller."""
-
-    message = "Authentication required."
-
-    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
-        """Whether the caller is known."""
-        _principal(info)
-        return True
-
-
 class IsStaff(BasePermission):
     """Staff only."""
 

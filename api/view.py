@@ -24,13 +24,13 @@ from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
 from api.extensions import INTERNAL_ERROR_CODE
-from api.ids import random_uuid
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import (
     LegacyGraphQLWSHandler,
     SharingGraphQLTransportWSHandler,
     TextWebSocketAdapter,
 )
+from application.ids import random_uuid
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """The Order's rules: `decide(state, command) -> events`, pure (CONTRACT "Command rules").
 
-Input is validated (and normalised) first, whatever the state; then the order's state judges the
-command. The caller (the command handler) loads the state, appends what this returns with the
-version it read, and owns optimistic concurrency (`ConcurrencyConflict`).
+The command comes validated (and normalised) by `domain.validation.validate`: the command handler
+validates once, before it reads, because a bad order id must never become a stream name. Then the
+order's state judges the command here. The handler loads the state, appends what this returns with
+the version it read, and owns optimistic concurrency (`ConcurrencyConflict`).
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ from domain.events import (
     PaymentTaken,
 )
 from domain.order import OrderState
-from domain.validation import MAX_ITEMS, validate
+from domain.validation import MAX_ITEMS
 
 
 def decide(state: OrderState | None, command: Command) -> tuple[OrderEvent, ...]:
     """The events that `command` records on the order in `state` (None: no such order yet).
 
-    Raises `ValidationFailed` for bad input, `OrderNotFound`, `OrderAlreadyExists` or
-    `InvalidTransition` when the order's state refuses the command.
+    `command` must have passed `validate` (input rules come before state rules). Raises
+    `OrderNotFound`, `OrderAlreadyExists` or `InvalidTransition` when the order's state refuses
+    the command.
     """
-    command = validate(command)
     if isinstance(command, PlaceOrder):
         if state is not None:
             raise OrderAlreadyExists(command.order_id)

@@ -1,6 +1,6 @@
 """The six facts an order can record, as frozen values.
 
-Field names are Pythonic here; the codec (`eventstore.codec`) owns the camelCase wire format of
+Field names are Pythonic here; the codec (`application.codec`) owns the camelCase wire format of
 CONTRACT section 1. Money is `Decimal` throughout.
 """
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.builders import builder
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -45,11 +44,6 @@ class OrderState:
     def item(self, product_id: str) -> LineItem | None:
         """The line for `product_id`, if the order holds one."""
         return next((item for item in self.items if item.product_id == product_id), None)
-
-
-# The fold builds one state per event of every load: without the frozen __init__ (see
-# `domain.builders`).
-_order_state = builder(OrderState)
 
 
 def evolve(state: OrderState | None, event: OrderEvent) -> OrderState:
@@ -99,16 +93,30 @@ def _moved(
     carrier: str | None = None,
 ) -> OrderState:
     """`state` at `version` with the given fields changed (None: unchanged)."""
-    return _order_state(  # id, customer_id, status, items, total, tracking_id, carrier, version
-        state.id,
-        state.customer_id,
-        state.status if status is None else status,
-        state.items if items is None else items,
-        state.total if total is None else total,
-        state.tracking_id if tracking_id is None else tracking_id,
-        state.carrier if carrier is None else carrier,
-        version,
-    )
+    # The fold builds one state per event of every load, and a frozen dataclass's __init__ sets
+    # each field through `object.__setattr__`: setting the slots directly (as `copy` does) costs
+    # a third less. Each field is set by name, so a reordered field cannot swap values.
+    new: OrderState = _new(OrderState)
+    _set_id(new, state.id)
+    _set_customer_id(new, state.customer_id)
+    _set_status(new, state.status if status is None else status)
+    _set_items(new, state.items if items is None else items)
+    _set_total(new, state.total if total is None else total)
+    _set_tracking_id(new, state.tracking_id if tracking_id is None else tracking_id)
+    _set_carrier(new, state.carrier if carrier is None else carrier)
+    _set_version(new, version)
+    return new
+
+
+_new = object.__new__
+_set_id = OrderState.__dict__["id"].__set__
+_set_customer_id = OrderState.__dict__["customer_id"].__set__
+_set_status = OrderState.__dict__["status"].__set__
+_set_items = OrderState.__dict__["items"].__set__
+_set_total = OrderState.__dict__["total"].__set__
+_set_tracking_id = OrderState.__dict__["tracking_id"].__set__
+_set_carrier = OrderState.__dict__["carrier"].__set__
+_set_version = OrderState.__dict__["version"].__set__
 
 
 def fold(events: Iterable[OrderEvent], state: OrderState | None = None) -> OrderState | None:

@@ -1,6 +1,6 @@
 """Upcasting: reading events written in older shapes in today's shape, without rewriting the log.
 
-Every read path decodes through `eventstore.codec`, which calls `upcast` here: the one place where
+Every read path decodes through `application.codec`, which calls `upcast` here: the one place where
 old shapes become current ones. Upcasters are registered per (event type, schema version they read)
 and chained: a v1 payload goes through the v1 step, then the v2 step, ... up to
 `CURRENT_SCHEMA_VERSION`. A step nobody registered means the type's shape did not change at that

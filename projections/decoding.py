@@ -3,9 +3,9 @@ catch-up and the rebuild."""
 
 from __future__ import annotations
 
+from application.codec import decode_record
 from domain.events import ORDER_STREAM_PREFIX
 from domain.upcasting import UnknownSchemaVersion
-from eventstore.codec import decode_record
 from eventstore.port import EventFilter, RecordedEvent
 from projections.mapping import ViewChange, change_of
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from application.codec import DecodedEvent
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -24,7 +25,6 @@ from domain.events import (
     PaymentTaken,
     order_id_of,
 )
-from eventstore.codec import DecodedEvent
 from projections.views import DashboardStats, OrderView, StatsDelta, StatusStats
 
 MIN_MONEY_SCALE = 2

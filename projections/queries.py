@@ -34,7 +34,7 @@ from projections.views import (
 )
 
 POINTER_TTL = 1.0
-MAX_PAGE = 100
+MAX_VIEW_PAGE = 100
 WAIT_POLL = 0.02  # without a feed, wait_for_version polls this often
 
 
@@ -207,7 +207,7 @@ class OrderQueries:
         """Orders newest first, filtered by customer and/or status, `first` (<= 100) at a time."""
         if first < 0:
             raise ValueError("first must not be negative")
-        first = min(first, MAX_PAGE)
+        first = min(first, MAX_VIEW_PAGE)
         keys = await self._namespace()
         if first == 0:
             await self._read_ready(keys)

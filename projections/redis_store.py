@@ -18,7 +18,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from domain.events import LineItem, OrderStatus
+from application.codec import item_from_wire, item_to_wire
+from domain.events import OrderStatus
 from projections.keys import NamespaceKeys, ProjectionKeys, as_text, pad_position
 from projections.mapping import ChangeKind, ViewChange, money_units
 from projections.views import OrderView
@@ -45,10 +46,6 @@ def _script(name: str) -> str:
     return resources.files("projections.lua").joinpath(name).read_text(encoding="utf-8")
 
 
-def _item_json(item: LineItem) -> dict[str, Any]:
-    return {"id": item.product_id, "name": item.name, "price": str(item.price), "qty": item.qty}
-
-
 def change_args(change: ViewChange) -> list[str]:
     """One change as the apply script takes it: id, version, position, occurredAt, kind and six
     more by kind (see apply.lua)."""
@@ -56,7 +53,7 @@ def change_args(change: ViewChange) -> list[str]:
     if change.kind is ChangeKind.PLACED:
         assert change.total is not None
         units, scale = money_units(change.total)
-        items = orjson.dumps([_item_json(i) for i in change.items]).decode()
+        items = orjson.dumps([item_to_wire(i) for i in change.items]).decode()
         count = sum(i.qty for i in change.items)
         extra = [change.customer_id, items, str(change.total), str(units), str(scale), str(count)]
     elif change.kind is ChangeKind.STATUS:
@@ -68,7 +65,7 @@ def change_args(change: ViewChange) -> list[str]:
         assert change.total is not None
         units, scale = money_units(change.total)
         added = change.items[0]
-        item = orjson.dumps(_item_json(added)).decode()
+        item = orjson.dumps(item_to_wire(added)).decode()
         extra = [item, str(change.total), str(units), str(scale), str(added.qty), ""]
     elif change.kind is ChangeKind.REMOVE:
         assert change.total is not None
@@ -92,15 +89,7 @@ def view_from_hash(raw: dict[Any, Any]) -> OrderView | None:
     if not raw:
         return None
     h = {as_text(k): as_text(v) for k, v in raw.items()}
-    items = tuple(
-        LineItem(
-            product_id=str(i["id"]),
-            name=str(i["name"]),
-            price=Decimal(str(i["price"])),
-            qty=int(i["qty"]),
-        )
-        for i in orjson.loads(h["items"] or "[]")
-    )
+    items = tuple(item_from_wire(i) for i in orjson.loads(h["items"] or "[]"))
     return OrderView(
         id=str(h["id"]),
         customer_id=str(h["cust"]),

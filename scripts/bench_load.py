@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from application.codec import EventContext, encode
+from application.repository import OrderRepository
+from application.snapshots import SnapshotStore
 from domain.events import ItemAdded, ItemRemoved, LineItem, OrderEvent, OrderPlaced, order_stream
-from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import ANY, EventStore
-from eventstore.repository import OrderRepository
-from eventstore.snapshots import SnapshotStore
 
 CONTEXT = EventContext(
     correlation_id="bench", causation_id="bench", actor="bench", occurred_at=datetime.now(UTC)

@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
+from application.codec import EventContext, encode
 from domain.events import (
     ItemAdded,
     LineItem,
@@ -37,7 +38,6 @@ from domain.events import (
     PaymentTaken,
     order_stream,
 )
-from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM, EventStore
 from projections.decoding import ORDER_EVENTS, to_change

@@ -53,7 +53,7 @@ def baseline_command(port: int) -> list[str]:
         "-m",
         "uvicorn",
         "--factory",
-        "api.baseline:noop_app_from_env",
+        "scripts.baseline:noop_app_from_env",
         "--host",
         "127.0.0.1",
         "--port",

@@ -1,9 +1,9 @@
 """The GraphQL schema, assembled from parts.
 
-The seam for later issues: a part is a strawberry type holding Query, Mutation or Subscription
-fields. The read models (issue 3: Order, orders, dashboardStats, projections, orderUpdated, ...)
-add their own module under `api/schema/` and append its types to `QUERY_PARTS` /
-`SUBSCRIPTION_PARTS` below (or pass them to `build_schema`), without touching the parts here.
+A part is a strawberry type holding Query, Mutation or Subscription fields. The read models
+(Order, orders, dashboardStats, projections, orderUpdated, ...) each have their own module under
+`api/schema/`, whose types are listed in `QUERY_PARTS` / `SUBSCRIPTION_PARTS` below (or are passed
+to `build_schema`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ EventTypes = Annotated[
 ]
 """The event-log fields' filter on event types."""
 
-MAX_PAGE = 1000
+MAX_EVENT_PAGE = 1000
 """The largest page a client may ask for: each event costs field resolution and encoding."""
 
 
@@ -51,12 +51,12 @@ def order_id_argument(value: object, name: str = "id") -> str:
 
 
 def page_size(value: int | None, name: str = "first", default: int = 100) -> int:
-    """A page size 0..MAX_PAGE (null: the default)."""
+    """A page size 0..MAX_EVENT_PAGE (null: the default)."""
     value = given(value)
     if value is None:
         return default
-    if not 0 <= value <= MAX_PAGE:
-        raise BadUserInput(f"{name} must be between 0 and {MAX_PAGE}", name)
+    if not 0 <= value <= MAX_EVENT_PAGE:
+        raise BadUserInput(f"{name} must be between 0 and {MAX_EVENT_PAGE}", name)
     return value
 
 

@@ -23,8 +23,8 @@ from api.schema.arguments import (
     page_size,
 )
 from api.schema.types import Event, EventConnection, EventEdge, OrderStateGQL, PageInfo
+from application.codec import DecodedEvent, decode_record
 from domain.events import ORDER_STREAM_PREFIX
-from eventstore.codec import DecodedEvent, decode_record
 from eventstore.port import EventFilter, EventStore
 
 SCAN_PAGE = 500

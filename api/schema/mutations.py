@@ -8,7 +8,6 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.commands import new_order_id
 from api.context import AppContext
 from api.permissions import IsStaff, OwnsOrder, PlacesForSelf, customer_guard
 from api.schema.arguments import given
@@ -22,6 +21,7 @@ from api.schema.inputs import (
     TakePaymentInput,
 )
 from api.schema.results import CommandAccepted, CommandResult
+from application.idempotency import new_order_id
 from domain.commands import Command
 from domain.errors import DomainError
 from domain.order import OrderState

@@ -34,7 +34,7 @@ from api.schema.read_types import (
 )
 from api.schema.types import OrderStatusGQL
 from domain.events import OrderStatus
-from projections.queries import MAX_PAGE, InvalidCursor
+from projections.queries import MAX_VIEW_PAGE, InvalidCursor
 
 MIN_VERSION_WAIT = 2.0
 """Seconds `order(minVersion)` waits for the view to catch up before answering what it has."""
@@ -48,8 +48,8 @@ def _orders_page_size(value: int | None) -> int:
     first = given(value)
     if first is None:
         return 20
-    if not 0 <= first <= MAX_PAGE:
-        raise BadUserInput(f"first must be between 0 and {MAX_PAGE}", "first")
+    if not 0 <= first <= MAX_VIEW_PAGE:
+        raise BadUserInput(f"first must be between 0 and {MAX_VIEW_PAGE}", "first")
     return first
 
 
@@ -110,7 +110,7 @@ class ReadModelQuery:
         customer_id: CustomerArg = strawberry.UNSET,
         status: StatusArg = strawberry.UNSET,
         first: Annotated[
-            int | None, strawberry.argument(description=f"At most this many (0..{MAX_PAGE}).")
+            int | None, strawberry.argument(description=f"At most this many (0..{MAX_VIEW_PAGE}).")
         ] = 20,
         after: Annotated[
             str | None,

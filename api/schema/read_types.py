@@ -13,7 +13,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.context import AppContext
-from api.schema.arguments import MAX_PAGE, EventPageSize, FromVersion, non_negative, page_size
+from api.schema.arguments import MAX_EVENT_PAGE, EventPageSize, FromVersion, non_negative, page_size
 from api.schema.types import Event, LineItemGQL, OrderStatusGQL, PageInfo
 from projections.views import DashboardStats, OrderPage, OrderView, ProjectionStatus, StatusStats
 
@@ -47,7 +47,7 @@ class OrderGQL:
     @strawberry.field(  # type: ignore[untyped-decorator]
         description=(
             "The raw events of this order, oldest first, from the event store: at most `first` "
-            f"(default {HISTORY_PAGE}, at most {MAX_PAGE}) after `fromVersion`; page on with "
+            f"(default {HISTORY_PAGE}, at most {MAX_EVENT_PAGE}) after `fromVersion`; page on with "
             "the last event's version."
         )
     )

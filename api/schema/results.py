@@ -6,7 +6,6 @@ from typing import Annotated
 
 import strawberry
 
-from api.commands import Accepted
 from api.schema.errors import (
     ConcurrencyConflict,
     InvalidTransition,
@@ -14,6 +13,7 @@ from api.schema.errors import (
     OrderNotFound,
     ValidationFailed,
 )
+from application.handler import Accepted
 
 
 @strawberry.type(

@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types.scalar import ScalarDefinition
 
-from eventstore.codec import format_timestamp
+from application.timestamps import format_timestamp
 
 
 def _serialize_datetime(value: datetime) -> str:

@@ -22,8 +22,8 @@ from api.schema.arguments import (
 )
 from api.schema.event_log import order_events_filter
 from api.schema.types import Event
+from application.codec import decode_record
 from domain.events import order_stream
-from eventstore.codec import decode_record
 from eventstore.port import RecordedEvent
 
 

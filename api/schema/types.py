@@ -13,9 +13,9 @@ from strawberry.types import Info
 
 from api.auth import Principal
 from api.visibility import visible_data, visible_metadata
+from application.codec import DecodedEvent
 from domain.events import LineItem as DomainLineItem
 from domain.order import OrderState as DomainOrderState
-from eventstore.codec import DecodedEvent
 
 
 @strawberry.enum(name="OrderStatus", description="Where an order is in its life.")

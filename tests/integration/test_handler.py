@@ -12,7 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from api.commands import MAX_ATTEMPTS, Accepted, CommandHandler, new_order_id
+from application.codec import EventContext, encode
+from application.handler import MAX_ATTEMPTS, Accepted, CommandHandler
+from application.idempotency import new_order_id
+from application.repository import OrderRepository
 from domain.commands import AddItem, CancelOrder, PlaceOrder, ShipOrder, TakePayment
 from domain.errors import (
     ConcurrencyConflict,
@@ -23,7 +26,6 @@ from domain.errors import (
 )
 from domain.events import ItemAdded, LineItem, OrderStatus, order_stream
 from domain.order import OrderState
-from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import (
     AppendResult,
@@ -32,7 +34,6 @@ from eventstore.port import (
     RecordedEvent,
     expect_version,
 )
-from eventstore.repository import OrderRepository
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ITEM = LineItem(product_id="p1", name="Pen", price=Decimal("2.50"), qty=4)

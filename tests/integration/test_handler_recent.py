@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from api.commands import Accepted, CommandHandler
-from api.recent_orders import RecentOrders
+from application.handler import Accepted, CommandHandler
+from application.recent_orders import RecentOrders
+from application.repository import LoadedOrder, OrderRepository
 from domain.commands import CancelOrder, PlaceOrder, ShipOrder, TakePayment
 from domain.errors import ConcurrencyConflict, InvalidTransition, OrderAlreadyExists
 from domain.events import LineItem, OrderStatus, order_stream
 from domain.order import OrderState
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import RecordedEvent
-from eventstore.repository import LoadedOrder, OrderRepository
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ITEM = LineItem(product_id="p1", name="Pen", price=Decimal("2.50"), qty=4)
@@ -43,7 +43,7 @@ class CountingStore:
 
 def process(store: Any) -> CommandHandler:
     """A handler with its own memory, as another process would have."""
-    return CommandHandler(store, OrderRepository(store), clock=lambda: NOW)
+    return CommandHandler(store, RecentOrders(OrderRepository(store)), clock=lambda: NOW)
 
 
 async def handle(handler: CommandHandler, command: Any, **kwargs: Any) -> Accepted:
@@ -133,6 +133,19 @@ async def test_an_idempotent_retry_on_another_process_returns_the_original(
     assert (await handle(a, SHIP)).version == 3
 
 
+class _NoStore:
+    """Orders for a memory tested on its own: never read."""
+
+    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
+        raise AssertionError("the memory alone never reads")
+
+    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
+        pass
+
+
+_NO_STORE = _NoStore()
+
+
 def loaded(version: int, order_id: str = "o-1") -> LoadedOrder:
     state = OrderState(
         id=order_id,
@@ -146,7 +159,7 @@ def loaded(version: int, order_id: str = "o-1") -> LoadedOrder:
 
 
 def test_the_memory_keeps_the_newest_version_of_each_order() -> None:
-    recent = RecentOrders()
+    recent = RecentOrders(_NO_STORE)
     recent.remember("o-1", loaded(3))
     recent.remember("o-1", loaded(2))  # a slower task finishing late
     remembered = recent.get("o-1")
@@ -157,7 +170,7 @@ def test_the_memory_keeps_the_newest_version_of_each_order() -> None:
 
 
 def test_the_memory_is_bounded_and_forgets_the_least_recently_used() -> None:
-    recent = RecentOrders(capacity=2)
+    recent = RecentOrders(_NO_STORE, capacity=2)
     recent.remember("a", loaded(1, "a"))
     recent.remember("b", loaded(1, "b"))
     assert recent.get("a") is not None  # now "b" is the least recently used
@@ -169,7 +182,7 @@ def test_the_memory_is_bounded_and_forgets_the_least_recently_used() -> None:
 
 
 def test_an_absent_order_is_never_remembered() -> None:
-    recent = RecentOrders()
+    recent = RecentOrders(_NO_STORE)
     recent.remember("o-1", LoadedOrder(state=None, version=0))
     assert recent.get("o-1") is None
-    assert len(RecentOrders(capacity=0)) == 0
+    assert len(RecentOrders(_NO_STORE, capacity=0)) == 0

@@ -6,11 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from application.codec import EventContext, encode
+from application.repository import PAGE_SIZE, OrderRepository
 from domain.events import ItemAdded, ItemRemoved, LineItem, OrderEvent, OrderPlaced, order_stream
-from eventstore.codec import EventContext, encode
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM, NewEvent
-from eventstore.repository import PAGE_SIZE, OrderRepository
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 PEN = LineItem(product_id="pen", name="Pen", price=Decimal("1.00"), qty=1)

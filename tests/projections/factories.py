@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from application.codec import DecodedEvent, EventContext, decode_record, encode
 from domain.events import LineItem, OrderEvent, order_stream
-from eventstore.codec import DecodedEvent, EventContext, decode_record, encode
 from eventstore.port import RecordedEvent
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

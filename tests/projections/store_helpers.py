@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from application.codec import EventContext, decode_record, encode
 from domain.events import OrderEvent, order_stream
-from eventstore.codec import EventContext, decode_record, encode
 from eventstore.port import ANY, EventStore, NewEvent
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
 from projections.mapping import fold_stats, fold_views

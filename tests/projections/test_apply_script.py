@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from redis.asyncio import Redis
 
+from application.codec import decode_record
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -17,7 +18,6 @@ from domain.events import (
     OrderStatus,
     PaymentTaken,
 )
-from eventstore.codec import decode_record
 from projections.keys import NamespaceKeys
 from projections.mapping import change_of, fold_stats, fold_views
 from projections.queries import OrderQueries

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from application.codec import decode_record
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -16,7 +17,6 @@ from domain.events import (
     OrderStatus,
     PaymentTaken,
 )
-from eventstore.codec import decode_record
 from projections.mapping import (
     ChangeKind,
     InvalidChange,

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from application.codec import decode_record
 from domain.commands import (
     AddItem,
     CancelOrder,
@@ -33,7 +34,7 @@ from domain.commands import (
 from domain.decide import decide
 from domain.errors import DomainError
 from domain.order import OrderState, evolve
-from eventstore.codec import decode_record
+from domain.validation import validate
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import RecordedEvent
 from projections.decoding import ORDER_EVENTS, to_change
@@ -95,7 +96,7 @@ async def write_history(store: SQLiteEventStore, plan: list[Intent]) -> dict[str
         order_id = f"o{intent.order}"
         state = states.get(order_id)
         try:
-            events = decide(state, command_of(intent, state))
+            events = decide(state, validate(command_of(intent, state)))
         except DomainError:
             continue
         await append(store, order_id, *events)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import api.ids
-from api.commands import _event_ids, new_order_id
-from api.ids import RandomUuids, random_uuid
+import application.ids
 from api.view import correlation_id_of
+from application.idempotency import event_ids, new_order_id
+from application.ids import RandomUuids, random_uuid
 
 
 def _as_uuid4(raw: bytes) -> uuid.UUID:
@@ -36,15 +36,15 @@ def urandom_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
         return block
 
     monkeypatch.setattr(os, "urandom", known_bytes)
-    api.ids.discard_drawn_bytes()
+    application.ids._PROCESS_UUIDS.discard()
     yield handed_out
     monkeypatch.undo()
-    api.ids.discard_drawn_bytes()  # the next test's ids from the real os.urandom again
+    application.ids._PROCESS_UUIDS.discard()  # the next test's ids from the real os.urandom again
 
 
 SERVER_IDS: list[tuple[str, Callable[[], str]]] = [
     ("order id", lambda: new_order_id("c-1", None)),
-    ("event id", lambda: str(_event_ids(1, "o-1", None)[0])),
+    ("event id", lambda: str(event_ids(1, "o-1", None)[0])),
     ("correlation id", lambda: correlation_id_of(None)),
 ]
 

@@ -19,17 +19,18 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application.codec import EventContext, decode_record, encode
+from application.repository import OrderRepository
+from application.snapshot import Snapshot
+from application.snapshots import SnapshotStore
 from domain.commands import AddItem, CancelOrder, PlaceOrder, RemoveItem, ShipOrder, TakePayment
 from domain.decide import decide
 from domain.errors import DomainError
 from domain.events import LineItem, order_stream
 from domain.order import OrderState, evolve
-from domain.snapshots import Snapshot
-from eventstore.codec import EventContext, decode_record, encode
+from domain.validation import validate
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import ANY, NewEvent
-from eventstore.repository import OrderRepository
-from eventstore.snapshots import SnapshotStore
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 ORDER = "prop-1"
@@ -77,7 +78,7 @@ def history(chosen: list[tuple[str, int, int]]) -> list[NewEvent]:
             )
             continue
         try:
-            events = decide(state, command)
+            events = decide(state, validate(command))
         except DomainError:
             continue
         context = EventContext(correlation_id="c", causation_id="c", actor="a", occurred_at=moment)

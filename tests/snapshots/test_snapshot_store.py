@@ -12,15 +12,15 @@ from typing import Any
 import orjson
 import pytest
 
-from api.commands import CommandHandler
 from api.schema.event_log import read_event_page
+from application.handler import CommandHandler
+from application.repository import OrderRepository
+from application.snapshot import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
+from application.snapshots import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
+from application.snapshotter import Snapshotter
 from domain.commands import AddItem, PlaceOrder, RemoveItem
 from domain.events import LineItem
-from domain.snapshots import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
 from eventstore.port import ANY, EventStore, NewEvent, StoreUnavailable
-from eventstore.repository import OrderRepository
-from eventstore.snapshots import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
-from eventstore.snapshotter import Snapshotter
 from projections.decoding import ORDER_EVENTS
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -170,7 +170,7 @@ class BrokenSnapshots(SnapshotStore):
 async def test_a_failed_snapshot_never_fails_a_command(
     store: EventStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="eventstore.snapshotter")
+    caplog.set_level(logging.ERROR, logger="application.snapshotter")
     repository, snapshotter, handler = wiring(store, every=2, snapshots=BrokenSnapshots(store))
 
     order_id = await amended_order(handler, 5)

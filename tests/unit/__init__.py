@@ -24,6 +24,7 @@ from domain.events import (
     PaymentTaken,
 )
 from domain.order import OrderState, fold
+from domain.validation import validate
 
 E = TypeVar("E", bound=DomainError)
 
@@ -66,21 +67,22 @@ def cancelled() -> OrderCancelled:
 
 @dataclass(frozen=True, slots=True)
 class When:
-    """A command against a given history, waiting for its expected outcome."""
+    """A command against a given history, waiting for its expected outcome: validated, then
+    decided, as the command handler runs it."""
 
     state: OrderState | None
     command: Command
 
     def then(self, *expected: OrderEvent) -> OrderState | None:
         """Assert the command records exactly `expected`; the state after them."""
-        events = decide(self.state, self.command)
+        events = decide(self.state, validate(self.command))
         assert events == expected
         return fold(events, self.state)
 
     def raises(self, error: type[E]) -> E:
         """Assert the command is refused with `error`; the error, for closer checks."""
         with pytest.raises(error) as caught:
-            decide(self.state, self.command)
+            decide(self.state, validate(self.command))
         return caught.value
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from application.codec import EventContext, decode_record, encode
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -19,7 +20,6 @@ from domain.events import (
     OrderShipped,
     PaymentTaken,
 )
-from eventstore.codec import EventContext, decode_record, encode
 from eventstore.port import NewEvent, RecordedEvent
 
 WIDGET = LineItem(product_id="p-1", name="Widget", price=Decimal("12.50"), qty=2)

@@ -33,6 +33,7 @@ from domain.events import (
     OrderStatus,
 )
 from domain.order import fold
+from domain.validation import validate
 from tests.unit import (
     CUSTOMER_ID,
     ORDER_ID,
@@ -86,7 +87,7 @@ def test_place_order_records_the_items_and_computes_the_total() -> None:
 
 
 def test_money_is_exact() -> None:
-    (event,) = decide(None, place(item("p1", "0.10", 3), item("p2", "0.20", 1)))
+    (event,) = decide(None, validate(place(item("p1", "0.10", 3), item("p2", "0.20", 1))))
 
     assert isinstance(event, OrderPlaced)
     assert event.total == Decimal("0.50")
@@ -94,7 +95,7 @@ def test_money_is_exact() -> None:
 
 
 def test_money_is_normalised_to_two_places() -> None:
-    (event,) = decide(None, place(item("p1", "25", 1), item("p2", "1.5", 2)))
+    (event,) = decide(None, validate(place(item("p1", "25", 1), item("p2", "1.5", 2))))
 
     assert isinstance(event, OrderPlaced)
     assert [str(line.price) for line in event.items] == ["25.00", "1.50"]
@@ -102,14 +103,14 @@ def test_money_is_normalised_to_two_places() -> None:
 
 
 def test_a_free_order_totals_zero() -> None:
-    (event,) = decide(None, place(item("p1", "0", 5)))
+    (event,) = decide(None, validate(place(item("p1", "0", 5))))
 
     assert isinstance(event, OrderPlaced)
     assert str(event.total) == "0.00"
 
 
 def test_place_order_trims_text() -> None:
-    (event,) = decide(None, place(item("p1", name="  Blue mug ")))
+    (event,) = decide(None, validate(place(item("p1", name="  Blue mug "))))
 
     assert isinstance(event, OrderPlaced)
     assert event.items[0].name == "Blue mug"
@@ -266,9 +267,9 @@ def test_an_order_amended_then_paid_pays_its_new_total() -> None:
         [placed(item("p1", "10.00")), ItemAdded(item=item("p2", "0.10", 3), total=Decimal("10.30"))]
     )
 
-    assert decide(state, pay("10.30")) == (paid("10.30"),)
+    assert decide(state, validate(pay("10.30"))) == (paid("10.30"),)
     with pytest.raises(InvalidTransition):
-        decide(state, pay("10.00"))
+        decide(state, validate(pay("10.00")))
 
 
 # Missing orders
@@ -314,7 +315,7 @@ def test_transition_matrix(status: OrderStatus, name: str) -> None:
     scenario = given(*HISTORIES[status]).when(command)
 
     if status in allowed_from:
-        (event,) = decide(scenario.state, command)
+        (event,) = decide(scenario.state, validate(command))
         state = fold([event], scenario.state)
         assert state is not None
         assert state.version == len(HISTORIES[status]) + 1
@@ -348,12 +349,12 @@ def test_deciding_on_another_orders_state_is_a_bug() -> None:
     state = fold([placed(order_id="other")])
 
     with pytest.raises(ValueError, match="decided on order other"):
-        decide(state, pay())
+        decide(state, validate(pay()))
 
 
 def test_decide_returns_new_events_and_leaves_the_state_alone() -> None:
     state = fold([placed()])
 
-    decide(state, pay())
+    decide(state, validate(pay()))
 
     assert state == fold([placed()])

@@ -21,6 +21,7 @@ from domain.decide import decide
 from domain.errors import DomainError
 from domain.events import LineItem, OrderEvent, OrderStatus
 from domain.order import OrderState, fold
+from domain.validation import validate
 
 ORDER_ID = "order-p"
 PRODUCTS = st.sampled_from([f"p{n}" for n in range(6)])
@@ -77,7 +78,7 @@ def test_accepted_commands_keep_the_order_sound(commands: list[Command]) -> None
 
     for command in commands:
         try:
-            events = decide(state, _resolve(state, command))
+            events = decide(state, validate(_resolve(state, command)))
         except DomainError:
             continue  # refused: nothing recorded, the state stays as it was
         history.extend(events)
@@ -99,7 +100,7 @@ def test_a_shipped_or_cancelled_order_accepts_nothing_more(commands: list[Comman
     state: OrderState | None = None
     for command in commands:
         try:
-            events = decide(state, _resolve(state, command))
+            events = decide(state, validate(_resolve(state, command)))
         except DomainError:
             continue
         if state is not None:

@@ -17,12 +17,12 @@ import pytest
 from redis.asyncio import Redis
 
 from api.schema.event_log import order_events_filter, read_event_page
+from application.codec import DecodedEvent, decode_record
+from application.repository import OrderRepository
+from application.snapshots import SnapshotStore
 from domain.events import LineItem, OrderStatus, order_stream
 from domain.upcasting import CURRENT_SCHEMA_VERSION, UnknownSchemaVersion
-from eventstore.codec import DecodedEvent, decode_record
 from eventstore.port import NO_STREAM, EventStore, RecordedEvent, StoreWithGroups
-from eventstore.repository import OrderRepository
-from eventstore.snapshots import SnapshotStore
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings

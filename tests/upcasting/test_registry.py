@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from application.codec import decode_record
 from domain.events import LineItem, OrderPlaced, PaymentTaken
 from domain.upcasting import (
     CURRENT_SCHEMA_VERSION,
@@ -17,7 +18,6 @@ from domain.upcasting import (
     UpcastContext,
     UpcasterRegistry,
 )
-from eventstore.codec import decode_record
 from tests.upcasting.legacy import LEGACY_PLACED_DATA, UPCAST_ITEMS, recorded
 
 
@@ -135,7 +135,7 @@ def test_malformed_legacy_payloads_raise_a_clear_error(data: bytes) -> None:
 def test_unknown_types_are_shown_raw_and_logged_once_per_type(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="eventstore.codec")
+    caplog.set_level(logging.WARNING, logger="application.codec")
     event_type = "LoyaltyPointsGranted-test-registry"
 
     first = decode_record(recorded(event_type, b'{"points": 1.5}', b'{"schemaVersion": 7}'))

@@ -6,10 +6,9 @@ nothing written). Without one the handler re-reads and decides again a few times
 client asked for the command on whatever the order is now.
 
 Idempotent `placeOrder`: with an idempotency key the order id (when not given) and every event id
-derive from the key and the customer, so a retry proposes byte-for-byte the same append and the
-store's own idempotence answers it with the original result. Another customer sending the same key
-(and order id) proposes other event ids: its append conflicts with the existing order instead of
-replaying that order's `CommandAccepted`.
+derive from the key and the customer (`application.idempotency`), so a retry proposes
+byte-for-byte the same append and the store's own idempotence answers it with the original
+result.
 
 Metadata: `$correlationId` is the request's correlation id; `$causationId` is the id of the command
 that caused the events. Commands are not stored as messages of their own, so the command's id is
@@ -25,50 +24,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from api.ids import random_uuid
-from api.recent_orders import RecentOrders
+from application.codec import EventContext, encode
+from application.idempotency import event_ids
+from application.repository import LoadedOrder, Orders
+from application.snapshotter import Snapshotter
 from domain.commands import Command, PlaceOrder
 from domain.decide import decide
 from domain.errors import ConcurrencyConflict, DomainError, OrderAlreadyExists, ValidationFailed
 from domain.events import OrderEvent, order_stream
 from domain.order import OrderState, fold
 from domain.validation import validate
-from eventstore.codec import EventContext, encode
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
-from eventstore.repository import LoadedOrder, OrderRepository
-from eventstore.snapshotter import Snapshotter
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 """Reads and decisions per command without an expected version before giving up on a busy order."""
 
-IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3c1e-7f0a-4f43-9d6e-2c1a8d0f6b21")
-"""uuid5 namespace for ids derived from idempotency keys. Never change it: retries of commands
-accepted before a change would no longer match."""
-
 SYSTEM_ACTOR = "system"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_order_id(customer_id: str, idempotency_key: str | None) -> str:
-    """An id for an order placed without one: derived from the key (scoped to the customer, so two
-    customers' keys never collide) when there is one, else random."""
-    if idempotency_key is None:
-        return str(random_uuid())
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"order:{customer_id}:{idempotency_key}"))
-
-
-def _event_ids(
-    count: int, order_id: str, idempotency_key: str | None, customer_id: str | None = None
-) -> list[uuid.UUID]:
-    if idempotency_key is None:
-        return [random_uuid() for _ in range(count)]
-    scope = f"{customer_id}:{idempotency_key}:{order_id}"
-    return [uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{scope}:{i}") for i in range(count)]
 
 
 def _placing_customer(command: Command) -> str | None:
@@ -104,26 +81,24 @@ class _Request:
 class CommandHandler:
     """Handles one command at a time per call; safe to call concurrently.
 
-    `recent` holds the orders this handler decided on lately (see `api.recent_orders`): a command
-    on one of them is decided on the remembered state and appended without reading the store
-    first, and `placeOrder` is appended as the stream's first event without reading either. A
-    guess that proves stale (the append is refused) or that refuses the command is checked
-    against the store, so the answer is always the one a fresh read would give.
+    One loop: load, decide, append expecting the version loaded, and on a conflict load again.
+    The first load may be a guess (`orders` may remember recent orders, and `placeOrder` is
+    appended as the stream's first event without reading): a guess that proves stale (the append
+    is refused) or that refuses the command is checked against the store, so the answer is
+    always the one a fresh read would give.
     """
 
     def __init__(
         self,
         store: EventStore,
-        repository: OrderRepository,
+        orders: Orders,
         clock: Callable[[], datetime] = _now,
         snapshotter: Snapshotter | None = None,
-        recent: RecentOrders | None = None,
     ) -> None:
         self._store = store
-        self._repository = repository
+        self._orders = orders
         self._clock = clock
         self._snapshotter = snapshotter
-        self._recent = RecentOrders() if recent is None else recent
 
     async def handle(
         self,
@@ -142,7 +117,8 @@ class CommandHandler:
         before the decision and may raise (the API uses it so a customer only ever acts on its
         own order, whatever happened since the permission check). It must judge only what never
         changes in an order (who placed it): its refusal of a remembered state is final."""
-        # Input rules first: a bad order id must never become a stream name, not even to read.
+        # Input rules first, once: a bad order id must never become a stream name, not even to
+        # read. `decide` takes the command as validated here.
         command = validate(command)
         if expected_version is not None and expected_version < 0:
             raise ValidationFailed("expectedVersion must be >= 0", "expectedVersion")
@@ -163,49 +139,30 @@ class CommandHandler:
             actor=actor or SYSTEM_ACTOR,
             occurred_at=self._clock(),
         )
-        guess = self._guess(command)
-        if guess is not None:
-            try:
-                return await self._attempt(request, guess, context, confirmed=False)
-            except _Stale:
-                self._recent.forget(command.order_id)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            if guess is not None or attempt > 1:
-                # A decision made again is made later than the first: its events happen now.
-                context = replace(context, occurred_at=self._clock())
-            loaded = await self._repository.load(command.order_id)
-            self._recent.remember(command.order_id, loaded)
-            try:
-                return await self._attempt(
-                    request, loaded, context, confirmed=True, last=attempt == MAX_ATTEMPTS
-                )
-            except _Stale:
-                continue
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
-
-    def _guess(self, command: Command) -> LoadedOrder | None:
-        """The state to decide on without reading the store, if there is a good guess."""
-        remembered = self._recent.get(command.order_id)
-        if remembered is not None:
-            return remembered
         if isinstance(command, PlaceOrder):
             # A placement expects no stream: if the order exists the append says so.
-            return LoadedOrder(state=None, version=0)
-        return None
+            loaded = LoadedOrder(state=None, version=0, fresh=False)
+        else:
+            loaded = await self._orders.load(command.order_id, guess=True)
+        # A guess costs one attempt more: the reads after it get MAX_ATTEMPTS of their own.
+        attempts = MAX_ATTEMPTS + (0 if loaded.fresh else 1)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._attempt(request, loaded, context, last=attempt == attempts)
+            except _Stale:
+                # A decision made again is made later than the first: its events happen now.
+                context = replace(context, occurred_at=self._clock())
+                loaded = await self._orders.load(command.order_id)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     async def _attempt(
-        self,
-        request: _Request,
-        loaded: LoadedOrder,
-        context: EventContext,
-        *,
-        confirmed: bool,
-        last: bool = False,
+        self, request: _Request, loaded: LoadedOrder, context: EventContext, *, last: bool
     ) -> Accepted:
-        """Decide `request` on `loaded` and append. `confirmed`: `loaded` was just read from the
-        store, so its refusals are the answer; otherwise any doubt raises `_Stale`. Raises
+        """Decide `request` on `loaded` and append. A fresh `loaded` was just read from the
+        store, so its refusals are the answer; for a guess any doubt raises `_Stale`. Raises
         `_Stale` too after a conflict that deserves another read and decision."""
         order_id = request.command.order_id
+        confirmed = loaded.fresh
         if request.guard is not None:
             request.guard(loaded.state)
         expected_version = request.expected_version
@@ -228,7 +185,7 @@ class CommandHandler:
             if confirmed:
                 raise
             raise _Stale from None
-        ids = _event_ids(
+        ids = event_ids(
             len(events), order_id, request.idempotency_key, _placing_customer(request.command)
         )
         new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
@@ -276,9 +233,9 @@ class CommandHandler:
         state = fold(events, loaded.state)
         if state is None or state.version != result.version:
             # Not the append decided on `loaded` (an idempotent retry's original): no guess.
-            self._recent.forget(order_id)
+            self._orders.appended(order_id, None)
             return
-        self._recent.remember(
+        self._orders.appended(
             order_id,
             LoadedOrder(state=state, version=result.version, snapshot_version=snapshot_version),
         )
@@ -289,7 +246,7 @@ class CommandHandler:
         """The result of the append that placed the order under this key for this customer, if
         it did."""
         first = await self._store.read_stream(order_stream(order_id), from_version=1, limit=1)
-        expected_id = _event_ids(1, order_id, idempotency_key, customer_id)[0]
+        expected_id = event_ids(1, order_id, idempotency_key, customer_id)[0]
         if not first or first[0].id != expected_id:
             return None
         # placeOrder appends exactly one event, so the original append ended at version 1.

@@ -1,39 +1,34 @@
 """Loading orders from their streams: the one place the write side reads an aggregate.
 
 Every load pages through the stream (a long-lived order can hold thousands of events) and folds the
-decoded events. With snapshots (issue 5) a fold starts from the newest trusted snapshot and reads
+decoded events. With snapshots a fold starts from the newest trusted snapshot and reads
 only the events after it; no caller has to change, and no result depends on a snapshot existing.
 
-Loading the current state asks for the snapshot and for the stream's newest events at once (two
-reads in flight, one round trip of waiting): a short order is folded from those events alone, and a
-long one from its snapshot plus the events after it, which the policy keeps within that page.
+Loading the current state reads the snapshot first, then only the events from the snapshot's own
+(which proves the stream is the one the snapshot saw) onwards: a long order costs about what a short
+one does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
+from application.codec import DecodedEvent, decode_event, decode_record
+from application.snapshot import Snapshot
+from application.snapshots import SnapshotStore
 from domain.events import order_stream
 from domain.order import OrderState, evolve
-from domain.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot
-from eventstore.codec import DecodedEvent, decode_event, decode_record
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
-from eventstore.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 """Events per stream read while folding: bounds memory per load, not the stream's length."""
-
-TAIL_SIZE = DEFAULT_SNAPSHOT_EVERY + 1
-"""Newest events read beside the snapshot when loading the current state: with the default policy
-the snapshot's own event and every event after it are among them. Fewer would often miss the
-snapshot; more would decode rows the fold does not need."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,12 +38,26 @@ class LoadedOrder:
     `version` is the stream's version (the number of events read), which is what an append must
     expect; `state.version` agrees with it. `state` is None when the stream holds no order.
     `snapshot_version` is the version of the trusted snapshot the load started from (0: none), so
-    the snapshot policy can tell how many events have piled up since.
+    the snapshot policy can tell how many events have piled up since. `fresh` is False for a
+    remembered state (a guess, possibly stale): only an append expecting `version` can confirm it.
     """
 
     state: OrderState | None
     version: int
     snapshot_version: int = 0
+    fresh: bool = True
+
+
+class Orders(Protocol):
+    """The orders the command handler decides on: `OrderRepository`, or a wrapper around it."""
+
+    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
+        """The order to decide on. With `guess` a remembered state (`fresh` False) will do."""
+        ...
+
+    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
+        """The handler's append succeeded: `after` is the order as appended (None: unknown)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,22 +81,11 @@ class OrderRepository:
 
     With a `SnapshotStore`, folds start from the order's newest trusted snapshot and read only the
     events after it; results are the same with or without one (snapshots are a cache).
-    `tail_size` is how many of the newest events `load` reads beside the snapshot (see
-    `TAIL_SIZE`); a snapshot further behind costs one more read, never a different result.
     """
 
-    def __init__(
-        self,
-        store: EventStore,
-        snapshots: SnapshotStore | None = None,
-        *,
-        tail_size: int = TAIL_SIZE,
-    ) -> None:
-        if tail_size < 1:
-            raise ValueError(f"tail_size must be >= 1, got {tail_size}")
+    def __init__(self, store: EventStore, snapshots: SnapshotStore | None = None) -> None:
         self._store = store
         self._snapshots = snapshots
-        self._tail_size = tail_size
 
     async def _pages(
         self, order_id: str, after_version: int = 0
@@ -105,29 +103,13 @@ class OrderRepository:
                 return
             next_version = records[-1].version + 1
 
-    async def load(self, order_id: str) -> LoadedOrder:
-        """The order's current state and the version an append must expect."""
-        if self._snapshots is None:
-            return (await self._fold(order_id)).loaded()
-        tail, snapshot = await asyncio.gather(
-            self._store.read_stream(order_stream(order_id), backwards=True, limit=self._tail_size),
-            self._start(order_id, until_version=None, as_of=None),
-        )
-        tail.reverse()
-        if snapshot is not None and tail and tail[0].version <= snapshot.version:
-            fold = _Fold(order_id, snapshot, timed=False)
-            if fold.add(tail) and fold.verified:
-                return fold.result().loaded()
-            # The stream does not hold the snapshot's event: it must not be trusted.
-            _distrust(order_id, snapshot)
-            snapshot = None
-        if not tail or tail[0].version == 1:
-            # The whole order is in the page (or there is no order): no snapshot needed.
-            fold = _Fold(order_id, None, timed=False)
-            fold.add(tail)
-            return fold.result().loaded()
-        # A long order whose snapshot is missing, untrusted, or further behind than the page.
-        return (await self._fold_paged(order_id, snapshot, timed=False)).loaded()
+    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
+        """Nothing to do: the store holds what was appended."""
+
+    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
+        """The order's current state and the version an append must expect, always read from
+        the store (`guess` changes nothing here)."""
+        return (await self._fold(order_id)).loaded()
 
     async def snapshot(self, order_id: str) -> Snapshot | None:
         """A snapshot of the order's current state (None: no such order). Not stored."""
@@ -339,7 +321,7 @@ class _Fold:
 def _distrust(order_id: str, snapshot: Snapshot | None) -> None:
     if snapshot is not None:
         logger.info(
-            "event=snapshot_mismatch order=%s version=%d (the stream changed under it)",
+            "event=snapshot_mismatch order=%s version=%d reason=stream_changed",
             order_id,
             snapshot.version,
         )

@@ -14,8 +14,8 @@ import uuid
 
 import orjson
 
+from application.snapshot import Snapshot, UnusableSnapshot, snapshot_from_dict, snapshot_to_dict
 from domain.events import order_stream
-from domain.snapshots import Snapshot, UnusableSnapshot, snapshot_from_dict, snapshot_to_dict
 from eventstore.port import ANY, EventStore, NewEvent, WrongExpectedVersion
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,12 @@ class SnapshotStore:
 
     async def save(self, snapshot: Snapshot) -> bool:
         """Store `snapshot` as the order's newest, unless a trusted one at least as new is there
-        already (several writers may race; the newest wins). Returns whether it was written."""
+        already. Returns whether it was written.
+
+        The check and the append (expecting ANY) are not atomic: of writers racing, the last to
+        append is kept, even if its snapshot is the older. That costs later loads a few more
+        events, never a wrong state (a snapshot is a cache of a prefix), and the policy replaces
+        it when the next due append comes."""
         order_id = snapshot.state.id
         stream = snapshot_stream(order_id)
         current = await self.load(order_id)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from domain.snapshots import SnapshotPolicy
-from eventstore.repository import LoadedOrder, OrderRepository
-from eventstore.snapshots import SnapshotStore
+from application.repository import LoadedOrder, OrderRepository
+from application.snapshot import SnapshotPolicy
+from application.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 

@@ -65,8 +65,3 @@ os.register_at_fork(after_in_child=_PROCESS_UUIDS.discard)
 def random_uuid() -> uuid.UUID:
     """A new unpredictable version-4 UUID from this process's CSPRNG-fed source."""
     return _PROCESS_UUIDS.next()
-
-
-def discard_drawn_bytes() -> None:
-    """Make the next `random_uuid` draw fresh bytes from os.urandom (a fork does this too)."""
-    _PROCESS_UUIDS.discard()

@@ -4,6 +4,10 @@ Most commands act on an order this process has just written (place, then pay, th
 append the handler knows the order's exact state and version without asking the store, so it keeps
 them here and the next command on the order decides at once.
 
+`RecentOrders` wraps the repository the handler reads through: asked for a guess it answers from
+memory, and every fresh load and every append refreshes the memory. The handler only knows that a
+load may be a guess (`LoadedOrder.fresh` is False).
+
 The cache is only ever a guess, safe because every append carries the version the guess was made
 at: if another process (EventStoreDB mode) or another task moved the order on, the append is
 refused (`WrongExpectedVersion`) and the handler reads the store and decides again. A refusal
@@ -14,8 +18,9 @@ costs one retry, never a wrong answer.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
-from eventstore.repository import LoadedOrder
+from application.repository import LoadedOrder, Orders
 
 DEFAULT_CAPACITY = 10_000
 """Orders remembered per process. An entry is one `OrderState` (a few hundred bytes for a typical
@@ -23,13 +28,40 @@ order), so the default bounds the cache to a few megabytes."""
 
 
 class RecentOrders:
-    """A least-recently-used map from order id to the order as this process last saw it."""
+    """Orders read through `orders`, remembered in a least-recently-used map from order id to the
+    order as this process last saw it."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, orders: Orders, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
+        self._inner = orders
         self._capacity = capacity
         self._orders: OrderedDict[str, LoadedOrder] = OrderedDict()
+
+    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
+        """With `guess`, the remembered order if there is one; else a fresh load, remembered."""
+        if guess:
+            remembered = self.get(order_id)
+            if remembered is not None:
+                return replace(remembered, fresh=False)
+        loaded = await self._inner.load(order_id)
+        known = self._orders.get(order_id)
+        if known is not None and known.version > loaded.version:
+            # Newer than the store (a task's append finished meanwhile, or the stream was
+            # replaced): the store decides, so the memory keeps neither.
+            self.forget(order_id)
+        else:
+            self.remember(order_id, loaded)
+        return loaded
+
+    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
+        """Remember the order as appended; None: the append was not the one decided (an
+        idempotent retry's original), so nothing is known."""
+        self._inner.appended(order_id, after)
+        if after is None:
+            self.forget(order_id)
+        else:
+            self.remember(order_id, after)
 
     def __len__(self) -> int:
         return len(self._orders)

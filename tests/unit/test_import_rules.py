@@ -1,0 +1,68 @@
+"""The house's layering, read from the source with `ast` (nothing is imported or run).
+
+domain imports nothing of ours; eventstore nothing of domain or application; application not api;
+projections not api; and no two packages import each other, directly or around a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("api", "application", "domain", "eventstore", "projections")
+
+FORBIDDEN: dict[str, set[str]] = {
+    "domain": {"api", "application", "eventstore", "projections"},
+    "eventstore": {"api", "application", "domain", "projections"},
+    "application": {"api", "projections"},
+    "projections": {"api"},
+}
+
+
+def _imports(package: str) -> dict[str, set[tuple[str, int]]]:
+    """Our packages each module of `package` imports: target package -> (file, line)."""
+    found: dict[str, set[tuple[str, int]]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names, line = [alias.name for alias in node.names], node.lineno
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names, line = [node.module], node.lineno
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in PACKAGES and top != package:
+                    where = (str(path.relative_to(ROOT)), line)
+                    found.setdefault(top, set()).add(where)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_package_imports_only_what_its_layer_may(package: str) -> None:
+    imported = _imports(package)
+    broken = {target: sorted(imported[target]) for target in FORBIDDEN[package] & set(imported)}
+    assert broken == {}
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = {package: set(_imports(package)) for package in PACKAGES}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph[start]:
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    cycles = sorted(package for package in PACKAGES if reaches(package, package, {package}))
+    assert cycles == []
+
+
+def test_the_rules_see_imports() -> None:
+    # The reader itself must find what is there, or every rule above passes vacuously.
+    assert "domain" in _imports("application")
+    assert "eventstore" in _imports("application")
