@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -23,8 +22,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, Route, sync_playwright
 
-from tests.e2e.conftest import LiveServer
-from tests.processes import REPO_ROOT, ServerProcess
+from tests.live_server import LiveServer, running_server
+from tests.processes import REPO_ROOT
 
 WEB = REPO_ROOT / "web"
 STATIC = REPO_ROOT / "api" / "static"
@@ -54,19 +53,8 @@ def node() -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real server on the embedded store, for the whole session."""
     root = tmp_path_factory.mktemp("clients-server")
-    secret = secrets.token_urlsafe(32)
-    process = ServerProcess(data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log")
-    process.start()
-    try:
-        yield LiveServer(
-            url=process.url,
-            ws_url=process.url.replace("http://", "ws://") + "/graphql",
-            jwt_secret=secret,
-            process=process,
-        )
-    finally:
-        code = process.stop()
-    assert code in (0, -2, 130), f"server exited with {code}\n{process.log_tail()}"
+    with running_server(root) as live:
+        yield live
 
 
 @pytest.fixture

@@ -11,31 +11,16 @@ E2E_SERVER_ENV the suite runs only `[esdb]`, against that server (a real EventSt
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.gql import GraphQLClient, Orders, make_token
-from tests.processes import EsdbTestServerProcess, ServerProcess
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LiveServer:
-    """Where the session's server listens, and the secret its tokens are signed with."""
-
-    url: str
-    ws_url: str
-    jwt_secret: str
-    process: ServerProcess
-
-    def token(self, *, sub: str, role: str, ttl: float = 3600.0) -> str:
-        """A valid token for this server."""
-        return make_token(self.jwt_secret, sub=sub, role=role, ttl=ttl)
+from tests.e2e.gql import GraphQLClient, Orders
+from tests.live_server import LiveServer, running_server
+from tests.processes import EsdbTestServerProcess
 
 
 def _extra_server_env() -> dict[str, str]:
@@ -87,26 +72,11 @@ def server(
     stopped with SIGINT at the end."""
     store: str = request.param
     root = tmp_path_factory.mktemp(f"e2e-server-{store}")
-    secret = secrets.token_urlsafe(32)
-    with _event_store(store, root) as store_env:
-        process = ServerProcess(
-            data_dir=root / "data",
-            jwt_secret=secret,
-            log_path=root / "server.log",
-            env={**store_env, **_extra_server_env()},
-        )
-        process.start()
-        try:
-            yield LiveServer(
-                url=process.url,
-                ws_url=process.url.replace("http://", "ws://") + "/graphql",
-                jwt_secret=secret,
-                process=process,
-            )
-        finally:
-            code = process.stop()
-        # A server that crashes on shutdown is a bug worth a failure, with its log to explain it.
-        assert code in (0, -2, 130), f"server exited with {code}\n{process.log_tail()}"
+    with (
+        _event_store(store, root) as store_env,
+        running_server(root, {**store_env, **_extra_server_env()}) as live,
+    ):
+        yield live
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from graphql import (
     print_schema,
 )
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import (
     EVENTS,
     ORDER_AT,
@@ -32,6 +31,7 @@ from tests.e2e.gql import (
 )
 from tests.e2e.test_subscriptions import ORDER_EVENTS_SUB
 from tests.e2e.ws import Protocol, WsMessage, WsRejected, graphql_ws
+from tests.live_server import LiveServer
 from tests.processes import REPO_ROOT
 
 

@@ -14,7 +14,6 @@ from typing import Final
 
 import pytest
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import (
     JSON,
     GraphQLClient,
@@ -26,6 +25,7 @@ from tests.e2e.gql import (
     no_data,
 )
 from tests.e2e.ws import Protocol, graphql_ws
+from tests.live_server import LiveServer
 
 ORDER_FIELDS: Final = """
   id customerId status itemCount total trackingId carrier createdAt updatedAt version position

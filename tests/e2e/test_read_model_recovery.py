@@ -19,7 +19,6 @@ import redis as sync_redis
 from domain.events import order_stream
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import (
     JSON,
     GraphQLClient,
@@ -38,6 +37,7 @@ from tests.e2e.test_read_model import (
     read_order,
     stats_at,
 )
+from tests.live_server import LiveServer
 from tests.processes import REPO_ROOT, ServerProcess
 from tests.redis_server import running_redis_server
 from tests.upcasting.legacy import legacy_placed

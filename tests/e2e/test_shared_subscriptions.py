@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import Orders, accepted, new_id
 from tests.e2e.ws import graphql_ws
+from tests.live_server import LiveServer
 
 WATCH = "subscription($c: ID) { ordersUpdated(customerId: $c) { id version customerId } }"
 STATS = "subscription { dashboardStats { totalOrders position } }"

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import EVENT_FIELDS, JSON, Orders, accepted, item, new_id
 from tests.e2e.ws import Protocol, graphql_ws
+from tests.live_server import LiveServer
 
 ORDER_EVENTS_SUB = f"""
 subscription OrderEvents($id: ID!, $fromVersion: Int) {{

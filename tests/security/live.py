@@ -6,40 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import GraphQLClient, Orders
-from tests.processes import ServerProcess
-
-
-@contextmanager
-def running_server(root: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveServer]:
-    """A server over a fresh DATA_DIR under `root`, stopped with SIGINT at the end."""
-    secret = secrets.token_urlsafe(32)
-    process = ServerProcess(
-        data_dir=root / "data",
-        jwt_secret=secret,
-        log_path=root / "server.log",
-        env=dict(env or {}),
-    )
-    process.start()
-    try:
-        yield LiveServer(
-            url=process.url,
-            ws_url=process.url.replace("http://", "ws://") + "/graphql",
-            jwt_secret=secret,
-            process=process,
-        )
-    finally:
-        code = process.stop()
-    assert code in (0, -2, 130), f"server exited with {code}\n{process.log_tail()}"
+from tests.live_server import LiveServer, running_server
 
 
 class LogWatch:

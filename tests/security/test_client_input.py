@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import GraphQLClient, error_codes
 from tests.e2e.ws import Protocol, graphql_ws
+from tests.live_server import LiveServer
 from tests.security.live import LogWatch, client, secured, staff
 
 __all__ = ["client", "secured", "staff"]

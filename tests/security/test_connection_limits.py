@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from tests.e2e.ws import GraphQLWebSocket, graphql_ws
-from tests.security.servers import SecuredServer, running_server
+from tests.live_server import LiveServer, running_server
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
@@ -25,7 +25,7 @@ CUT_OFF_WITHIN = 6.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server with tight limits (only this module's tests use it, one at a time)."""
     env = {
         "HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServer]:
 
 @contextlib.asynccontextmanager
 async def _raw(
-    server: SecuredServer,
+    server: LiveServer,
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
@@ -72,7 +72,7 @@ def _status(answer: bytes) -> int | None:
     return int(answer.split(b" ", 2)[1])
 
 
-async def test_a_connection_that_sends_nothing_is_closed(server: SecuredServer) -> None:
+async def test_a_connection_that_sends_nothing_is_closed(server: LiveServer) -> None:
     async with _raw(server) as (reader, _writer):
         started = time.monotonic()
         answer = await _read_until_closed(reader)
@@ -80,7 +80,7 @@ async def test_a_connection_that_sends_nothing_is_closed(server: SecuredServer) 
     assert time.monotonic() - started >= HEADER_TIMEOUT - 0.2
 
 
-async def test_trickled_headers_are_cut_off(server: SecuredServer) -> None:
+async def test_trickled_headers_are_cut_off(server: LiveServer) -> None:
     head = b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
     async with _raw(server) as (reader, writer):
         writer.write(head[:20])
@@ -92,7 +92,7 @@ async def test_trickled_headers_are_cut_off(server: SecuredServer) -> None:
     assert _status(answer) == 408
 
 
-async def test_a_trickled_body_is_cut_off(server: SecuredServer) -> None:
+async def test_a_trickled_body_is_cut_off(server: LiveServer) -> None:
     token = server.token(sub="slow-body")
     body = b'{"query": "{ orders { edges { cursor } } }"}' + b" " * 100
     head = (
@@ -112,14 +112,14 @@ async def test_a_trickled_body_is_cut_off(server: SecuredServer) -> None:
     assert "ClientDisconnect" not in log, "a cut-off client must not log a traceback"
 
 
-async def test_a_kept_alive_connection_serves_request_after_request(server: SecuredServer) -> None:
+async def test_a_kept_alive_connection_serves_request_after_request(server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=server.url, trust_env=False) as http:
         for _ in range(3):
             assert (await http.get("/healthz")).status_code == 200
             await asyncio.sleep(HEADER_TIMEOUT * 0.6)  # idle between requests is not a slow head
 
 
-async def test_connections_past_the_cap_get_503(server: SecuredServer) -> None:
+async def test_connections_past_the_cap_get_503(server: LiveServer) -> None:
     token = server.token(sub="many-sockets")
     async with contextlib.AsyncExitStack() as stack:
         held: list[GraphQLWebSocket] = []

@@ -8,8 +8,8 @@ import asyncio
 import httpx
 
 from api.limits import QueryLimits
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, item, new_id
+from tests.live_server import LiveServer
 from tests.security.live import LogWatch, client, secured, staff, staff_orders
 
 __all__ = ["client", "secured", "staff", "staff_orders"]

@@ -22,7 +22,7 @@ from tests.e2e.gql import (
     new_id,
 )
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.security.servers import SecuredServer, running_server
+from tests.live_server import LiveServer, running_server
 
 ORDER_WAIT = """
 query Order($id: ID!, $minVersion: Int) {
@@ -34,25 +34,25 @@ query Order($id: ID!, $minVersion: Int) {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for this module's attacks."""
     with running_server(tmp_path_factory.mktemp("cross-customer")) as live:
         yield live
 
 
 @pytest.fixture
-async def http(server: SecuredServer) -> AsyncIterator[httpx.AsyncClient]:
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the test."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30.0, trust_env=False) as client:
         yield client
 
 
-def _client(http: httpx.AsyncClient, server: SecuredServer, sub: str, role: str) -> GraphQLClient:
+def _client(http: httpx.AsyncClient, server: LiveServer, sub: str, role: str) -> GraphQLClient:
     return GraphQLClient(http, server.token(sub=sub, role=role))
 
 
 async def test_a_wait_on_a_missing_id_does_not_return_the_order_another_customer_places(
-    http: httpx.AsyncClient, server: SecuredServer
+    http: httpx.AsyncClient, server: LiveServer
 ) -> None:
     """Refused with FORBIDDEN: the same answer A gets when it asks a moment later."""
     customer_a = _client(http, server, new_id("cust-a"), "customer")
@@ -82,7 +82,7 @@ LIVE_FEEDS = {
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
 @pytest.mark.parametrize("feed", sorted(LIVE_FEEDS))
 async def test_a_customer_cannot_watch_an_id_before_anyone_places_it(
-    http: httpx.AsyncClient, server: SecuredServer, feed: str, protocol: Protocol
+    http: httpx.AsyncClient, server: LiveServer, feed: str, protocol: Protocol
 ) -> None:
     """A live feed on a missing id would deliver whoever places it later: refused up front."""
     order_id = new_id("lurk")
@@ -109,7 +109,7 @@ def _error_codes(payload: Any) -> list[str | None]:
 
 
 async def test_an_order_placed_before_the_read_is_refused_without_min_version(
-    http: httpx.AsyncClient, server: SecuredServer
+    http: httpx.AsyncClient, server: LiveServer
 ) -> None:
     sub_b = new_id("cust-b")
     order_id = new_id("theirs")
@@ -125,7 +125,7 @@ async def test_an_order_placed_before_the_read_is_refused_without_min_version(
 
 
 async def test_a_replayed_idempotency_key_of_another_customer_is_refused(
-    http: httpx.AsyncClient, server: SecuredServer
+    http: httpx.AsyncClient, server: LiveServer
 ) -> None:
     sub_b, sub_a = new_id("cust-b"), new_id("cust-a")
     order_id, key = new_id("idem"), new_id("key")
@@ -149,7 +149,7 @@ async def test_a_replayed_idempotency_key_of_another_customer_is_refused(
 
 
 async def test_staff_replaying_a_key_for_another_customer_gets_already_exists(
-    http: httpx.AsyncClient, server: SecuredServer
+    http: httpx.AsyncClient, server: LiveServer
 ) -> None:
     sub_b = new_id("cust-b")
     order_id, key = new_id("idem"), new_id("key")
@@ -164,7 +164,7 @@ async def test_staff_replaying_a_key_for_another_customer_gets_already_exists(
 
 
 async def test_a_customer_sees_neither_staff_names_nor_staff_reasons(
-    http: httpx.AsyncClient, server: SecuredServer
+    http: httpx.AsyncClient, server: LiveServer
 ) -> None:
     sub = new_id("cust")
     order_id = new_id("notes")
@@ -195,7 +195,7 @@ async def test_a_customer_sees_neither_staff_names_nor_staff_reasons(
 
 
 async def test_a_customers_own_cancellation_reason_stays(
-    http: httpx.AsyncClient, server: SecuredServer
+    http: httpx.AsyncClient, server: LiveServer
 ) -> None:
     sub = new_id("cust")
     order_id = new_id("own")

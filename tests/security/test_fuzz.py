@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import JSON, PLACE, item
+from tests.live_server import LiveServer
 from tests.security.live import LogWatch, secured
 
 __all__ = ["secured"]

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import GraphQLClient, error_codes
 from tests.e2e.ws import graphql_ws
-from tests.security.live import running_server
+from tests.live_server import LiveServer, running_server
 
 INTROSPECT = "{ __schema { queryType { name } } }"
 TYPE = '{ __type(name: "Order") { name } }'

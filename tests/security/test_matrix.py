@@ -18,9 +18,9 @@ import httpx
 import pytest
 from graphql import build_schema
 
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import JSON, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import Protocol, Subscription, WsMessage, WsRejected, graphql_ws
+from tests.live_server import LiveServer
 from tests.security.live import client, secured, staff, staff_orders
 
 __all__ = ["client", "secured", "staff", "staff_orders"]

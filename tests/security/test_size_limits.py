@@ -17,15 +17,14 @@ from websockets.typing import Subprotocol
 from api.extensions import DEFAULT_LIMITS, _parse_cache
 from api.limits import RequestLimits
 from api.schema import build_schema
-from tests.e2e.conftest import LiveServer
 from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import Protocol, graphql_ws
+from tests.live_server import LiveServer, running_server
 from tests.security.live import (
     LogWatch,
     client,
     head_position,
     raw_post,
-    running_server,
     secured,
     staff,
     staff_orders,

@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, new_id
 from tests.e2e.ws import GraphQLWebSocket, Protocol, graphql_ws
-from tests.security.servers import SecuredServer, running_server
+from tests.live_server import LiveServer, running_server
 
 PROTOCOLS: list[Protocol] = ["graphql-transport-ws", "graphql-ws"]
 INIT_TIMEOUT = 1.0
@@ -24,7 +24,7 @@ ORDER_UPDATED = "subscription($id: ID!) { orderUpdated(id: $id) { id version } }
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server that gives websockets one second to send connection_init."""
     root = tmp_path_factory.mktemp("websocket-auth")
     with running_server(root, {"WS_INIT_TIMEOUT": str(INIT_TIMEOUT)}) as live:
@@ -32,13 +32,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServer]:
 
 
 @pytest.fixture
-async def http(server: SecuredServer) -> AsyncIterator[httpx.AsyncClient]:
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the test."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30.0, trust_env=False) as client:
         yield client
 
 
-async def _own_order(http: httpx.AsyncClient, server: SecuredServer, sub: str) -> str:
+async def _own_order(http: httpx.AsyncClient, server: LiveServer, sub: str) -> str:
     order_id = new_id("ws")
     owner = Orders(GraphQLClient(http, server.token(sub=sub)))
     accepted(await owner.place(order_id, customer_id=sub))
@@ -53,7 +53,7 @@ async def _closed_code(socket: GraphQLWebSocket, within: float) -> int | None:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_an_open_socket_is_closed_with_4403_when_its_token_expires(
-    http: httpx.AsyncClient, server: SecuredServer, protocol: Protocol
+    http: httpx.AsyncClient, server: LiveServer, protocol: Protocol
 ) -> None:
     sub = new_id("cust")
     order_id = await _own_order(http, server, sub)
@@ -69,7 +69,7 @@ async def test_an_open_socket_is_closed_with_4403_when_its_token_expires(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_no_operation_runs_on_an_expired_token(
-    http: httpx.AsyncClient, server: SecuredServer, protocol: Protocol
+    http: httpx.AsyncClient, server: LiveServer, protocol: Protocol
 ) -> None:
     sub = new_id("cust")
     order_id = await _own_order(http, server, sub)
@@ -87,7 +87,7 @@ async def test_no_operation_runs_on_an_expired_token(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_socket_that_never_sends_connection_init_is_closed(
-    server: SecuredServer, protocol: Protocol
+    server: LiveServer, protocol: Protocol
 ) -> None:
     started = time.monotonic()
     async with connect(
@@ -105,7 +105,7 @@ async def test_a_socket_that_never_sends_connection_init_is_closed(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_prompt_connection_init_keeps_the_socket(
-    http: httpx.AsyncClient, server: SecuredServer, protocol: Protocol
+    http: httpx.AsyncClient, server: LiveServer, protocol: Protocol
 ) -> None:
     sub = new_id("cust")
     order_id = await _own_order(http, server, sub)

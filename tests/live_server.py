@@ -1,7 +1,7 @@
-"""Real servers for the abuse tests: the service as a user starts it, on the embedded store.
+"""The real service as a subprocess (`python -m api.cli serve`) on a free port with a fresh
+DATA_DIR, and what tests need to talk to it: its URLs and tokens signed with its secret.
 
-Each test module starts the server it needs (some with tight limits of their own) through
-`running_server`; tokens, HTTP and websocket clients come from the end-to-end harness.
+The end-to-end, client and abuse suites all start their servers through `running_server`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,18 @@ from tests.processes import ServerProcess
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SecuredServer:
-    """Where a server under attack listens, and the secret its tokens are signed with."""
+class LiveServer:
+    """Where a running server listens, and the secret its tokens are signed with."""
 
     url: str
     ws_url: str
-    port: int
     jwt_secret: str
     process: ServerProcess
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (for raw sockets)."""
+        return self.process.port
 
     def token(self, *, sub: str, role: str = "customer", ttl: float = 3600.0) -> str:
         """A valid token for this server (a customer's unless `role` says otherwise)."""
@@ -32,19 +36,21 @@ class SecuredServer:
 
 
 @contextmanager
-def running_server(root: Path, env: Mapping[str, str] | None = None) -> Iterator[SecuredServer]:
-    """The real server on the embedded store under `root`, configured by `env`, stopped with
-    SIGINT at the end (and required to stop cleanly)."""
+def running_server(root: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveServer]:
+    """A server over a fresh DATA_DIR under `root`, configured by `env`, stopped with SIGINT at
+    the end; a server that does not stop cleanly fails the test, with its log to explain it."""
     secret = secrets.token_urlsafe(32)
     process = ServerProcess(
-        data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
+        data_dir=root / "data",
+        jwt_secret=secret,
+        log_path=root / "server.log",
+        env=dict(env or {}),
     )
     process.start()
     try:
-        yield SecuredServer(
+        yield LiveServer(
             url=process.url,
             ws_url=process.url.replace("http://", "ws://") + "/graphql",
-            port=process.port,
             jwt_secret=secret,
             process=process,
         )
