@@ -1,0 +1,60 @@
+"""What the relay publishes for one stored event: pure, no I/O.
+
+The key is the order id (so one order's events land on one partition, in order). The value is the
+event in the contract's wire format, upcast to the current schema, inside an envelope that says
+which event it is. Headers carry the same identity for consumers that route before parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from domain.events import order_id_of
+from eventstore.codec import decode_record
+from eventstore.port import RecordedEvent
+
+HEADER_EVENT_ID = "event-id"
+HEADER_TYPE = "event-type"
+HEADER_VERSION = "event-version"
+HEADER_POSITION = "event-position"
+HEADER_CORRELATION_ID = "correlation-id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaMessage:
+    """One record for the topic."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def to_message(record: RecordedEvent) -> KafkaMessage:
+    """The record of a stored order event. Raises what `decode_record` raises for an event that
+    cannot be upcast (an unknown schema version)."""
+    decoded = decode_record(record)
+    order_id = order_id_of(record.stream)
+    correlation = decoded.metadata.get("$correlationId")
+    envelope: dict[str, Any] = {
+        "eventId": str(record.id),
+        "type": record.type,
+        "orderId": order_id,
+        "streamId": record.stream,
+        "version": record.version,
+        # a decimal string, as everywhere in the contract: it exceeds 2^53
+        "position": str(record.position),
+        "data": decoded.data,
+        "metadata": decoded.metadata,
+    }
+    headers = [
+        (HEADER_EVENT_ID, str(record.id).encode()),
+        (HEADER_TYPE, record.type.encode()),
+        (HEADER_VERSION, str(record.version).encode()),
+        (HEADER_POSITION, str(record.position).encode()),
+    ]
+    if isinstance(correlation, str):
+        headers.append((HEADER_CORRELATION_ID, correlation.encode()))
+    return KafkaMessage(key=order_id.encode(), value=orjson.dumps(envelope), headers=headers)
