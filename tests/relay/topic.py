@@ -46,10 +46,10 @@ class Published:
 
 
 async def read_topic(
-    kafka: KafkaSettings, *, at_least: int, within: float = 30.0
+    kafka: KafkaSettings, *, at_least: int, within: float = 30.0, settle: bool = True
 ) -> list[Published]:
     """Every record of the topic, once it holds at least `at_least` (bounded wait), read until
-    the topic is quiet for a moment."""
+    the topic is quiet for a moment (`settle`), else as soon as there are that many."""
     deadline = time.monotonic() + within
     await wait_for_topic(kafka, deadline)
     # no consumer group: partitions assigned by hand, so no group join to wait for
@@ -83,7 +83,8 @@ async def read_topic(
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
-            if len(records) >= at_least and quiet_since is not None and now - quiet_since > 0.5:
+            settled = not settle or (quiet_since is not None and now - quiet_since > 0.5)
+            if len(records) >= at_least and settled:
                 return records
             if now > deadline:
                 raise AssertionError(f"the topic holds {len(records)} records, not {at_least}")
