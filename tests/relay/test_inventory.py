@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.order import OrderState, OrderStatus, evolve
+from domain.events import OrderStatus
+from domain.order import OrderState, evolve
 from eventstore.codec import decode_record
 from eventstore.port import EventStore
 from examples.inventory.service import InventorySettings, consume
