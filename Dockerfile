@@ -1,4 +1,5 @@
-# The orders service: one image for the API (`orders serve`) and projector workers (`orders project`).
+# The orders service: one image for the API (`orders serve`), projector workers (`orders project`)
+# and the Kafka relay (`orders relay kafka`).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -6,6 +7,7 @@ COPY api ./api
 COPY domain ./domain
 COPY eventstore ./eventstore
 COPY projections ./projections
+COPY relay ./relay
 # Wheels are built here, where gcc may be needed, and only installed in the final stage.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +30,20 @@ class InventorySettings:
     topic: str = "order-events"
     group: str = "inventory"
     database: Path = Path("inventory.db")
+    # touched every few seconds while consuming (a container's health check tests its age)
+    health_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> InventorySettings:
-        """KAFKA_BOOTSTRAP_SERVERS (required), KAFKA_TOPIC, INVENTORY_GROUP, INVENTORY_DB."""
+        """KAFKA_BOOTSTRAP_SERVERS (required), KAFKA_TOPIC, INVENTORY_GROUP, INVENTORY_DB,
+        HEALTH_FILE."""
+        health = os.environ.get("HEALTH_FILE")
         return cls(
-            bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+            bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
             topic=os.environ.get("KAFKA_TOPIC", "order-events"),
             group=os.environ.get("INVENTORY_GROUP", "inventory"),
             database=Path(os.environ.get("INVENTORY_DB", "inventory.db")),
+            health_file=Path(health) if health else None,
         )
 
 
@@ -70,9 +76,13 @@ async def consume(settings: InventorySettings, store: InventoryStore, stop: asyn
     )
     consumer.subscribe([settings.topic], listener=_SeekToStoredOffsets(consumer, store))
     await consumer.start()
+    touched = float("-inf")
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            if settings.health_file is not None and time.monotonic() - touched > 5:
+                settings.health_file.touch()
+                touched = time.monotonic()
             for tp, messages in batch.items():
                 for message in messages:
                     envelope = orjson.loads(message.value)

@@ -9,14 +9,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from api import cli
-from api.config import Settings
 from tests.deploy.compose import (
     active_services,
     environment,
     load_compose,
     variables_the_code_reads,
 )
-from tests.deploy.test_compose import command_of, healthcheck_text
+from tests.deploy.test_compose import command_of, healthcheck_text, settings_of
 
 PG_SERVICES = ("postgres", "api-pg", "projector-pg")
 
@@ -51,7 +50,7 @@ def test_the_services_use_the_profiles_database_and_not_eventstoredb(
     assert "DATABASE_URL" in read
     assert set(env) - read == set(), f"{name} sets variables nothing reads"
     assert "ESDB_URL" not in env
-    settings = Settings.from_env(env)
+    settings = settings_of(env)
     assert settings.store_kind == "postgres"
 
     database = environment(single["services"]["postgres"])
@@ -74,7 +73,7 @@ def test_the_profiles_commands_parse_with_the_cli_and_the_api_checks_its_port(
     parsed = parser.parse_args(command_of(api))
     assert (parsed.command, parsed.no_projectors) == ("serve", True)
     assert parser.parse_args(command_of(single["services"]["projector-pg"])).command == "project"
-    port = Settings.from_env(environment(api)).port
+    port = settings_of(environment(api)).port
     assert f":{port}/healthz" in healthcheck_text(api)
     assert all(str(p).rsplit(":", 1)[-1] == str(port) for p in api.get("ports", []))
     projector = single["services"]["projector-pg"]
