@@ -18,11 +18,21 @@ from relay.message import KafkaMessage
 logger = logging.getLogger(__name__)
 
 
+Outcome = asyncio.Future[list[BaseException | None]]
+"""Per record of a published batch: None once the broker acknowledged it, else its error."""
+
+
+async def _outcome(futures: list[asyncio.Future[Any]]) -> list[BaseException | None]:
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    return [r if isinstance(r, BaseException) else None for r in results]
+
+
 class Publisher(Protocol):
     """Publishes records and says, per record, whether the broker acknowledged it."""
 
-    async def publish(self, messages: Sequence[KafkaMessage]) -> list[BaseException | None]:
-        """Send all, then wait for all: None for each acknowledged record, else its error."""
+    async def publish(self, messages: Sequence[KafkaMessage]) -> Outcome:
+        """Send all (in order); the returned future resolves, once the broker has answered for
+        every record, to None for each acknowledged record, else its error."""
         ...
 
     async def close(self) -> None: ...
@@ -48,7 +58,7 @@ class KafkaPublisher:
             raise
         return cls(producer, settings.topic)
 
-    async def publish(self, messages: Sequence[KafkaMessage]) -> list[BaseException | None]:
+    async def publish(self, messages: Sequence[KafkaMessage]) -> Outcome:
         # Sent in order without waiting in between: the producer keeps one batch in flight per
         # partition, so one order's records reach its partition in the order sent.
         futures: list[asyncio.Future[Any]] = []
@@ -58,8 +68,7 @@ class KafkaPublisher:
                     self.topic, value=message.value, key=message.key, headers=message.headers
                 )
             )
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        return [r if isinstance(r, BaseException) else None for r in results]
+        return asyncio.ensure_future(_outcome(futures))
 
     async def close(self) -> None:
         await self._producer.stop()
