@@ -245,7 +245,7 @@ class ChangeFeed:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

@@ -63,6 +63,8 @@ class RelaySettings:
     # trips overlap instead of adding up. Acks still go to the store in delivery order.
     in_flight: int = 4
     buffer_size: int = 5000
+    # Seconds a stopping worker waits for the broker to acknowledge what it has sent.
+    stop_grace: float = 5.0
     backoff_initial: float = 0.1
     backoff_max: float = 2.0
 
@@ -187,8 +189,12 @@ class KafkaRelay:
                 while True:
                     if item is _STOP:
                         await self._send(subscription, publisher, batch, sent)
-                        while sent:
-                            await self._settle(subscription, sent)
+                        # what the broker answers within the grace is acked; the rest (a
+                        # broker that is down) is delivered again to the next relay
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.settings.stop_grace):
+                                while sent:
+                                    await self._settle(subscription, sent)
                         return
                     if isinstance(item, BaseException):
                         await self._send(subscription, publisher, batch, sent)
@@ -204,8 +210,9 @@ class KafkaRelay:
                 while len(sent) > self.settings.in_flight:
                     await self._settle(subscription, sent)
         finally:
-            for _, outcome in sent:
-                outcome.cancel()  # never acked: the group delivers them again
+            # Batches still in `sent` are never acked: the group delivers them again. Their
+            # records are left to the producer (cancelling them mid-send helps nobody).
+            sent.clear()
             stopper.cancel()
             reader.cancel()
             for task in (stopper, reader):
