@@ -18,6 +18,7 @@ from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
+from relay.config import KafkaSettings, KafkaSettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +197,6 @@ async def rebuild(settings: Settings, projection: str) -> int:
 async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | None) -> int:
     """Run `workers` Kafka relay workers against EventStoreDB or PostgreSQL until SIGINT or
     SIGTERM."""
-    from relay.config import KafkaSettings, KafkaSettingsError
-
     try:
         kafka = KafkaSettings.from_env()
     except KafkaSettingsError as error:
@@ -256,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if command == "serve":
             settings.check_can_serve()
-    except SettingsError as error:
+            KafkaSettings.from_env()  # a bad KAFKA_* value stops it here, not in the lifespan
+    except (SettingsError, KafkaSettingsError) as error:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":

@@ -35,3 +35,15 @@ def test_a_bad_kafka_setting_is_refused_by_name(
     env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "KAFKA_IDEMPOTENT": "perhaps"}
     assert run(monkeypatch, env) == 2
     assert "KAFKA_IDEMPOTENT" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_kafka_setting_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("ESDB_URL", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")  # without the SASL credentials
+    monkeypatch.setenv("JWT_SECRET", "s" * 32)
+    assert cli.main(["serve"]) == 2
+    assert "KAFKA_SASL_USERNAME" in capsys.readouterr().err
