@@ -212,7 +212,13 @@ class PostgresPersistentSubscriptions:
         key = (_target(stream), group)
         runtime = self._runtimes.get(key)
         if runtime is None:
-            runtime = GroupRuntime(await self._record(group, stream), self._store, self._tables)
+            record = await self._record(group, stream)
+            # Consumers connecting at once all wait for the record: only the first makes the
+            # runtime, or the others would each run the group too and deliver it twice.
+            runtime = self._runtimes.get(key)
+            if runtime is not None:
+                return runtime
+            runtime = GroupRuntime(record, self._store, self._tables)
             self._runtimes[key] = runtime
             self._leads[key] = asyncio.create_task(
                 self._lead(key, runtime), name=f"persistent lead {key[0]}::{key[1]}"
