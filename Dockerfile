@@ -1,4 +1,5 @@
-# The orders service: one image for the API (`orders serve`) and projector workers (`orders project`).
+# The orders service: one image for the API (`orders serve`), projector workers (`orders project`)
+# and the Kafka relay (`orders relay kafka`).
 
 # The web bundles (GraphiQL and the dashboard), from web/'s lockfile; only their output moves on.
 FROM node:20-slim AS web
@@ -18,6 +19,7 @@ COPY application ./application
 COPY domain ./domain
 COPY eventstore ./eventstore
 COPY projections ./projections
+COPY relay ./relay
 COPY --from=web /src/api/static ./api/static
 # Wheels are built here, where gcc may be needed, and only installed in the final stage.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

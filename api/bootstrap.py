@@ -17,6 +17,8 @@ from application.snapshots import SnapshotStore
 from application.snapshotter import Snapshotter
 from eventstore.port import EventStore, StoreWithGroups
 from projections.service import ReadSide, open_read_side
+from relay.config import KafkaSettings
+from relay.main import running_relays
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,8 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
             if settings.prints_ready_tokens:
                 log_ready_tokens(services.authenticator)
             try:
-                yield services
+                async with running_relays(store, _in_process_relay(settings)):
+                    yield services
             finally:
                 # Snapshots in flight write to the store: let them finish (briefly) first.
                 await services.snapshotter.close()
@@ -109,6 +112,12 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
     finally:
         await store.close()
         logger.info("event=store_closed")
+
+
+def _in_process_relay(settings: Settings) -> KafkaSettings | None:
+    """The embedded store's persistent-subscription groups live in this process, so its Kafka
+    relay runs here when KAFKA_BOOTSTRAP_SERVERS is set; other stores run `orders relay kafka`."""
+    return KafkaSettings.from_env() if settings.store_kind == "embedded" else None
 
 
 def log_ready_tokens(authenticator: Authenticator) -> None:

@@ -1,5 +1,5 @@
 """The `orders` command: serve the API, run projector workers, rebuild views, place a demo batch,
-issue tokens, print the schema."""
+issue tokens, print the schema, relay the log to Kafka."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
+from relay.config import KafkaSettings, KafkaSettingsError
 
 PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="the subject: a customerId or a staff name")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="seconds (default 3600)")
     commands.add_parser("schema", help="print the GraphQL SDL (> schema.graphql)")
+    relay = commands.add_parser("relay", help="relay the order events to a message broker")
+    relay_targets = relay.add_subparsers(dest="target", required=True)
+    kafka = relay_targets.add_parser(
+        "kafka", help="publish the order events to KAFKA_TOPIC (KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    kafka.add_argument("--workers", type=int, default=1, help="workers sharing the group")
     return parser
 
 
@@ -178,6 +185,50 @@ async def rebuild(settings: Settings, projection: str) -> int:
     return 0
 
 
+async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | None) -> int:
+    """Run `workers` Kafka relay workers against EventStoreDB or PostgreSQL until SIGINT or
+    SIGTERM."""
+    try:
+        kafka = KafkaSettings.from_env()
+    except KafkaSettingsError as error:
+        sys.stderr.write(f"orders relay kafka: {error}\n")
+        return 2
+    if kafka is None:
+        sys.stderr.write("orders relay kafka: set KAFKA_BOOTSTRAP_SERVERS\n")
+        return 2
+    if settings.store_kind == "embedded":
+        sys.stderr.write(
+            "orders relay kafka: the embedded event store keeps its persistent subscriptions "
+            "inside the serving process, so its relay runs there (`orders serve` with "
+            "KAFKA_BOOTSTRAP_SERVERS set). Set ESDB_URL or DATABASE_URL to run it on its own.\n"
+        )
+        return 2
+    if workers < 1:
+        sys.stderr.write("orders relay kafka: --workers must be at least 1\n")
+        return 2
+    from api.bootstrap import open_store
+    from relay.main import running_relays
+
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    store = await open_store(settings)
+    try:
+        async with running_relays(store, kafka, workers=workers) as relays:
+            touched = float("-inf")
+            while not stop.is_set():
+                now = time.monotonic()
+                healthy = all(r.state == "running" for r in relays)
+                if health_file is not None and healthy and now - touched >= HEALTH_INTERVAL:
+                    await asyncio.to_thread(health_file.touch)
+                    touched = now
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await stop.wait()
+    finally:
+        await store.close()
+    return 0
+
+
 def print_schema() -> None:
     """Print the public schema's SDL."""
     from strawberry.printer import print_schema as to_sdl
@@ -195,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if command == "serve":
             settings.check_can_serve()
-    except SettingsError as error:
+            KafkaSettings.from_env()  # a bad KAFKA_* value stops it here, not in the lifespan
+    except (SettingsError, KafkaSettingsError) as error:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":
@@ -217,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(project(settings, workers=args.workers, health_file=health))
     if command == "rebuild":
         return asyncio.run(rebuild(settings, args.projection))
+    if command == "relay":
+        health = health_file_from_env()
+        return asyncio.run(relay_kafka(settings, workers=args.workers, health_file=health))
     from api.demo import run_demo
 
     if settings.jwt_secret_generated:

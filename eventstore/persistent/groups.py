@@ -199,7 +199,13 @@ class PersistentGroups:
         key = (stream_key(stream), group)
         runtime = self._runtimes.get(key)
         if runtime is None:
-            runtime = GroupRuntime(await self._record(group, stream), self._store, self._tables)
+            record = await self._record(group, stream)
+            # Consumers connecting at once all wait for the record: only the first makes the
+            # runtime, or the others would each run the group too and deliver it twice.
+            runtime = self._runtimes.get(key)
+            if runtime is not None:
+                return runtime
+            runtime = GroupRuntime(record, self._store, self._tables)
             self._runtimes[key] = runtime
             self._launch(key, runtime)
         return runtime

@@ -1,0 +1,1 @@
+"""Example programs around the orders service; not part of the orders package."""

@@ -1,0 +1,266 @@
+"""The relay worker: consumes the "kafka-relay" persistent subscription and publishes each order
+event to the topic, acking it in the store only once the broker acknowledged it.
+
+At least once: an event is acked after Kafka has it, so a crash between the two republishes it
+(consumers deduplicate by event id). In order per order id: the group pins each stream to one
+worker, which sends a batch in delivery order and the producer keeps one order's partition in
+order. Any number of workers (in one process or many) share the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka.errors import KafkaError
+
+from eventstore.port import (
+    ConsumerStrategy,
+    EventStoreError,
+    NackAction,
+    PersistentSubscription,
+    RecordedEvent,
+    StoreWithGroups,
+    SubscriptionGroupExists,
+    SubscriptionGroupNotFound,
+    SubscriptionSettings,
+)
+from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
+from relay.message import KafkaMessage, to_message
+from relay.publisher import Outcome, Publisher
+
+logger = logging.getLogger(__name__)
+
+GROUP = "kafka-relay"
+
+GROUP_SETTINGS = SubscriptionSettings(
+    filter=ORDER_EVENTS,
+    # one order's events go to one worker, so its records are sent in order
+    consumer_strategy=ConsumerStrategy.PINNED,
+    # a broker outage retries for a long time before an event is parked
+    max_retry_count=1000,
+    message_timeout=60.0,
+    # A crash republishes what was acked after the last checkpoint: checkpoint often, so that
+    # is at most about half a second's worth.
+    checkpoint_after=0.5,
+    min_checkpoint_count=1,
+    max_checkpoint_count=500,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelaySettings:
+    """How a relay worker consumes its group."""
+
+    group: str = GROUP
+    batch_size: int = 1000
+    # Batches sent before the oldest one's acknowledgements are awaited: the broker's round
+    # trips overlap instead of adding up. Acks still go to the store in delivery order.
+    in_flight: int = 4
+    buffer_size: int = 5000
+    # Seconds a stopping worker waits for the broker to acknowledge what it has sent.
+    stop_grace: float = 5.0
+    backoff_initial: float = 0.1
+    backoff_max: float = 2.0
+
+
+class PublishFailed(RuntimeError):
+    """The broker did not acknowledge some of a batch (they are nacked for a retry)."""
+
+
+_STOP = object()
+
+PublisherOpener = Callable[[], Awaitable[Publisher]]
+
+
+class KafkaRelay:
+    """One worker of the relay. `await run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        store: StoreWithGroups,
+        open_publisher: PublisherOpener,
+        *,
+        settings: RelaySettings | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.open_publisher = open_publisher
+        self.settings = settings or RelaySettings()
+        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.state = "stopped"
+        self.published = 0
+        self.parked = 0
+        self.last_error: str | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set, reconnecting after errors with exponential backoff."""
+        delay = self.settings.backoff_initial
+        publisher: Publisher | None = None
+        while not stop.is_set():
+            try:
+                if publisher is None:
+                    publisher = await self.open_publisher()
+                await self._ensure_group()
+                subscription = await self.store.groups.read_subscription(
+                    self.settings.group, buffer_size=self.settings.buffer_size
+                )
+                self.state = "running"
+                logger.info("event=relay_running worker=%s", self.worker_id)
+                delay = self.settings.backoff_initial
+                try:
+                    await self._consume(subscription, publisher, stop)
+                finally:
+                    await subscription.stop()
+            except (EventStoreError, KafkaError, PublishFailed, OSError) as error:
+                self._failed(error, delay)
+                if not isinstance(error, EventStoreError) and publisher is not None:
+                    # a fresh producer after a broker error: its metadata may be stale
+                    await self._close_quietly(publisher)
+                    publisher = None
+            except Exception as error:
+                # A bug: loud, with its traceback, but the worker goes on after the backoff.
+                self.state = "error"
+                self.last_error = f"{type(error).__name__}: {error}"
+                logger.exception("event=relay_crashed worker=%s", self.worker_id)
+            else:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(delay * 2, self.settings.backoff_max)
+        if publisher is not None:
+            await self._close_quietly(publisher)
+        self.state = "stopped"
+        logger.info("event=relay_stopped worker=%s published=%d", self.worker_id, self.published)
+
+    def _failed(self, error: BaseException, delay: float) -> None:
+        self.state = "error"
+        self.last_error = f"{type(error).__name__}: {error}"
+        if delay == self.settings.backoff_initial:  # once per outage, not per retry
+            logger.warning("event=relay_error worker=%s error=%r", self.worker_id, error)
+        else:
+            logger.debug("event=relay_retry worker=%s error=%r", self.worker_id, error)
+
+    async def _close_quietly(self, publisher: Publisher) -> None:
+        try:
+            await publisher.close()
+        except (KafkaError, OSError) as error:
+            logger.debug("event=relay_close_failed worker=%s error=%r", self.worker_id, error)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.store.groups.get_subscription_info(self.settings.group)
+        except SubscriptionGroupNotFound:
+            with contextlib.suppress(SubscriptionGroupExists):  # another worker was quicker
+                await self.store.groups.create_subscription(
+                    self.settings.group, settings=GROUP_SETTINGS
+                )
+                logger.info("event=relay_group_created group=%s", self.settings.group)
+
+    async def _consume(
+        self, subscription: PersistentSubscription, publisher: Publisher, stop: asyncio.Event
+    ) -> None:
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in subscription:
+                    queue.put_nowait(event)
+                queue.put_nowait(EventStoreError("the subscription ended"))
+            except Exception as error:  # any end is the consumer's to handle, never a quiet one
+                queue.put_nowait(error)
+
+        reader = asyncio.create_task(pump(), name=f"relay-{self.worker_id}-reader")
+        stopper = asyncio.create_task(stop.wait())
+        stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
+        sent: deque[tuple[list[RecordedEvent], Outcome]] = deque()
+        try:
+            while True:
+                if sent and queue.empty():
+                    # nothing new to send: settle what the broker has answered meanwhile
+                    await self._settle(subscription, sent)
+                    continue
+                item = await queue.get()
+                batch: list[RecordedEvent] = []
+                while True:
+                    if item is _STOP:
+                        await self._send(subscription, publisher, batch, sent)
+                        # what the broker answers within the grace is acked; the rest (a
+                        # broker that is down) is delivered again to the next relay
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.settings.stop_grace):
+                                while sent:
+                                    await self._settle(subscription, sent)
+                        return
+                    if isinstance(item, BaseException):
+                        await self._send(subscription, publisher, batch, sent)
+                        while sent:
+                            await self._settle(subscription, sent)
+                        raise item
+                    assert isinstance(item, RecordedEvent)
+                    batch.append(item)
+                    if len(batch) >= self.settings.batch_size or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                await self._send(subscription, publisher, batch, sent)
+                while len(sent) > self.settings.in_flight:
+                    await self._settle(subscription, sent)
+        finally:
+            # Batches still in `sent` are never acked: the group delivers them again. Their
+            # records are left to the producer (cancelling them mid-send helps nobody).
+            sent.clear()
+            stopper.cancel()
+            reader.cancel()
+            for task in (stopper, reader):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _send(
+        self,
+        subscription: PersistentSubscription,
+        publisher: Publisher,
+        batch: Sequence[RecordedEvent],
+        sent: deque[tuple[list[RecordedEvent], Outcome]],
+    ) -> None:
+        if not batch:
+            return
+        messages: list[KafkaMessage] = []
+        events: list[RecordedEvent] = []
+        for event in batch:
+            try:
+                messages.append(to_message(event))
+                events.append(event)
+            except DECODE_ERRORS as error:
+                # never publishable (a schema version this code does not know): park it, the
+                # operator replays it once the code knows it
+                self.parked += 1
+                self.last_error = f"cannot decode {event.stream}@{event.version}: {error}"
+                logger.error("event=relay_parked worker=%s %s", self.worker_id, self.last_error)
+                await subscription.nack(event, NackAction.PARK)
+        sent.append((events, await publisher.publish(messages)))
+
+    async def _settle(
+        self,
+        subscription: PersistentSubscription,
+        sent: deque[tuple[list[RecordedEvent], Outcome]],
+    ) -> None:
+        """Wait for the oldest batch's acknowledgements; ack each acknowledged event in the
+        store, nack the others for a retry."""
+        events, outcome = sent.popleft()
+        results = await outcome
+        failed: BaseException | None = None
+        for event, result in zip(events, results, strict=True):
+            if result is None:
+                await subscription.ack(event)
+                self.published += 1
+            else:
+                failed = failed or result
+                await subscription.nack(event, NackAction.RETRY)
+        if failed is not None:
+            raise PublishFailed(f"the broker did not acknowledge the batch: {failed!r}") from failed
