@@ -39,7 +39,7 @@ from domain.events import (
     order_stream,
 )
 from eventstore.embedded import SQLiteEventStore
-from eventstore.port import NO_STREAM, EventStore
+from eventstore.port import NO_STREAM, EventStore, StoreWithGroups
 from projections.decoding import ORDER_EVENTS, to_change
 from projections.embedded_redis import start_embedded_redis
 from projections.rebuild import rebuild
@@ -187,7 +187,7 @@ async def read_rate(store: EventStore, count: int) -> float:
     return seen / (time.perf_counter() - started)
 
 
-async def open_store(kind: str, data: Path) -> tuple[EventStore, str | None]:
+async def open_store(kind: str, data: Path) -> tuple[StoreWithGroups, str | None]:
     """The store under test, and the throwaway database's URL on PostgreSQL."""
     if kind == "postgres":
         from eventstore.postgres import PostgresEventStore
