@@ -1,7 +1,8 @@
 """The house's layering, read from the source with `ast` (nothing is imported or run).
 
 domain imports nothing of ours; eventstore nothing of domain or application; application not api;
-projections not api; and no two packages import each other, directly or around a cycle.
+projections and relay (the Kafka relay) not api, and nothing below api imports relay; and no two
+packages import each other, directly or around a cycle.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("api", "application", "domain", "eventstore", "projections")
+PACKAGES = ("api", "application", "domain", "eventstore", "projections", "relay")
 
 FORBIDDEN: dict[str, set[str]] = {
-    "domain": {"api", "application", "eventstore", "projections"},
-    "eventstore": {"api", "application", "domain", "projections"},
-    "application": {"api", "projections"},
-    "projections": {"api"},
+    "domain": {"api", "application", "eventstore", "projections", "relay"},
+    "eventstore": {"api", "application", "domain", "projections", "relay"},
+    "application": {"api", "projections", "relay"},
+    "projections": {"api", "relay"},
+    "relay": {"api"},
 }
 
 
