@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
 
+from eventstore.consuming import ensure_group, pump
 from eventstore.port import (
     ConsumerStrategy,
     EventStoreError,
@@ -26,8 +27,6 @@ from eventstore.port import (
     PersistentSubscription,
     RecordedEvent,
     StoreWithGroups,
-    SubscriptionGroupExists,
-    SubscriptionGroupNotFound,
     SubscriptionSettings,
 )
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
@@ -154,29 +153,16 @@ class KafkaRelay:
             logger.debug("event=relay_close_failed worker=%s error=%r", self.worker_id, error)
 
     async def _ensure_group(self) -> None:
-        try:
-            await self.store.groups.get_subscription_info(self.settings.group)
-        except SubscriptionGroupNotFound:
-            with contextlib.suppress(SubscriptionGroupExists):  # another worker was quicker
-                await self.store.groups.create_subscription(
-                    self.settings.group, settings=GROUP_SETTINGS
-                )
-                logger.info("event=relay_group_created group=%s", self.settings.group)
+        if await ensure_group(self.store.groups, self.settings.group, GROUP_SETTINGS):
+            logger.info("event=relay_group_created group=%s", self.settings.group)
 
     async def _consume(
         self, subscription: PersistentSubscription, publisher: Publisher, stop: asyncio.Event
     ) -> None:
         queue: asyncio.Queue[object] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in subscription:
-                    queue.put_nowait(event)
-                queue.put_nowait(EventStoreError("the subscription ended"))
-            except Exception as error:  # any end is the consumer's to handle, never a quiet one
-                queue.put_nowait(error)
-
-        reader = asyncio.create_task(pump(), name=f"relay-{self.worker_id}-reader")
+        reader = asyncio.create_task(
+            pump(subscription, queue), name=f"relay-{self.worker_id}-reader"
+        )
         stopper = asyncio.create_task(stop.wait())
         stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
         sent: deque[tuple[list[RecordedEvent], Outcome]] = deque()
