@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from api.auth import DEFAULT_TTL, Authenticator, Role
@@ -96,6 +96,22 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+async def _until_stopped(
+    stop: asyncio.Event, health_file: Path | None, healthy: Callable[[], bool]
+) -> None:
+    """Wait for `stop`, touching `health_file` (the compose health check) every HEALTH_INTERVAL
+    seconds while `healthy()` says the workers run."""
+    touched = float("-inf")
+    while not stop.is_set():
+        now = time.monotonic()
+        if health_file is not None and healthy() and now - touched >= HEALTH_INTERVAL:
+            await asyncio.to_thread(health_file.touch)
+            touched = now
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await stop.wait()
+
+
 async def project(settings: Settings, *, workers: int, health_file: Path | None) -> int:
     """Run `workers` projector workers against EventStoreDB or PostgreSQL until SIGINT or
     SIGTERM."""
@@ -122,15 +138,7 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
             open_redis(settings.redis_url, settings.data_dir) as redis,
             ProjectorPool(store, RedisViewStore(redis), workers=workers) as pool,
         ):
-            touched = float("-inf")
-            while not stop.is_set():
-                now = time.monotonic()
-                if health_file is not None and pool.healthy and now - touched >= HEALTH_INTERVAL:
-                    await asyncio.to_thread(health_file.touch)
-                    touched = now
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await stop.wait()
+            await _until_stopped(stop, health_file, lambda: pool.healthy)
     finally:
         await store.close()
     return 0
@@ -214,16 +222,9 @@ async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | N
     store = await open_store(settings)
     try:
         async with running_relays(store, kafka, workers=workers) as relays:
-            touched = float("-inf")
-            while not stop.is_set():
-                now = time.monotonic()
-                healthy = all(r.state == "running" for r in relays)
-                if health_file is not None and healthy and now - touched >= HEALTH_INTERVAL:
-                    await asyncio.to_thread(health_file.touch)
-                    touched = now
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await stop.wait()
+            await _until_stopped(
+                stop, health_file, lambda: all(r.state == "running" for r in relays)
+            )
     finally:
         await store.close()
     return 0
