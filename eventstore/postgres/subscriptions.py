@@ -1,5 +1,5 @@
-"""Catch-up subscriptions on PostgreSQL: history in pages, then live, gap-free and without
-duplicates (the same round as the embedded store's: register a waiter, read, sleep if empty)."""
+"""Catch-up subscriptions on PostgreSQL: `eventstore.catchup`'s rounds over pages read through
+the store's connection pool."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from eventstore.catchup import catch_up_all, catch_up_stream
 from eventstore.embedded.notify import HeadNotifier
-from eventstore.port import EventFilter, RecordedEvent, StoreUnavailable, SubscriptionDropped
+from eventstore.port import EventFilter, RecordedEvent
 from eventstore.postgres import reads
 
 PAGE_SIZE = 1000
@@ -17,7 +18,7 @@ T = TypeVar("T")
 Reader = Callable[[Callable[[Any], Awaitable[T]]], Awaitable[T]]
 
 
-async def subscribe_stream(
+def subscribe_stream(
     run: Reader[Any],
     notifier: HeadNotifier,
     stream: str,
@@ -25,31 +26,18 @@ async def subscribe_stream(
     after_version: int | None = None,
     page_size: int = PAGE_SIZE,
 ) -> AsyncIterator[RecordedEvent]:
-    """Events of `stream` after `after_version` (exclusive), then live. Raises `StreamDeleted`
-    when the stream is tombstoned, `SubscriptionDropped` when the store closes."""
-    last = after_version or 0
-    while True:
-        waiter = notifier.register()
-        try:
-            try:
-                page: list[RecordedEvent] = await run(
-                    partial(
-                        reads.read_stream, stream=stream, from_version=last + 1, limit=page_size
-                    )
-                )
-            except StoreUnavailable as error:
-                raise SubscriptionDropped(f"the event store is unavailable: {error}") from error
-            if not page:
-                await waiter
-                continue
-        finally:
-            notifier.discard(waiter)
-        for event in page:
-            last = event.version
-            yield event
+    """Events of `stream` after `after_version` (exclusive), then live."""
+
+    async def page(from_version: int) -> list[RecordedEvent]:
+        events: list[RecordedEvent] = await run(
+            partial(reads.read_stream, stream=stream, from_version=from_version, limit=page_size)
+        )
+        return events
+
+    return catch_up_stream(page, notifier, after_version=after_version)
 
 
-async def subscribe_all(
+def subscribe_all(
     run: Reader[Any],
     notifier: HeadNotifier,
     *,
@@ -58,24 +46,13 @@ async def subscribe_all(
     page_size: int = PAGE_SIZE,
 ) -> AsyncIterator[RecordedEvent]:
     """Events of the global log after `after_position` (exclusive) that `filter` selects, then
-    live. Raises `SubscriptionDropped` when the store closes."""
+    live."""
     selection = filter or EventFilter()
-    last = after_position or 0
-    while True:
-        waiter = notifier.register()
-        try:
-            try:
-                page, scanned = await run(
-                    partial(reads.scan_all, after=last, limit=page_size, filter=selection)
-                )
-            except StoreUnavailable as error:
-                raise SubscriptionDropped(f"the event store is unavailable: {error}") from error
-            if not page:
-                last = scanned
-                await waiter
-                continue
-        finally:
-            notifier.discard(waiter)
-        for event in page:
-            yield event
-        last = scanned
+
+    async def page(after: int) -> tuple[list[RecordedEvent], int]:
+        scanned: tuple[list[RecordedEvent], int] = await run(
+            partial(reads.scan_all, after=after, limit=page_size, filter=selection)
+        )
+        return scanned
+
+    return catch_up_all(page, notifier, after_position=after_position)
