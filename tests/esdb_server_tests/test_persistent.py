@@ -208,7 +208,9 @@ def test_links_are_resolved_and_acked_by_the_link(client: EventStoreDBClient) ->
         links,
         current_version=StreamState.NO_STREAM,
         events=[
-            NewEvent(type="$>", data=f"{n}@{stream}".encode(), content_type="octet-stream")
+            NewEvent(
+                type="$>", data=f"{n}@{stream}".encode(), content_type="application/octet-stream"
+            )
             for n in (0, 1)
         ],
     )
