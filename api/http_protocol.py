@@ -15,7 +15,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.connection_limits import ConnectionLimits
+from api.limits import ConnectionLimits
 
 logger = logging.getLogger(__name__)
 
