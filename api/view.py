@@ -210,6 +210,9 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             if isinstance(error.__cause__, InvalidOperationTypeError):
                 error.status_code = 405
             if isinstance(error.__cause__, CannotGetOperationTypeError):
+                name = request_data.operation_name
+                if name is not None and not isinstance(name, str):
+                    sub_response.status_code = 400  # not a well-formed request, on any media type
                 problem = GraphQLError(
                     error.__cause__.as_http_error_reason(), extensions={"code": BAD_USER_INPUT}
                 )
