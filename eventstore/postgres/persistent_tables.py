@@ -17,7 +17,6 @@ from typing import Any
 
 import asyncpg
 
-from eventstore.embedded.schema import row_to_event
 from eventstore.persistent.records import (
     ALL_KEY,
     GroupRecord,
@@ -26,6 +25,7 @@ from eventstore.persistent.records import (
     stream_key,
 )
 from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.rows import row_to_event
 
 logger = logging.getLogger(__name__)
 
