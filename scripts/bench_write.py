@@ -64,6 +64,12 @@ PAY = f"""mutation Pay($input: TakePaymentInput!) {{ takePayment(input: $input) 
 SHIP = f"""mutation Ship($input: ShipOrderInput!) {{ shipOrder(input: $input) {{ {RESULT} }} }}"""
 
 
+COMMAND_PATH_PARTS = ("store", "writes")
+"""The /healthz parts a server without projectors needs ok to take commands: nothing fills its
+views (on the embedded store the projectors' groups live in the serving process), so its `views`
+part stays unavailable and /healthz answers 503 for as long as it runs."""
+
+
 def staff_token(secret: str) -> str:
     """A long-lived staff token for the run."""
     return jwt.encode({"sub": "bench", "role": "staff", "exp": 2**31 - 1}, secret, "HS256")
@@ -434,7 +440,11 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     database = await _postgres.create_database("bench_write")
                     env["DATABASE_URL"] = database
                 server = ServerProcess(
-                    data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
+                    data_dir=root / "data",
+                    jwt_secret=secret,
+                    log_path=root / "server.log",
+                    env=env,
+                    ready_parts=COMMAND_PATH_PARTS if args.no_projectors else None,
                 )
                 if args.no_projectors:
                     server.command = [*serve_command(), "--no-projectors"]
@@ -463,6 +473,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     jwt_secret=secret,
                     log_path=root / "embedded.log",
                     env=embedded_env,
+                    ready_parts=COMMAND_PATH_PARTS if args.no_projectors else None,
                 )
                 if args.no_projectors:
                     embedded.command = [*serve_command(), "--no-projectors"]
