@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from domain.events import order_stream
 from eventstore.port import EventStore
 from projections.decoding import to_change
+from projections.fields import OrderFields
 from projections.keys import NamespaceKeys, as_text
 from projections.queries import POINTER_TTL
 from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up
@@ -58,7 +59,7 @@ async def _fix_dirty(store: EventStore, views: RedisViewStore, namespace: str) -
     while raw := await views.redis.spop(keys.dirty, 500):
         for member in raw:
             order_id = as_text(member)
-            stored = await views.redis.hget(keys.order(order_id), "version")
+            stored = await views.redis.hget(keys.order(order_id), OrderFields.VERSION)
             version = int(stored) if stored is not None else 0
             records = await store.read_stream(order_stream(order_id), from_version=version + 1)
             changes = [to_change(r) for r in records]

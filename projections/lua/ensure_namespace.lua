@@ -3,6 +3,6 @@
 local current = redis.call('GET', KEYS[1])
 if current then return {current, 0} end
 local ns = ARGV[1] .. ':n' .. redis.call('INCR', KEYS[2])
-redis.call('HSET', ns .. ':meta', 'ready', '0')
+redis.call('HSET', ns .. ':meta', META.ready, '0')
 redis.call('SET', KEYS[1], ns)
 return {ns, 1}
