@@ -1,8 +1,9 @@
 """The Lua scripts as Redis runs them: each one's source after a preamble of the names Python owns.
 
 A script names a hash field as `ORDER.version`, `STATS.count_prefix`, `META.ready` or
-`CHANGE.customer_id`, and a change's kind as `KIND.placed`: tables of local strings built here,
-once, from `projections.fields` and `mapping.ChangeKind` (the attribute's name in lower case).
+`CHANGE.customer_id`, a change's kind as `KIND.placed` and a part of a key's name as `KEY.order`:
+tables of local strings built here, once, from `projections.fields`, `mapping.ChangeKind` and
+`keys.KeyParts` (the attribute's name in lower case).
 Loading a script refuses one that names something those owners do not define, so a renamed or
 misspelt field fails when the view store is built, not as a nil inside Redis.
 """
@@ -16,9 +17,10 @@ from importlib import resources
 from types import MappingProxyType
 
 from projections.fields import ChangeFields, MetaFields, OrderFields, StatsFields
+from projections.keys import KeyParts
 from projections.mapping import ChangeKind
 
-_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_]*:?|:")
+_PLAIN = re.compile(r"[A-Za-z0-9_:]+")
 """What a name may be: each is spliced into Lua source as a quoted literal, unescaped."""
 
 
@@ -45,6 +47,7 @@ TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "META": _table(MetaFields),
         "CHANGE": _table(ChangeFields),
         "KIND": _table(ChangeKind),
+        "KEY": _table(KeyParts),
     }
 )
 """Every table a script sees: its name -> {name in Lua -> the value}."""

@@ -21,7 +21,13 @@ from redis.asyncio.client import Pipeline
 from domain.events import OrderStatus
 from projections.feed import ChangeFeed
 from projections.fields import MetaFields, StatsFields, parse_revenue_field
-from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys, as_text
+from projections.keys import (
+    POSITION_DIGITS,
+    NamespaceKeys,
+    ProjectionKeys,
+    as_text,
+    member_order_id,
+)
 from projections.redis_store import view_from_hash
 from projections.status import projection_statuses
 from projections.views import (
@@ -231,7 +237,7 @@ class OrderQueries:
         members = [as_text(m) for m in raw_members]
         page, more = members[:first], len(members) > first
         hashes = await self._read_ready(
-            keys, *(_hgetall(keys.order(m[POSITION_DIGITS + 1 :])) for m in page)
+            keys, *(_hgetall(keys.order(member_order_id(m))) for m in page)
         )
         pairs = [(m, v) for m, h in zip(page, hashes, strict=True) if (v := view_from_hash(h))]
         cursors = tuple(encode_cursor(m) for m, _ in pairs)

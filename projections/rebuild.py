@@ -26,7 +26,7 @@ from domain.events import order_stream
 from eventstore.port import EventStore
 from projections.decoding import to_change
 from projections.fields import OrderFields
-from projections.keys import NamespaceKeys, as_text
+from projections.keys import KeyParts, NamespaceKeys, as_text
 from projections.queries import POINTER_TTL
 from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up
 from projections.redis_store import RedisViewStore
@@ -159,7 +159,9 @@ async def rebuild(
 async def _other_namespaces(views: RedisViewStore, keep: str) -> list[str]:
     """Namespaces of this projection other than `keep` (the old one, and any a crash left)."""
     found = set()
-    async for key in views.redis.scan_iter(match=f"{views.keys.prefix}:n*:meta", count=1000):
-        found.add(as_text(key).removesuffix(":meta"))
+    async for key in views.redis.scan_iter(
+        match=views.keys.namespace_pattern(KeyParts.META), count=1000
+    ):
+        found.add(as_text(key).removesuffix(KeyParts.META))
     current = await views.current_namespace()
     return sorted(ns for ns in found if ns not in (keep, current))

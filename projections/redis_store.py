@@ -161,7 +161,7 @@ class RedisViewStore:
     async def new_namespace(self) -> str:
         """A fresh, empty, not-ready namespace beside the serving one (for a rebuild)."""
         seq = await self.redis.incr(self.keys.sequence)
-        ns = f"{self.keys.prefix}:n{seq}"
+        ns = self.keys.namespace(seq)
         await self.redis.hset(NamespaceKeys(ns).meta, MetaFields.READY, "0")
         return ns
 

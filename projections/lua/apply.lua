@@ -40,7 +40,7 @@ end
 local function apply_to(ns, c)
   local id, version, pos, at, kind = c[1], tonumber(c[2]), c[3], c[4], c[5]
   local a1, a2, a3, a4, a5, a6 = c[6], c[7], c[8], c[9], c[10], c[11]
-  local okey = ns .. ':o:' .. id
+  local okey = ns .. KEY.order .. id
   local h = redis.call('HMGET', okey, ORDER.version, ORDER.customer, ORDER.placed_position,
     ORDER.status, ORDER.units, ORDER.scale, ORDER.item_count)
   local stored = tonumber(h[1] or '0')
@@ -103,24 +103,26 @@ local function apply_to(ns, c)
   redis.call('HSET', okey, unpack(fields))
 
   if old_status ~= status then
-    local member = ppos .. ':' .. id
+    local member = ppos .. KEY.separator .. id
     if old_status then
-      redis.call('ZREM', ns .. ':i:s:' .. old_status, member)
-      redis.call('ZREM', ns .. ':i:cs:' .. old_status .. ':' .. cust, member)
+      redis.call('ZREM', ns .. KEY.status_index .. old_status, member)
+      redis.call('ZREM', ns .. KEY.customer_status_index .. old_status .. KEY.separator .. cust,
+        member)
       local was = STATS.count_prefix .. old_status
       counts[was] = (counts[was] or 0) - 1
     else
-      redis.call('ZADD', ns .. ':i:all', 0, member)
-      redis.call('ZADD', ns .. ':i:c:' .. cust, 0, member)
+      redis.call('ZADD', ns .. KEY.all_index, 0, member)
+      redis.call('ZADD', ns .. KEY.customer_index .. cust, 0, member)
     end
-    redis.call('ZADD', ns .. ':i:s:' .. status, 0, member)
-    redis.call('ZADD', ns .. ':i:cs:' .. status .. ':' .. cust, 0, member)
+    redis.call('ZADD', ns .. KEY.status_index .. status, 0, member)
+    redis.call('ZADD', ns .. KEY.customer_status_index .. status .. KEY.separator .. cust, 0,
+      member)
     local now = STATS.count_prefix .. status
     counts[now] = (counts[now] or 0) + 1
   end
   if old_status ~= status or old_units ~= units or old_scale ~= scale then
     -- revenue moves with the order between statuses, and with its total when amended
-    local stats = ns .. ':stats'
+    local stats = ns .. KEY.stats
     if old_status and old_units ~= '0' then
       redis.call('HINCRBY', stats, revenue_field(old_status, old_scale), negate(old_units))
     end
@@ -135,7 +137,7 @@ local function apply_to(ns, c)
     local flat = redis.call('HGETALL', okey)
     local view = {}
     for n = 1, #flat, 2 do view[flat[n]] = flat[n + 1] end
-    redis.call('PUBLISH', ns .. ':changes', cjson.encode(
+    redis.call('PUBLISH', ns .. KEY.changes, cjson.encode(
       {[CHANGE.namespace] = ns, [CHANGE.order_id] = id, [CHANGE.version] = version,
        [CHANGE.customer_id] = cust, [CHANGE.status] = status, [CHANGE.position] = pos,
        [CHANGE.view] = view}))
@@ -145,7 +147,7 @@ end
 
 local function flush()
   for ns, t in pairs(pending) do
-    local stats = ns .. ':stats'
+    local stats = ns .. KEY.stats
     for field, delta in pairs(t.counts) do
       if delta ~= 0 then redis.call('HINCRBY', stats, field, delta) end
     end
@@ -170,7 +172,7 @@ else
       -- the rebuild is catching up: an event it cannot take yet is fetched again by the rebuild
       local live = publish
       publish = false
-      if apply_to(building, c) == 'g' then redis.call('SADD', building .. ':dirty', c[1]) end
+      if apply_to(building, c) == 'g' then redis.call('SADD', building .. KEY.dirty, c[1]) end
       publish = live
     end
   end

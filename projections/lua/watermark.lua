@@ -5,7 +5,7 @@
 local ns = redis.call('GET', KEYS[1])
 if not ns then return 'reset' end
 if ARGV[3] ~= '' and ARGV[3] ~= ns then return 'moved' end
-local meta = ns .. ':meta'
+local meta = ns .. KEY.meta
 if ARGV[2] == '1' then
   redis.call('HSET', meta, META.ready, '1')
 elseif redis.call('HGET', meta, META.ready) ~= '1' then

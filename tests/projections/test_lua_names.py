@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from domain.events import OrderCancelled, OrderPlaced, OrderShipped, PaymentTaken
 from projections.fields import ChangeFields, MetaFields, OrderFields, StatsFields
-from projections.keys import NamespaceKeys, as_text
+from projections.keys import KeyParts, NamespaceKeys, ProjectionKeys, as_text
 from projections.lua_scripts import TABLES, UnknownName, script_source, unknown_names, with_names
 from projections.mapping import change_of
 from projections.redis_store import RedisViewStore
@@ -30,7 +30,7 @@ SCRIPTS = sorted(
 _LITERAL = re.compile(r"'([^']*)'|\"([^\"]*)\"")
 OWNED = {
     value
-    for table in ("ORDER", "STATS", "META", "CHANGE", "KIND")
+    for table in ("ORDER", "STATS", "META", "CHANGE", "KIND", "KEY")
     for value in TABLES[table].values()
     if any(c.isalpha() for c in value)
 }
@@ -76,6 +76,7 @@ def test_the_preamble_holds_each_owner_s_names() -> None:
     assert TABLES["META"]["watermark"] == MetaFields.WATERMARK
     assert TABLES["CHANGE"]["customer_id"] == ChangeFields.CUSTOMER_ID
     assert TABLES["KIND"]["placed"] == "placed"
+    assert TABLES["KEY"]["customer_status_index"] == KeyParts.CUSTOMER_STATUS_INDEX
 
 
 async def test_every_field_the_scripts_write_is_owned_by_python(redis: Redis, prefix: str) -> None:
@@ -117,3 +118,21 @@ async def test_every_field_the_scripts_write_is_owned_by_python(redis: Redis, pr
     for message in messages:
         assert set(message) == _owned(ChangeFields)
         assert set(message[ChangeFields.VIEW]) <= _owned(OrderFields)
+
+    # Every key the scripts made is one `NamespaceKeys` names.
+    expected = {keys.meta, keys.stats, keys.all_index}
+    for order_id, customer, status in (
+        ("a", "c1", "SHIPPED"),
+        ("b", "c2", "CANCELLED"),
+        ("c", "c3", "SHIPPED"),
+        ("d", "c3", "CANCELLED"),
+    ):
+        expected |= {
+            keys.order(order_id),
+            keys.customer_index(customer),
+            keys.status_index(status),
+            keys.customer_status_index(customer, status),
+        }
+    made = {as_text(k) async for k in redis.scan_iter(match=f"{ns}:*")}
+    assert made == expected
+    assert ns == ProjectionKeys(prefix).namespace(1)
