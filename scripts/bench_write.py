@@ -389,11 +389,16 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         for every, other in zip(args.snapshot_every[1:], summaries[1:], strict=False):
             if not first.throughput:
                 break
+            pairs = ", ".join(
+                f"{o / f:.2f}"
+                for o, f in zip(other.round_throughputs, first.round_throughputs, strict=True)
+                if f
+            )
             lines += [
                 "",
                 f"Snapshots every {every} / every {args.snapshot_every[0]} events: "
                 f"**{pair_ratio(other, first):.2f}x** the commands/s (median of the per-round "
-                f"ratios), {other.server_us_per_command or 0:.0f} / "
+                f"ratios {pairs}), {other.server_us_per_command or 0:.0f} / "
                 f"{first.server_us_per_command or 0:.0f} µs of server CPU per command.",
             ]
     load = os.getloadavg()[0]
