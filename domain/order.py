@@ -138,6 +138,7 @@ def fold(events: Iterable[OrderEvent], state: OrderState | None = None) -> Order
     tracking_id, carrier, version = state.tracking_id, state.carrier, state.version
     for event in events:
         match event:
+            # The patterns bind the new `total` straight to the local that holds it.
             case ItemAdded(item=item, total=total):
                 items = (*items, item)
             case ItemRemoved(product_id=product_id, total=total):
