@@ -120,65 +120,7 @@ _set_version = OrderState.__dict__["version"].__set__
 
 
 def fold(events: Iterable[OrderEvent], state: OrderState | None = None) -> OrderState | None:
-    """The state after applying `events` in order to `state` (None: the order's beginning).
-
-    Exactly `evolve` applied to each event in turn (tests/unit/test_fold.py holds them equal on
-    arbitrary histories), but the amendments and moves that make up a long order's tail change
-    local values and build one state at the end instead of one per event: loading folds every
-    event after the snapshot, and this is most of what a load costs in Python. Whatever is not
-    one of those (an `OrderPlaced`, refused past the first event) goes through `evolve` itself.
-    """
-    events = iter(events)
-    if state is None:
-        first = next(events, None)
-        if first is None:
-            return None
-        state = evolve(None, first)
-    status, items, total = state.status, state.items, state.total
-    tracking_id, carrier, version = state.tracking_id, state.carrier, state.version
+    """The state after applying `events` in order to `state` (None: the order's beginning)."""
     for event in events:
-        match event:
-            # The patterns bind the new `total` straight to the local that holds it.
-            case ItemAdded(item=item, total=total):
-                items = (*items, item)
-            case ItemRemoved(product_id=product_id, total=total):
-                items = tuple([item for item in items if item.product_id != product_id])
-            case PaymentTaken():
-                status = OrderStatus.PAID
-            case OrderCancelled():
-                status = OrderStatus.CANCELLED
-            case OrderShipped(tracking_id=shipped_with, carrier=shipped_by):
-                status = OrderStatus.SHIPPED
-                tracking_id = tracking_id if shipped_with is None else shipped_with
-                carrier = carrier if shipped_by is None else shipped_by
-            case _:
-                state = evolve(
-                    _state(state, status, items, total, tracking_id, carrier, version), event
-                )
-                status, items, total = state.status, state.items, state.total
-                tracking_id, carrier, version = state.tracking_id, state.carrier, state.version
-                continue
-        version += 1
-    return _state(state, status, items, total, tracking_id, carrier, version)
-
-
-def _state(
-    state: OrderState,
-    status: OrderStatus,
-    items: tuple[LineItem, ...],
-    total: Decimal,
-    tracking_id: str | None,
-    carrier: str | None,
-    version: int,
-) -> OrderState:
-    """`state` with every field but its identity replaced (`_moved` without the defaults)."""
-    new: OrderState = _new(OrderState)
-    _set_id(new, state.id)
-    _set_customer_id(new, state.customer_id)
-    _set_status(new, status)
-    _set_items(new, items)
-    _set_total(new, total)
-    _set_tracking_id(new, tracking_id)
-    _set_carrier(new, carrier)
-    _set_version(new, version)
-    return new
+        state = evolve(state, event)
+    return state
