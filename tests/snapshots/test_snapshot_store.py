@@ -86,7 +86,9 @@ async def test_a_snapshot_due_while_one_is_in_flight_is_taken_after_it(store: Ev
     await snapshotter.drain()
     snapshot = await SnapshotStore(store).load(order_id)
     assert snapshot is not None
-    assert snapshot.version >= 20  # due at 20 at the latest: not left at the first one (5-6)
+    # Due at most every 5 events, each due one taken: within 4 of the head (23), not left at the
+    # first one (5-6) as when a snapshot due while another was in flight was dropped.
+    assert snapshot.version >= 19
     assert (await repository.load(order_id)).snapshot_version == snapshot.version
 
 
