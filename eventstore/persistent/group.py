@@ -15,7 +15,7 @@ import math
 import uuid
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from eventstore.persistent.consumer import Consumer
@@ -36,6 +36,10 @@ _LIVE_BUFFER = 500  # EventStoreDB's default live_buffer_size: events read ahead
 FEED_RETRY_INITIAL = 0.1
 FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about a second
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
+
+Feed = Callable[[int | None], AsyncIterator[RecordedEvent]]
+"""A group's events after a key (exclusive; None: from the start): a store whose processes share
+a group gives each process's runtime only its own part of the target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +76,17 @@ def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
 class GroupRuntime:
     """The live state of one group while the store is open."""
 
-    def __init__(self, record: GroupRecord, store: EventStore, tables: GroupStorage) -> None:
+    def __init__(
+        self,
+        record: GroupRecord,
+        store: EventStore,
+        tables: GroupStorage,
+        *,
+        feed: Feed | None = None,
+    ) -> None:
         self.record = record
         self._store = store
+        self._feed_source = feed
         self._tables = tables
         self._settings = record.settings
         self.consumers: list[Consumer] = []
@@ -312,6 +324,8 @@ class GroupRuntime:
         after = self._fed if self._fed is not None else self.record.checkpoint
         if after is None:
             after = self.record.start_after
+        if self._feed_source is not None:
+            return self._feed_source(after)
         stream = self.record.stream
         if stream is None:
             return self._store.subscribe_all(after_position=after, filter=self._settings.filter)
