@@ -36,7 +36,7 @@ import dataclasses
 import logging
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any, Self
 
@@ -201,16 +201,24 @@ class _Front:
         if self.stopped:
             return
         self.stopped = True
-        self._shared.disconnect(self)
+        member = self._shared.disconnect(self)
         inner = self.attach(None)
         if inner is not None:
             await inner.stop()
+        if member:
+            await self._shared.settle(self._shared)  # the member's count, and who owns what
 
 
 class _SharedGroup:
     """This process's part of one group: its consumers, the partitions it holds, its runtime."""
 
-    def __init__(self, record: GroupRecord, count: int, wake: asyncio.Event) -> None:
+    def __init__(
+        self,
+        record: GroupRecord,
+        count: int,
+        wake: asyncio.Event,
+        settle: Callable[[_SharedGroup], Awaitable[None]],
+    ) -> None:
         self.record = record
         self.key: GroupKey = (stream_key(record.stream), record.group)
         self.count = count  # the group's partitions
@@ -221,6 +229,7 @@ class _SharedGroup:
         self.epoch: _Epoch | None = None
         self.delivered = 0
         self._wake = wake
+        self.settle = settle
 
     def connect(self, buffer_size: int) -> _Front:
         front = _Front(self, buffer_size)
@@ -229,11 +238,13 @@ class _SharedGroup:
             front.attach(self.runtime.connect(buffer_size))
         return front
 
-    def disconnect(self, front: _Front) -> None:
-        if front in self.fronts:
-            self.fronts.remove(front)
-            if not self.fronts:
-                self._wake.set()  # no consumers left: give the partitions to members with some
+    def disconnect(self, front: _Front) -> bool:
+        """Forget a consumer; whether it was one of the group's."""
+        if front not in self.fronts:
+            return False
+        self.fronts.remove(front)
+        self._wake.set()
+        return True
 
 
 class PostgresPersistentSubscriptions(PersistentGroups):
@@ -300,7 +311,7 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                 shared = self._shared.get(key)
                 if shared is None:
                     count = len(await self._group_tables.partitions(group, stream)) or 1
-                    shared = _SharedGroup(record, count, self._wake)
+                    shared = _SharedGroup(record, count, self._wake, self._settle)
                     self._shared[key] = shared
                 limit = record.settings.max_subscriber_count
                 async with self._pool.acquire() as conn, conn.transaction():
@@ -404,6 +415,12 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                     self._conn.terminate()
                 self._conn = None
                 await asyncio.sleep(HEARTBEAT)
+
+    async def _settle(self, shared: _SharedGroup) -> None:
+        """A consumer left: tell the other members now."""
+        if self._open and self._shared.get(shared.key) is shared:
+            async with self._lock:
+                await self._round_now(shared)
 
     async def _round_now(self, shared: _SharedGroup) -> None:
         """A look at `shared` right away (under the lock); a failure is left to the loop."""
