@@ -6,7 +6,9 @@ member takes over another's partitions from their checkpoints."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -27,6 +29,7 @@ from eventstore.postgres.persistent import PostgresPersistentSubscriptions, assi
 from eventstore.postgres.persistent_tables import PARTITIONS, partition_of
 from tests.contract.conftest import new_events
 from tests.postgres_db import session_database_url
+from tests.processes import REPO_ROOT
 
 SETTINGS = SubscriptionSettings(
     message_timeout=5.0, checkpoint_after=0.1, min_checkpoint_count=1, max_checkpoint_count=1
@@ -253,3 +256,69 @@ async def test_a_stream_group_has_one_owner_and_another_member_takes_over_from_i
     await second.groups.replay_parked(group, stream=stream)
     assert [e.version for e in await drain(two, 1.0)] == [7]
     await two.stop()
+
+
+async def test_a_member_process_counts_for_the_limit_replays_when_asked_elsewhere_and_is_replaced(
+    two_stores: list[PostgresEventStore],
+) -> None:
+    store = two_stores[0]
+    await two_stores[1].close()
+    prefix = f"proc-{uuid.uuid4().hex[:8]}-"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    await store.groups.create_subscription(group, settings=pinned(prefix, max_subscriber_count=2))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.postgres._member", store.dsn, group, "1",
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert child.stdout is not None
+        async for line in child.stdout:
+            lines.append(line.decode().strip())
+
+    reader = asyncio.create_task(read())
+    try:
+        await eventually(lambda: "ready" in lines, within=30)
+        mine = await store.groups.read_subscription(group)
+        # The child's consumer and this one: the limit of two holds across the processes.
+        with pytest.raises(MaxSubscribersReached):
+            await store.groups.read_subscription(group)
+        await eventually(lambda: len(owned(store, group)) == PARTITIONS // 2)
+        theirs = [
+            s
+            for s in (f"{prefix}{n}" for n in range(60))
+            if partition_of(s, PARTITIONS) not in owned(store, group)
+        ][:3]
+        await asyncio.gather(*(store.append(s, new_events(1), NO_STREAM) for s in theirs))
+
+        async def parked() -> bool:
+            return (await store.groups.get_subscription_info(group)).parked == len(theirs)
+
+        await eventually(parked)  # the child got them and parked them
+        assert sorted(lines[1:]) == sorted(f"{s} 1 0" for s in theirs)
+        await store.groups.replay_parked(group)  # here, where none of them can be delivered
+        await eventually(lambda: len(lines) == 1 + 2 * len(theirs))
+        assert sorted(lines[1 + len(theirs) :]) == sorted(f"{s} 1 0" for s in theirs)
+
+        async def none_parked() -> bool:
+            return await store.groups.list_parked(group) == []
+
+        await eventually(none_parked)
+        assert await drain(mine, 0.2) == []
+
+        child.kill()
+        await child.wait()
+        # The dead member's consumer no longer counts, and its partitions are taken over.
+        await eventually(lambda: len(owned(store, group)) == PARTITIONS)
+        again = await store.groups.read_subscription(group)
+        await again.stop()
+        await mine.stop()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
