@@ -95,7 +95,9 @@ _OTHERS = (
 
 
 def lock_key(key: GroupKey, partition: int) -> int:
-    """The session advisory lock held by the process running `partition` of group `key`."""
+    """The session advisory lock held by the process running `partition` of group `key`. Two
+    groups whose names' crc32 collide (about one pair in four billion) share their partitions'
+    locks: a partition of one then waits while the same partition of the other runs elsewhere."""
     group = zlib.crc32(f"{key[0]}::{key[1]}".encode()) & 0xFFFF_FFFF
     return (_LOCK_CLASS << 48) | (group << 16) | partition
 
