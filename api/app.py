@@ -29,7 +29,7 @@ from api.pages import STATIC_DIR, WebPages
 from api.schema import build_schema
 from api.view import OrdersGraphQL
 from eventstore.port import EventStoreError, WritePathCheck
-from projections.views import ViewsUnavailable
+from projections.views import RunnerState, ViewsUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +70,22 @@ def _details_allowed(request: Request, services: Services) -> bool:
     return principal.is_staff
 
 
+def _relay_problem(services: Services) -> str | None:
+    """None without a relay in this process; "" while every relay worker runs; else why not."""
+    if not services.relays:
+        return None
+    down = [r for r in services.relays if r.state is not RunnerState.RUNNING]
+    if not down:
+        return ""
+    return down[0].last_error or f"relay {down[0].state}"
+
+
 async def healthz(request: Request) -> Response:
     """200 while the service can answer truthfully, 503 when a part is down: the event store
     (reads, and the write path: the last append's outcome or a probe), Redis, or views that
     are being refilled after a loss. Anyone sees the status; the parts and the head position
-    only staff (or everyone with HEALTH_DETAILS=open)."""
+    only staff (or everyone with HEALTH_DETAILS=open). A Kafka relay running in this process is
+    a part of the details, but not of the status."""
     services: Services = request.state.services
     head: list[int] = []
 
@@ -103,6 +114,13 @@ async def healthz(request: Request) -> Response:
     if _details_allowed(request, services):
         for part in checks:
             body[part] = "ok" if part not in failures else "unavailable"
+        relay = _relay_problem(services)
+        if relay is not None:
+            # Reported, not counted: the API answers truthfully while Kafka is away, and the
+            # relay catches up from its checkpoint when it is back.
+            body["relay"] = "ok" if not relay else "unavailable"
+            if relay:
+                failures = {**failures, "relay": relay}
         if failures:
             body["reasons"] = failures
         if head:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from api.auth import Authenticator
 from api.config import Settings
@@ -17,10 +18,21 @@ from application.snapshots import SnapshotStore
 from application.snapshotter import Snapshotter
 from eventstore.port import EventStore, StoreWithGroups
 from projections.service import ReadSide, open_read_side
+from projections.views import RunnerState
 from relay.config import KafkaSettings
 from relay.main import running_relays
 
 logger = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    """What /healthz reads of a background worker run by this process (a Kafka relay's)."""
+
+    @property
+    def state(self) -> RunnerState: ...
+
+    @property
+    def last_error(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +46,7 @@ class Services:
     authenticator: Authenticator
     snapshotter: Snapshotter
     read_side: ReadSide
+    relays: list[Worker] = field(default_factory=list)  # the Kafka relays this process runs
 
 
 async def open_store(settings: Settings) -> StoreWithGroups:
@@ -103,7 +116,8 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
             if settings.prints_ready_tokens:
                 log_ready_tokens(services.authenticator)
             try:
-                async with running_relays(store, _in_process_relay(settings)):
+                async with running_relays(store, _in_process_relay(settings)) as relays:
+                    services.relays.extend(relays)
                     yield services
             finally:
                 # Snapshots in flight write to the store: let them finish (briefly) first.

@@ -17,6 +17,7 @@ from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
+from projections.views import RunnerState
 from relay.config import KafkaSettings, KafkaSettingsError
 
 PROJECTIONS = KNOWN_PROJECTIONS
@@ -223,7 +224,7 @@ async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | N
     try:
         async with running_relays(store, kafka, workers=workers) as relays:
             await _until_stopped(
-                stop, health_file, lambda: all(r.state == "running" for r in relays)
+                stop, health_file, lambda: all(r.state is RunnerState.RUNNING for r in relays)
             )
     finally:
         await store.close()

@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.connection_limits import ConnectionLimits
-from api.limits import QueryLimits, RequestLimits
+from api.limits import ConnectionLimits, QueryLimits, RequestLimits
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
@@ -36,7 +35,7 @@ HEALTH_DETAILS = ("staff", "open")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """How the service runs (`connection_limits`: see `api.connection_limits`).
+    """How the service runs (the limits: see `api.limits`).
     `jwt_secret_generated` says the secret is random for this run, so
     nothing signed before a restart stays valid and ready-made tokens are logged at start (on a
     loopback HOST only: elsewhere `check_can_serve` refuses to start without a secret)."""
@@ -106,7 +105,7 @@ class Settings:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
-        except ValueError as error:  # LimitError, or a size limit that is not a whole number
+        except ValueError as error:  # a limit that is not a positive number
             raise SettingsError(str(error)) from None
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")

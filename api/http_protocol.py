@@ -15,7 +15,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.connection_limits import ConnectionLimits
+from api.limits import ConnectionLimits
+from api.logs import refusals
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         # `connections` still counts this one until the upgrade replaces it.
         if len(self.connections) > self.limits.max_connections:
-            logger.warning("event=connection_refused reason=max_connections kind=websocket")
+            refusals.refused("websocket")
             self.transport.write(SERVICE_UNAVAILABLE)
             self.transport.close()
             return

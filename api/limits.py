@@ -1,16 +1,24 @@
-"""Request limits: what one request may ask of the server, and the ASGI middleware that enforces
-the transport's share of them before anything is parsed.
+"""The service's limits, and the ASGI middleware that enforces the transport's share of them
+before anything is parsed.
 
-The GraphQL limits (cost, depth, aliases, tokens, query length, which documents are cached) are
-applied by the schema extensions in `api.extensions`; the transport limits (header and body
-size, response size, websocket message size) by `RequestLimitsMiddleware` here, in front of the
-whole app. Every limit has a default and an environment variable (README "Request limits").
+- `QueryLimits`: what one GraphQL document may ask for (cost, depth, aliases, tokens, query length,
+  which documents are cached), applied by the schema extensions in `api.extensions`;
+- `RequestLimits`: the transport's sizes (headers, body, response, websocket message), applied by
+  `RequestLimitsMiddleware` here, in front of the whole app;
+- `ConnectionLimits`: how long a connection may take to say who it is and what it wants, and how
+  many may be open, applied by `api.http_protocol` and the websocket handlers. A connection costs
+  a socket and memory before it has authenticated: these keep a client that opens many, sends
+  nothing, or trickles its bytes from holding the server's resources.
+
+Every limit has a default and an environment variable, read by one reader (`_from_env`): whole
+numbers at least 1, seconds greater than 0 (README "Request limits").
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -58,7 +66,7 @@ class QueryLimits:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> QueryLimits:
         """The limits set in `env` (unset or empty: the defaults)."""
-        values = _ints_from_env(cls, env, exclude={"introspection"})
+        values = _from_env(cls, env, exclude={"introspection"})
         raw = env.get("INTROSPECTION", "").strip().lower()
         if raw:
             try:
@@ -87,7 +95,31 @@ class RequestLimits:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RequestLimits:
         """The limits set in `env` (unset or empty: the defaults)."""
-        return cls(**_ints_from_env(cls, env))  # type: ignore[arg-type]
+        return cls(**_from_env(cls, env))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionLimits:
+    """The connection limits (seconds, except `max_connections`); each field's environment
+    variable is its name in upper case."""
+
+    ws_init_timeout: float = 5.0
+    """A websocket must send `connection_init` within this, else it is closed (4408); on both
+    GraphQL websocket protocols."""
+    http_header_timeout: float = 10.0
+    """A request's line and headers must have arrived this long after the connection opened or
+    the request's first byte, else it gets 408 and is closed."""
+    http_body_timeout: float = 30.0
+    """A request's body must have arrived this long after its headers, else 408 and closed."""
+    http_keep_alive_timeout: float = 5.0
+    """An idle keep-alive connection is closed after this."""
+    max_connections: int = 1000
+    """Open connections (HTTP and websocket) at most; one more gets 503."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConnectionLimits:
+        """The limits set in `env` (unset or empty: the defaults)."""
+        return cls(**_from_env(cls, env))  # type: ignore[arg-type]
 
 
 _ENV_NAMES = {"max_cost": "MAX_QUERY_COST", "max_depth": "MAX_QUERY_DEPTH"}
@@ -98,11 +130,13 @@ def env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, field_name.upper())
 
 
-def _ints_from_env(
-    cls: type[QueryLimits] | type[RequestLimits],
+def _from_env(
+    cls: type[QueryLimits] | type[RequestLimits] | type[ConnectionLimits],
     env: Mapping[str, str],
     exclude: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, object]:
+    """The fields of `cls` set in `env`: `int` fields as whole numbers at least 1, `float` fields
+    as seconds greater than 0. Raises `ValueError` naming the variable."""
     values: dict[str, object] = {}
     for spec in fields(cls):
         if spec.name in exclude:
@@ -110,6 +144,15 @@ def _ints_from_env(
         name = env_name(spec.name)
         raw = env.get(name, "").strip()
         if not raw:
+            continue
+        if spec.type == "float":
+            try:
+                seconds = float(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number of seconds (got {raw!r})") from None
+            if not math.isfinite(seconds) or seconds <= 0:
+                raise ValueError(f"{name} must be greater than 0 (got {raw!r})")
+            values[spec.name] = seconds
             continue
         try:
             value = int(raw)

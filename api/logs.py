@@ -7,6 +7,11 @@ access log costs more than the requests' own work and drowns the lines that matt
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 
 FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -18,6 +23,57 @@ class _DropConnectionLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.msg if isinstance(record.msg, str) else ""
         return not (message.startswith('%s - "WebSocket %s"') or message.startswith("connection "))
+
+
+REFUSALS_EVERY = 10.0
+"""Seconds between two lines about connections refused past MAX_CONNECTIONS."""
+
+_UVICORN_REFUSAL = "Exceeded concurrency limit."
+
+
+class RefusalLog:
+    """Connections refused past MAX_CONNECTIONS, logged at most once per `every` seconds with
+    how many of each kind were refused since the last line: under a connection flood one line per
+    refusal would itself be a flood."""
+
+    def __init__(self, every: float = REFUSALS_EVERY, clock: Callable[[], float] = time.monotonic):
+        self._every = every
+        self._clock = clock
+        self._last = -math.inf
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def refused(self, kind: str) -> None:
+        """One connection of `kind` (http, websocket) was refused."""
+        with self._lock:
+            self._counts[kind] += 1
+            now = self._clock()
+            if now - self._last < self._every:
+                return
+            counts, self._counts = self._counts, Counter()
+            self._last = now
+        logging.getLogger(__name__).warning(
+            "event=connections_refused reason=max_connections %s",
+            " ".join(f"{name}={count}" for name, count in sorted(counts.items())),
+        )
+
+
+refusals = RefusalLog()
+"""The process's refusal log (`api.http_protocol` reports websocket refusals to it)."""
+
+
+class _CountRefusals(logging.Filter):
+    """uvicorn's own line per refused HTTP request becomes a count in `refusals`."""
+
+    def __init__(self, log: RefusalLog) -> None:
+        super().__init__()
+        self._log = log
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != _UVICORN_REFUSAL:
+            return True
+        self._log.refused("http")
+        return False
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -34,5 +90,9 @@ def configure_logging(level: str = "INFO") -> None:
     access.handlers.clear()
     access.propagate = True
     access.disabled = numeric > logging.DEBUG
+    error = logging.getLogger("uvicorn.error")
+    for old in [f for f in error.filters if isinstance(f, _DropConnectionLines | _CountRefusals)]:
+        error.removeFilter(old)
+    error.addFilter(_CountRefusals(refusals))
     if numeric > logging.DEBUG:
-        logging.getLogger("uvicorn.error").addFilter(_DropConnectionLines())
+        error.addFilter(_DropConnectionLines())

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -16,14 +17,14 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
-from api.extensions import INTERNAL_ERROR_CODE
+from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import (
     LegacyGraphQLWSHandler,
@@ -194,7 +195,9 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     ) -> ExecutionResult:
         """Strawberry's execution; a mutation sent with GET is 405 Method Not Allowed (GraphQL
         over HTTP), where strawberry answers 400; an Accept header that allows none of our JSON
-        media types is 406 Not Acceptable, before anything runs."""
+        media types is 406 Not Acceptable, before anything runs. An operationName the document
+        does not define is a GraphQL request error (BAD_USER_INPUT) in the negotiated JSON, where
+        strawberry answers a plain-text 400."""
         if not accepts_json(request.headers.get("accept")):
             raise HTTPException(
                 406, f"Not Acceptable: answers are {GRAPHQL_RESPONSE} or application/json"
@@ -206,6 +209,14 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         except HTTPException as error:
             if isinstance(error.__cause__, InvalidOperationTypeError):
                 error.status_code = 405
+            if isinstance(error.__cause__, CannotGetOperationTypeError):
+                name = request_data.operation_name
+                if name is not None and not isinstance(name, str):
+                    sub_response.status_code = 400  # not a well-formed request, on any media type
+                problem = GraphQLError(
+                    error.__cause__.as_http_error_reason(), extensions={"code": BAD_USER_INPUT}
+                )
+                return ExecutionResult(data=None, errors=[problem])
             raise
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:

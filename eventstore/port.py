@@ -66,6 +66,8 @@ class RecordedEvent:
     # (a link's id when the event arrived through a link, such as a replayed parked event).
     retry_count: int = 0
     ack_id: uuid.UUID | None = None
+    # The link event it was delivered through, where a store has links (EventStoreDB's `$>`).
+    link: RecordedEvent | None = None
 
     @property
     def is_system(self) -> bool:
@@ -153,6 +155,7 @@ class ConsumerStrategy(enum.StrEnum):
     DISPATCH_TO_SINGLE = "DispatchToSingle"
     ROUND_ROBIN = "RoundRobin"
     PINNED = "Pinned"
+    PINNED_BY_CORRELATION = "PinnedByCorrelation"  # pinned by `$correlationId`, else the stream
 
 
 class NackAction(enum.Enum):

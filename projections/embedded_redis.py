@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +37,7 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0  # no persistence: a healthy server stops in milliseconds
 SUPERVISE_INTERVAL = 0.1
 RESTART_BACKOFF_MAX = 2.0
-_PR_SET_PDEATHSIG = 1
+_SETPRIV = shutil.which("setpriv")
 
 
 def redis_server_binary() -> str:
@@ -59,13 +58,15 @@ async def _answers(socket_path: Path) -> bool:
         await client.aclose()
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the parent dies, so a killed service leaves no
-    redis-server behind (Linux; elsewhere the pid file check at the next start does it)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _dying_with_parent(command: list[str]) -> list[str]:
+    """`command` run so that it gets SIGKILL when its parent dies, so a killed service leaves no
+    redis-server behind (Linux, through util-linux's `setpriv`; elsewhere the pid file check at
+    the next start does it). No Python runs between fork and exec: a `preexec_fn` is unsafe in a
+    process with threads, and makes the fork run gRPC's fork handlers, which can abort the whole
+    process while the EventStoreDB client is busy."""
+    if sys.platform.startswith("linux") and _SETPRIV is not None:
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", *command]
+    return command
 
 
 def _alive(pid: int) -> bool:
@@ -220,11 +221,10 @@ def launch_redis_server(directory: Path, socket_path: Path) -> subprocess.Popen[
         "--loglevel", "warning",
     ]  # fmt: skip
     return subprocess.Popen(
-        command,
+        _dying_with_parent(command),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
     )
 
 

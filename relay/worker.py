@@ -30,6 +30,7 @@ from eventstore.port import (
     SubscriptionSettings,
 )
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
+from projections.views import RunnerState
 from relay.message import KafkaMessage, to_message
 from relay.publisher import Outcome, Publisher
 
@@ -92,7 +93,7 @@ class KafkaRelay:
         self.open_publisher = open_publisher
         self.settings = settings or RelaySettings()
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self.state = "stopped"
+        self.state = RunnerState.STOPPED
         self.published = 0
         self.parked = 0
         self.last_error: str | None = None
@@ -109,7 +110,7 @@ class KafkaRelay:
                 subscription = await self.store.groups.read_subscription(
                     self.settings.group, buffer_size=self.settings.buffer_size
                 )
-                self.state = "running"
+                self.state = RunnerState.RUNNING
                 logger.info("event=relay_running worker=%s", self.worker_id)
                 delay = self.settings.backoff_initial
                 try:
@@ -124,7 +125,7 @@ class KafkaRelay:
                     publisher = None
             except Exception as error:
                 # A bug: loud, with its traceback, but the worker goes on after the backoff.
-                self.state = "error"
+                self.state = RunnerState.ERROR
                 self.last_error = f"{type(error).__name__}: {error}"
                 logger.exception("event=relay_crashed worker=%s", self.worker_id)
             else:
@@ -135,11 +136,11 @@ class KafkaRelay:
             delay = min(delay * 2, self.settings.backoff_max)
         if publisher is not None:
             await self._close_quietly(publisher)
-        self.state = "stopped"
+        self.state = RunnerState.STOPPED
         logger.info("event=relay_stopped worker=%s published=%d", self.worker_id, self.published)
 
     def _failed(self, error: BaseException, delay: float) -> None:
-        self.state = "error"
+        self.state = RunnerState.ERROR
         self.last_error = f"{type(error).__name__}: {error}"
         if delay == self.settings.backoff_initial:  # once per outage, not per retry
             logger.warning("event=relay_error worker=%s error=%r", self.worker_id, error)

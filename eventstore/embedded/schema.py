@@ -106,6 +106,7 @@ _EVENT_FIELDS = (
     "content_type",
     "retry_count",
     "ack_id",
+    "link",
 )
 if tuple(f.name for f in dataclasses.fields(RecordedEvent)) != _EVENT_FIELDS:  # pragma: no cover
     raise ImportError("RecordedEvent's fields changed: update eventstore.embedded.schema")
@@ -121,6 +122,7 @@ if tuple(f.name for f in dataclasses.fields(RecordedEvent)) != _EVENT_FIELDS:  #
     _set_content_type,
     _set_retry_count,
     _set_ack_id,
+    _set_link,
 ) = (getattr(RecordedEvent, name).__set__ for name in _EVENT_FIELDS)
 _UUID = uuid.UUID
 _UUID_UNKNOWN = uuid.SafeUUID.unknown
@@ -148,4 +150,5 @@ def row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     _set_content_type(event, content_type)
     _set_retry_count(event, 0)
     _set_ack_id(event, None)
+    _set_link(event, None)
     return event

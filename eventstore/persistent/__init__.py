@@ -1,11 +1,14 @@
 """The persistent-subscription engine (competing consumers with server-side checkpoints, with
-EventStoreDB's semantics), shared by every store that has no server to run it.
+EventStoreDB's semantics), shared by the embedded and PostgreSQL stores and served over gRPC by
+the EventStoreDB test server (tests/esdb_server).
 
 - `groups.PersistentGroups`: the port's persistent-subscription methods over one `GroupStorage`;
 - `group.GroupRuntime`: one running group (dispatch strategies, message timeouts, retries,
-  parking, pinning and checkpoints), fed by the store's own catch-up subscriptions;
+  parking, pinning and checkpoints), fed by the store's own catch-up subscriptions or another
+  `group.Feed` (the gRPC test server's resolves links and applies EventStoreDB's filters);
 - `consumer.Consumer`: one connected consumer;
 - `storage.GroupStorage`: the small interface a store implements to keep group definitions,
-  checkpoints and parked events (SQLite tables for the embedded store, PostgreSQL tables there);
+  checkpoints and parked events (SQLite tables for the embedded store, PostgreSQL tables there,
+  streams for the gRPC test server, as EventStoreDB keeps them);
 - `records`: a group's durable record and how its settings are stored.
 """

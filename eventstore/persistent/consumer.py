@@ -31,6 +31,7 @@ class Consumer:
         self._runtime = runtime
         self.buffer_size = max(1, buffer_size)
         self.in_flight = 0
+        self.total_items = 0  # deliveries made to it, retries included
         self._queue: deque[RecordedEvent] = deque()
         self._ready = asyncio.Event()
         self._ended = False
@@ -75,6 +76,16 @@ class Consumer:
     async def nack(self, event: RecordedEvent, action: NackAction) -> None:
         """The event was not handled: retry, park, skip or (like EventStoreDB) just drop it."""
         self._runtime.nack(self, _ack_id(event), action)
+
+    def ack_ids(self, ack_ids: list[uuid.UUID]) -> None:
+        """Acks by id, as a wire protocol carries them (see `RecordedEvent.ack_id`)."""
+        for ack_id in ack_ids:
+            self._runtime.ack(self, ack_id)
+
+    def nack_ids(self, ack_ids: list[uuid.UUID], action: NackAction) -> None:
+        """Nacks by id, as a wire protocol carries them."""
+        for ack_id in ack_ids:
+            self._runtime.nack(self, ack_id, action)
 
     async def stop(self) -> None:
         """Disconnect: events still in flight go to the group's other consumers."""

@@ -3,6 +3,11 @@ acks, retries, timeouts, parking and the checkpoint, with EventStoreDB's semanti
 
 Ordering across retries is not guaranteed, as on EventStoreDB. The checkpoint is the newest
 position ($all) or version (stream) up to which every event read is acked, parked or skipped.
+
+A group reads through its `Feed`: the store's catch-up subscription for the stores of this package,
+or one that resolves links and applies EventStoreDB's filters for the gRPC test server. An event
+delivered through a link (`RecordedEvent.link`) counts at the link's place and is acked by the
+link's id, as on EventStoreDB.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import orjson
+
 from eventstore.persistent.consumer import Consumer
 from eventstore.persistent.records import GroupRecord
 from eventstore.persistent.storage import GroupStorage
 from eventstore.port import (
     ConsumerStrategy,
-    EventStore,
     EventStoreError,
     NackAction,
     RecordedEvent,
@@ -37,9 +43,9 @@ FEED_RETRY_INITIAL = 0.1
 FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about a second
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
 
-Feed = Callable[[int | None], AsyncIterator[RecordedEvent]]
-"""A group's events after a key (exclusive; None: from the start): a store whose processes share
-a group gives each process's runtime only its own part of the target."""
+Feed = Callable[[GroupRecord, int | None], AsyncIterator[RecordedEvent]]
+"""Reads a group's target after a point (exclusive; None = from the start), for good: the events
+of the group, in order, live once caught up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,12 @@ class _InFlight:
     deadline: float
 
 
+def ack_key(event: RecordedEvent) -> uuid.UUID:
+    """The id a delivery is acked by: its link's when it came through one."""
+    link = event.link
+    return event.id if link is None else link.id
+
+
 def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
     # Spelled out: `dataclasses.replace` costs twice as much, once per delivered event.
     return RecordedEvent(
@@ -69,24 +81,17 @@ def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
         recorded_at=event.recorded_at,
         content_type=event.content_type,
         retry_count=retry_count,
-        ack_id=event.id,
+        ack_id=ack_key(event),
+        link=event.link,
     )
 
 
 class GroupRuntime:
     """The live state of one group while the store is open."""
 
-    def __init__(
-        self,
-        record: GroupRecord,
-        store: EventStore,
-        tables: GroupStorage,
-        *,
-        feed: Feed | None = None,
-    ) -> None:
+    def __init__(self, record: GroupRecord, feed: Feed, tables: GroupStorage) -> None:
         self.record = record
-        self._store = store
-        self._feed_source = feed
+        self._source = feed
         self._tables = tables
         self._settings = record.settings
         self.consumers: list[Consumer] = []
@@ -106,6 +111,7 @@ class GroupRuntime:
         self._loop = asyncio.get_running_loop()
         self._saved_at = self._loop.time()
         self._tasks: list[asyncio.Task[None]] = []
+        self.total_items = 0  # deliveries made, retries included
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,9 +194,9 @@ class GroupRuntime:
         # An event re-read from the log after a restart may be parked and pending at once: the
         # pending copy is delivered anyway, and only its ack moves the checkpoint.
         replayed = OrderedDict(
-            (e.id, _Message(e, 0, tracked=False))
+            (ack_key(e), _Message(e, 0, tracked=False))
             for e in events
-            if e.id not in self._retry and e.id not in self._in_flight
+            if ack_key(e) not in self._retry and ack_key(e) not in self._in_flight
         )
         replayed.update((k, m) for k, m in self._retry.items() if k not in replayed)
         self._retry = replayed
@@ -201,10 +207,27 @@ class GroupRuntime:
         """The last checkpoint handed to the storage."""
         return self._saved
 
+    @property
+    def last_known(self) -> int | None:
+        """The place of the last event read into the group (None before the first)."""
+        return self._fed
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries not yet acked, nacked or timed out."""
+        return len(self._in_flight)
+
+    @property
+    def buffered(self) -> tuple[int, int, int]:
+        """What waits for a consumer: (replayed parked events, new events, retries)."""
+        replayed = sum(1 for message in self._retry.values() if not message.tracked)
+        return replayed, len(self._live), len(self._retry) - replayed
+
     # -- internals -----------------------------------------------------------------------------
 
     def _key(self, event: RecordedEvent) -> int:
-        return event.position if self.record.stream is None else event.version
+        placed = event if event.link is None else event.link
+        return placed.position if self.record.stream is None else placed.version
 
     def _take(self, ack_id: uuid.UUID) -> _Message | None:
         flight = self._in_flight.pop(ack_id, None)
@@ -217,7 +240,7 @@ class GroupRuntime:
         if message.retry_count >= self._settings.max_retry_count:
             self._park(message)
         else:
-            self._retry[message.event.id] = dataclasses.replace(
+            self._retry[ack_key(message.event)] = dataclasses.replace(
                 message, retry_count=message.retry_count + 1
             )
 
@@ -259,8 +282,8 @@ class GroupRuntime:
         match self._settings.consumer_strategy:
             case ConsumerStrategy.DISPATCH_TO_SINGLE:
                 return next((c for c in consumers if c.capacity > 0), None)
-            case ConsumerStrategy.PINNED:
-                bucket = zlib.crc32(message.event.stream.encode()) % _PIN_BUCKETS
+            case ConsumerStrategy.PINNED | ConsumerStrategy.PINNED_BY_CORRELATION:
+                bucket = zlib.crc32(self._pin_key(message.event).encode()) % _PIN_BUCKETS
                 pinned = self._pins.get(bucket)
                 if pinned is None:
                     counts = {id(c): 0 for c in consumers}
@@ -277,6 +300,14 @@ class GroupRuntime:
                         self._round_robin = (self._round_robin + offset + 1) % count
                         return candidate
                 return None
+
+    def _pin_key(self, event: RecordedEvent) -> str:
+        if self._settings.consumer_strategy is ConsumerStrategy.PINNED_BY_CORRELATION:
+            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+                correlation = orjson.loads(event.metadata).get("$correlationId")
+                if isinstance(correlation, str):
+                    return correlation
+        return event.stream
 
     def _has_capacity(self) -> bool:
         return any(consumer.capacity > 0 for consumer in self.consumers)
@@ -309,27 +340,25 @@ class GroupRuntime:
         timeout = self._settings.message_timeout
         deadline = self._loop.time() + timeout if timeout > 0 else math.inf
         event = message.event
-        previous = self._in_flight.pop(event.id, None)
+        key = ack_key(event)
+        previous = self._in_flight.pop(key, None)
         if previous is not None:
             # The same event twice (a replayed parked copy and the log's): one delivery stands
             # for both, and it counts for the checkpoint if either did.
             previous.consumer.in_flight -= 1
             if previous.message.tracked and not message.tracked:
                 message = dataclasses.replace(message, tracked=True)
-        self._in_flight[event.id] = _InFlight(message, consumer, deadline)
+        self._in_flight[key] = _InFlight(message, consumer, deadline)
         consumer.in_flight += 1
+        consumer.total_items += 1
+        self.total_items += 1
         consumer.push(_delivery(event, message.retry_count))
 
     def _feed(self) -> AsyncIterator[RecordedEvent]:
         after = self._fed if self._fed is not None else self.record.checkpoint
         if after is None:
             after = self.record.start_after
-        if self._feed_source is not None:
-            return self._feed_source(after)
-        stream = self.record.stream
-        if stream is None:
-            return self._store.subscribe_all(after_position=after, filter=self._settings.filter)
-        return self._store.subscribe_stream(stream, after_version=after)
+        return self._source(self.record, after)
 
     async def _feed_loop(self) -> None:
         """Read the target into the group for good: a read that fails (the file, or a bug)

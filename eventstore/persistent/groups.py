@@ -1,6 +1,7 @@
 """Every persistent-subscription group of one store: the port's persistent-subscription methods
 over a `GroupStorage`. A group runs (`GroupRuntime`) from its first consumer or parked replay until
-the store closes, and feeds on the store's own catch-up subscriptions."""
+the store closes, and feeds on the store's own catch-up subscriptions unless given another
+`Feed`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
-from eventstore.persistent.group import GroupRuntime
+from eventstore.persistent.group import Feed, GroupRuntime
 from eventstore.persistent.records import GroupRecord, stream_key
 from eventstore.persistent.storage import GroupStorage
 from eventstore.port import (
@@ -34,9 +35,29 @@ GroupKey = tuple[str, str]
 """(`stream_key` of the target, group name)."""
 
 
+class GroupDeleted(SubscriptionDropped):
+    """How a deleted group's consumers end."""
+
+
+class GroupUpdated(SubscriptionDropped):
+    """How the consumers of a group whose settings changed end (they may reconnect)."""
+
+
+def store_feed(store: EventStore) -> Feed:
+    """Groups fed by `store`'s catch-up subscriptions (the group's filter applies to `$all`)."""
+
+    def feed(record: GroupRecord, after: int | None) -> AsyncIterator[RecordedEvent]:
+        if record.stream is None:
+            return store.subscribe_all(after_position=after, filter=record.settings.filter)
+        return store.subscribe_stream(record.stream, after_version=after)
+
+    return feed
+
+
 class PersistentGroups:
     """The groups of one store. `store` is used only through the `EventStore` port (catch-up
-    subscriptions and reads); `storage` keeps definitions, checkpoints and parked events.
+    subscriptions and reads); `storage` keeps definitions, checkpoints and parked events; `feed`
+    reads a group's target (the store's catch-up subscriptions unless given).
 
     `guard`, when given, wraps every call (the PostgreSQL store turns a lost connection into
     `StoreUnavailable` there). A store whose groups are shared by several processes overrides
@@ -44,10 +65,16 @@ class PersistentGroups:
     """
 
     def __init__(
-        self, store: EventStore, storage: GroupStorage, *, guard: Guard | None = None
+        self,
+        store: EventStore,
+        storage: GroupStorage,
+        *,
+        guard: Guard | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self._store = store
         self._tables = storage
+        self._feed = store_feed(store) if feed is None else feed
         self._store_guard = guard
         self._runtimes: dict[GroupKey, GroupRuntime] = {}
         self._open = False
@@ -99,14 +126,14 @@ class PersistentGroups:
             if (settings.start_from, settings.from_end) != (old.start_from, old.from_end):
                 start_after = await self._start_after(stream, settings)
             target = stream_key(stream)
-            await self._stop((target, group), SubscriptionDropped(f"{target}::{group} was updated"))
+            await self._stop((target, group), GroupUpdated(f"{target}::{group} was updated"))
             await self._tables.update_group(group, stream, settings, start_after)
 
     async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
         """Delete a group and its parked events; its consumers get `SubscriptionDropped`."""
         async with self._guard():
             target = stream_key(stream)
-            await self._stop((target, group), SubscriptionDropped(f"{target}::{group} was deleted"))
+            await self._stop((target, group), GroupDeleted(f"{target}::{group} was deleted"))
             if not await self._tables.delete_group(group, stream):
                 raise SubscriptionGroupNotFound(f"{target}::{group} does not exist")
 
@@ -162,6 +189,17 @@ class PersistentGroups:
                 )
                 runtime.replay_parked(events)
 
+    def running(self, group: str, stream: str | None) -> GroupRuntime | None:
+        """The group's runtime while it runs in this process (for statistics)."""
+        return self._runtimes.get((stream_key(stream), group))
+
+    async def restart(self) -> None:
+        """Stop every running group (consumers end with `SubscriptionDropped` and reconnect); each
+        runs again from its checkpoint when a consumer connects."""
+        async with self._guard():
+            for key in list(self._runtimes):
+                await self._stop(key, SubscriptionDropped("persistent subscriptions restarted"))
+
     # -- who runs a group ------------------------------------------------------------------------
 
     def _launch(self, key: GroupKey, runtime: GroupRuntime) -> None:
@@ -205,7 +243,7 @@ class PersistentGroups:
             runtime = self._runtimes.get(key)
             if runtime is not None:
                 return runtime
-            runtime = GroupRuntime(record, self._store, self._tables)
+            runtime = GroupRuntime(record, self._feed, self._tables)
             self._runtimes[key] = runtime
             self._launch(key, runtime)
         return runtime

@@ -44,7 +44,13 @@ import asyncpg
 
 from eventstore.persistent.consumer import Consumer
 from eventstore.persistent.group import GroupRuntime
-from eventstore.persistent.groups import GroupKey, Guard, PersistentGroups
+from eventstore.persistent.groups import (
+    GroupDeleted,
+    GroupKey,
+    GroupUpdated,
+    Guard,
+    PersistentGroups,
+)
 from eventstore.persistent.records import GroupRecord, settings_from_json, stream_key
 from eventstore.port import (
     EventStore,
@@ -55,7 +61,11 @@ from eventstore.port import (
     SubscriptionDropped,
     SubscriptionInfo,
 )
-from eventstore.postgres.persistent_tables import PostgresGroupTables, partition_of
+from eventstore.postgres.persistent_tables import (
+    PostgresGroupTables,
+    partition_key,
+    partition_of,
+)
 from eventstore.postgres.schema import MEMBERS_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -292,6 +302,18 @@ class PostgresPersistentSubscriptions(PersistentGroups):
             self._conn = None
             await super().close()
 
+    def running(self, group: str, stream: str | None) -> GroupRuntime | None:
+        """The runtime of the group's partitions this process runs now (None: it runs none)."""
+        shared = self._shared.get((stream_key(stream), group))
+        return None if shared is None else shared.runtime
+
+    async def restart(self) -> None:
+        """Stop this process's part of every group (consumers end with `SubscriptionDropped`
+        and reconnect); each runs again from its checkpoints when a consumer connects."""
+        async with self._guard():
+            for key in list(self._shared):
+                await self._stop(key, SubscriptionDropped("persistent subscriptions restarted"))
+
     async def _stop(self, key: GroupKey, error: BaseException) -> None:
         shared = self._shared.pop(key, None)
         if shared is not None:
@@ -472,9 +494,10 @@ class PostgresPersistentSubscriptions(PersistentGroups):
             logger.info("event=pg_group_members_gone group=%s members=%d", group, len(gone))
         if row is None or settings_from_json(row["settings"]) != shared.record.settings:
             # Deleted or updated by another process: its consumers reconnect, as they would here.
-            how = "deleted" if row is None else "updated"
+            name = _name(shared.key)
+            error = GroupDeleted(f"{name} was deleted") if row is None else None
             self._shared.pop(shared.key, None)
-            await self._shutdown(shared, SubscriptionDropped(f"{_name(shared.key)} was {how}"))
+            await self._shutdown(shared, error or GroupUpdated(f"{name} was updated"))
             return
         owners = assign((p["partition"] for p in parts), (m["member_id"] for m in members))
         mine = {p for p, owner in owners.items() if owner == self.member_id}
@@ -512,8 +535,9 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         if not due or shared.runtime is None:
             return
         target, group = shared.key
+        record = shared.record
         events = await self._group_tables.take_parked_of(
-            group, shared.record.stream, due, shared.count, request
+            group, record.stream, due, shared.count, record.settings.consumer_strategy, request
         )
         if events:
             logger.info(
@@ -568,9 +592,8 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         record = dataclasses.replace(shared.record, checkpoint=start)
         runtime = GroupRuntime(
             record,
-            self._store,
+            partial(self._partition_feed, shared, epoch),
             self._group_tables.for_partitions(owned, epoch.on_save),
-            feed=partial(self._feed, shared, epoch),
         )
         runtime.start()
         shared.runtime, shared.epoch = runtime, epoch
@@ -578,22 +601,20 @@ class PostgresPersistentSubscriptions(PersistentGroups):
             if not front.stopped:
                 front.attach(runtime.connect(front.buffer_size))
 
-    async def _feed(
-        self, shared: _SharedGroup, epoch: _Epoch, after: int | None
+    async def _partition_feed(
+        self, shared: _SharedGroup, epoch: _Epoch, record: GroupRecord, after: int | None
     ) -> AsyncIterator[RecordedEvent]:
         """The group's target after `after`, one read for every partition run here: the events
         of the partitions in `epoch` that are past their partition's checkpoint."""
-        stream = shared.record.stream
+        on_stream = record.stream is not None
         count, owned, floors = shared.count, epoch.owned, epoch.floors
-        source = (
-            self._store.subscribe_all(after_position=after, filter=shared.record.settings.filter)
-            if stream is None
-            else self._store.subscribe_stream(stream, after_version=after)
-        )
+        strategy = record.settings.consumer_strategy
+        source = self._feed(record, after)
         try:
             async for event in source:
-                key = event.position if stream is None else event.version
-                part = partition_of(event.stream, count)
+                placed = event if event.link is None else event.link
+                key = placed.version if on_stream else placed.position
+                part = partition_of(partition_key(strategy, event.stream, event.metadata), count)
                 if part in owned:
                     floor = floors[part]
                     if floor is None or key > floor:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
+import orjson
 
 from eventstore.embedded.schema import row_to_event
 from eventstore.persistent.records import (
@@ -32,7 +33,7 @@ from eventstore.persistent.records import (
     settings_to_json,
     stream_key,
 )
-from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.port import ConsumerStrategy, RecordedEvent, SubscriptionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,21 @@ _GROUP_COLUMNS = (
 )
 
 
-def partition_of(stream: str, count: int) -> int:
-    """The partition of a group with `count` partitions that `stream`'s events belong to (one
-    stream's events all go to one partition, so a pinned group keeps their order)."""
-    return zlib.crc32(stream.encode()) % count if count > 1 else 0
+def partition_key(strategy: ConsumerStrategy, stream: str, metadata: bytes) -> str:
+    """What an event is partitioned by: what the group pins by (its `$correlationId` for
+    PinnedByCorrelation, when it has one), else its stream."""
+    if strategy is ConsumerStrategy.PINNED_BY_CORRELATION:
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            correlation = orjson.loads(metadata).get("$correlationId")
+            if isinstance(correlation, str):
+                return correlation
+    return stream
+
+
+def partition_of(key: str, count: int) -> int:
+    """The partition, of a group with `count`, of the events with this `partition_key`: they all
+    go to one partition, so a pinned group keeps their order."""
+    return zlib.crc32(key.encode()) % count if count > 1 else 0
 
 
 def _record(row: Any, group: str | None = None, stream: str | None = None) -> GroupRecord:
@@ -352,10 +364,17 @@ class PostgresGroupTables:
         return value
 
     async def take_parked_of(
-        self, group: str, stream: str | None, partitions: set[int], count: int, request: int
+        self,
+        group: str,
+        stream: str | None,
+        partitions: set[int],
+        count: int,
+        strategy: ConsumerStrategy,
+        request: int,
     ) -> list[RecordedEvent]:
-        """Remove and return the parked events of `partitions` (of `count`), marking those as
-        having acted on replay request `request`, in one transaction."""
+        """Remove and return the parked events of `partitions` (of `count`, by `strategy`'s
+        `partition_key`), marking those as having acted on replay request `request`, in one
+        transaction."""
         await self.flush()
         key = stream_key(stream)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -368,12 +387,17 @@ class PostgresGroupTables:
                 sorted(partitions),
             )
             rows = await conn.fetch(
-                "SELECT seq, stream FROM es_persistent_parked WHERE stream_key = $1"
+                "SELECT seq, stream, metadata FROM es_persistent_parked WHERE stream_key = $1"
                 " AND group_name = $2 FOR UPDATE",
                 key,
                 group,
             )
-            seqs = [r["seq"] for r in rows if partition_of(r["stream"], count) in partitions]
+            seqs = [
+                r["seq"]
+                for r in rows
+                if partition_of(partition_key(strategy, r["stream"], r["metadata"]), count)
+                in partitions
+            ]
             if not seqs:
                 return []
             taken = await conn.fetch(

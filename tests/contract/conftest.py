@@ -45,7 +45,7 @@ async def esdb_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     from tests.esdb_server.fixture import run_test_server
 
     # A finer message-timeout tick than EventStoreDB's 1 s keeps the persistent tests quick.
-    async with run_test_server(tmp_path / "esdb-server", timeout_tick=0.1) as url:
+    async with run_test_server(tmp_path / "esdb-server") as url:
         store = await EventStoreDBStore.connect(url)
         try:
             yield store

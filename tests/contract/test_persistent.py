@@ -7,6 +7,7 @@ the suite also runs against a shared server. Timeouts are small so the file runs
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -391,3 +392,39 @@ async def test_many_events_through_a_small_buffer_arrive_once(store: StoreWithGr
     assert sorted(seen) == list(range(1, 701))
     await assert_quiet(sub, FAST.message_timeout * 2)
     await sub.stop()
+
+
+async def test_pinned_by_correlation_keeps_each_correlation_with_one_consumer(
+    store: StoreWithGroups,
+) -> None:
+    prefix = unique("ps-corr")
+    group = unique("g")
+    settings = SubscriptionSettings(
+        consumer_strategy=ConsumerStrategy.PINNED_BY_CORRELATION,
+        filter=EventFilter(stream_prefixes=(prefix,)),
+    )
+    await store.groups.create_subscription(group, settings=settings)
+    info = await store.groups.get_subscription_info(group)
+    assert info.settings.consumer_strategy is ConsumerStrategy.PINNED_BY_CORRELATION
+    one = await store.groups.read_subscription(group)
+    two = await store.groups.read_subscription(group)
+    # Twelve streams, three correlations each spread over four of them.
+    for n in range(12):
+        metadata = b'{"$correlationId": "c-%d"}' % (n % 3)
+        event = NewEvent(id=uuid.uuid4(), type="Tested", data=b"{}", metadata=metadata)
+        await store.append(f"{prefix}-{n}", [event], NO_STREAM)
+    got_one: list[RecordedEvent] = []
+    got_two: list[RecordedEvent] = []
+    total: list[RecordedEvent] = []
+    await asyncio.wait_for(
+        asyncio.gather(collect(one, got_one, total, 12), collect(two, got_two, total, 12)), WAIT
+    )
+
+    def correlations(events: list[RecordedEvent]) -> set[str]:
+        return {json.loads(e.metadata)["$correlationId"] for e in events}
+
+    assert len({e.id for e in total}) == 12
+    assert not correlations(got_one) & correlations(got_two)
+    await one.stop()
+    await two.stop()
+    await store.groups.delete_subscription(group)

@@ -199,21 +199,27 @@ def validate(settings: GroupSettings) -> None:
         raise InvalidSettings("Max checkpoint count should be at least min checkpoint count.")
 
 
-def config_document(groups: list[GroupSettings]) -> bytes:
-    """The `PersistentConfig1` event data for the current set of groups."""
+def config_document(groups: list[tuple[GroupSettings, int | None]]) -> bytes:
+    """The `PersistentConfig1` event data for the current set of groups, each with the exclusive
+    start point the engine fixed at its creation."""
     document = {
         "version": "2",
         "updated": datetime.now(UTC).isoformat(),
         "updatedBy": "admin",
-        "entries": [settings.to_json() for settings in groups],
+        "entries": [
+            {**settings.to_json(), "start_after": start_after} for settings, start_after in groups
+        ],
     }
     return json.dumps(document).encode("utf8")
 
 
-def parse_config(data: bytes) -> list[GroupSettings]:
-    """The groups of a `PersistentConfig1` event."""
+def parse_config(data: bytes) -> list[tuple[GroupSettings, int | None]]:
+    """The groups of a `PersistentConfig1` event, each with its start point."""
     document = json.loads(data)
-    return [GroupSettings.from_json(entry) for entry in document.get("entries", [])]
+    return [
+        (GroupSettings.from_json(entry), entry.get("start_after"))
+        for entry in document.get("entries", [])
+    ]
 
 
 def checkpoint_text(settings: GroupSettings, point: int) -> str:

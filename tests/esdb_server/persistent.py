@@ -1,38 +1,46 @@
-"""The `event_store.client.persistent_subscriptions.PersistentSubscriptions` service."""
+"""The `event_store.client.persistent_subscriptions.PersistentSubscriptions` service: the shared
+persistent-subscription engine (`eventstore.persistent`) served over gRPC, with its groups kept in
+streams (`group_storage`) and EventStoreDB's settings, statistics, errors and drop codes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from esdbclient.protos.Grpc import persistent_pb2, persistent_pb2_grpc, shared_pb2
 
-from eventstore.port import ANY, NewEvent, StreamDeleted, WrongExpectedVersion
+from eventstore.persistent.consumer import Consumer
+from eventstore.persistent.groups import GroupDeleted, PersistentGroups
+from eventstore.port import (
+    MaxSubscribersReached,
+    NackAction,
+    RecordedEvent,
+    SubscriptionDropped,
+    SubscriptionGroupExists,
+    SubscriptionGroupNotFound,
+    SubscriptionInfo,
+)
 
 from . import errors
 from .backend import Backend
 from .convert import commit_of, fill_recorded, parse_uuid
-from .group_config import (
-    CONFIG_EVENT_TYPE,
-    CONFIG_STREAM,
-    GroupSettings,
-    InvalidSettings,
-    checkpoint_text,
-    config_document,
-    parse_config,
-    settings_from_request,
-)
-from .groups import Consumer, Delivery, Drop, Group, MaxConsumersReached
+from .group_config import GroupSettings, InvalidSettings, checkpoint_text, settings_from_request
+from .group_storage import StreamGroupStorage, engine_settings, stream_feed, subscription_id
 
 logger = logging.getLogger(__name__)
 
-_NACK_ACTIONS = {0: "unknown", 1: "park", 2: "retry", 3: "skip", 4: "stop"}
-_END = Drop(code="", message="")  # the client closed its side: end normally
+# NackReq.Action: Unknown is retried, as EventStoreDB retries it.
+_NACK_ACTIONS = {
+    0: NackAction.RETRY,
+    1: NackAction.PARK,
+    2: NackAction.RETRY,
+    3: NackAction.SKIP,
+    4: NackAction.STOP,
+}
 
 
 def _source_of(options: Any) -> str | None:
@@ -43,42 +51,29 @@ def _source_of(options: Any) -> str | None:
 
 
 class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
-    """Groups kept in memory and in `$persistentSubscriptionConfig`, run by `groups.Group`."""
+    """Groups run by the shared engine over the store of `backend`."""
 
-    def __init__(self, backend: Backend, *, timeout_tick: float) -> None:
-        self._backend = backend
-        self._tick = timeout_tick
-        self._groups: dict[tuple[str | None, str], Group] = {}
-        self._lock = asyncio.Lock()
+    def __init__(self, backend: Backend) -> None:
+        self._storage = StreamGroupStorage(backend)
+        self._groups = PersistentGroups(
+            backend.store, self._storage, feed=stream_feed(backend, self._storage)
+        )
+        self._lock = asyncio.Lock()  # one Create/Update/Delete at a time, as the config is one
+        self._connections: dict[Consumer, tuple[str, str]] = {}  # (connection name, peer)
 
     async def start(self) -> None:
-        """Loads and starts the groups saved in the store."""
-        last = await self._backend.last_event(CONFIG_STREAM)
-        if last is None or last.type != CONFIG_EVENT_TYPE:
-            return
-        for settings in parse_config(last.data):
-            group = Group(self._backend, settings, timeout_tick=self._tick)
-            await group.start()
-            self._groups[(settings.stream, settings.group)] = group
+        """Loads the groups saved in the store (each runs once a consumer connects)."""
+        await self._groups.start()
 
     async def stop(self) -> None:
-        """Stops every group (connected consumers' calls end)."""
-        for group in self._groups.values():
-            await group.stop()
-        self._groups.clear()
+        """Stops every group (connected consumers' calls end) and stores what is queued."""
+        await self._groups.close()
 
-    async def _save(self) -> None:
-        data = config_document([group.settings for group in self._groups.values()])
-        event = NewEvent(id=uuid.uuid4(), type=CONFIG_EVENT_TYPE, data=data)
-        await self._backend.store.append(CONFIG_STREAM, [event], ANY)
-
-    async def _existing(self, context: Any, stream: str | None, name: str) -> Group:
-        group = self._groups.get((stream, name))
-        if group is None:
-            await errors.abort(
-                context, grpc.StatusCode.NOT_FOUND, errors.group_not_found_message(name, stream)
-            )
-        return group
+    async def _settings(self, context: Any, stream: str | None, name: str) -> GroupSettings:
+        settings = self._storage.settings(name, stream)
+        if settings is None:
+            await _not_found(context, name, stream)
+        return settings
 
     # -- management ----------------------------------------------------------------------
 
@@ -89,21 +84,21 @@ class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
         except InvalidSettings as problem:
             await errors.abort(context, grpc.StatusCode.INTERNAL, str(problem))
         async with self._lock:
-            key = (settings.stream, settings.group)
-            if key in self._groups:
-                await errors.abort(
-                    context,
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    errors.group_exists_message(settings.group, settings.stream),
-                )
-            group = Group(self._backend, settings, timeout_tick=self._tick)
-            await group.start()
-            self._groups[key] = group
-            await self._save()
+            with self._storage.describing(settings):
+                try:
+                    await self._groups.create_subscription(
+                        settings.group, stream=settings.stream, settings=engine_settings(settings)
+                    )
+                except SubscriptionGroupExists:
+                    await errors.abort(
+                        context,
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        errors.group_exists_message(settings.group, settings.stream),
+                    )
         return persistent_pb2.CreateResp()
 
     async def Update(self, request: Any, context: Any) -> Any:
-        """Replaces a group's settings; its consumers are dropped and it restarts."""
+        """Replaces a group's settings; its consumers are dropped (CANCELLED) and reconnect."""
         options = request.options
         stream = (
             None
@@ -112,94 +107,92 @@ class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
             or options.stream_identifier.stream_name.decode("utf8")
         )
         async with self._lock:
-            old = await self._existing(context, stream, options.group_name)
+            old = await self._settings(context, stream, options.group_name)
             try:
-                settings = settings_from_request(options, update=True, previous=old.settings)
+                settings = settings_from_request(options, update=True, previous=old)
             except InvalidSettings as problem:
                 await errors.abort(context, grpc.StatusCode.INTERNAL, str(problem))
-            await old.stop(Drop(code="CANCELLED", message="Subscription group was updated."))
-            group = Group(self._backend, settings, timeout_tick=self._tick)
-            await group.start()
-            self._groups[(settings.stream, settings.group)] = group
-            await self._save()
+            with self._storage.describing(settings):
+                await self._groups.update_subscription(
+                    settings.group, stream=stream, settings=engine_settings(settings)
+                )
         return persistent_pb2.UpdateResp()
 
     async def Delete(self, request: Any, context: Any) -> Any:
-        """Deletes a group and its checkpoint and parked streams."""
+        """Deletes a group and its checkpoint and parked streams; its consumers get NOT_FOUND."""
         stream = _source_of(request.options)
         name = request.options.group_name
         async with self._lock:
-            group = await self._existing(context, stream, name)
-            del self._groups[(stream, name)]
-            await group.stop(
-                Drop(
-                    code="NOT_FOUND",
-                    message=f"Subscription group '{name}' on stream "
-                    f"'{errors.group_source(stream)}' was deleted.",
-                )
-            )
-            await self._save()
-            for extra in (group.checkpoint_stream, group.parked_stream):
-                with contextlib.suppress(WrongExpectedVersion, StreamDeleted):
-                    await self._backend.store.delete_stream(extra, ANY)
+            try:
+                await self._groups.delete_subscription(name, stream=stream)
+            except SubscriptionGroupNotFound:
+                await _not_found(context, name, stream)
         return persistent_pb2.DeleteResp()
 
     async def GetInfo(self, request: Any, context: Any) -> Any:
         """One group's settings and statistics."""
-        group = await self._existing(
-            context, _source_of(request.options), request.options.group_name
-        )
-        return persistent_pb2.GetInfoResp(subscription_info=await self._info(group))
+        stream = _source_of(request.options)
+        name = request.options.group_name
+        try:
+            info = await self._groups.get_subscription_info(name, stream=stream)
+        except SubscriptionGroupNotFound:
+            await _not_found(context, name, stream)
+        return persistent_pb2.GetInfoResp(subscription_info=self._info(info))
 
     async def List(self, request: Any, context: Any) -> Any:
         """Every group, or a stream's (`$all` groups under `all`); NOT_FOUND when none."""
         options = request.options
-        groups = list(self._groups.values())
+        infos = await self._groups.list_subscriptions()
         if options.WhichOneof("list_option") == "list_for_stream":
             wanted = (
                 _source_of(options.list_for_stream)
                 if options.list_for_stream.WhichOneof("stream_option") == "all"
                 else options.list_for_stream.stream.stream_name.decode("utf8")
             )
-            groups = [g for g in groups if g.settings.stream == wanted]
-        if not groups:
+            infos = [info for info in infos if info.stream == wanted]
+        if not infos:
             await errors.abort(context, grpc.StatusCode.NOT_FOUND, "Subscription groups not found.")
-        return persistent_pb2.ListResp(subscriptions=[await self._info(g) for g in groups])
+        return persistent_pb2.ListResp(subscriptions=[self._info(info) for info in infos])
 
     async def ReplayParked(self, request: Any, context: Any) -> Any:
-        """Replays parked events ahead of new ones."""
+        """Replays every parked event ahead of new ones."""
         options = request.options
-        group = await self._existing(context, _source_of(options), options.group_name)
-        stop_at = options.stop_at if options.WhichOneof("stop_at_option") == "stop_at" else None
-        await group.replay_parked(stop_at)
+        stream = _source_of(options)
+        if options.WhichOneof("stop_at_option") == "stop_at":
+            await errors.abort(
+                context, grpc.StatusCode.UNIMPLEMENTED, "stop_at is not supported by this server."
+            )
+        try:
+            await self._groups.replay_parked(options.group_name, stream=stream)
+        except SubscriptionGroupNotFound:
+            await _not_found(context, options.group_name, stream)
         return persistent_pb2.ReplayParkedResp()
 
     async def RestartSubsystem(self, request: Any, context: Any) -> Any:
-        """Restarts every group from its checkpoint."""
-        async with self._lock:
-            for key, old in list(self._groups.items()):
-                await old.stop()
-                group = Group(self._backend, old.settings, timeout_tick=self._tick)
-                await group.start()
-                self._groups[key] = group
+        """Restarts every group from its checkpoint (consumers are dropped and reconnect)."""
+        await self._groups.restart()
         return shared_pb2.Empty()
 
-    async def _info(self, group: Group) -> Any:
-        s: GroupSettings = group.settings
-        read_buffer, live_buffer, retry_buffer = group.buffered
-        parked = len(await group.parked_links())
-        info = persistent_pb2.SubscriptionInfo(
+    def _info(self, info: SubscriptionInfo) -> Any:
+        s = self._storage.settings(info.group, info.stream) or GroupSettings(
+            stream=info.stream, group=info.group
+        )
+        runtime = self._groups.running(info.group, info.stream)
+        read_buffer, live_buffer, retry_buffer = (0, 0, 0) if runtime is None else runtime.buffered
+        last_known = None if runtime is None else runtime.last_known
+        in_flight = 0 if runtime is None else runtime.in_flight
+        message = persistent_pb2.SubscriptionInfo(
             event_source=s.source,
             group_name=s.group,
-            status="Live",
+            status=info.status,
             average_per_second=0,
-            total_items=group.total_items,
+            total_items=0 if runtime is None else runtime.total_items,
             count_since_last_measurement=0,
             last_checkpointed_event_position=(
-                checkpoint_text(s, group.checkpoint) if group.checkpoint is not None else ""
+                checkpoint_text(s, info.checkpoint) if info.checkpoint is not None else ""
             ),
             last_known_event_position=(
-                checkpoint_text(s, group.last_known) if group.last_known is not None else ""
+                checkpoint_text(s, last_known) if last_known is not None else ""
             ),
             resolve_link_tos=s.resolve_links,
             start_from=s.start_text,
@@ -215,21 +208,22 @@ class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
             read_buffer_count=read_buffer,
             live_buffer_count=live_buffer,
             retry_buffer_count=retry_buffer,
-            total_in_flight_messages=group.in_flight,
-            outstanding_messages_count=group.in_flight,
+            total_in_flight_messages=in_flight,
+            outstanding_messages_count=in_flight,
             named_consumer_strategy=s.consumer_strategy,
             max_subscriber_count=s.max_subscriber_count,
-            parked_message_count=parked,
+            parked_message_count=info.parked,
         )
-        for consumer in group.consumers:
-            connection = info.connections.add()
-            setattr(connection, "from", consumer.peer)
+        for consumer in [] if runtime is None else runtime.consumers:
+            name, peer = self._connections.get(consumer, ("", ""))
+            connection = message.connections.add()
+            setattr(connection, "from", peer)
             connection.username = "admin"
             connection.total_items = consumer.total_items
-            connection.available_slots = consumer.free
-            connection.in_flight_messages = len(consumer.in_flight)
-            connection.connection_name = consumer.connection_name
-        return info
+            connection.available_slots = consumer.capacity
+            connection.in_flight_messages = consumer.in_flight
+            connection.connection_name = name
+        return message
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -241,64 +235,81 @@ class PersistentService(persistent_pb2_grpc.PersistentSubscriptionsServicer):
             await errors.abort(context, grpc.StatusCode.INVALID_ARGUMENT, "Options are required.")
         options = first.options
         stream = _source_of(options)
-        group = await self._existing(context, stream, options.group_name)
-        headers = dict(context.invocation_metadata() or ())
+        name = options.group_name
         try:
-            consumer = group.connect(
-                options.buffer_size, str(headers.get("connection-name", "")), context.peer()
+            subscription = await self._groups.read_subscription(
+                name, stream=stream, buffer_size=options.buffer_size
             )
-        except MaxConsumersReached:
+        except SubscriptionGroupNotFound:
+            await _not_found(context, name, stream)
+        except MaxSubscribersReached:
             await errors.abort(
                 context,
                 grpc.StatusCode.FAILED_PRECONDITION,
-                errors.max_subscribers_message(options.group_name, stream),
+                errors.max_subscribers_message(name, stream),
             )
+        assert isinstance(subscription, Consumer)
+        consumer = subscription
+        headers = dict(context.invocation_metadata() or ())
+        self._connections[consumer] = (str(headers.get("connection-name", "")), context.peer())
         response = persistent_pb2.ReadResp()
-        response.subscription_confirmation.subscription_id = group.subscription_id
+        response.subscription_confirmation.subscription_id = subscription_id(name, stream)
         yield response
-        listener = asyncio.create_task(self._listen(requests, group, consumer))
+        listener = asyncio.create_task(self._listen(requests, name, stream, consumer))
         try:
-            while True:
-                item = await consumer.outbox.get()
-                if isinstance(item, Drop):
-                    if not item.code:
-                        return
-                    await errors.abort(context, getattr(grpc.StatusCode, item.code), item.message)
-                assert isinstance(item, Delivery)
-                yield _event_response(item)
+            try:
+                async for event in consumer:
+                    yield _event_response(event)
+            except GroupDeleted:
+                await errors.abort(
+                    context,
+                    grpc.StatusCode.NOT_FOUND,
+                    f"Subscription group '{name}' on stream '{errors.group_source(stream)}' "
+                    "was deleted.",
+                )
+            except SubscriptionDropped as dropped:
+                await errors.abort(context, grpc.StatusCode.CANCELLED, str(dropped))
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            await group.disconnect(consumer)
+            await consumer.stop()
+            self._connections.pop(consumer, None)
 
-    async def _listen(self, requests: AsyncIterator[Any], group: Group, consumer: Consumer) -> None:
+    async def _listen(
+        self, requests: AsyncIterator[Any], name: str, stream: str | None, consumer: Consumer
+    ) -> None:
         # Acks and nacks must name the subscription: EventStoreDB 24.10 ignores the others (the
         # asyncio esdbclient 1.1.7 sends an empty id, so its acks are lost: reproduced on purpose).
-        expected_id = group.subscription_id.encode("utf8")
+        expected_id = subscription_id(name, stream).encode("utf8")
         async for request in requests:
             kind = request.WhichOneof("content")
             if kind == "ack":
                 if request.ack.id != expected_id:
                     logger.debug("event=ack_ignored id=%r", request.ack.id)
                     continue
-                await group.ack(consumer, [parse_uuid(i) for i in request.ack.ids])
+                consumer.ack_ids([parse_uuid(i) for i in request.ack.ids])
             elif kind == "nack":
                 if request.nack.id != expected_id:
                     logger.debug("event=nack_ignored id=%r", request.nack.id)
                     continue
-                action = _NACK_ACTIONS.get(request.nack.action, "unknown")
-                await group.nack(consumer, [parse_uuid(i) for i in request.nack.ids], action)
-        consumer.outbox.put_nowait(_END)
+                action = _NACK_ACTIONS.get(request.nack.action, NackAction.RETRY)
+                consumer.nack_ids([parse_uuid(i) for i in request.nack.ids], action)
+        await consumer.stop()  # the client closed its side: the call ends normally
 
 
-def _event_response(delivery: Delivery) -> Any:
+async def _not_found(context: Any, group: str, stream: str | None) -> NoReturn:
+    await errors.abort(
+        context, grpc.StatusCode.NOT_FOUND, errors.group_not_found_message(group, stream)
+    )
+
+
+def _event_response(event: RecordedEvent) -> Any:
     response = persistent_pb2.ReadResp()
     read_event = response.event
-    fill_recorded(read_event.event, delivery.event)
-    if delivery.link is not None:
-        fill_recorded(read_event.link, delivery.link)
-    source = delivery.link if delivery.link is not None else delivery.event
-    read_event.commit_position = commit_of(source.position)
-    read_event.retry_count = delivery.retry_count
+    fill_recorded(read_event.event, event)
+    if event.link is not None:
+        fill_recorded(read_event.link, event.link)
+    read_event.commit_position = commit_of((event.link or event).position)
+    read_event.retry_count = event.retry_count
     return response

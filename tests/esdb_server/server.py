@@ -30,12 +30,10 @@ class TestServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        timeout_tick: float = 1.0,
     ) -> None:
         self.store = store
         self.host = host
         self._requested_port = port
-        self._timeout_tick = timeout_tick
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._persistent: PersistentService | None = None
@@ -52,7 +50,7 @@ class TestServer:
         if self.port == 0:
             raise OSError(f"cannot bind {self.host}:{self._requested_port}")
         backend = Backend(self.store)
-        self._persistent = PersistentService(backend, timeout_tick=self._timeout_tick)
+        self._persistent = PersistentService(backend)
         await self._persistent.start()
         streams_pb2_grpc.add_StreamsServicer_to_server(StreamsService(backend), server)  # type: ignore[no-untyped-call]
         persistent_pb2_grpc.add_PersistentSubscriptionsServicer_to_server(self._persistent, server)  # type: ignore[no-untyped-call]
@@ -76,12 +74,10 @@ class TestServer:
             await self._server.wait_for_termination()
 
 
-async def open_server(
-    data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, timeout_tick: float = 1.0
-) -> TestServer:
+async def open_server(data_dir: Path, *, host: str = "127.0.0.1", port: int = 0) -> TestServer:
     """Opens the embedded store in `data_dir` and starts a server over it."""
     store = await SQLiteEventStore.open(data_dir)
-    server = TestServer(store, host=host, port=port, timeout_tick=timeout_tick)
+    server = TestServer(store, host=host, port=port)
     try:
         await server.start()
     except BaseException:

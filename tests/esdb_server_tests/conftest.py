@@ -17,7 +17,7 @@ from tests.esdb_server.fixture import run_test_server
 @pytest.fixture
 async def server_url(tmp_path: Path) -> AsyncIterator[str]:
     """A server for the async client (same event loop as the test)."""
-    async with run_test_server(tmp_path, timeout_tick=0.2) as url:
+    async with run_test_server(tmp_path) as url:
         yield url
 
 
@@ -41,7 +41,7 @@ def threaded_url(tmp_path: Path) -> Iterator[str]:
     stop = asyncio.Event()
 
     async def serve() -> None:
-        async with run_test_server(tmp_path, timeout_tick=0.2) as url:
+        async with run_test_server(tmp_path) as url:
             ready.append(url)
             started.set()
             await stop.wait()

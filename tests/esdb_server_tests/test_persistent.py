@@ -199,3 +199,59 @@ def test_gossip_reports_one_alive_leader(threaded_url: str) -> None:
     finally:
         client.close()
     assert [(m.state, f"{m.address}:{m.port}") for m in members] == [("NODE_STATE_LEADER", target)]
+
+
+def test_links_are_resolved_and_acked_by_the_link(client: EventStoreDBClient) -> None:
+    stream, links = f"s-{uuid.uuid4()}", f"l-{uuid.uuid4()}"
+    client.append_to_stream(stream, current_version=StreamState.NO_STREAM, events=_events("A", "B"))
+    client.append_to_stream(
+        links,
+        current_version=StreamState.NO_STREAM,
+        events=[
+            NewEvent(
+                type="$>", data=f"{n}@{stream}".encode(), content_type="application/octet-stream"
+            )
+            for n in (0, 1)
+        ],
+    )
+    client.create_subscription_to_stream("g", links, resolve_links=True, message_timeout=0.5)
+    subscription = client.read_subscription_to_stream("g", links)
+    seen = []
+    for event in subscription:
+        assert event.link is not None
+        seen.append((event.type, event.stream_name, event.link.stream_name))
+        assert event.ack_id == event.link.id
+        subscription.ack(event)
+        if len(seen) == 2:
+            break
+    time.sleep(1.5)  # past the message timeout: an ack by the wrong id would bring them back
+    info = client.get_subscription_info("g", links)
+    subscription.stop()
+    assert seen == [("A", stream, links), ("B", stream, links)]
+    assert (info.total_items, info.total_in_flight_messages) == (2, 0)
+    assert info.last_known_event_position == "1"  # the links' revisions, not the events'
+
+
+def test_info_reports_consumers_and_deliveries(client: EventStoreDBClient) -> None:
+    stream = f"s-{uuid.uuid4()}"
+    client.append_to_stream(stream, current_version=StreamState.NO_STREAM, events=_events("A", "B"))
+    client.create_subscription_to_stream("g", stream, consumer_strategy="PinnedByCorrelation")
+    subscription = client.read_subscription_to_stream("g", stream)
+    first = next(iter(subscription))  # B stays in flight too: the buffer holds both
+    time.sleep(0.3)
+    info = client.get_subscription_info("g", stream)
+    subscription.ack(first)
+    subscription.stop()
+    assert info.consumer_strategy == "PinnedByCorrelation"
+    assert (info.total_items, info.total_in_flight_messages) == (2, 2)
+    assert info.last_known_event_position == "1"
+
+
+def test_deleting_a_group_ends_its_consumers_with_not_found(client: EventStoreDBClient) -> None:
+    stream = f"s-{uuid.uuid4()}"
+    client.create_subscription_to_stream("g", stream)
+    subscription = client.read_subscription_to_stream("g", stream)
+    client.delete_subscription("g", stream)
+    with pytest.raises(NotFound):
+        next(iter(subscription))
+    subscription.stop()

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from eventstore.port import StoreWithGroups
+from projections.views import RunnerState
 from relay.config import KafkaSettings
 from relay.main import running_relays
 from relay.worker import RelaySettings
@@ -42,7 +43,7 @@ async def test_events_written_while_the_broker_is_down_are_published_when_it_is_
             await write_orders(store, 5, tag="during")
 
             async def failing() -> bool:
-                return relay.state == "error"
+                return relay.state is RunnerState.ERROR
 
             await eventually(failing)
             assert relay.published == len(before)  # nothing acked without the broker
@@ -53,7 +54,7 @@ async def test_events_written_while_the_broker_is_down_are_published_when_it_is_
             records = await read_topic(kafka, at_least=len(during), within=60)
 
             async def caught_up() -> bool:
-                return relay.published >= len(everything) and relay.state == "running"
+                return relay.published >= len(everything) and relay.state is RunnerState.RUNNING
 
             await eventually(caught_up, within=60)
     # the new broker has what the relay had not published, and nothing it had

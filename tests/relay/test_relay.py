@@ -13,6 +13,7 @@ import pytest
 from application.codec import decode_record
 from domain.events import order_stream
 from eventstore.port import ANY, NewEvent, RecordedEvent, StoreWithGroups
+from projections.views import RunnerState
 from relay.config import KafkaSettings, KafkaSettingsError
 from relay.main import running_relays
 from relay.worker import GROUP
@@ -116,7 +117,7 @@ async def test_two_workers_share_the_group_and_publish_each_event_once(
     async with running_relays(store, kafka, workers=2) as relays:
 
         async def connected() -> bool:
-            return all(r.state == "running" for r in relays)
+            return all(r.state is RunnerState.RUNNING for r in relays)
 
         await eventually(connected, within=60)
         await write_orders(store, 60)

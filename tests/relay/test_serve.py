@@ -1,6 +1,6 @@
 """On the embedded store the relay runs inside `orders serve` when KAFKA_BOOTSTRAP_SERVERS is set
 (the store's persistent-subscription groups live in the serving process): orders placed through
-the API reach the topic."""
+the API reach the topic, and /healthz reports the relay."""
 
 from __future__ import annotations
 
@@ -36,7 +36,10 @@ async def test_orders_serve_relays_the_embedded_store(kafka: KafkaSettings, tmp_
             for order_id in order_ids:
                 accepted(await orders.place(order_id, items=[item("p-7", qty=2)]))
                 accepted(await orders.command("cancelOrder", orderId=order_id, reason="test"))
+            health = await http.get("/healthz", headers={"Authorization": f"Bearer {token}"})
         records = await read_topic(kafka, at_least=10)
+    assert health.status_code == 200
+    assert health.json()["relay"] == "ok"  # the relay running here is one of the parts
     published = [(r.key, r.headers["event-type"]) for r in records]
     for order_id in order_ids:
         mine = [kind for key, kind in published if key == order_id]

@@ -1,6 +1,7 @@
 """Client mistakes are the client's: literals no argument takes are BAD_USER_INPUT (not masked
 internal errors, not tracebacks in the log), and a document of several operations needs an
-operationName (the GraphQL spec), over HTTP and both websocket protocols."""
+operationName (the GraphQL spec) that the document defines, over HTTP and both websocket
+protocols."""
 
 from __future__ import annotations
 
@@ -76,6 +77,26 @@ async def test_several_operations_need_an_operation_name_over_http(
         headers={"Authorization": f"Bearer {staff.token}"},
     )
     assert set(named.json()["data"]) == {"dashboardStats"}
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [("application/json", 200), ("application/graphql-response+json", 400)],
+)
+async def test_an_operation_name_the_document_lacks_is_bad_user_input(
+    staff: GraphQLClient, accept: str, status: int
+) -> None:
+    answer = await staff.http.post(
+        "/graphql",
+        json={"query": SEVERAL, "operationName": "Third"},
+        headers={"Authorization": f"Bearer {staff.token}", "Accept": accept},
+    )
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith(accept)
+    result = answer.json()
+    assert error_codes(result) == ["BAD_USER_INPUT"], result
+    assert "Third" in result["errors"][0]["message"]
+    assert result.get("data") is None
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

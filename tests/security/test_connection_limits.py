@@ -138,3 +138,20 @@ async def test_connections_past_the_cap_get_503(server: LiveServer) -> None:
         await asyncio.sleep(0.2)
         async with httpx.AsyncClient(base_url=server.url, trust_env=False) as http:
             assert (await http.get("/healthz")).status_code == 200  # a freed place serves again
+
+
+async def test_a_flood_of_refused_connections_logs_a_count_not_a_flood(
+    server: LiveServer,
+) -> None:
+    token = server.token(sub="flood-sockets")
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(MAX_CONNECTIONS):
+            await stack.enter_async_context(graphql_ws(server.ws_url, token))
+        for _ in range(30):
+            async with httpx.AsyncClient(base_url=server.url, trust_env=False) as http:
+                assert (await http.get("/healthz")).status_code == 503
+    await asyncio.sleep(0.2)
+    log = server.process.log_path.read_text()
+    assert "Exceeded concurrency limit." not in log
+    lines = [line for line in log.splitlines() if "event=connections_refused" in line]
+    assert 1 <= len(lines) <= 2, lines  # one line per 10 s, with the count since the last
