@@ -2,16 +2,17 @@
 (`eventstore.persistent`) over group state kept in PostgreSQL (`persistent_tables`), fed by the
 store's own catch-up subscriptions, and shared by every process on the database.
 
-A group is split into fixed partitions by stream (`persistent_tables.partition_of`), so one
-stream's events stay in one partition and a pinned group keeps their order. Each process with
-consumers of a group is a member of it (a row in `es_persistent_members`: its consumer count and
-a heartbeat). Every member computes the same assignment of partitions to the live members
-(`assign`) and runs a partition only while it holds that partition's session advisory lock: when
-the assignment changes, the old owner stops its runtime, stores its checkpoints and unlocks before
-the new owner can take the lock, so two processes never deliver one partition at once. A process
-runs the partitions it owns with one `GroupRuntime` fed by one catch-up subscription that skips
-the other partitions' events: one read of the log per process and group, whatever the number of
-partitions. Its checkpoints go to its partitions; the group's checkpoint is the lowest partition's.
+A group is split into fixed partitions by its pin key (`persistent_tables.partition_key`: the
+stream, or the `$correlationId` for PinnedByCorrelation), so one stream's events stay in one
+partition and a pinned group keeps their order. Each process with consumers of a group is a member
+of it (a row in `es_persistent_members`: its consumer count and a heartbeat). Every member computes
+the same assignment of partitions to the live members (`assign`) and runs a partition only while it
+holds that partition's session advisory lock: when the assignment changes, the old owner stops its
+runtime, stores its checkpoints and unlocks before the new owner can take the lock, so two
+processes never deliver one partition at once. A process runs the partitions it owns with one
+`GroupRuntime` fed by one catch-up subscription that skips the other partitions' events: one read
+of the log per process and group, whatever the number of partitions. Its checkpoints go to its
+partitions; the group's checkpoint is the lowest partition's.
 
 Members meet on a dedicated connection per store (it holds the locks and LISTENs on
 `MEMBERS_CHANNEL`): a member wakes on a notification (a member joined, left or gave partitions up;

@@ -1,10 +1,10 @@
 """Durable state of persistent-subscription groups in PostgreSQL: definitions, checkpoints and
 parked events, shared by every process on the database.
 
-A group is split into fixed partitions by stream (`partition_of`): `PARTITIONS` for a group on
-$all, one for a group on a stream. Each partition has its own checkpoint; the group's is the
-lowest of them. A process runs only the partitions it owns (see `persistent`), and its runtime
-checkpoints those (`for_partitions`).
+A group is split into fixed partitions by its pin key (`partition_key`, `partition_of`):
+`PARTITIONS` for a group on $all, one for a group on a stream. Each partition has its own
+checkpoint; the group's is the lowest of them. A process runs only the partitions it owns (see
+`persistent`), and its runtime checkpoints those (`for_partitions`).
 
 A running group (`eventstore.persistent.group.GroupRuntime`) parks and checkpoints from the event
 loop without waiting. Here those two writes go into one ordered queue that a task drains: a park

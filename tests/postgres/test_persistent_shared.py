@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
 import pytest
 
 from eventstore.port import (
@@ -26,7 +27,7 @@ from eventstore.port import (
 )
 from eventstore.postgres import PostgresEventStore, persistent
 from eventstore.postgres.persistent import PostgresPersistentSubscriptions, assign
-from eventstore.postgres.persistent_tables import PARTITIONS, partition_of
+from eventstore.postgres.persistent_tables import PARTITIONS, partition_key, partition_of
 from tests.contract.conftest import new_events
 from tests.postgres_db import session_database_url
 from tests.processes import REPO_ROOT
@@ -115,6 +116,15 @@ def test_the_assignment_is_balanced_and_the_same_for_every_member() -> None:
     # A member joining takes partitions from the others; none moves between the others.
     moved = [p for p in range(16) if three[p] != owners[p] and three[p] != "c"]
     assert len(moved) <= 2
+
+
+def test_a_group_pinned_by_correlation_is_partitioned_by_it() -> None:
+    meta = orjson.dumps({"$correlationId": "c-1"})
+    by_correlation = ConsumerStrategy.PINNED_BY_CORRELATION
+    assert partition_key(by_correlation, "order-1", meta) == "c-1"
+    assert partition_key(by_correlation, "order-1", b"not json") == "order-1"
+    assert partition_key(by_correlation, "order-1", b"[1]") == "order-1"
+    assert partition_key(ConsumerStrategy.PINNED, "order-1", meta) == "order-1"
 
 
 async def test_two_members_share_a_group_and_one_takes_over_when_the_other_leaves(
