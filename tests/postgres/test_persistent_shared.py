@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 import pytest
 
+from eventstore.persistent.groups import GroupDeleted, GroupUpdated
 from eventstore.port import (
     NO_STREAM,
     ConsumerStrategy,
@@ -332,3 +333,20 @@ async def test_a_member_process_counts_for_the_limit_replays_when_asked_elsewher
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+
+
+async def test_updating_or_deleting_a_group_in_one_member_drops_the_others_consumers(
+    two_stores: list[PostgresEventStore],
+) -> None:
+    first, second = two_stores
+    prefix = f"upd-{uuid.uuid4().hex[:8]}-"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    await first.groups.create_subscription(group, settings=pinned(prefix))
+    theirs = await second.groups.read_subscription(group)
+    await first.groups.update_subscription(group, settings=pinned(prefix, max_subscriber_count=5))
+    with pytest.raises(GroupUpdated):
+        await asyncio.wait_for(anext(aiter(theirs)), 5.0)
+    again = await second.groups.read_subscription(group)
+    await first.groups.delete_subscription(group)
+    with pytest.raises(GroupDeleted):
+        await asyncio.wait_for(anext(aiter(again)), 5.0)
