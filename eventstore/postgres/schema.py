@@ -297,8 +297,9 @@ RETURNS TABLE (
 $fn$;
 """
 
-# Groups shared by processes: a group is split into fixed partitions by stream (each with its own
-# checkpoint, and the replay request it last acted on), run by the members owning them.
+# Groups shared by processes: a group is split into fixed partitions (each with its own checkpoint,
+# and the replay request it last acted on), run by the members owning them. The partitions start
+# at their group's checkpoint, and es_persistent_groups.checkpoint is no longer written.
 _V3 = r"""
 CREATE TABLE es_persistent_partitions (
     stream_key text   NOT NULL,
