@@ -22,7 +22,9 @@ CLOSE_GRACE_SECONDS = 2.0
 
 
 class Snapshotter:
-    """Schedules snapshot writes; at most one in flight per order."""
+    """Schedules snapshot writes; at most one in flight per order. An append that is due while
+    one is in flight is not lost: once it ends, another is taken, so an order's snapshot keeps up
+    with its commands however slow the store is."""
 
     def __init__(
         self, repository: OrderRepository, snapshots: SnapshotStore, policy: SnapshotPolicy
@@ -31,6 +33,8 @@ class Snapshotter:
         self._snapshots = snapshots
         self._policy = policy
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._scheduled_at: dict[str, int] = {}  # the version each one in flight was due at
+        self._again: dict[str, int] = {}  # due again while one was in flight, at this version
         self._closed = False
 
     @property
@@ -39,17 +43,32 @@ class Snapshotter:
         return self._policy
 
     def after_append(self, order_id: str, loaded: LoadedOrder, version: int) -> bool:
-        """The order, loaded as `loaded`, is now at `version`: snapshot it if due (at once).
-        Returns whether a snapshot (at `version` or later) was scheduled."""
-        if self._closed or order_id in self._in_flight:
-            # One in flight covers this append too, or the next due append will.
+        """The order, loaded as `loaded`, is now at `version`: snapshot it if due (at once, or
+        right after the one in flight). Returns whether a snapshot was scheduled."""
+        if self._closed:
             return False
-        if not self._policy.is_due(version=version, snapshot_version=loaded.snapshot_version):
+        newest = max(loaded.snapshot_version, self._scheduled_at.get(order_id, 0))
+        if not self._policy.is_due(version=version, snapshot_version=newest):
             return False
+        if order_id in self._in_flight:
+            self._again[order_id] = version
+            return True
+        self._start(order_id, version)
+        return True
+
+    def _start(self, order_id: str, version: int) -> None:
         task = asyncio.create_task(self._take(order_id), name=f"snapshot-{order_id}")
         self._in_flight[order_id] = task
-        task.add_done_callback(lambda _: self._in_flight.pop(order_id, None))
-        return True
+        self._scheduled_at[order_id] = version
+        task.add_done_callback(lambda _: self._finished(order_id))
+
+    def _finished(self, order_id: str) -> None:
+        self._in_flight.pop(order_id, None)
+        again = self._again.pop(order_id, None)
+        if again is not None and not self._closed:
+            self._start(order_id, again)  # it loads the order as it is now
+            return
+        self._scheduled_at.pop(order_id, None)
 
     async def _take(self, order_id: str) -> None:
         try:

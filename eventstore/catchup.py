@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from eventstore.embedded.notify import HeadNotifier
+from eventstore.notify import HeadNotifier
 from eventstore.port import RecordedEvent, StoreUnavailable, SubscriptionDropped
 
 StreamPage = Callable[[int], Awaitable[list[RecordedEvent]]]

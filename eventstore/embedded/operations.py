@@ -12,16 +12,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from eventstore.embedded.streams import (
-    METADATA_EVENT_TYPE,
-    TOMBSTONE_EVENT_TYPE,
-    TRUNCATE_BEFORE,
-    StreamHead,
-    is_tombstoned,
-    load_head,
-    load_metadata,
-    metastream_of,
-)
+from eventstore.embedded.streams import is_tombstoned, load_head, load_metadata
 from eventstore.port import (
     ANY,
     EXISTS,
@@ -31,6 +22,13 @@ from eventstore.port import (
     NewEvent,
     StreamDeleted,
     WrongExpectedVersion,
+)
+from eventstore.streams import (
+    METADATA_EVENT_TYPE,
+    TOMBSTONE_EVENT_TYPE,
+    TRUNCATE_BEFORE,
+    StreamHead,
+    metastream_of,
 )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from eventstore.embedded.schema import EVENT_COLUMNS, row_to_event
+from eventstore.embedded.schema import EVENT_COLUMNS
 from eventstore.embedded.streams import load_head, load_metadata
 from eventstore.port import EventFilter, RecordedEvent, StreamDeleted
+from eventstore.rows import row_to_event
 
 # EventStoreDB never shows these in `$all`, even to readers asking for system events.
 _HIDDEN_STREAMS = (

@@ -20,11 +20,10 @@ from typing import Any, Protocol
 import orjson
 
 from eventstore.embedded import operations, reads, subscriptions
-from eventstore.embedded.notify import HeadNotifier
 from eventstore.embedded.pool import ReaderPool
 from eventstore.embedded.schema import DB_FILE_NAME, connect, create_schema
-from eventstore.embedded.streams import METADATA_EVENT_TYPE, metastream_of
 from eventstore.embedded.writer import GroupCommitWriter, WriterStats
+from eventstore.notify import HeadNotifier
 from eventstore.port import (
     ANY,
     AppendResult,
@@ -35,6 +34,7 @@ from eventstore.port import (
     StoreUnavailable,
     SubscriptionGroups,
 )
+from eventstore.streams import METADATA_EVENT_TYPE, metastream_of
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from functools import partial
 
 from eventstore.catchup import catch_up_all, catch_up_stream
 from eventstore.embedded import reads
-from eventstore.embedded.notify import HeadNotifier
 from eventstore.embedded.pool import ReaderPool
+from eventstore.notify import HeadNotifier
 from eventstore.port import EventFilter, RecordedEvent
 
 PAGE_SIZE = 500

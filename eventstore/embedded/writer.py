@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from eventstore.embedded.schema import connect, to_micros
+from eventstore.embedded.schema import connect
 from eventstore.port import EventStoreError, StoreUnavailable
+from eventstore.rows import to_micros
 
 logger = logging.getLogger(__name__)
 

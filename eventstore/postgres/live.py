@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from eventstore.embedded.notify import HeadNotifier
+from eventstore.notify import HeadNotifier
 from eventstore.postgres.schema import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)

@@ -11,12 +11,6 @@ from typing import Any
 
 import orjson
 
-from eventstore.embedded.streams import (
-    METADATA_EVENT_TYPE,
-    TOMBSTONE_EVENT_TYPE,
-    TRUNCATE_BEFORE,
-    metastream_of,
-)
 from eventstore.port import (
     ANY,
     EXISTS,
@@ -34,6 +28,12 @@ from eventstore.postgres.schema import (
     EXPECT_NO_STREAM,
     STATUS_DELETED,
     STATUS_WRONG_VERSION,
+)
+from eventstore.streams import (
+    METADATA_EVENT_TYPE,
+    TOMBSTONE_EVENT_TYPE,
+    TRUNCATE_BEFORE,
+    metastream_of,
 )
 
 _APPEND = "SELECT status, out_version, out_position FROM es_append($1, $2, $3, $4, $5, $6, $7, $8)"

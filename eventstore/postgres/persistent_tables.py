@@ -25,7 +25,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-from eventstore.embedded.schema import row_to_event
 from eventstore.persistent.records import (
     ALL_KEY,
     GroupRecord,
@@ -34,6 +33,7 @@ from eventstore.persistent.records import (
     stream_key,
 )
 from eventstore.port import ConsumerStrategy, RecordedEvent, SubscriptionSettings
+from eventstore.rows import row_to_event
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The read queries. Rows are selected in the shape `eventstore.embedded.schema.row_to_event`
+"""The read queries. Rows are selected in the shape `eventstore.rows.row_to_event`
 decodes (the id's 16 bytes, the time in UTC microseconds), so both stores share that fast path."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from eventstore.embedded.schema import row_to_event
-from eventstore.embedded.streams import METADATA_EVENT_TYPE, StreamHead, metastream_of
 from eventstore.port import EventFilter, RecordedEvent, StreamDeleted
+from eventstore.rows import row_to_event
+from eventstore.streams import METADATA_EVENT_TYPE, StreamHead, metastream_of
 
 EVENT_COLUMNS = (
     "position, uuid_send(id), stream, version, type, data, metadata, content_type,"

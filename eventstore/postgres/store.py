@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
-from eventstore.embedded.notify import HeadNotifier
-from eventstore.embedded.streams import METADATA_EVENT_TYPE, metastream_of
+from eventstore.notify import HeadNotifier
 from eventstore.port import (
     ANY,
     AppendResult,
@@ -35,6 +34,7 @@ from eventstore.postgres.live import FALLBACK_POLL, Listener
 from eventstore.postgres.persistent import PostgresPersistentSubscriptions
 from eventstore.postgres.schema import migrate
 from eventstore.postgres.writer import GroupCommitWriter, WriterStats
+from eventstore.streams import METADATA_EVENT_TYPE, metastream_of
 
 logger = logging.getLogger(__name__)
 

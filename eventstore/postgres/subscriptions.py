@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from eventstore.catchup import catch_up_all, catch_up_stream
-from eventstore.embedded.notify import HeadNotifier
+from eventstore.notify import HeadNotifier
 from eventstore.port import EventFilter, RecordedEvent
 from eventstore.postgres import reads
 

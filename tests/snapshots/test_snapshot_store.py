@@ -3,6 +3,7 @@ when stale, never failing a command, and never changing a result."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -69,6 +70,24 @@ async def test_commands_take_snapshots_and_only_the_newest_is_kept(store: EventS
     loaded = await repository.load(order_id)
     assert loaded.version == 23
     assert loaded.snapshot_version == snapshot.version
+
+
+class SlowSnapshots(SnapshotStore):
+    """The real snapshot store, each write taking longer than many commands."""
+
+    async def save(self, snapshot: Snapshot) -> bool:
+        await asyncio.sleep(0.05)
+        return await super().save(snapshot)
+
+
+async def test_a_snapshot_due_while_one_is_in_flight_is_taken_after_it(store: EventStore) -> None:
+    repository, snapshotter, handler = wiring(store, every=5, snapshots=SlowSnapshots(store))
+    order_id = await amended_order(handler, 23)  # faster than the first snapshot is written
+    await snapshotter.drain()
+    snapshot = await SnapshotStore(store).load(order_id)
+    assert snapshot is not None
+    assert snapshot.version >= 20  # due at 20 at the latest: not left at the first one (5-6)
+    assert (await repository.load(order_id)).snapshot_version == snapshot.version
 
 
 async def test_order_event_readers_never_see_snapshot_streams(store: EventStore) -> None:

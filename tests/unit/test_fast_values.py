@@ -21,8 +21,8 @@ from domain.events import (
     PaymentTaken,
 )
 from domain.order import OrderState, fold
-from eventstore.embedded.schema import row_to_event
 from eventstore.port import RecordedEvent
+from eventstore.rows import row_to_event
 
 
 def test_evolve_sets_every_field_of_the_state_by_name() -> None:

@@ -68,3 +68,34 @@ def test_the_rules_see_imports() -> None:
     # The reader itself must find what is there, or every rule above passes vacuously.
     assert "domain" in _imports("application")
     assert "eventstore" in _imports("application")
+
+
+ADAPTERS = {
+    "eventstore.embedded": sorted((ROOT / "eventstore" / "embedded").rglob("*.py")),
+    "eventstore.postgres": sorted((ROOT / "eventstore" / "postgres").rglob("*.py")),
+    "eventstore.esdb": sorted((ROOT / "eventstore").glob("esdb*.py")),
+}
+"""Each store adapter (module prefix) and its files: what two of them share lives beside them in
+`eventstore/` (streams, rows, notify, catchup, persistent/)."""
+
+
+def _modules_imported(path: Path) -> set[tuple[str, int]]:
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {(alias.name, node.lineno) for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add((node.module, node.lineno))
+    return found
+
+
+def test_the_store_adapters_do_not_import_each_other() -> None:
+    assert all(ADAPTERS.values())
+    crossing = [
+        (str(path.relative_to(ROOT)), line, module)
+        for adapter, paths in ADAPTERS.items()
+        for path in paths
+        for module, line in _modules_imported(path)
+        if any(module.startswith(other) for other in ADAPTERS if other != adapter)
+    ]
+    assert crossing == []
