@@ -281,9 +281,9 @@ class PostgresPersistentSubscriptions(PersistentGroups):
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the tables; the members connection opens with the first consumer (a process
+        that never consumes, such as an API process, has none)."""
         await super().start()
-        with contextlib.suppress(*_CONNECTION_ERRORS):
-            await self._connect()
         self._task = asyncio.create_task(self._coordinate(), name="postgres-group-members")
 
     async def close(self) -> None:
@@ -333,11 +333,15 @@ class PostgresPersistentSubscriptions(PersistentGroups):
             record = await self._record(group, stream)
             key = (stream_key(stream), group)
             async with self._lock:
+                if self._conn is None or self._conn.is_closed():
+                    with contextlib.suppress(*_CONNECTION_ERRORS):
+                        await self._connect()  # else the loop connects, and this member waits
                 shared = self._shared.get(key)
                 if shared is None:
                     count = len(await self._group_tables.partitions(group, stream)) or 1
                     shared = _SharedGroup(record, count, self._wake, self._settle)
                     self._shared[key] = shared
+                    self._wake.set()
                 limit = record.settings.max_subscriber_count
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.execute(
@@ -414,6 +418,9 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         runtime at once and meet again."""
         while True:
             try:
+                while not self._shared:
+                    self._wake.clear()
+                    await self._wake.wait()  # the first consumer's group wakes this loop
                 if self._conn is None or self._conn.is_closed():
                     await self._connect()
                     logger.info("event=pg_group_members_connected")
