@@ -12,7 +12,7 @@ one does.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,8 +21,8 @@ from typing import Protocol
 from application.codec import DecodedEvent, decode_event, decode_record
 from application.snapshot import Snapshot
 from application.snapshots import SnapshotStore
-from domain.events import order_stream
-from domain.order import OrderState, evolve
+from domain.events import OrderEvent, order_stream
+from domain.order import OrderState, fold
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
 
 logger = logging.getLogger(__name__)
@@ -260,44 +260,53 @@ class _Fold:
         self.verified = snapshot is None
         self.done = False
         self._last: RecordedEvent | None = None
+        self._trusted = True
         self._max_occurred_at = None if snapshot is None else snapshot.max_occurred_at
 
     def add(self, records: Sequence[RecordedEvent]) -> bool:
         """Fold `records`; False when they prove the snapshot untrustworthy."""
+        self._trusted = True
+        # One `fold` per page builds one state, not one per event; the events are decoded as it
+        # takes them, so everything happens in the order a fold event by event would do it.
+        self.state = fold(self._events(records), self.state)
+        return self._trusted
+
+    def _events(self, records: Sequence[RecordedEvent]) -> Iterator[OrderEvent]:
         snapshot = self.snapshot
         for record in records:
             if self.done:
-                break
+                return
             if snapshot is not None and record.version <= snapshot.version:
                 if record.version < snapshot.version:
                     continue  # a page that starts before the snapshot (the newest events)
                 if str(record.id) != snapshot.last_event_id:
-                    return False
+                    self._trusted = False
+                    return
                 self.verified = True
                 continue
             if snapshot is not None and not self.verified:
                 # The snapshot's own event is hidden (truncated stream): it cannot be checked.
-                return False
+                self._trusted = False
+                return
             if self.until_version is not None and record.version > self.until_version:
                 self.done = True
-                break
+                return
             if self.timed:
                 decoded = decode_record(record)
                 occurred_at = decoded.occurred_at
                 if self.as_of is not None and occurred_at > self.as_of:
                     # A stream is a history: the state as of a moment is a prefix of it.
                     self.done = True
-                    break
+                    return
                 if self._max_occurred_at is None or occurred_at > self._max_occurred_at:
                     self._max_occurred_at = occurred_at
                 event = decoded.event
             else:
                 event = decode_event(record)  # untimed: the metadata is not needed
-            if event is not None:
-                self.state = evolve(self.state, event)
             self.version = record.version
             self._last = record
-        return True
+            if event is not None:
+                yield event
 
     def result(self) -> _Folded:
         """What the events so far fold to."""

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.events import OrderStatus
+from projections.fields import ChangeFields
 from projections.keys import ProjectionKeys, as_text
 from projections.redis_store import view_from_hash
 from projections.views import Change
@@ -78,14 +79,15 @@ class Listener:
 def parse_change(payload: bytes | str) -> Change:
     """A change from the apply script's JSON message."""
     raw: dict[str, Any] = orjson.loads(payload)
+    f = ChangeFields
     return Change(
-        namespace=str(raw["ns"]),
-        order_id=str(raw["id"]),
-        version=int(raw["version"]),
-        customer_id=str(raw["customerId"]),
-        status=OrderStatus(raw["status"]),
-        position=int(raw["position"]),
-        view=view_from_hash(raw["view"]) if raw.get("view") else None,
+        namespace=str(raw[f.NAMESPACE]),
+        order_id=str(raw[f.ORDER_ID]),
+        version=int(raw[f.VERSION]),
+        customer_id=str(raw[f.CUSTOMER_ID]),
+        status=OrderStatus(raw[f.STATUS]),
+        position=int(raw[f.POSITION]),
+        view=view_from_hash(raw[f.VIEW]) if raw.get(f.VIEW) else None,
     )
 
 

@@ -4,13 +4,33 @@ A projection has a prefix (`orders`). Its views live in a namespace `{prefix}:n{
 key `{prefix}:current` names the namespace that serves, `{prefix}:building` the one a rebuild is
 filling. Positions are stored as 20-digit zero-padded decimals so Lua compares them as strings
 (they exceed 2**53, the largest integer a Lua number holds exactly).
+
+The parts of the names inside a namespace are `KeyParts`: the Lua scripts get them as the table
+`KEY` (see `projections.lua_scripts`) and build the same names from them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 POSITION_DIGITS = 20
+
+
+class KeyParts:
+    """What follows a namespace (or a prefix) in a key's name."""
+
+    NAMESPACE: Final = ":n"  # {prefix}:n{seq}
+    ORDER: Final = ":o:"  # the order's hash: {ns}:o:{order id}
+    ALL_INDEX: Final = ":i:all"
+    CUSTOMER_INDEX: Final = ":i:c:"  # {ns}:i:c:{customer}
+    STATUS_INDEX: Final = ":i:s:"  # {ns}:i:s:{status}
+    CUSTOMER_STATUS_INDEX: Final = ":i:cs:"  # {ns}:i:cs:{status}:{customer}
+    STATS: Final = ":stats"
+    META: Final = ":meta"
+    DIRTY: Final = ":dirty"  # orders a rebuild must fetch again
+    CHANGES: Final = ":changes"  # the channel of applied changes
+    SEPARATOR: Final = ":"  # between the parts of an index member and of a name's values
 
 
 def as_text(value: object) -> str:
@@ -25,7 +45,12 @@ def pad_position(position: int) -> str:
 
 def index_member(placed_position: int, order_id: str) -> str:
     """An order's member in the index sorted sets: newest first by lexicographic order."""
-    return f"{pad_position(placed_position)}:{order_id}"
+    return f"{pad_position(placed_position)}{KeyParts.SEPARATOR}{order_id}"
+
+
+def member_order_id(member: str) -> str:
+    """The order id of an `index_member`."""
+    return member[POSITION_DIGITS + len(KeyParts.SEPARATOR) :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +75,17 @@ class ProjectionKeys:
     def switch_channel(self) -> str:
         return f"{self.prefix}:switch"
 
+    def namespace(self, sequence: int) -> str:
+        """The name of the namespace numbered `sequence`."""
+        return f"{self.prefix}{KeyParts.NAMESPACE}{sequence}"
+
+    def namespace_pattern(self, suffix: str) -> str:
+        """A glob matching `suffix` (a `KeyParts` member) in every namespace."""
+        return f"{self.prefix}{KeyParts.NAMESPACE}*{suffix}"
+
     @property
     def changes_pattern(self) -> str:
-        return f"{self.prefix}:n*:changes"
+        return self.namespace_pattern(KeyParts.CHANGES)
 
     @property
     def workers(self) -> str:
@@ -65,38 +98,38 @@ class ProjectionKeys:
 
 @dataclass(frozen=True, slots=True)
 class NamespaceKeys:
-    """Key names inside one namespace; the Lua scripts build the same names."""
+    """Key names inside one namespace; the Lua scripts build the same names from `KeyParts`."""
 
     ns: str
 
     def order(self, order_id: str) -> str:
-        return f"{self.ns}:o:{order_id}"
+        return f"{self.ns}{KeyParts.ORDER}{order_id}"
 
     @property
     def all_index(self) -> str:
-        return f"{self.ns}:i:all"
+        return f"{self.ns}{KeyParts.ALL_INDEX}"
 
     def customer_index(self, customer_id: str) -> str:
-        return f"{self.ns}:i:c:{customer_id}"
+        return f"{self.ns}{KeyParts.CUSTOMER_INDEX}{customer_id}"
 
     def status_index(self, status: str) -> str:
-        return f"{self.ns}:i:s:{status}"
+        return f"{self.ns}{KeyParts.STATUS_INDEX}{status}"
 
     def customer_status_index(self, customer_id: str, status: str) -> str:
-        return f"{self.ns}:i:cs:{status}:{customer_id}"
+        return f"{self.ns}{KeyParts.CUSTOMER_STATUS_INDEX}{status}{KeyParts.SEPARATOR}{customer_id}"
 
     @property
     def stats(self) -> str:
-        return f"{self.ns}:stats"
+        return f"{self.ns}{KeyParts.STATS}"
 
     @property
     def meta(self) -> str:
-        return f"{self.ns}:meta"
+        return f"{self.ns}{KeyParts.META}"
 
     @property
     def dirty(self) -> str:
-        return f"{self.ns}:dirty"
+        return f"{self.ns}{KeyParts.DIRTY}"
 
     @property
     def changes(self) -> str:
-        return f"{self.ns}:changes"
+        return f"{self.ns}{KeyParts.CHANGES}"

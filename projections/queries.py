@@ -20,7 +20,14 @@ from redis.asyncio.client import Pipeline
 
 from domain.events import OrderStatus
 from projections.feed import ChangeFeed
-from projections.keys import POSITION_DIGITS, NamespaceKeys, ProjectionKeys, as_text
+from projections.fields import MetaFields, StatsFields, parse_revenue_field
+from projections.keys import (
+    POSITION_DIGITS,
+    NamespaceKeys,
+    ProjectionKeys,
+    as_text,
+    member_order_id,
+)
 from projections.redis_store import view_from_hash
 from projections.status import projection_statuses
 from projections.views import (
@@ -95,15 +102,15 @@ def _stats_from_hash(raw: dict[Any, Any]) -> DashboardStats:
     position = 0
     for key, value in raw.items():
         name = as_text(key)
-        if name == "orders":
+        if name == StatsFields.ORDERS:
             total = int(value)
-        elif name == "pos":
+        elif name == StatsFields.POSITION:
             position = int(value)
-        elif name.startswith("n:"):
-            counts[OrderStatus(name[2:])] = int(value)
-        elif name.startswith("r:") and int(value):
-            _, status, scale = name.split(":")
-            revenue[OrderStatus(status)] += Decimal(int(value)).scaleb(-int(scale))
+        elif name.startswith(StatsFields.COUNT_PREFIX):
+            counts[OrderStatus(name[len(StatsFields.COUNT_PREFIX) :])] = int(value)
+        elif name.startswith(StatsFields.REVENUE_PREFIX) and int(value):
+            status, scale = parse_revenue_field(name)
+            revenue[OrderStatus(status)] += Decimal(int(value)).scaleb(-scale)
     return DashboardStats(
         total_orders=total,
         by_status=tuple(
@@ -139,7 +146,7 @@ class OrderQueries:
         Redis came back empty, a namespace exists but is being refilled (or the pointer still
         names one that is gone), and its partial content must not pass for the truth."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hget(keys.meta, "ready")
+            pipe.hget(keys.meta, MetaFields.READY)
             for read in reads:
                 read(pipe)
             ready, *replies = await pipe.execute()
@@ -230,7 +237,7 @@ class OrderQueries:
         members = [as_text(m) for m in raw_members]
         page, more = members[:first], len(members) > first
         hashes = await self._read_ready(
-            keys, *(_hgetall(keys.order(m[POSITION_DIGITS + 1 :])) for m in page)
+            keys, *(_hgetall(keys.order(member_order_id(m))) for m in page)
         )
         pairs = [(m, v) for m, h in zip(page, hashes, strict=True) if (v := view_from_hash(h))]
         cursors = tuple(encode_cursor(m) for m, _ in pairs)

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from domain.events import order_stream
 from eventstore.port import EventStore
 from projections.decoding import to_change
-from projections.keys import NamespaceKeys, as_text
+from projections.fields import OrderFields
+from projections.keys import KeyParts, NamespaceKeys, as_text
 from projections.queries import POINTER_TTL
 from projections.recovery import PAGE_SIZE, CatchUpResult, Progress, catch_up
 from projections.redis_store import RedisViewStore
@@ -58,7 +59,7 @@ async def _fix_dirty(store: EventStore, views: RedisViewStore, namespace: str) -
     while raw := await views.redis.spop(keys.dirty, 500):
         for member in raw:
             order_id = as_text(member)
-            stored = await views.redis.hget(keys.order(order_id), "version")
+            stored = await views.redis.hget(keys.order(order_id), OrderFields.VERSION)
             version = int(stored) if stored is not None else 0
             records = await store.read_stream(order_stream(order_id), from_version=version + 1)
             changes = [to_change(r) for r in records]
@@ -158,7 +159,9 @@ async def rebuild(
 async def _other_namespaces(views: RedisViewStore, keep: str) -> list[str]:
     """Namespaces of this projection other than `keep` (the old one, and any a crash left)."""
     found = set()
-    async for key in views.redis.scan_iter(match=f"{views.keys.prefix}:n*:meta", count=1000):
-        found.add(as_text(key).removesuffix(":meta"))
+    async for key in views.redis.scan_iter(
+        match=views.keys.namespace_pattern(KeyParts.META), count=1000
+    ):
+        found.add(as_text(key).removesuffix(KeyParts.META))
     current = await views.current_namespace()
     return sorted(ns for ns in found if ns not in (keep, current))

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -20,7 +19,9 @@ from redis.commands.core import AsyncScript
 
 from application.codec import item_from_wire, item_to_wire
 from domain.events import OrderStatus
+from projections.fields import MetaFields, OrderFields
 from projections.keys import NamespaceKeys, ProjectionKeys, as_text, pad_position
+from projections.lua_scripts import script_source
 from projections.mapping import ChangeKind, ViewChange, money_units
 from projections.views import OrderView
 
@@ -40,10 +41,6 @@ class ApplyResult(StrEnum):
 CHUNK = 250
 """Changes per script call: enough to amortise a call's overhead, short enough (a few ms of
 server time) not to stall other clients; a batch is several calls in one pipeline."""
-
-
-def _script(name: str) -> str:
-    return resources.files("projections.lua").joinpath(name).read_text(encoding="utf-8")
 
 
 def change_args(change: ViewChange) -> list[str]:
@@ -89,21 +86,22 @@ def view_from_hash(raw: dict[Any, Any]) -> OrderView | None:
     if not raw:
         return None
     h = {as_text(k): as_text(v) for k, v in raw.items()}
-    items = tuple(item_from_wire(i) for i in orjson.loads(h["items"] or "[]"))
+    f = OrderFields
+    items = tuple(item_from_wire(i) for i in orjson.loads(h[f.ITEMS] or "[]"))
     return OrderView(
-        id=str(h["id"]),
-        customer_id=str(h["cust"]),
-        status=OrderStatus(str(h["status"])),
+        id=h[f.ID],
+        customer_id=h[f.CUSTOMER],
+        status=OrderStatus(h[f.STATUS]),
         items=items,
-        item_count=int(str(h["count"])),
-        total=Decimal(str(h["total"])),
-        tracking_id=h.get("track"),
-        carrier=h.get("carrier"),
-        created_at=datetime.fromisoformat(str(h["created"])),
-        updated_at=datetime.fromisoformat(str(h["updated"])),
-        version=int(str(h["version"])),
-        position=int(str(h["pos"])),
-        placed_position=int(str(h["ppos"])),
+        item_count=int(h[f.ITEM_COUNT]),
+        total=Decimal(h[f.TOTAL]),
+        tracking_id=h.get(f.TRACKING_ID),
+        carrier=h.get(f.CARRIER),
+        created_at=datetime.fromisoformat(h[f.CREATED]),
+        updated_at=datetime.fromisoformat(h[f.UPDATED]),
+        version=int(h[f.VERSION]),
+        position=int(h[f.POSITION]),
+        placed_position=int(h[f.PLACED_POSITION]),
     )
 
 
@@ -113,10 +111,10 @@ class RedisViewStore:
     def __init__(self, redis: Redis, *, prefix: str = "orders") -> None:
         self.redis = redis
         self.keys = ProjectionKeys(prefix)
-        self._apply: AsyncScript = redis.register_script(_script("apply.lua"))
-        self._ensure: AsyncScript = redis.register_script(_script("ensure_namespace.lua"))
-        self._watermark: AsyncScript = redis.register_script(_script("watermark.lua"))
-        self._switch: AsyncScript = redis.register_script(_script("switch.lua"))
+        self._apply: AsyncScript = redis.register_script(script_source("apply.lua"))
+        self._ensure: AsyncScript = redis.register_script(script_source("ensure_namespace.lua"))
+        self._watermark: AsyncScript = redis.register_script(script_source("watermark.lua"))
+        self._switch: AsyncScript = redis.register_script(script_source("switch.lua"))
 
     async def apply(self, change: ViewChange, *, namespace: str = "") -> ApplyResult:
         """Apply one change (see `apply_batch`)."""
@@ -163,8 +161,8 @@ class RedisViewStore:
     async def new_namespace(self) -> str:
         """A fresh, empty, not-ready namespace beside the serving one (for a rebuild)."""
         seq = await self.redis.incr(self.keys.sequence)
-        ns = f"{self.keys.prefix}:n{seq}"
-        await self.redis.hset(NamespaceKeys(ns).meta, "ready", "0")
+        ns = self.keys.namespace(seq)
+        await self.redis.hset(NamespaceKeys(ns).meta, MetaFields.READY, "0")
         return ns
 
     async def watermark(self, namespace: str | None = None) -> tuple[int | None, bool]:
@@ -172,7 +170,9 @@ class RedisViewStore:
         ns = namespace or await self.current_namespace()
         if ns is None:
             return None, False
-        mark, ready = await self.redis.hmget(NamespaceKeys(ns).meta, ["wm", "ready"])
+        mark, ready = await self.redis.hmget(
+            NamespaceKeys(ns).meta, [MetaFields.WATERMARK, MetaFields.READY]
+        )
         return (int(mark) if mark is not None else None), as_text(ready) == "1"
 
     async def raise_watermark(

@@ -32,6 +32,7 @@ from eventstore.port import (
     SubscriptionSettings,
 )
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
+from projections.fields import StatsFields
 from projections.keys import NamespaceKeys
 from projections.mapping import ViewChange
 from projections.recovery import ViewsLost, recover
@@ -288,7 +289,7 @@ class ProjectorRunner:
         await self._publish_status_quietly()
 
     async def _measure_lag(self, namespace: str) -> None:
-        raw = await self.views.redis.hget(NamespaceKeys(namespace).stats, "pos")
+        raw = await self.views.redis.hget(NamespaceKeys(namespace).stats, StatsFields.POSITION)
         if raw is not None:
             self.position = max(self.position or 0, int(raw))
         start = None if self.position is None else self.position + 1

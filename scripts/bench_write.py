@@ -11,6 +11,13 @@ server's ESDB_URL at it (its speed is the embedded store's behind Python gRPC, n
 `--server-env ESDB_URL=...` targets a real EventStoreDB. `--store postgres` runs the server on a
 throwaway PostgreSQL database (DATABASE_URL) and, in the same interleaved rounds, an embedded
 server to compare with; it reports the appends per commit the log shows (group commit).
+
+Long orders: `--amend N` puts N `addItem` / `removeItem` commands (alternately, N rounded up to
+even) between the place and the pay of every flow, so orders grow past the snapshot interval, and
+`--snapshot-every 50 20` runs one embedded server per interval (SNAPSHOT_EVERY) in the same
+interleaved rounds: what taking snapshots more often costs the write path.
+
+    python -m scripts.bench_write --flows 100 --amend 60 --snapshot-every 50 20 --no-baseline
 """
 
 from __future__ import annotations
@@ -62,6 +69,16 @@ PLACE = (
 )
 PAY = f"""mutation Pay($input: TakePaymentInput!) {{ takePayment(input: $input) {{ {RESULT} }} }}"""
 SHIP = f"""mutation Ship($input: ShipOrderInput!) {{ shipOrder(input: $input) {{ {RESULT} }} }}"""
+ADD = f"""mutation Add($input: AddItemInput!) {{ addItem(input: $input) {{ {RESULT} }} }}"""
+REMOVE = (
+    f"""mutation Remove($input: RemoveItemInput!) {{ removeItem(input: $input) {{ {RESULT} }} }}"""
+)
+
+
+COMMAND_PATH_PARTS = ("store", "writes")
+"""The /healthz parts a server without projectors needs ok to take commands: nothing fills its
+views (on the embedded store the projectors' groups live in the serving process), so its `views`
+part stays unavailable and /healthz answers 503 for as long as it runs."""
 
 
 def staff_token(secret: str) -> str:
@@ -69,8 +86,20 @@ def staff_token(secret: str) -> str:
     return jwt.encode({"sub": "bench", "role": "staff", "exp": 2**31 - 1}, secret, "HS256")
 
 
-def flow_variables(run: str, n: int) -> list[tuple[str, dict[str, object]]]:
-    """One order's life: place (two lines), pay the total, ship."""
+def amendments(order_id: str, count: int) -> list[tuple[str, dict[str, object]]]:
+    """`count` (rounded up to even) commands that add a line and remove it again, in turns: the
+    order grows by `count` events and ends with the total it started with."""
+    commands: list[tuple[str, dict[str, object]]] = []
+    for k in range(0, count, 2):
+        product = f"extra-{k}"
+        item = {"productId": product, "name": "Extra", "price": "1.25", "qty": 1}
+        commands.append((ADD, {"input": {"orderId": order_id, "item": item}}))
+        commands.append((REMOVE, {"input": {"orderId": order_id, "productId": product}}))
+    return commands
+
+
+def flow_variables(run: str, n: int, amend: int = 0) -> list[tuple[str, dict[str, object]]]:
+    """One order's life: place (two lines), `amend` amendments, pay the total, ship."""
     order_id = f"bench-{run}-{n}"
     items = [
         {"productId": "sku-1", "name": "Widget", "price": "12.50", "qty": 2},
@@ -78,6 +107,7 @@ def flow_variables(run: str, n: int) -> list[tuple[str, dict[str, object]]]:
     ]
     return [
         (PLACE, {"input": {"orderId": order_id, "customerId": f"c-{n % 97}", "items": items}}),
+        *amendments(order_id, amend),
         (
             PAY,
             {
@@ -180,13 +210,14 @@ async def run_round(
     token: str,
     client: str,
     progress: Progress,
+    amend: int = 0,
 ) -> tuple[RunStats, float, float | None]:
     """One run of `count` fresh flows: its stats, the load generator's CPU seconds and the
     server's (None when unknown)."""
     endpoint = Endpoint.from_url(target.url)
     run = uuid.uuid4().hex[:10]
-    plans = [flow_variables(run, n) for n in range(count)]
-    task = progress.add_task(f"{target.label}: {name}", total=count * 3)
+    plans = [flow_variables(run, n, amend) for n in range(count)]
+    task = progress.add_task(f"{target.label}: {name}", total=sum(len(p) for p in plans))
 
     def advance(commands: int, task_id: TaskID = task) -> None:
         progress.advance(task_id, commands)
@@ -221,6 +252,7 @@ async def run_interleaved(
     token: str,
     client: str,
     progress: Progress,
+    amend: int = 0,
 ) -> list[Rounds]:
     """Warm every target up, then `rounds` times one round of each target in turn (A, B, A, B,
     ...), so a machine that speeds up or slows down during the run skews every target alike."""
@@ -235,6 +267,7 @@ async def run_interleaved(
                 token=token,
                 client=client,
                 progress=progress,
+                amend=amend,
             )
     for round_no in range(1, rounds + 1):
         for rounds_of in gathered:
@@ -246,6 +279,7 @@ async def run_interleaved(
                 token=token,
                 client=client,
                 progress=progress,
+                amend=amend,
             )
             rounds_of.results.append(stats)
             rounds_of.loadgen_cpu_s += loadgen
@@ -303,8 +337,10 @@ def _own_cpu_seconds() -> float:
 
 def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
     """The README table."""
+    commands = len(flow_variables("", 0, args.amend))
+    shape = f"place/{args.amend} amendments/pay/ship" if args.amend else "place/pay/ship"
     lines = [
-        f"{args.flows} place/pay/ship flows ({args.flows * 3} commands), "
+        f"{args.flows} {shape} flows ({args.flows * commands} commands), "
         f"{args.concurrency} concurrent keep-alive clients, "
         f"median of {args.rounds} interleaved rounds, "
         f"{os.cpu_count()} CPUs, client `{args.client}`:",
@@ -319,7 +355,12 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             f"| {s.label} | {s.throughput:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} "
             f"| {server} | {s.loadgen_us_per_command:.0f} µs |"
         )
-    if len(summaries) == 2 and summaries[1].throughput and not hasattr(args, "commit_stats"):
+    if (
+        len(summaries) == 2
+        and summaries[1].throughput
+        and not hasattr(args, "commit_stats")
+        and not args.snapshot_every
+    ):
         ratio = summaries[0].throughput / summaries[1].throughput
         pairs = ", ".join(
             f"{f / b:.2f}"
@@ -343,6 +384,23 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             f"events in {stats.appends:,} appends over {stats.commits:,} commits, "
             f"**{stats.appends_per_commit:.1f} appends per commit** (group commit).",
         ]
+    if args.snapshot_every and len(args.snapshot_every) >= 2:
+        first = summaries[0]
+        for every, other in zip(args.snapshot_every[1:], summaries[1:], strict=False):
+            if not first.throughput:
+                break
+            pairs = ", ".join(
+                f"{o / f:.2f}"
+                for o, f in zip(other.round_throughputs, first.round_throughputs, strict=True)
+                if f
+            )
+            lines += [
+                "",
+                f"Snapshots every {every} / every {args.snapshot_every[0]} events: "
+                f"**{pair_ratio(other, first):.2f}x** the commands/s (median of the per-round "
+                f"ratios {pairs}), {other.server_us_per_command or 0:.0f} / "
+                f"{first.server_us_per_command or 0:.0f} µs of server CPU per command.",
+            ]
     load = os.getloadavg()[0]
     lines += [
         "",
@@ -386,6 +444,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the no-op baseline")
     parser.add_argument(
+        "--amend",
+        type=int,
+        default=0,
+        metavar="N",
+        help="addItem/removeItem commands between place and pay in every flow (rounded up to even)",
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        nargs="+",
+        metavar="EVENTS",
+        help="one embedded server per snapshot interval (SNAPSHOT_EVERY), in interleaved rounds",
+    )
+    parser.add_argument(
         "--no-projectors",
         action="store_true",
         help="serve without in-process projectors (`serve --no-projectors`): the command path "
@@ -403,6 +475,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for pair in args.server_env:
         if "=" not in pair:
             parser.error(f"--server-env takes K=V, got {pair!r}")
+    if args.snapshot_every and (args.url or args.store != "embedded"):
+        parser.error("--snapshot-every starts embedded servers: not with --url or --store")
+    if args.amend < 0:
+        parser.error("--amend takes a count >= 0")
     if args.store == "esdb" and (
         args.url or any(p.startswith("ESDB_URL=") for p in args.server_env)
     ):
@@ -433,13 +509,6 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                 if args.store == "postgres":
                     database = await _postgres.create_database("bench_write")
                     env["DATABASE_URL"] = database
-                server = ServerProcess(
-                    data_dir=root / "data", jwt_secret=secret, log_path=root / "server.log", env=env
-                )
-                if args.no_projectors:
-                    server.command = [*serve_command(), "--no-projectors"]
-                started.append(server)
-                await asyncio.to_thread(server.start)
                 store = {
                     "esdb": "EventStoreDB test server",
                     "embedded": "embedded SQLite",
@@ -449,13 +518,29 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     store = "EventStoreDB"
                 if args.no_projectors:
                     store += ", no in-process projectors"
-                targets.append(
-                    Target(
-                        label=f"full command path ({store})",
-                        url=server.url,
-                        pid=server.pid,
+                intervals: list[int | None] = list(args.snapshot_every or [None])
+                for every in intervals:
+                    server_env = env if every is None else {**env, "SNAPSHOT_EVERY": str(every)}
+                    name = "server" if every is None else f"server-every-{every}"
+                    server = ServerProcess(
+                        data_dir=root / name,
+                        jwt_secret=secret,
+                        log_path=root / f"{name}.log",
+                        env=server_env,
+                        ready_parts=COMMAND_PATH_PARTS if args.no_projectors else None,
                     )
-                )
+                    if args.no_projectors:
+                        server.command = [*serve_command(), "--no-projectors"]
+                    started.append(server)
+                    await asyncio.to_thread(server.start)
+                    label = store if every is None else f"{store}, snapshots every {every}"
+                    targets.append(
+                        Target(
+                            label=f"full command path ({label})",
+                            url=server.url,
+                            pid=server.pid,
+                        )
+                    )
             if database is not None:
                 embedded_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
                 embedded = ServerProcess(
@@ -463,6 +548,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     jwt_secret=secret,
                     log_path=root / "embedded.log",
                     env=embedded_env,
+                    ready_parts=COMMAND_PATH_PARTS if args.no_projectors else None,
                 )
                 if args.no_projectors:
                     embedded.command = [*serve_command(), "--no-projectors"]
@@ -501,6 +587,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
             ) as progress:
                 gathered = await run_interleaved(
                     targets,
+                    amend=args.amend,
                     flows=args.flows,
                     concurrency=args.concurrency,
                     rounds=args.rounds,

@@ -7,6 +7,7 @@ CONTRACT section 3).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -145,6 +146,9 @@ def _environment_without_external_services() -> dict[str, str]:
 class ServerProcess(_Subprocess):
     """One server subprocess: started on `start()`, healthy when `/healthz` answers 200.
 
+    With `ready_parts` it counts as started once those parts of `/healthz`'s details are ok,
+    whatever the others say: `serve --no-projectors` on the embedded store has no projector to
+    fill the views, so its `views` part never becomes ok, while its command path serves.
     Its stdout and stderr go to `log_path`, whose tail is quoted when something goes wrong.
     """
 
@@ -157,12 +161,14 @@ class ServerProcess(_Subprocess):
         log_path: Path,
         port: int | None = None,
         env: Mapping[str, str] | None = None,
+        ready_parts: Sequence[str] | None = None,
     ) -> None:
         super().__init__(log_path=log_path, port=port)
         self.command = list(command) if command is not None else serve_command()
         self.data_dir = data_dir
         self.jwt_secret = jwt_secret
         self._extra_env = dict(env or {})
+        self.ready_parts = tuple(ready_parts) if ready_parts is not None else None
 
     @property
     def url(self) -> str:
@@ -177,6 +183,8 @@ class ServerProcess(_Subprocess):
             HOST="127.0.0.1",
             JWT_SECRET=self.jwt_secret,
         )
+        if self.ready_parts is not None:
+            env["HEALTH_DETAILS"] = "open"  # the parts are read without a token
         env.update(self._extra_env)
         return env
 
@@ -198,6 +206,16 @@ class ServerProcess(_Subprocess):
         try:
             with _NO_PROXY.open(f"{self.url}/healthz", timeout=2) as response:
                 return bool(response.status == 200)
+        except urllib.error.HTTPError as error:
+            # 503: some part is down; enough when it is none of `ready_parts`.
+            if self.ready_parts is None or error.code != 503:
+                return False
+            with error:
+                try:
+                    body = json.loads(error.read() or b"{}")
+                except ValueError:
+                    return False
+            return isinstance(body, dict) and all(body.get(p) == "ok" for p in self.ready_parts)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
 

@@ -3,9 +3,9 @@
 -- watermark (padded). Returns the old namespace ('' if none), or 'dirty' / 'aborted'.
 local ns = ARGV[1]
 if redis.call('GET', KEYS[2]) ~= ns then return 'aborted' end
-if redis.call('SCARD', ns .. ':dirty') > 0 then return 'dirty' end
+if redis.call('SCARD', ns .. KEY.dirty) > 0 then return 'dirty' end
 local old = redis.call('GET', KEYS[1])
-redis.call('HSET', ns .. ':meta', 'ready', '1', 'wm', ARGV[2])
+redis.call('HSET', ns .. KEY.meta, META.ready, '1', META.watermark, ARGV[2])
 redis.call('SET', KEYS[1], ns)
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', KEYS[3], ns)

@@ -5,12 +5,12 @@
 local ns = redis.call('GET', KEYS[1])
 if not ns then return 'reset' end
 if ARGV[3] ~= '' and ARGV[3] ~= ns then return 'moved' end
-local meta = ns .. ':meta'
+local meta = ns .. KEY.meta
 if ARGV[2] == '1' then
-  redis.call('HSET', meta, 'ready', '1')
-elseif redis.call('HGET', meta, 'ready') ~= '1' then
+  redis.call('HSET', meta, META.ready, '1')
+elseif redis.call('HGET', meta, META.ready) ~= '1' then
   return 'notready'
 end
-local mark = redis.call('HGET', meta, 'wm')
-if not mark or ARGV[1] > mark then redis.call('HSET', meta, 'wm', ARGV[1]) end
+local mark = redis.call('HGET', meta, META.watermark)
+if not mark or ARGV[1] > mark then redis.call('HSET', meta, META.watermark, ARGV[1]) end
 return 'ok'
