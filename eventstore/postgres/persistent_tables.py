@@ -1,6 +1,11 @@
 """Durable state of persistent-subscription groups in PostgreSQL: definitions, checkpoints and
 parked events, shared by every process on the database.
 
+A group is split into fixed partitions by its pin key (`partition_key`, `partition_of`):
+`PARTITIONS` for a group on $all, one for a group on a stream. Each partition has its own
+checkpoint; the group's is the lowest of them. A process runs only the partitions it owns (see
+`persistent`), and its runtime checkpoints those (`for_partitions`).
+
 A running group (`eventstore.persistent.group.GroupRuntime`) parks and checkpoints from the event
 loop without waiting. Here those two writes go into one ordered queue that a task drains: a park
 is always stored before the checkpoint that passes it, so a crash in between loses at most the
@@ -11,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
+import orjson
 
 from eventstore.persistent.records import (
     ALL_KEY,
@@ -24,7 +32,7 @@ from eventstore.persistent.records import (
     settings_to_json,
     stream_key,
 )
-from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.port import ConsumerStrategy, RecordedEvent, SubscriptionSettings
 from eventstore.rows import row_to_event
 
 logger = logging.getLogger(__name__)
@@ -35,6 +43,36 @@ _PARKED_COLUMNS = (
 )
 
 Write = Callable[[Any], Awaitable[object]]
+
+PARTITIONS = 16
+"""Partitions of a new group on $all (a group on one stream has one)."""
+
+# The group's checkpoint: the lowest of its partitions' (None while any has none).
+_CHECKPOINT = (
+    "(SELECT CASE WHEN bool_or(p.checkpoint IS NULL) THEN NULL ELSE min(p.checkpoint) END"
+    " FROM es_persistent_partitions p"
+    " WHERE p.stream_key = g.stream_key AND p.group_name = g.group_name) AS checkpoint"
+)
+_GROUP_COLUMNS = (
+    f"g.stream_key, g.group_name, g.settings::text AS settings, g.start_after, {_CHECKPOINT}"
+)
+
+
+def partition_key(strategy: ConsumerStrategy, stream: str, metadata: bytes) -> str:
+    """What an event is partitioned by: what the group pins by (its `$correlationId` for
+    PinnedByCorrelation, when it has one), else its stream."""
+    if strategy is ConsumerStrategy.PINNED_BY_CORRELATION:
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            correlation = orjson.loads(metadata).get("$correlationId")
+            if isinstance(correlation, str):
+                return correlation
+    return stream
+
+
+def partition_of(key: str, count: int) -> int:
+    """The partition, of a group with `count`, of the events with this `partition_key`: they all
+    go to one partition, so a pinned group keeps their order."""
+    return zlib.crc32(key.encode()) % count if count > 1 else 0
 
 
 def _record(row: Any, group: str | None = None, stream: str | None = None) -> GroupRecord:
@@ -55,6 +93,18 @@ class PostgresGroupTables:
         self._pool = pool
         self._writes: asyncio.Queue[Write | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._partitions: list[int] | None = None  # a view's: the partitions it checkpoints
+        self._on_save: Callable[[int], None] | None = None
+
+    def for_partitions(
+        self, partitions: Iterable[int], on_save: Callable[[int], None]
+    ) -> PostgresGroupTables:
+        """The same tables (and write queue) for a runtime that runs only `partitions`: its
+        checkpoints go to those partitions, and `on_save` hears of each."""
+        view = copy.copy(self)
+        view._partitions = sorted(partitions)
+        view._on_save = on_save
+        return view
 
     async def start(self) -> None:
         """Start the task that stores parks and checkpoints in order."""
@@ -132,15 +182,26 @@ class PostgresGroupTables:
         self._writes.put_nowait(write)
 
     def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None:
-        """Record that everything up to `checkpoint` is done (never moves backwards)."""
+        """Record that everything up to `checkpoint` is done in this view's partitions (every
+        partition when it is no view); a checkpoint never moves backwards."""
+        if self._on_save is not None:
+            self._on_save(checkpoint)
+        self.advance(group, stream, self._partitions, checkpoint)
+
+    def advance(
+        self, group: str, stream: str | None, partitions: list[int] | None, checkpoint: int
+    ) -> None:
+        """Queue: `partitions` (None: all) are done up to `checkpoint` (never backwards)."""
 
         async def write(conn: Any) -> None:
             await conn.execute(
-                "UPDATE es_persistent_groups SET checkpoint = $1 WHERE stream_key = $2"
-                " AND group_name = $3 AND (checkpoint IS NULL OR checkpoint < $1)",
+                "UPDATE es_persistent_partitions SET checkpoint = $1 WHERE stream_key = $2"
+                " AND group_name = $3 AND (checkpoint IS NULL OR checkpoint < $1)"
+                " AND ($4::int[] IS NULL OR partition = ANY ($4::int[]))",
                 checkpoint,
                 stream_key(stream),
                 group,
+                partitions,
             )
 
         self._writes.put_nowait(write)
@@ -148,17 +209,30 @@ class PostgresGroupTables:
     # -- definitions and queries -----------------------------------------------------------------
 
     async def insert_group(self, record: GroupRecord) -> bool:
-        """Store a new group; False if one of that name exists."""
-        status: str = await self._pool.execute(
-            "INSERT INTO es_persistent_groups (stream_key, group_name, settings, start_after,"
-            " checkpoint) VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT DO NOTHING",
-            stream_key(record.stream),
-            record.group,
-            settings_to_json(record.settings).decode(),
-            record.start_after,
-            record.checkpoint,
-        )
-        return status.endswith(" 1")
+        """Store a new group and its partitions; False if one of that name exists."""
+        key = stream_key(record.stream)
+        count = PARTITIONS if record.stream is None else 1
+        async with self._pool.acquire() as conn, conn.transaction():
+            status: str = await conn.execute(
+                "INSERT INTO es_persistent_groups (stream_key, group_name, settings, start_after,"
+                " checkpoint) VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT DO NOTHING",
+                key,
+                record.group,
+                settings_to_json(record.settings).decode(),
+                record.start_after,
+                record.checkpoint,
+            )
+            if not status.endswith(" 1"):
+                return False
+            await conn.execute(
+                "INSERT INTO es_persistent_partitions (stream_key, group_name, partition,"
+                " checkpoint) SELECT $1, $2, p, $4 FROM generate_series(0, $3 - 1) p",
+                key,
+                record.group,
+                count,
+                record.checkpoint,
+            )
+        return True
 
     async def update_group(
         self,
@@ -187,18 +261,21 @@ class PostgresGroupTables:
                 key,
                 group,
             )
-            await conn.execute(
-                "DELETE FROM es_persistent_parked WHERE stream_key = $1 AND group_name = $2",
-                key,
-                group,
-            )
+            for table in (
+                "es_persistent_parked",
+                "es_persistent_partitions",
+                "es_persistent_members",
+            ):
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE stream_key = $1 AND group_name = $2", key, group
+                )
         return status.endswith(" 1")
 
     async def get_group(self, group: str, stream: str | None) -> GroupRecord | None:
         """One group, or None."""
         row = await self._pool.fetchrow(
-            "SELECT stream_key, group_name, settings::text AS settings, start_after, checkpoint"
-            " FROM es_persistent_groups WHERE stream_key = $1 AND group_name = $2",
+            f"SELECT {_GROUP_COLUMNS} FROM es_persistent_groups g"
+            " WHERE g.stream_key = $1 AND g.group_name = $2",
             stream_key(stream),
             group,
         )
@@ -206,15 +283,12 @@ class PostgresGroupTables:
 
     async def list_groups(self, stream: str | None, *, every_stream: bool) -> list[GroupRecord]:
         """The groups on `stream` ($all when None), or on every target when `every_stream`."""
-        sql = (
-            "SELECT stream_key, group_name, settings::text AS settings, start_after, checkpoint"
-            " FROM es_persistent_groups"
-        )
+        sql = f"SELECT {_GROUP_COLUMNS} FROM es_persistent_groups g"
         params: tuple[str, ...] = ()
         if not every_stream:
-            sql += " WHERE stream_key = $1"
+            sql += " WHERE g.stream_key = $1"
             params = (stream_key(stream),)
-        rows = await self._pool.fetch(sql + " ORDER BY stream_key, group_name", *params)
+        rows = await self._pool.fetch(sql + " ORDER BY g.stream_key, g.group_name", *params)
         return [_record(row) for row in rows]
 
     async def count_parked(self, group: str, stream: str | None) -> int:
@@ -252,3 +326,83 @@ class PostgresGroupTables:
                 group,
             )
         return [row_to_event(tuple(row)[1:]) for row in sorted(rows, key=lambda r: r[0])]
+
+    # -- partitions and replay requests ----------------------------------------------------------
+
+    async def partitions(self, group: str, stream: str | None) -> dict[int, tuple[int | None, int]]:
+        """Each partition of the group: (its checkpoint, the replay request it last acted on)."""
+        await self.flush()
+        rows = await self._pool.fetch(
+            "SELECT partition, checkpoint, replayed FROM es_persistent_partitions"
+            " WHERE stream_key = $1 AND group_name = $2",
+            stream_key(stream),
+            group,
+        )
+        return {row["partition"]: (row["checkpoint"], row["replayed"]) for row in rows}
+
+    async def request_replay(self, group: str, stream: str | None, channel: str) -> int:
+        """Ask every owner of the group's partitions to replay their parked events (notifying
+        `channel`); the request's number."""
+        key = stream_key(stream)
+        async with self._pool.acquire() as conn, conn.transaction():
+            number: int = await conn.fetchval(
+                "UPDATE es_persistent_groups SET replay = replay + 1"
+                " WHERE stream_key = $1 AND group_name = $2 RETURNING replay",
+                key,
+                group,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", channel, f"{key}::{group}")
+        return number
+
+    async def replay_request(self, group: str, stream: str | None) -> int | None:
+        """The number of the group's newest replay request (None: the group is gone)."""
+        value: int | None = await self._pool.fetchval(
+            "SELECT replay FROM es_persistent_groups WHERE stream_key = $1 AND group_name = $2",
+            stream_key(stream),
+            group,
+        )
+        return value
+
+    async def take_parked_of(
+        self,
+        group: str,
+        stream: str | None,
+        partitions: set[int],
+        count: int,
+        strategy: ConsumerStrategy,
+        request: int,
+    ) -> list[RecordedEvent]:
+        """Remove and return the parked events of `partitions` (of `count`, by `strategy`'s
+        `partition_key`), marking those as having acted on replay request `request`, in one
+        transaction."""
+        await self.flush()
+        key = stream_key(stream)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE es_persistent_partitions SET replayed = $3 WHERE stream_key = $1"
+                " AND group_name = $2 AND partition = ANY ($4::int[]) AND replayed < $3",
+                key,
+                group,
+                request,
+                sorted(partitions),
+            )
+            rows = await conn.fetch(
+                "SELECT seq, stream, metadata FROM es_persistent_parked WHERE stream_key = $1"
+                " AND group_name = $2 FOR UPDATE",
+                key,
+                group,
+            )
+            seqs = [
+                r["seq"]
+                for r in rows
+                if partition_of(partition_key(strategy, r["stream"], r["metadata"]), count)
+                in partitions
+            ]
+            if not seqs:
+                return []
+            taken = await conn.fetch(
+                f"DELETE FROM es_persistent_parked WHERE seq = ANY ($1::bigint[])"
+                f" RETURNING seq, {_PARKED_COLUMNS}",
+                seqs,
+            )
+        return [row_to_event(tuple(row)[1:]) for row in sorted(taken, key=lambda r: r[0])]

@@ -24,6 +24,10 @@ _MIGRATION_LOCK = 0x6F72_6465_7273_0000
 NOTIFY_CHANNEL = "es_events"
 """The LISTEN/NOTIFY channel every append batch notifies on commit (payload: the new head)."""
 
+MEMBERS_CHANNEL = "es_group_members"
+"""The channel a group's members notify when its membership, ownership or replay requests change
+(payload: `<target>::<group>`)."""
+
 # Expectation codes passed to es_append (exact versions are >= 1).
 EXPECT_NO_STREAM = 0
 EXPECT_ANY = -1
@@ -293,7 +297,36 @@ RETURNS TABLE (
 $fn$;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Groups shared by processes: a group is split into fixed partitions (each with its own checkpoint,
+# and the replay request it last acted on), run by the members owning them. The partitions start
+# at their group's checkpoint, and es_persistent_groups.checkpoint is no longer written.
+_V3 = r"""
+CREATE TABLE es_persistent_partitions (
+    stream_key text   NOT NULL,
+    group_name text   NOT NULL,
+    partition  int    NOT NULL,
+    checkpoint bigint,
+    replayed   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (stream_key, group_name, partition)
+);
+INSERT INTO es_persistent_partitions (stream_key, group_name, partition, checkpoint)
+SELECT g.stream_key, g.group_name, p, g.checkpoint
+  FROM es_persistent_groups g,
+       generate_series(0, CASE WHEN g.stream_key = '$all' THEN 15 ELSE 0 END) p;
+ALTER TABLE es_persistent_groups ADD COLUMN replay bigint NOT NULL DEFAULT 0;
+CREATE TABLE es_persistent_members (
+    stream_key  text        NOT NULL,
+    group_name  text        NOT NULL,
+    member_id   text        NOT NULL,
+    backend_pid int         NOT NULL,
+    consumers   int         NOT NULL,
+    delivered   bigint      NOT NULL DEFAULT 0,
+    heartbeat   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (stream_key, group_name, member_id)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """Migration n + 1 takes the schema from version n to n + 1. Append, never edit."""
 
 

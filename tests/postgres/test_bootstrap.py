@@ -12,8 +12,10 @@ import pytest
 from api.bootstrap import open_store
 from api.cli import main
 from api.config import Settings
-from eventstore.port import NO_STREAM
+from eventstore.persistent.records import settings_to_json
+from eventstore.port import NO_STREAM, SubscriptionSettings
 from eventstore.postgres import PostgresEventStore, schema
+from eventstore.postgres.persistent_tables import PARTITIONS
 from eventstore.postgres.schema import MIGRATIONS
 from tests.contract.conftest import new_events, unique_stream
 from tests.postgres_db import fresh_database, session_database_url
@@ -105,3 +107,35 @@ async def test_a_database_left_at_an_older_version_is_migrated_forward(
 
 
 _EVENT_FIELDS = ("id", "type", "data", "metadata", "content_type")
+
+
+async def test_groups_of_a_database_before_partitions_keep_their_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with fresh_database() as url:
+        monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+        conn = await asyncpg.connect(url)
+        try:
+            await schema.migrate(conn)
+            await conn.execute(
+                "INSERT INTO es_persistent_groups (stream_key, group_name, settings, start_after,"
+                " checkpoint) VALUES ('$all', 'old', $1::jsonb, NULL, 5),"
+                " ('s-1', 'old', $1::jsonb, NULL, 3)",
+                settings_to_json(SubscriptionSettings()).decode(),
+            )
+        finally:
+            await conn.close()
+        monkeypatch.undo()
+        store = await PostgresEventStore.open(url, pool_size=2)
+        try:
+            assert (await store.groups.get_subscription_info("old")).checkpoint == 5
+            on_stream = await store.groups.get_subscription_info("old", stream="s-1")
+            assert on_stream.checkpoint == 3
+            async with store._pool.acquire() as conn:
+                counts = await conn.fetch(
+                    "SELECT stream_key, count(*) FROM es_persistent_partitions"
+                    " GROUP BY stream_key ORDER BY stream_key"
+                )
+            assert [tuple(row) for row in counts] == [("$all", PARTITIONS), ("s-1", 1)]
+        finally:
+            await store.close()

@@ -1,25 +1,30 @@
 """Several processes on one PostgreSQL database, as a deployment runs them: two API processes
 (`orders serve --no-projectors`) and two projector processes (`orders project`) sharing a Redis.
-Commands go through both APIs; the views equal the fold of the log; when the projector leading the
-group is killed, the other takes over and the views catch up, every event applied once (a
-redelivery after the kill is skipped by the idempotent apply, so the stats do not double-count)."""
+The two projectors split the group's partitions and each delivers its share; commands go through
+both APIs; the views equal the fold of the log; when one projector is killed, the other takes its
+partitions and the views catch up, every event applied once (a redelivery after the kill is
+skipped by the idempotent apply, so the stats do not double-count)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from eventstore.postgres import PostgresEventStore
+from eventstore.postgres.persistent_tables import PARTITIONS
 from projections.queries import OrderQueries
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.postgres_db import create_database, drop_database
@@ -27,7 +32,36 @@ from tests.processes import REPO_ROOT, ServerProcess
 from tests.projections.store_helpers import actual_views, eventually, expected_views
 from tests.redis_server import running_redis_server
 
-LED = "event=pg_group_led"
+OWNED = re.compile(r"event=pg_group_partitions group=orders-view target=\$all partitions=(\S+)")
+
+
+def partitions(log: Path) -> frozenset[int]:
+    """The partitions of the projector group a process ran last, by its log."""
+    found = OWNED.findall(log.read_text()) if log.exists() else []
+    return (
+        frozenset() if not found or found[-1] == "-" else frozenset(map(int, found[-1].split(",")))
+    )
+
+
+async def wait_for(check: Callable[[], bool], what: str, within: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+async def delivered(url: str) -> list[int]:
+    """Events each live member of the projector group delivered (its last heartbeat's count)."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT delivered FROM es_persistent_members WHERE group_name = 'orders-view'"
+            " AND consumers > 0 ORDER BY member_id"
+        )
+        return [row["delivered"] for row in rows]
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -107,23 +141,39 @@ def test_two_apis_and_two_projectors_share_one_database(tmp_path: Path, redis_so
             for n in range(2)
         ]
         try:
+            logs = [tmp_path / f"project{n}.log" for n in range(2)]
+
+            def split() -> bool:
+                parts = [partitions(log) for log in logs]
+                return all(parts) and len(parts[0] | parts[1]) == PARTITIONS
+
+            # Both projectors are members and split the group's partitions between them.
+            asyncio.run(wait_for(split, "the projectors never split the group"))
+            assert not partitions(logs[0]) & partitions(logs[1])
             for api in apis:
                 api.start()
             urls = [api.url for api in apis]
-            first = asyncio.run(drive(urls, secret, 30, "pa"))
+            first = asyncio.run(drive(urls, secret, 40, "pa"))
             asyncio.run(views_match(url, redis_socket, first))
+            time.sleep(1.5)  # a heartbeat: each member's row has its count
+            counts = asyncio.run(delivered(url))
+            assert len(counts) == 2, counts
+            # Both worked: each delivered a real share of the events.
+            assert min(counts) >= 0.2 * sum(counts), counts
 
-            # Exactly one projector leads the group; kill it, and the other takes over.
-            logs = [tmp_path / f"project{n}.log" for n in range(2)]
-            leaders = [n for n, log in enumerate(logs) if LED in log.read_text()]
-            assert len(leaders) == 1, [log.read_text()[-2000:] for log in logs]
-            leader, standby = leaders[0], 1 - leaders[0]
-            projectors[leader].send_signal(signal.SIGKILL)
-            projectors[leader].wait(10)
+            # Kill one; the other takes its partitions and the views catch up.
+            victim, survivor = 0, 1
+            projectors[victim].send_signal(signal.SIGKILL)
+            projectors[victim].wait(10)
+            asyncio.run(
+                wait_for(
+                    lambda: len(partitions(logs[survivor])) == PARTITIONS,
+                    "the survivor never took every partition",
+                )
+            )
             second = asyncio.run(drive(urls, secret, 30, "pb"))
             asyncio.run(views_match(url, redis_socket, first + second))
-            assert LED in logs[standby].read_text()
-            assert projectors[standby].poll() is None, logs[standby].read_text()
+            assert projectors[survivor].poll() is None, logs[survivor].read_text()
         finally:
             for api in apis:
                 api.stop()
