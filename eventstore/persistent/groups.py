@@ -61,7 +61,8 @@ class PersistentGroups:
 
     `guard`, when given, wraps every call (the PostgreSQL store turns a lost connection into
     `StoreUnavailable` there). A store whose groups are shared by several processes overrides
-    `_launch`, `_stop` and `_await_leading` to decide which process runs a group.
+    the consuming methods and `_stop` to decide which process runs which part of a group (see
+    `eventstore.postgres.persistent`).
     """
 
     def __init__(
@@ -178,7 +179,6 @@ class PersistentGroups:
         """Redeliver every parked event ahead of new ones; the parked list becomes empty."""
         async with self._guard():
             runtime = await self._runtime(group, stream)
-            await self._await_leading((stream_key(stream), group))
             events = await self._tables.take_parked(group, stream)
             if events:
                 logger.info(
@@ -202,18 +202,11 @@ class PersistentGroups:
 
     # -- who runs a group ------------------------------------------------------------------------
 
-    def _launch(self, key: GroupKey, runtime: GroupRuntime) -> None:
-        """Run a group just created in memory: here, at once."""
-        runtime.start()
-
     async def _stop(self, key: GroupKey, error: BaseException) -> None:
         """Stop a running group; its consumers end with `error`."""
         runtime = self._runtimes.pop(key, None)
         if runtime is not None:
             await runtime.stop(error)
-
-    async def _await_leading(self, key: GroupKey) -> None:
-        """Return once this process runs the group (parked events taken are delivered here)."""
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -245,7 +238,7 @@ class PersistentGroups:
                 return runtime
             runtime = GroupRuntime(record, self._feed, self._tables)
             self._runtimes[key] = runtime
-            self._launch(key, runtime)
+            runtime.start()
         return runtime
 
     async def _info(self, record: GroupRecord) -> SubscriptionInfo:
