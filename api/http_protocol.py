@@ -1,10 +1,15 @@
-"""uvicorn's httptools protocol with the read timeouts and the connection cap it lacks.
+"""uvicorn's httptools protocol with the read timeouts and the connection cap it lacks, and its
+websockets protocol answering the handshakes it refuses.
 
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and answers 503 past
 `limit_concurrency`, but it waits forever for a request's headers or body (a client that opens a
 connection and sends nothing, or one byte at a time, holds it), and it upgrades websockets
 whatever the number of open connections. This protocol adds both: a deadline for the request
 head, another for the body, and the cap applied to websocket upgrades too.
+
+A websocket handshake with a header line over 8 KiB (the websockets library's line limit) is
+refused by its parser with 431 before the ASGI app sees it, but uvicorn never sends that answer:
+the client waits until it gives up. `AnsweringWebSocketProtocol` sends it at once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from api.limits import ConnectionLimits
 from api.logs import refusals
@@ -114,16 +120,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().handle_websocket_upgrade()
 
 
+class AnsweringWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets (sans-I/O) protocol, sending the answer to a handshake its parser
+    refused (431 for a header line too long, 414 for a request line) and closing."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.handshake_exc is not None and not self.handshake_initiated:
+            logger.debug("event=ws_handshake_refused error=%s", self.conn.handshake_exc)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+
+
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
     """The protocol class for uvicorn's `http` option, enforcing `limits`."""
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
 
 
 def uvicorn_limits(limits: ConnectionLimits) -> dict[str, Any]:
-    """uvicorn's own options for `limits`: its keep-alive timeout, and its 503 past the cap
-    (it counts the connection asking, hence one more)."""
+    """uvicorn's own options for `limits`: the protocols above, its keep-alive timeout, and its
+    503 past the cap (it counts the connection asking, hence one more)."""
     return {
         "http": guarded_protocol(limits),
+        "ws": AnsweringWebSocketProtocol,
         "limit_concurrency": limits.max_connections + 1,
         "timeout_keep_alive": limits.http_keep_alive_timeout,
     }

@@ -202,3 +202,21 @@ async def test_a_websocket_handshake_with_huge_headers_is_refused(secured: LiveS
         ):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_a_websocket_handshake_with_one_huge_header_line_is_answered_at_once(
+    secured: LiveServer,
+) -> None:
+    # A line over the websocket library's own limit (8 KiB): its parser refuses it with 431
+    # before the app sees it, and the answer must reach the client (unsent, the client times
+    # out instead: TimeoutError, not InvalidStatus).
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            secured.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers={"X-Padding": "x" * 10_000},
+            proxy=None,
+            open_timeout=10,
+        ):
+            pass
+    assert refused.value.response.status_code == 431
