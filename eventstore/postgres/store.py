@@ -243,8 +243,8 @@ class PostgresEventStore:
 
     @property
     def groups(self) -> SubscriptionGroups:
-        """The store's persistent-subscription groups (`eventstore.persistent`, led per group
-        across processes)."""
+        """The store's persistent-subscription groups (`eventstore.persistent`), shared by the
+        processes on the database by partitions (`eventstore.postgres.persistent`)."""
         return self._persistent
 
     # -- lifecycle -------------------------------------------------------------------------
