@@ -277,7 +277,6 @@ async def test_customers_watch_their_own_orders_only(
     async with graphql_ws(server.ws_url, token_for(sub=mine, role="customer")) as ws:
         for query, variables in [
             (ORDER_UPDATED, {"id": their_order}),
-            (ORDERS_UPDATED, {}),
             (ORDERS_UPDATED, {"customerId": theirs}),
             (STATS_UPDATED, {}),
         ]:
@@ -288,9 +287,13 @@ async def test_customers_watch_their_own_orders_only(
             assert message.kind in ("error", "next"), message
             assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"], message
         allowed = await ws.subscribe(ORDERS_UPDATED, {"customerId": mine})
+        # Without customerId a customer watches its own orders, as `orders` lists them.
+        defaulted = await ws.subscribe(ORDERS_UPDATED, {})
+        accepted(await orders.place(new_id(), customer_id=theirs))
         my_order = new_id()
         accepted(await orders.place(my_order, customer_id=mine))
         assert (await allowed.event("ordersUpdated"))["id"] == my_order
+        assert (await defaulted.event("ordersUpdated"))["id"] == my_order
 
 
 # -- stats and statuses --------------------------------------------------------------------------
