@@ -109,7 +109,8 @@ class ProjectionStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
-    """One projected change as the live feed carries it."""
+    """One projected change as the live feed carries it: `status` is the order's status after
+    it, `previous_status` before it (None: the change placed the order)."""
 
     namespace: str
     order_id: str
@@ -118,6 +119,7 @@ class Change:
     status: OrderStatus
     position: int
     view: OrderView | None = None  # the view this change made (None: re-read the hash)
+    previous_status: OrderStatus | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
