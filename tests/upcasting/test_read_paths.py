@@ -145,7 +145,8 @@ async def test_events_query_and_live_feeds_read_legacy_events_upcast(store: Even
         total=Decimal("25.10"),
     )
     assert isinstance(typed[1], UnknownEventData)
-    assert typed[1].data == {"points": 12}
+    unknown_data: object = typed[1].data
+    assert unknown_data == {"points": 12}
     assert isinstance(typed[2], ItemAddedData)
     assert typed[2].item == LineItemGQL.of(EXPECTED_ITEMS[2])
     assert isinstance(typed[3], PaymentTakenData)
