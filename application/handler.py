@@ -224,7 +224,7 @@ class CommandHandler:
         keyed = request.idempotency_key is not None
         # A keyed placement's append may have been answered with an earlier one's result.
         placed_at = (None if keyed else occurred_at) if loaded.state is None else loaded.placed_at
-        self._remember(order_id, loaded, state, placed_at, result)
+        self._remember(order_id, loaded, None if keyed else state, placed_at, result)
         written = None
         if state is not None and state.version == result.version and not keyed:
             written = WrittenOrder(state=state, placed_at=placed_at, updated_at=occurred_at)
@@ -253,7 +253,8 @@ class CommandHandler:
             # asking for another one before the policy's interval has passed again.
             snapshot_version = result.version
         if state is None or state.version != result.version:
-            # Not the append decided on `loaded` (an idempotent retry's original): no guess.
+            # Not known to be the append decided on `loaded`: a keyed placement may have been
+            # answered with an earlier one's result, whose items may differ. No guess.
             self._orders.appended(order_id, None)
             return
         self._orders.appended(
