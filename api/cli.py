@@ -92,7 +92,11 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=DRAIN_TIMEOUT,
     )
-    DrainingServer(config, drain, settings.shutdown_grace).run()
+    # uvicorn re-raises the stop signal once it has shut down (so SIGTERM ends the process as
+    # a SIGTERM does); SIGINT's comes back as KeyboardInterrupt, a clean stop, as uvicorn.run
+    # treats it.
+    with contextlib.suppress(KeyboardInterrupt):
+        DrainingServer(config, drain, settings.shutdown_grace).run()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

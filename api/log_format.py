@@ -83,9 +83,15 @@ def _from_template(template: str, args: tuple[object, ...]) -> tuple[Fields, lis
 def message_fields(record: logging.LogRecord) -> tuple[Fields, str]:
     """The record's `key=value` fields, in order, and its free text."""
     template, args = record.msg, record.args
-    if isinstance(template, str) and template.startswith("event="):
+    # Without arguments the template is the text itself (an f-string's, say): read as text.
+    if (
+        isinstance(template, str)
+        and template.startswith("event=")
+        and isinstance(args, tuple)
+        and args
+    ):
         try:
-            parsed = _from_template(template, args if isinstance(args, tuple) else ())
+            parsed = _from_template(template, args)
         except (TypeError, ValueError):
             parsed = None
         if parsed is not None:

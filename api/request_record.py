@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 
 logger = logging.getLogger("api.request_log")
@@ -35,6 +35,20 @@ def trace_id_of(traceparent: str | None) -> str:
     return match.group(1)
 
 
+def operation_name_of(query: str | None) -> str:
+    """The name of the document's only operation ("" when it has none, or several)."""
+    if not query:
+        return ""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return ""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or operations[0].name is None:
+        return ""
+    return operations[0].name.value
+
+
 @dataclass(slots=True, kw_only=True)
 class RequestRecord:
     """What the request log says of one request, filled in as the request runs."""
@@ -44,12 +58,16 @@ class RequestRecord:
     trace_id: str
     operation: str = ""
     outcome: str = ""
+    # The document, when the layers that parse it may not report its operation's name (a
+    # shared subscription runs once for all its subscribers): read only when the line is written.
+    query: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
     def log(self, status: int | None = None) -> None:
         """Write the request's line (when DEBUG is on)."""
         if not logger.isEnabledFor(logging.DEBUG):
             return
+        operation = self.operation or operation_name_of(self.query)
         outcome = self.outcome
         if not outcome:
             outcome = "ok" if status is None or 0 < status < 400 else f"http_{status}"
@@ -59,7 +77,7 @@ class RequestRecord:
             self.transport,
             self.correlation_id,
             self.trace_id,
-            self.operation,
+            operation,
             outcome,
             "" if status is None else status,
             (time.perf_counter() - self.started) * 1000,

@@ -16,12 +16,13 @@ from api.request_record import RequestRecord, current_request, note_message, tra
 from api.websocket import LegacyGraphQLWSHandler, SharingGraphQLTransportWSHandler
 
 
-def _record(context: AppContext, operation_name: str | None) -> RequestRecord:
+def _record(context: AppContext, operation_name: str | None, query: str) -> RequestRecord:
     return RequestRecord(
         transport="ws",
         correlation_id=context.correlation_id,
         trace_id=trace_id_of(context.request.headers.get("traceparent")),
         operation=operation_name or "",
+        query=query,
     )
 
 
@@ -30,7 +31,9 @@ class LoggedTransportWSHandler(SharingGraphQLTransportWSHandler):
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Run the operation (in its own task) as the current request, then log it."""
-        with current_request(_record(self.context, operation.operation_name)) as record:
+        with current_request(
+            _record(self.context, operation.operation_name, operation.query)
+        ) as record:
             try:
                 await super().run_operation(operation)
             finally:
@@ -53,7 +56,7 @@ class LoggedLegacyWSHandler(LegacyGraphQLWSHandler):
         variables: dict[str, object] | None,
     ) -> None:
         """Run the operation (in its own task) as the current request, then log it."""
-        with current_request(_record(self.context, operation_name)) as record:
+        with current_request(_record(self.context, operation_name, query)) as record:
             try:
                 await super().handle_async_results(operation_id, query, operation_name, variables)
             finally:
