@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 
@@ -49,13 +51,22 @@ def _from_text(text: str, fields: Fields, words: list[str]) -> None:
             words.append(word)
 
 
-def _from_template(template: str, args: tuple[object, ...]) -> tuple[Fields, list[str]] | None:
-    """Fields from a `key=%s` template and its arguments, each argument's text the whole value
-    of its field; None when the template does not split cleanly (named or `*` specifiers, a
-    count that does not match), for the caller to read the formatted text instead."""
-    fields: Fields = []
-    words: list[str] = []
-    used = 0
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """One space-separated token of a template: a field's key (None for free text), the
+    token's own format string and how many arguments it takes."""
+
+    key: str | None
+    token: str
+    count: int
+    formatted: bool
+
+
+@lru_cache(maxsize=1024)
+def _pieces(template: str) -> tuple[_Piece, ...] | None:
+    """A template split once (a process logs a few hundred templates, many times each); None
+    when it does not split cleanly (named or `*` specifiers)."""
+    pieces = []
     for token in template.split(" "):
         if not token:
             continue
@@ -65,18 +76,31 @@ def _from_template(template: str, args: tuple[object, ...]) -> tuple[Fields, lis
         ):
             return None
         count = sum(1 for *_, kind in specifiers if kind != "%")
-        text = token % args[used : used + count] if specifiers else token
-        used += count
         field = _FIELD.fullmatch(token)
-        if field is not None and "%" not in field.group(1):
-            key = field.group(1)
-            fields.append((key, text[len(key) + 1 :]))
-        elif count:
+        key = field.group(1) if field is not None and "%" not in field.group(1) else None
+        pieces.append(_Piece(key, token, count, bool(specifiers)))
+    return tuple(pieces)
+
+
+def _from_template(template: str, args: tuple[object, ...]) -> tuple[Fields, list[str]] | None:
+    """Fields from a `key=%s` template and its arguments, each argument's text the whole value
+    of its field; None when the template does not split cleanly, or its specifiers do not
+    match the arguments, for the caller to read the formatted text instead."""
+    pieces = _pieces(template)
+    if pieces is None or sum(piece.count for piece in pieces) != len(args):
+        return None
+    fields: Fields = []
+    words: list[str] = []
+    used = 0
+    for piece in pieces:
+        text = piece.token % args[used : used + piece.count] if piece.formatted else piece.token
+        used += piece.count
+        if piece.key is not None:
+            fields.append((piece.key, text[len(piece.key) + 1 :]))
+        elif piece.count:
             _from_text(text, fields, words)  # an argument that is itself `k=v` pairs
         else:
             words.append(text)
-    if used != len(args):
-        return None
     return fields, words
 
 
