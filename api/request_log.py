@@ -33,30 +33,48 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _with_correlation_id(scope: Scope) -> tuple[Scope, bytes]:
+    """The scope with a sane X-Correlation-Id header (the client's, else a new one), so the
+    context built from it (`api.view`) holds the id that is logged and echoed."""
+    given = _header(scope, _CORRELATION)
+    correlation_id = correlation_id_of(given)
+    if correlation_id != given:
+        headers = [(k, v) for k, v in scope["headers"] if k != _CORRELATION]
+        headers.append((_CORRELATION, correlation_id.encode("latin-1")))
+        scope = {**scope, "headers": headers}
+    return scope, correlation_id.encode("latin-1")
+
+
 class RequestLogMiddleware:
-    """For HTTP requests to /graphql: the correlation id taken or made (and echoed), the
-    request made current for the layers that note its operation and outcome, and its line."""
+    """For /graphql: the correlation id taken or made and echoed (in every HTTP answer, and in
+    a websocket's handshake answer); for HTTP, the request made current for the layers that
+    note its operation and outcome, and its line (a websocket's operations have theirs,
+    `api.ws_request_log`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass everything else through; log and echo around /graphql over HTTP."""
-        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH:
+        """Pass everything else through; echo around /graphql, and log its HTTP requests."""
+        if scope["type"] not in ("http", "websocket") or scope["path"] != GRAPHQL_PATH:
             await self.app(scope, receive, send)
             return
-        given = _header(scope, _CORRELATION)
-        correlation_id = correlation_id_of(given)
-        if correlation_id != given:
-            headers = [(k, v) for k, v in scope["headers"] if k != _CORRELATION]
-            headers.append((_CORRELATION, correlation_id.encode("latin-1")))
-            scope = {**scope, "headers": headers}
+        scope, correlation_id = _with_correlation_id(scope)
+        echoed = (_CORRELATION, correlation_id)
+        if scope["type"] == "websocket":
+
+            async def accept_with_id(message: Message) -> None:
+                if message["type"] == "websocket.accept":
+                    message = {**message, "headers": [*message.get("headers", ()), echoed]}
+                await send(message)
+
+            await self.app(scope, receive, accept_with_id)
+            return
         record = RequestRecord(
             transport="http",
-            correlation_id=correlation_id,
+            correlation_id=correlation_id.decode("latin-1"),
             trace_id=trace_id_of(_header(scope, b"traceparent")),
         )
-        echoed = (_CORRELATION, correlation_id.encode("latin-1"))
         status = 0
 
         async def send_with_id(message: Message) -> None:

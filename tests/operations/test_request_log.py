@@ -73,7 +73,13 @@ async def _exercise(server: LiveServer) -> dict[str, str]:
         refused = await http.post("/graphql", json={"query": "{ projections { name } }"})
         assert refused.status_code == 401
         echoed["refused"] = refused.headers["x-correlation-id"]
-    async with graphql_ws(server.ws_url, server.token(sub="ops", role="staff")) as ws:
+    async with graphql_ws(
+        server.ws_url,
+        server.token(sub="ops", role="staff"),
+        headers={"x-correlation-id": "ws-7", "traceparent": TRACEPARENT},
+    ) as ws:
+        assert ws.ws.response is not None
+        echoed["ws"] = ws.ws.response.headers["x-correlation-id"]
         live = await ws.subscribe("subscription Live { dashboardStats { totalOrders } }")
         await live.result()
         await live.stop()  # its line is written as it ends (the server sends nothing back)
@@ -131,7 +137,10 @@ async def test_every_line_of_a_run_parses_and_each_request_has_its_line(
     assert (refused["outcome"], refused["status"]) == ("UNAUTHENTICATED", "401")
     uuid.UUID(echoed["refused"])  # made by the server: none was sent
     live = [r for r in requests if r["transport"] == "ws"]
-    assert [(r["operation"], r["outcome"]) for r in live] == [("Live", "ok")]
+    assert echoed["ws"] == "ws-7"
+    assert [(r["operation"], r["outcome"], r["correlation_id"], r["trace_id"]) for r in live] == [
+        ("Live", "ok", "ws-7", TRACE_ID)
+    ]
     assert float(str(live[0]["duration_ms"])) > 0
 
 
