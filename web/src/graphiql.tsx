@@ -5,7 +5,7 @@ import { useEditorContext } from "@graphiql/react";
 import { createGraphiQLFetcher, type Fetcher } from "@graphiql/toolkit";
 import { GraphiQL, GraphiQLInterface, GraphiQLProvider } from "graphiql";
 import "graphiql/graphiql.css";
-import type { GraphQLSchema } from "graphql";
+import { Kind, parse, type DocumentNode, type GraphQLSchema } from "graphql";
 import { createClient, type Client } from "graphql-ws";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
@@ -40,6 +40,31 @@ function wsClientFor(authorization: string): Client {
   return client;
 }
 
+/**
+ * The document and operation GraphiQL asks to run, as the query text says. GraphiQL parses a
+ * tab's document a moment after the tab is opened, so Run pressed at once would hand over the old
+ * tab's parsed document and operation name with the new tab's text: the server would answer
+ * "Unknown operation", or a subscription would go over HTTP instead of the websocket.
+ */
+function asWritten(
+  query: string,
+  operationName: string | null | undefined,
+): { documentAST: DocumentNode; operationName: string | null | undefined } | null {
+  let documentAST: DocumentNode;
+  try {
+    documentAST = parse(query);
+  } catch {
+    return null; // the server explains the syntax error
+  }
+  const names = documentAST.definitions.flatMap((definition) =>
+    definition.kind === Kind.OPERATION_DEFINITION ? [definition.name?.value] : [],
+  );
+  if (operationName && !names.includes(operationName) && names.length === 1) {
+    return { documentAST, operationName: names[0] ?? null };
+  }
+  return { documentAST, operationName };
+}
+
 const fetcher: Fetcher = (params, options) => {
   const own = authorizationOf(options?.headers);
   token.offer(own);
@@ -50,7 +75,12 @@ const fetcher: Fetcher = (params, options) => {
   }
   if (authorization) headers.Authorization = authorization;
   const inner = createGraphiQLFetcher({ url: graphqlHttpUrl(), wsClient: wsClientFor(authorization) });
-  return inner(params, { ...options, headers });
+  const written = asWritten(params.query, params.operationName);
+  if (!written) return inner(params, { ...options, headers });
+  return inner(
+    { ...params, operationName: written.operationName },
+    { ...options, headers, documentAST: written.documentAST },
+  );
 };
 
 type SchemaState =
