@@ -19,7 +19,8 @@ EXAMPLES = WEB / "src" / "examples"
 TABS = ("PlaceOrder", "Orders", "OrderUpdated")
 VIEWPORT_HEIGHT = 900
 
-# Violations of the page's Content-Security-Policy, as the browser reports them.
+# Violations of the Content-Security-Policy the service sends, as the browser reports them: the
+# page loads its own scripts, styles, fonts and images only, none inline.
 COLLECT_CSP_VIOLATIONS = """
 window.cspViolations = [];
 document.addEventListener("securitypolicyviolation", (event) => {
