@@ -8,6 +8,7 @@ text) and act with the mouse and keyboard. The screenshots land in the test's tm
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
@@ -46,10 +47,16 @@ def _height(locator: Locator) -> float:
     return box["height"]
 
 
+def _tab_button(page: Page, name: str, *, active: bool = False) -> Locator:
+    """The button naming the tab `name`, exactly (PlaceOrder's must not pass for Orders)."""
+    tab = ".graphiql-tab-active" if active else ".graphiql-tab"
+    return page.locator(f"{tab} .graphiql-tab-button", has_text=re.compile(f"^{name}$"))
+
+
 def _run_tab(page: Page, name: str) -> None:
-    page.locator(".graphiql-tab", has_text=name).click()
+    _tab_button(page, name).click()
     # Run only once the tab is the active one: before, GraphiQL may still hold the previous tab.
-    expect(page.locator(".graphiql-tab-active", has_text=name)).to_have_count(1)
+    expect(_tab_button(page, name, active=True)).to_have_count(1)
     page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
 
 
@@ -71,6 +78,12 @@ def test_graphiql_works_on_first_load_with_a_typed_token(
     page.goto(f"{server.url}/graphql")
     expect(page.locator(".graphiql-container")).to_be_visible()
     expect(page.locator(".graphiql-tab")).to_have_count(len(TABS))
+    for name in TABS:
+        expect(_tab_button(page, name)).to_have_count(1)
+    # The icons are named for people and screen readers ("close icon", not a minified name).
+    expect(page.get_by_role("button", name="Close Tab").first.locator("title")).to_have_text(
+        "close icon"
+    )
     page.wait_for_load_state("networkidle")
 
     # The editors fill the window, and the headers editor is open with room to read it.

@@ -2,19 +2,17 @@
 // graphql-ws (graphql-transport-ws), the bearer token taken from the headers editor, which is
 // open on load so the token has a visible place.
 import { useEditorContext } from "@graphiql/react";
-import { createGraphiQLFetcher, type Fetcher } from "@graphiql/toolkit";
 import { GraphiQL, GraphiQLInterface, GraphiQLProvider } from "graphiql";
 import "graphiql/graphiql.css";
-import { Kind, parse, type DocumentNode, type GraphQLSchema } from "graphql";
-import { createClient, type Client } from "graphql-ws";
+import type { GraphQLSchema } from "graphql";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
 
 import { EXAMPLE_TABS } from "./examples";
 import "./graphiql-page.css";
+import { pageFetcher } from "./graphiql-fetcher";
 import { fetchSchema } from "./graphiql-schema";
-import { authorizationIn, authorizationOf, TokenState, withAuthorization } from "./graphiql-token";
-import { graphqlHttpUrl, graphqlWsUrl } from "./urls";
+import { authorizationIn, TokenState, withAuthorization } from "./graphiql-token";
 
 const DEFAULT_HEADERS = JSON.stringify({ Authorization: "Bearer " }, null, 2);
 // Typing a token fires an edit per key: ask for the schema once the typing stops.
@@ -23,65 +21,7 @@ const REFETCH_LABEL = "Re-fetch GraphQL schema";
 
 const token = new TokenState();
 
-// One websocket per token: GraphiQL hands the headers to every fetch, and the socket must
-// authenticate with the same token in connection_init.
-let socket: { authorization: string; client: Client } | null = null;
-
-function wsClientFor(authorization: string): Client {
-  if (socket && socket.authorization === authorization) return socket.client;
-  void socket?.client.dispose();
-  const client = createClient({
-    url: graphqlWsUrl(),
-    connectionParams: { authorization },
-    lazy: true,
-    retryAttempts: 5,
-  });
-  socket = { authorization, client };
-  return client;
-}
-
-/**
- * The document and operation GraphiQL asks to run, as the query text says. GraphiQL parses a
- * tab's document a moment after the tab is opened, so Run pressed at once would hand over the old
- * tab's parsed document and operation name with the new tab's text: the server would answer
- * "Unknown operation", or a subscription would go over HTTP instead of the websocket.
- */
-function asWritten(
-  query: string,
-  operationName: string | null | undefined,
-): { documentAST: DocumentNode; operationName: string | null | undefined } | null {
-  let documentAST: DocumentNode;
-  try {
-    documentAST = parse(query);
-  } catch {
-    return null; // the server explains the syntax error
-  }
-  const names = documentAST.definitions.flatMap((definition) =>
-    definition.kind === Kind.OPERATION_DEFINITION ? [definition.name?.value] : [],
-  );
-  if (operationName && !names.includes(operationName) && names.length === 1) {
-    return { documentAST, operationName: names[0] ?? null };
-  }
-  return { documentAST, operationName };
-}
-
-const fetcher: Fetcher = (params, options) => {
-  const own = authorizationOf(options?.headers);
-  token.offer(own);
-  const authorization = own || token.authorization;
-  const headers: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(options?.headers ?? {})) {
-    if (name.toLowerCase() !== "authorization") headers[name] = value;
-  }
-  if (authorization) headers.Authorization = authorization;
-  const inner = createGraphiQLFetcher({ url: graphqlHttpUrl(), wsClient: wsClientFor(authorization) });
-  const written = asWritten(params.query, params.operationName);
-  if (!written) return inner(params, { ...options, headers });
-  return inner(
-    { ...params, operationName: written.operationName },
-    { ...options, headers, documentAST: written.documentAST },
-  );
-};
+const fetcher = pageFetcher(token);
 
 type SchemaState =
   | { kind: "waiting" }
