@@ -47,7 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("projection", help=f"the projection: {', '.join(PROJECTIONS)}")
     demo = commands.add_parser("demo", help="place a realistic batch of orders through the API")
-    demo.add_argument("--url", default=None, help="the API's base URL (default http://HOST:PORT)")
+    demo.add_argument(
+        "--url",
+        default=None,
+        help="the API's base URL or its /graphql endpoint (default http://HOST:PORT)",
+    )
+    demo.add_argument(
+        "--token",
+        default=None,
+        help="a staff bearer token for that server, e.g. the one `orders serve` prints "
+        "(default: one signed with JWT_SECRET)",
+    )
     demo.add_argument("--count", type=int, default=200, help="orders to place (default 200)")
     token = commands.add_parser("token", help="print a signed token (uses JWT_SECRET)")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -282,13 +292,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "relay":
         health = health_file_from_env()
         return asyncio.run(relay_kafka(settings, workers=args.workers, health_file=health))
-    from api.demo import run_demo
+    return demo(settings, url=args.url, token=args.token, count=args.count)
 
-    if settings.jwt_secret_generated:
-        sys.stderr.write("orders demo: set JWT_SECRET to the server's secret.\n")
+
+def demo(settings: Settings, *, url: str | None, token: str | None, count: int) -> int:
+    """`orders demo`: as staff with `token`, or with one signed by JWT_SECRET when none is given."""
+    from api.demo import graphql_endpoint, run_demo
+
+    if token is None:
+        if settings.jwt_secret_generated:
+            sys.stderr.write(
+                "orders demo: pass --token with a staff token for the server (`orders serve` "
+                "prints one at start: event=ready_token role=staff), or set JWT_SECRET to the "
+                "server's secret.\n"
+            )
+            return 2
+        token = Authenticator(settings.jwt_secret).issue(sub="demo", role="staff", ttl=3600)
+    url = url or f"http://{settings.host}:{settings.port}"
+    try:
+        graphql_endpoint(url)
+    except ValueError as error:
+        sys.stderr.write(f"orders demo: {error}\n")
         return 2
-    url = args.url or f"http://{settings.host}:{settings.port}"
-    return asyncio.run(run_demo(url=url, count=args.count, secret=settings.jwt_secret))
+    return asyncio.run(run_demo(url=url, count=count, token=token))
 
 
 def health_file_from_env() -> Path | None:
