@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.limits import ConnectionLimits, QueryLimits, RequestLimits
+from api.persisted_queries import PersistedQuerySettings
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
@@ -56,6 +57,8 @@ class Settings:
     request_limits: RequestLimits = field(default_factory=RequestLimits)
     # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
     health_details: str = "staff"
+    # PERSISTED_QUERIES, PERSISTED_QUERIES_MANIFEST (see `api.persisted_queries`)
+    persisted_queries: PersistedQuerySettings = field(default_factory=PersistedQuerySettings)
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -105,7 +108,8 @@ class Settings:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
-        except ValueError as error:  # a limit that is not a positive number
+            persisted_queries = PersistedQuerySettings.from_env(env)
+        except ValueError as error:  # a limit that is not a positive number, a bad manifest
             raise SettingsError(str(error)) from None
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
@@ -129,4 +133,5 @@ class Settings:
             query_limits=query_limits,
             request_limits=request_limits,
             health_details=health_details,
+            persisted_queries=persisted_queries,
         )
