@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from application.codec import EventContext, encode
+from application.codec import EventContext, decode_record, encode
 from application.idempotency import event_ids
 from application.repository import LoadedOrder, Orders
 from application.snapshotter import Snapshotter
+from application.written import WrittenOrder, as_stored, placed_by
 from domain.commands import Command, PlaceOrder
 from domain.decide import decide
 from domain.errors import ConcurrencyConflict, DomainError, OrderAlreadyExists, ValidationFailed
-from domain.events import OrderEvent, order_stream
+from domain.events import order_stream
 from domain.order import OrderState, fold
 from domain.validation import validate
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
@@ -54,12 +55,18 @@ def _placing_customer(command: Command) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accepted:
-    """A command's events are durably appended: the order's new version and the last position."""
+    """A command's events are durably appended: the order's new version and the last position.
+
+    `order` is the order as the command left it, folded at `version`. It is None only for a
+    placement with an idempotency key: the store may have answered the append with an earlier
+    one's result, whose events (and moments) only the stream knows (`OrderRepository.placed`).
+    """
 
     order_id: str
     version: int
     position: int
     event_ids: tuple[uuid.UUID, ...]
+    order: WrittenOrder | None = None
 
 
 class _Stale(Exception):
@@ -212,14 +219,29 @@ class CommandHandler:
             # Only an idempotent placement answered with another append's result gets here:
             # let the read path tell the original placement from someone else's order.
             raise _Stale
-        self._remember(order_id, loaded, events, result)
-        return _accepted(order_id, result, ids)
+        state = fold(events, loaded.state)
+        occurred_at = as_stored(context.occurred_at)
+        keyed = request.idempotency_key is not None
+        # A keyed placement's append may have been answered with an earlier one's result.
+        placed_at = (None if keyed else occurred_at) if loaded.state is None else loaded.placed_at
+        self._remember(order_id, loaded, state, placed_at, result)
+        written = None
+        if state is not None and state.version == result.version and not keyed:
+            written = WrittenOrder(state=state, placed_at=placed_at, updated_at=occurred_at)
+        return Accepted(
+            order_id=order_id,
+            version=result.version,
+            position=result.position,
+            event_ids=tuple(ids),
+            order=written,
+        )
 
     def _remember(
         self,
         order_id: str,
         loaded: LoadedOrder,
-        events: Sequence[OrderEvent],
+        state: OrderState | None,
+        placed_at: datetime | None,
         result: AppendResult,
     ) -> None:
         """Schedule a due snapshot, and keep the order as appended for the next command."""
@@ -230,14 +252,18 @@ class CommandHandler:
             # Best-effort, in the background; remembering it keeps the next commands from
             # asking for another one before the policy's interval has passed again.
             snapshot_version = result.version
-        state = fold(events, loaded.state)
         if state is None or state.version != result.version:
             # Not the append decided on `loaded` (an idempotent retry's original): no guess.
             self._orders.appended(order_id, None)
             return
         self._orders.appended(
             order_id,
-            LoadedOrder(state=state, version=result.version, snapshot_version=snapshot_version),
+            LoadedOrder(
+                state=state,
+                version=result.version,
+                snapshot_version=snapshot_version,
+                placed_at=placed_at,
+            ),
         )
 
     async def _original_placement(
@@ -251,11 +277,9 @@ class CommandHandler:
             return None
         # placeOrder appends exactly one event, so the original append ended at version 1.
         return Accepted(
-            order_id=order_id, version=1, position=first[0].position, event_ids=(expected_id,)
+            order_id=order_id,
+            version=1,
+            position=first[0].position,
+            event_ids=(expected_id,),
+            order=placed_by(decode_record(first[0])),
         )
-
-
-def _accepted(order_id: str, result: AppendResult, ids: Sequence[uuid.UUID]) -> Accepted:
-    return Accepted(
-        order_id=order_id, version=result.version, position=result.position, event_ids=tuple(ids)
-    )
