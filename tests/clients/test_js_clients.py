@@ -1,19 +1,22 @@
 """Apollo Client and urql, set up as README "Clients" shows (tests/clients/js/*-client.mjs), in
 Node.js against the real server: a mutation's order fills the normalised cache (no second
 request), a watched order follows the next mutation in place, a `status: PENDING` live list drops
-an order once it is paid, and automatic persisted queries miss once and then hit."""
+an order once it is paid, and automatic persisted queries miss once and then hit. And Apollo's
+allow-list: a manifest generated from the app's operations, served alone (PERSISTED_QUERIES=only).
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.clients.conftest import json_lines
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, running_server
 from tests.processes import REPO_ROOT
 
 JS = REPO_ROOT / "tests" / "clients" / "js"
@@ -83,3 +86,31 @@ def test_a_frontend_client_against_the_server(
     with_document = [r["operationName"] for r in mutations if r["query"]]
     assert sorted(with_document) == ["PlaceOrder", "TakePayment"], json.dumps(mutations)
     assert all(r["method"] == "POST" for r in mutations)
+
+
+def test_apollo_with_a_generated_manifest_as_the_allow_list(
+    client_node: str, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "persisted-query-manifest.json"
+    generated = _run(client_node, "apollo-allowlist.mjs", "manifest", str(manifest))
+    assert {op["name"] for op in generated["manifest"]["operations"]} == {
+        "AllowedStats",
+        "AllowedPlaceOrder",
+    }
+    env = {"PERSISTED_QUERIES": "only", "PERSISTED_QUERIES_MANIFEST": str(manifest)}
+    with running_server(tmp_path, env) as live:
+        token = live.token(sub="staff-allowed", role="staff")
+        checks = _run(
+            client_node, "apollo-allowlist.mjs", "run", f"{live.url}/graphql", token, str(manifest)
+        )
+    ids = {op["name"]: op["id"] for op in json.loads(manifest.read_text())["operations"]}
+    listed = checks["listed_by_id"]
+    # Each listed operation is one request carrying its manifest id alone, answered.
+    assert [
+        (r["operationName"], r["query"], r["hash"], r["status"]) for r in listed["requests"]
+    ] == [
+        ("AllowedStats", False, ids["AllowedStats"], 200),
+        ("AllowedPlaceOrder", False, ids["AllowedPlaceOrder"], 200),
+    ]
+    assert listed["order"]["status"] == "PENDING"
+    assert checks["unlisted_refused"]["codes"] == ["QUERY_NOT_IN_SAFELIST"]
