@@ -1,6 +1,7 @@
 // Apollo Client as a frontend sets it up for this API (README "Clients" shows this file): HTTP for
-// queries and mutations, graphql-ws for subscriptions, automatic persisted queries for both, and a
-// cache that finds an order by id without asking the server again.
+// queries and mutations, graphql-ws for subscriptions, automatic persisted queries (hash first; the
+// websocket link always sends the document too), and a cache that finds an order by id without
+// asking the server again.
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from "@apollo/client";
 import { PersistedQueryLink } from "@apollo/client/link/persisted-queries";
 import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
