@@ -49,6 +49,7 @@ def create_app(
         schema if schema is not None else build_schema(limits=settings.query_limits),
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
         graphiql_html=pages.graphiql_html(),
+        persisted_queries=settings.persisted_queries,
     )
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.limits import ConnectionLimits, QueryLimits, RequestLimits
+from api.persisted_queries import PersistedQuerySettings
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
@@ -62,6 +63,8 @@ class Settings:
     log_format: str = "logfmt"
     # SHUTDOWN_GRACE: seconds /readyz answers 503 after SIGTERM before the drain (api.shutdown)
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    # PERSISTED_QUERIES, PERSISTED_QUERIES_MANIFEST (see `api.persisted_queries`)
+    persisted_queries: PersistedQuerySettings = field(default_factory=PersistedQuerySettings)
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -111,7 +114,8 @@ class Settings:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
-        except ValueError as error:  # a limit that is not a positive number
+            persisted_queries = PersistedQuerySettings.from_env(env)
+        except ValueError as error:  # a limit that is not a positive number, a bad manifest
             raise SettingsError(str(error)) from None
         port = get("PORT")
         snapshot_every = get("SNAPSHOT_EVERY")
@@ -137,6 +141,7 @@ class Settings:
             health_details=health_details,
             log_format=log_format_of(get("LOG_FORMAT")),
             shutdown_grace=shutdown_grace_of(get("SHUTDOWN_GRACE")),
+            persisted_queries=persisted_queries,
         )
 
 
