@@ -88,7 +88,7 @@ def build_services(settings: Settings, store: EventStore, read_side: ReadSide) -
         store=store,
         repository=repository,
         handler=CommandHandler(store, RecentOrders(repository), snapshotter=snapshotter),
-        authenticator=Authenticator(settings.jwt_secret),
+        authenticator=Authenticator(settings.jwt_secret, max_ttl=settings.max_token_ttl),
         snapshotter=snapshotter,
         read_side=read_side,
     )
@@ -131,13 +131,14 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
 def _in_process_relay(settings: Settings) -> KafkaSettings | None:
     """The embedded store's persistent-subscription groups live in this process, so its Kafka
     relay runs here when KAFKA_BOOTSTRAP_SERVERS is set; other stores run `orders relay kafka`."""
-    return KafkaSettings.from_env() if settings.store_kind == "embedded" else None
+    return settings.kafka if settings.store_kind == "embedded" else None
 
 
 def log_ready_tokens(authenticator: Authenticator) -> None:
     """Without JWT_SECRET (on loopback) the secret is random for this run: log tokens a newcomer
     can paste."""
-    staff = authenticator.issue(sub="staff", role="staff", ttl=24 * 3600)
-    customer = authenticator.issue(sub="customer-1", role="customer", ttl=24 * 3600)
+    ttl = min(24 * 3600, authenticator.max_ttl)
+    staff = authenticator.issue(sub="staff", role="staff", ttl=ttl)
+    customer = authenticator.issue(sub="customer-1", role="customer", ttl=ttl)
     logger.info("event=ready_token role=staff sub=staff token=%s", staff)
     logger.info("event=ready_token role=customer sub=customer-1 token=%s", customer)
