@@ -27,6 +27,7 @@ from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
 from api.pages import STATIC_DIR, WebPages
 from api.schema import build_schema
+from api.security_headers import SecurityHeadersMiddleware
 from api.view import OrdersGraphQL
 from eventstore.port import EventStoreError, WritePathCheck
 from projections.views import RunnerState, ViewsUnavailable
@@ -176,8 +177,12 @@ def create_app(
             *static,
         ],
         lifespan=lifespan,
-        # Outermost: oversized requests are refused before routing, auth or parsing.
-        middleware=[Middleware(RequestLimitsMiddleware, limits=settings.request_limits)],
+        # Oversized requests are refused before routing, auth or parsing; every answer, those
+        # refusals included, carries the security headers.
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, cdn_fallback=not pages.built),
+            Middleware(RequestLimitsMiddleware, limits=settings.request_limits),
+        ],
     )
 
 
