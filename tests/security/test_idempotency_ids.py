@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +26,7 @@ from domain.commands import PlaceOrder
 from domain.errors import OrderAlreadyExists
 from domain.events import LineItem, OrderPlaced, order_stream
 from eventstore.embedded import SQLiteEventStore
-from eventstore.port import NO_STREAM
+from eventstore.port import NO_STREAM, StoreWithGroups
 from tests.processes import ServerProcess
 
 ITEM = LineItem(product_id="p1", name="Pen", price=Decimal("2.50"), qty=4)
@@ -200,3 +201,40 @@ def test_a_keyed_retry_after_a_restart_answers_the_original(tmp_path: Path) -> N
     with ServerProcess(data_dir=data, jwt_secret=secret, log_path=tmp_path / "2.log") as second:
         assert _place_over_http(second, token, "restart-key") == placed
         assert placed["orderId"] != legacy_order_id("c-9", "restart-key")
+
+
+@asynccontextmanager
+async def _two_processes(kind: str, tmp_path: Path) -> AsyncIterator[list[StoreWithGroups]]:
+    """Two stores on one backend, as two API processes of one deployment open them."""
+    if kind == "postgres":
+        from eventstore.postgres import PostgresEventStore
+        from tests.postgres_db import fresh_schema
+
+        async with fresh_schema() as url:
+            stores = [await PostgresEventStore.open(url, pool_size=2) for _ in range(2)]
+            try:
+                yield list(stores)
+            finally:
+                for store in stores:
+                    await store.close()
+        return
+    from eventstore.esdb import EventStoreDBStore
+    from tests.esdb_server.fixture import run_test_server
+
+    async with run_test_server(tmp_path / "esdb-server") as url:
+        connected = [await EventStoreDBStore.connect(url) for _ in range(2)]
+        try:
+            yield list(connected)
+        finally:
+            for client in connected:
+                await client.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "esdb"])
+async def test_processes_sharing_a_store_share_the_secret(kind: str, tmp_path: Path) -> None:
+    async with _two_processes(kind, tmp_path) as (one, other):
+        loaded = await asyncio.gather(
+            *(load_idempotency_ids(store, None) for store in (one, other, one, other))
+        )
+        assert len({ids.new_order_id("c", "k") for ids in loaded}) == 1
+        assert len(await one.read_stream(SECRET_STREAM)) == 1
