@@ -265,12 +265,12 @@ class CommandHandler:
         if not first:
             return None
         placed = first[0]
-        keyed_id = self._ids.event_ids(1, order_id, idempotency_key, customer_id)[0]
-        legacy_id = legacy_event_id(order_id, idempotency_key, customer_id)
-        if placed.id == keyed_id:
-            pass
-        elif placed.id != legacy_id or _placed_for(placed.data) != customer_id:
-            # The legacy ids' encoding is ambiguous across customers: the order must be theirs.
+        keyed = placed.id == self._ids.event_ids(1, order_id, idempotency_key, customer_id)[0]
+        # The legacy ids' encoding is ambiguous across customers: the order must be theirs too.
+        legacy = placed.id == legacy_event_id(order_id, idempotency_key, customer_id) and (
+            _placed_for(placed.data) == customer_id
+        )
+        if not (keyed or legacy):
             return None
         # placeOrder appends exactly one event, so the original append ended at version 1.
         return Accepted(
