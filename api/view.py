@@ -25,6 +25,7 @@ from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
+from api.memory import MemoryReclaimer
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import (
     LegacyGraphQLWSHandler,
@@ -144,6 +145,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         )
         self._graphiql_html = graphiql_html
         self.shared_subscriptions = SharedSubscriptions()
+        self.reclaimer = MemoryReclaimer()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page given (the service's own bundle), else strawberry's."""
