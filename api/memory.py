@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -36,15 +35,13 @@ few milliseconds, proportional to the live heap."""
 
 
 def _malloc_trim() -> Callable[[], object] | None:
-    """glibc's `malloc_trim(0)`, which returns free heap pages to the system; None elsewhere."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """glibc's `malloc_trim(0)`, which returns free heap pages to the system; None elsewhere.
+    Looked up among the symbols the interpreter already has loaded (its C library's)."""
     try:
-        libc = ctypes.CDLL(name)
+        loaded = ctypes.CDLL(None)
     except OSError:
         return None
-    trim = getattr(libc, "malloc_trim", None)
+    trim = getattr(loaded, "malloc_trim", None)
     if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
