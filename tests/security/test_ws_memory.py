@@ -124,4 +124,5 @@ async def test_rss_after_ten_rounds_of_subscribers_is_within_10_percent_of_round
             await asyncio.sleep(SETTLE)
             series.append(process.memory_info().rss / 2**20)
     shown = ", ".join(f"{rss:.1f}" for rss in series)
+    print(f"RSS (MiB) after each round: {shown}")  # the README's figures (pytest -rA shows it)
     assert series[-1] <= series[1] * GROWTH, f"RSS (MiB) after each round: {shown}"
