@@ -81,10 +81,14 @@ class MemoryReclaimer:
         self._pending = None
         started = self._clock()
         collected = gc.collect()
+        collected_at = self._clock()
         if self._trim is not None:
             self._trim()
         self._last = self._clock()
         self.passes += 1
         logger.debug(
-            "event=memory_reclaimed objects=%d ms=%.1f", collected, (self._last - started) * 1000
+            "event=memory_reclaimed objects=%d collect_ms=%.1f trim_ms=%.1f",
+            collected,
+            (collected_at - started) * 1000,
+            (self._last - collected_at) * 1000,
         )
