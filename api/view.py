@@ -26,6 +26,7 @@ from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
+from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError, PersistedQuerySettings
 from api.request_record import note_errors
 from api.shared_subscriptions import SharedSubscriptions
@@ -151,6 +152,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             schema._schema if isinstance(schema, Schema) else build_schema(schema.as_str()),
             **({"max_tokens": limits.max_tokens} if limits is not None else {}),
         )
+        self.reclaimer = MemoryReclaimer()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page given (the service's own bundle), else strawberry's."""
