@@ -21,6 +21,7 @@ from strawberry.schema import BaseSchema
 
 from api.auth import Unauthenticated
 from api.bootstrap import Services, open_services
+from api.budgets import IdentityBudgets
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
 from api.limits import RequestLimitsMiddleware
@@ -147,6 +148,7 @@ def create_app(
         schema if schema is not None else build_schema(limits=settings.query_limits),
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
         graphiql_html=pages.graphiql_html(),
+        budgets=IdentityBudgets(settings.budget_limits),
     )
 
     @asynccontextmanager
