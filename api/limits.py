@@ -130,7 +130,14 @@ class ConnectionLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectionLimits:
-        """The limits set in `env` (unset or empty: the defaults)."""
+        """The limits set in `env` (unset or empty: the defaults). MAX_CONNECTIONS, one cap over
+        HTTP and websockets together, is refused rather than ignored: its value would mean
+        something else under either of the caps that replace it."""
+        if env.get("MAX_CONNECTIONS", "").strip():
+            raise ValueError(
+                "MAX_CONNECTIONS is no longer read: HTTP connections and websockets are capped "
+                "apart, by MAX_HTTP_CONNECTIONS and MAX_WEBSOCKETS"
+            )
         return cls(**_from_env(cls, env))  # type: ignore[arg-type]
 
 
