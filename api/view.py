@@ -34,6 +34,7 @@ from api.websocket import (
     TextWebSocketAdapter,
 )
 from application.ids import random_uuid
+from projections.redis_pool import pool_user
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,8 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                     media_type = response_media_type(request.headers.get("accept"))
                     await _rate_limited(refused, media_type)(scope, receive, send)
                     return
+        # The request's Redis reads count against its caller's share of the pool.
+        reading_for = pool_user.set(caller.identity if caller is not None else None)
         try:
             await super().__call__(scope, receive, send)
         except ClientDisconnect:
@@ -214,6 +217,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             # and nothing worth more than a debug line.
             logger.debug("event=client_disconnected path=%s", scope.get("path"))
         finally:
+            pool_user.reset(reading_for)
             if caller is not None and caller.budgeted:
                 self.budgets.requests.release(caller.identity)
 

@@ -40,6 +40,7 @@ from api.budgets import CALLER_STATE, Caller, IdentityBudgets, RateLimited
 from api.context import AppContext
 from api.http_protocol import WEBSOCKET_LEASE, WebSocketLease
 from api.limits import BudgetLimits
+from projections.redis_pool import pool_user
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ class _SocketBudget:
             self._holds_socket = True
         self.caller = caller
         setattr(request.state, CALLER_STATE, caller)
+        # Set in the socket's reader task: the operations it starts from now on inherit it, so
+        # their Redis reads count against the caller's share of the pool.
+        pool_user.set(caller.identity)
         return True
 
     def start_operation(self) -> RateLimited | None:

@@ -41,6 +41,9 @@ subscribers share the feed's single pub/sub connection and hold none."""
 POOL_TIMEOUT = 5.0
 """How long a request waits for a free connection before it answers UNAVAILABLE (retryable;
 `RedisBusy`, not an outage)."""
+POOL_SHARE = POOL_SIZE // 4
+"""Connections one caller (`redis_pool.pool_user`) may hold at once: however many reads it
+sends together, three quarters of the pool stay for the others."""
 INTERNAL_POOL_SIZE = 8
 """Connections of the service's own work (the projector, the live feed, health checks), apart
 from the requests' pool: however busy the requests keep theirs, the views keep being projected
@@ -49,13 +52,19 @@ SOCKET_TIMEOUT = 5.0
 
 
 def redis_client(
-    *, url: str | None = None, unix_socket: Path | None = None, max_connections: int = POOL_SIZE
+    *,
+    url: str | None = None,
+    unix_socket: Path | None = None,
+    max_connections: int = POOL_SIZE,
+    per_user: int | None = None,
 ) -> Redis:
-    """A client on a bounded, blocking connection pool, with a short retry: a dropped connection
-    is retried once at once (a restarted server), a Redis that is really down fails the command
-    in well under a second, and the caller answers UNAVAILABLE."""
+    """A client on a bounded, blocking connection pool (each `pool_user` held to `per_user`
+    connections at once), with a short retry: a dropped connection is retried once at once (a
+    restarted server), a Redis that is really down fails the command in well under a second,
+    and the caller answers UNAVAILABLE."""
     options: dict[str, Any] = {
         "max_connections": max_connections,
+        "per_user": per_user,
         "timeout": POOL_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": 1.0,
@@ -72,19 +81,22 @@ def redis_client(
 
 @contextlib.asynccontextmanager
 async def open_redis_clients(
-    redis_url: str | None, data_dir: Path | str, sizes: tuple[int, ...] = (POOL_SIZE,)
+    redis_url: str | None,
+    data_dir: Path | str,
+    pools: tuple[tuple[int, int | None], ...] = ((POOL_SIZE, None),),
 ) -> AsyncIterator[list[Redis]]:
-    """One Redis client per pool size in `sizes`, on one server: REDIS_URL's, else the embedded
-    one under DATA_DIR (started and supervised, or joined when another process already serves
-    it there; stopped only if we started it)."""
+    """One Redis client per (pool size, share per user) in `pools`, on one server: REDIS_URL's,
+    else the embedded one under DATA_DIR (started and supervised, or joined when another
+    process already serves it there; stopped only if we started it)."""
     server = None if redis_url else await start_embedded_redis(data_dir)
     clients = [
         redis_client(
             url=redis_url,
             unix_socket=None if server is None else server.socket_path,
             max_connections=size,
+            per_user=per_user,
         )
-        for size in sizes
+        for size, per_user in pools
     ]
     try:
         yield clients
@@ -131,8 +143,8 @@ async def open_read_side(
 ) -> AsyncIterator[ReadSide]:
     """Open Redis, start the feed and `projectors` workers (0: none, e.g. when `orders project`
     runs them elsewhere); stop everything on exit."""
-    sizes = (POOL_SIZE, INTERNAL_POOL_SIZE)
-    async with open_redis_clients(redis_url, data_dir, sizes) as (requests, redis):
+    pools = ((POOL_SIZE, POOL_SHARE), (INTERNAL_POOL_SIZE, None))
+    async with open_redis_clients(redis_url, data_dir, pools) as (requests, redis):
         views = RedisViewStore(redis, prefix=prefix)
         feed = ChangeFeed(redis, prefix=prefix)
         queries = OrderQueries(requests, prefix=prefix, feed=feed)

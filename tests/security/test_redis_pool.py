@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from graphql import GraphQLError
 from redis.asyncio import Redis
 
 from api.outages import OutageLog, unavailable_of
-from projections.redis_pool import RedisBusy
+from projections.redis_pool import BusyAwarePool, RedisBusy, pool_user
 from projections.service import redis_client
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, new_id
 from tests.e2e.ws import graphql_ws
@@ -117,3 +118,33 @@ async def test_a_pool_that_stays_full_is_busy_not_down(
     lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == 1, lines
     assert lines[0].startswith("event=redis_busy"), lines
+
+
+async def test_one_reader_holds_only_its_share_of_the_pool(tmp_path: Path) -> None:
+    with running_redis_server(tmp_path) as socket_path:
+        client: Redis = redis_client(unix_socket=socket_path, max_connections=4, per_user=2)
+        pool = client.connection_pool
+        assert isinstance(pool, BusyAwarePool)
+        pool.timeout = 0.3
+        try:
+
+            async def hold(user: str) -> None:
+                """A read that keeps its connection for a second."""
+                pool_user.set(user)
+                connection = await pool.get_connection()
+                await asyncio.sleep(1.0)
+                await pool.release(connection)
+
+            flood = [asyncio.create_task(hold("customer:flooder")) for _ in range(6)]
+            await asyncio.sleep(0.1)
+            pool_user.set("customer:other")
+            started = time.monotonic()
+            assert await client.get("k") is None  # served at once: the pool has room
+            assert time.monotonic() - started < 0.3
+            outcomes = await asyncio.gather(*flood, return_exceptions=True)
+            busy = [o for o in outcomes if isinstance(o, RedisBusy)]
+            assert len(busy) == 4, outcomes  # two ran; the rest waited their turn, in vain
+            assert pool.share is not None
+            assert pool.share.users == 0  # nothing held, nothing kept
+        finally:
+            await client.aclose()
