@@ -67,25 +67,54 @@ def caller_of(context: object) -> Caller | None:
 
 
 class CommandRate(SchemaExtension):
-    """Spends the caller's command tokens for a mutation before it executes, or answers it with
-    RATE_LIMITED instead (staff are not budgeted)."""
+    """Spends the caller's command tokens for a mutation before it executes, or refuses it with
+    RATE_LIMITED instead (staff are not budgeted).
+
+    The price is taken once the document has validated (the query limiter validates before
+    this extension's turn), so the refusal is a request error: HTTP 429, and an `error` message
+    for the operation on both websocket protocols. Were nothing validated yet, the price is
+    taken just before execution instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._priced = False
+
+    def on_validate(self) -> Iterator[None]:
+        """Price a mutation that validated."""
+        context = self.execution_context
+        if context.pre_execution_errors == []:
+            refused = self._price()
+            if refused is not None:
+                context.pre_execution_errors = [refused]
+        yield
 
     def on_execute(self) -> Iterator[None]:
-        """Price the mutation; refuse it whole when the bucket lacks the tokens."""
+        """Price a mutation not priced yet; refuse it whole when the bucket lacks the tokens."""
+        refused = self._price()
+        if refused is not None:
+            self.execution_context.result = ExecutionResult(data=None, errors=[refused])
+        yield
+
+    def _price(self) -> RateLimited | None:
+        """Spend the operation's tokens, once: None when spent (or free), else the refusal."""
+        if self._priced:
+            return None
+        self._priced = True
         context = self.execution_context
         document = context.graphql_document
-        if document is not None and context.operation_type is OperationType.MUTATION:
-            caller = caller_of(context.context)
-            if caller is not None and caller.budgeted:
-                count = root_fields(document, context.operation_name)
-                wait = caller.budgets.commands.try_spend(caller.identity, count) if count else 0.0
-                if wait:
-                    refused = RateLimited(
-                        "commands",
-                        wait,
-                        f"Too many commands: {count} asked, at most "
-                        f"{caller.budgets.limits.commands_per_second} a second on average; "
-                        "nothing was written.",
-                    )
-                    context.result = ExecutionResult(data=None, errors=[refused])
-        yield
+        if document is None or context.operation_type is not OperationType.MUTATION:
+            return None
+        caller = caller_of(context.context)
+        if caller is None or not caller.budgeted:
+            return None
+        count = root_fields(document, context.operation_name)
+        wait = caller.budgets.commands.try_spend(caller.identity, count) if count else 0.0
+        if not wait:
+            return None
+        return RateLimited(
+            "commands",
+            wait,
+            f"Too many commands: {count} asked, at most "
+            f"{caller.budgets.limits.commands_per_second} a second on average; nothing was "
+            "written.",
+        )
