@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, build_schema
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -16,7 +17,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema import BaseSchema
+from strawberry.schema import BaseSchema, Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -27,12 +28,11 @@ from api.budgets import CALLER_STATE, RATE_LIMITED, Caller, IdentityBudgets, Rat
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
 from api.limits import BudgetLimits
+from api.persisted_queries import PersistedQueries, PersistedQueryError, PersistedQuerySettings
+from api.request_record import note_errors
 from api.shared_subscriptions import SharedSubscriptions
-from api.websocket import (
-    LegacyGraphQLWSHandler,
-    SharingGraphQLTransportWSHandler,
-    TextWebSocketAdapter,
-)
+from api.websocket import TextWebSocketAdapter
+from api.ws_request_log import LoggedLegacyWSHandler, LoggedTransportWSHandler
 from application.ids import random_uuid
 from projections.redis_pool import pool_user
 
@@ -157,8 +157,8 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     """
 
     websocket_adapter_class = TextWebSocketAdapter
-    graphql_ws_handler_class = LegacyGraphQLWSHandler
-    graphql_transport_ws_handler_class = SharingGraphQLTransportWSHandler
+    graphql_ws_handler_class = LoggedLegacyWSHandler
+    graphql_transport_ws_handler_class = LoggedTransportWSHandler
 
     def __init__(
         self,
@@ -167,6 +167,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         ws_init_timeout: float = 5.0,
         graphiql_html: str | None = None,
         budgets: IdentityBudgets | None = None,
+        persisted_queries: PersistedQuerySettings | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -178,6 +179,12 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         self._graphiql_html = graphiql_html
         self.shared_subscriptions = SharedSubscriptions()
         self.budgets = budgets or IdentityBudgets(BudgetLimits())
+        limits = getattr(schema, "limits", None)
+        self.persisted_queries = PersistedQueries(
+            persisted_queries or PersistedQuerySettings(),
+            schema._schema if isinstance(schema, Schema) else build_schema(schema.as_str()),
+            **({"max_tokens": limits.max_tokens} if limits is not None else {}),
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page given (the service's own bundle), else strawberry's."""
@@ -198,6 +205,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                         request.headers.get("authorization")
                     )
                 except Unauthenticated as error:
+                    note_errors([error])
                     media_type = response_media_type(request.headers.get("accept"))
                     await _unauthenticated(error, media_type)(scope, receive, send)
                     return
@@ -205,6 +213,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                 caller = self._admit(request, principal)
                 if caller is None:
                     refused = RateLimited("requests in flight", 1.0)
+                    note_errors([refused])
                     media_type = response_media_type(request.headers.get("accept"))
                     await _rate_limited(refused, media_type)(scope, receive, send)
                     return
@@ -242,6 +251,31 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             correlation_id=correlation_id_of(request.headers.get(CORRELATION_HEADER)),
         )
 
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: AppContext,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        """Persisted queries (`api.persisted_queries`): a request naming its document by hash
+        runs the stored document; one that may not run gets its coded GraphQL error in the
+        negotiated JSON, where strawberry answers a plain-text 400 without a query."""
+        if isinstance(request_data, GraphQLRequestData) and accepts_json(
+            request.headers.get("accept")
+        ):
+            try:
+                query = self.persisted_queries.document(request_data.query, request_data.extensions)
+            except PersistedQueryError as error:
+                logger.debug("event=persisted_query_refused code=%s", error.code)
+                return ExecutionResult(data=None, errors=[error])
+            request_data = dataclasses.replace(request_data, query=query)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
     async def execute_single(
         self,
         request: Request,
@@ -276,6 +310,13 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                 )
                 return ExecutionResult(data=None, errors=[problem])
             raise
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Strawberry's result, its first error's code noted for the request log."""
+        note_errors(result.errors)
+        return await super().process_result(request, result)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """Strawberry's sub-response, noting the media type the client asked to get back."""

@@ -21,6 +21,7 @@ from typing import Protocol
 from application.codec import DecodedEvent, decode_event, decode_record
 from application.snapshot import Snapshot
 from application.snapshots import SnapshotStore
+from application.written import WrittenOrder, placed_by
 from domain.events import OrderEvent, order_stream
 from domain.order import OrderState, fold
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
@@ -40,12 +41,14 @@ class LoadedOrder:
     `snapshot_version` is the version of the trusted snapshot the load started from (0: none), so
     the snapshot policy can tell how many events have piled up since. `fresh` is False for a
     remembered state (a guess, possibly stale): only an append expecting `version` can confirm it.
+    `placed_at` is the first event's `occurredAt` when the load read it (not from a snapshot).
     """
 
     state: OrderState | None
     version: int
     snapshot_version: int = 0
     fresh: bool = True
+    placed_at: datetime | None = None
 
 
 class Orders(Protocol):
@@ -69,10 +72,14 @@ class _Folded:
     snapshot_version: int
     last_event_id: str | None
     max_occurred_at: datetime | None
+    placed_at: datetime | None
 
     def loaded(self) -> LoadedOrder:
         return LoadedOrder(
-            state=self.state, version=self.version, snapshot_version=self.snapshot_version
+            state=self.state,
+            version=self.version,
+            snapshot_version=self.snapshot_version,
+            placed_at=self.placed_at,
         )
 
 
@@ -145,6 +152,11 @@ class OrderRepository:
             order_stream(order_id), from_version=max(from_version, 0) + 1, limit=limit
         )
         return [decode_record(record) for record in records]
+
+    async def placed(self, order_id: str) -> WrittenOrder | None:
+        """The order as its first event placed it (None: no such order). Reads one event."""
+        records = await self._store.read_stream(order_stream(order_id), from_version=1, limit=1)
+        return placed_by(decode_record(records[0])) if records else None
 
     async def customer_of(self, order_id: str) -> str | None:
         """Who placed the order (None: no such order). Reads one event: ownership never changes."""
@@ -262,6 +274,7 @@ class _Fold:
         self._last: RecordedEvent | None = None
         self._trusted = True
         self._max_occurred_at = None if snapshot is None else snapshot.max_occurred_at
+        self._placed_at: datetime | None = None
 
     def add(self, records: Sequence[RecordedEvent]) -> bool:
         """Fold `records`; False when they prove the snapshot untrustworthy."""
@@ -291,8 +304,10 @@ class _Fold:
             if self.until_version is not None and record.version > self.until_version:
                 self.done = True
                 return
-            if self.timed:
+            if self.timed or record.version == 1:
                 decoded = decode_record(record)
+                if record.version == 1:
+                    self._placed_at = decoded.occurred_at
                 occurred_at = decoded.occurred_at
                 if self.as_of is not None and occurred_at > self.as_of:
                     # A stream is a history: the state as of a moment is a prefix of it.
@@ -324,6 +339,7 @@ class _Fold:
             snapshot_version=0 if self.snapshot is None else self.snapshot.version,
             last_event_id=last_event_id,
             max_occurred_at=self._max_occurred_at if self.timed else None,
+            placed_at=self._placed_at,
         )
 
 

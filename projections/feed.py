@@ -49,10 +49,16 @@ class Listener:
     queue: asyncio.Queue[Change | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
     def wants(self, change: Change) -> bool:
+        """Whether the change concerns an order that passes the filters before or after it: an
+        order leaving the status filter is wanted once more, so a live list can drop it."""
         return (
             (self.order_id is None or change.order_id == self.order_id)
             and (self.customer_id is None or change.customer_id == self.customer_id)
-            and (self.status is None or change.status is self.status)
+            and (
+                self.status is None
+                or change.status is self.status
+                or change.previous_status is self.status
+            )
         )
 
     def offer(self, item: Change | None) -> None:
@@ -80,6 +86,7 @@ def parse_change(payload: bytes | str) -> Change:
     """A change from the apply script's JSON message."""
     raw: dict[str, Any] = orjson.loads(payload)
     f = ChangeFields
+    previous = raw.get(f.PREVIOUS_STATUS)
     return Change(
         namespace=str(raw[f.NAMESPACE]),
         order_id=str(raw[f.ORDER_ID]),
@@ -88,6 +95,7 @@ def parse_change(payload: bytes | str) -> Change:
         status=OrderStatus(raw[f.STATUS]),
         position=int(raw[f.POSITION]),
         view=view_from_hash(raw[f.VIEW]) if raw.get(f.VIEW) else None,
+        previous_status=None if previous is None else OrderStatus(previous),
     )
 
 

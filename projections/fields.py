@@ -54,13 +54,15 @@ class MetaFields:
 
 class ChangeFields:
     """The JSON message the apply script publishes on `{ns}:changes` for every applied change;
-    `view` is the order's hash as it was right after."""
+    `view` is the order's hash as it was right after, `status` its status after the change and
+    `previousStatus` before it (absent for a placement)."""
 
     NAMESPACE: Final = "ns"
     ORDER_ID: Final = "id"
     VERSION: Final = "version"
     CUSTOMER_ID: Final = "customerId"
     STATUS: Final = "status"
+    PREVIOUS_STATUS: Final = "previousStatus"
     POSITION: Final = "position"
     VIEW: Final = "view"
 

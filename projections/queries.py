@@ -216,9 +216,6 @@ class OrderQueries:
             raise ValueError("first must not be negative")
         first = min(first, MAX_VIEW_PAGE)
         keys = await self._namespace()
-        if first == 0:
-            await self._read_ready(keys)
-            return OrderPage(orders=(), cursors=(), has_next_page=False, end_cursor=None)
         if customer_id is not None and status is not None:
             index = keys.customer_status_index(customer_id, status.value)
         elif customer_id is not None:
@@ -227,17 +224,28 @@ class OrderQueries:
             index = keys.status_index(status.value)
         else:
             index = keys.all_index
-        start = f"({decode_cursor(after)}" if after else "+"
-        (raw_members,) = await self._read_ready(
-            keys,
-            lambda pipe: pipe.zrange(
-                index, start, "-", desc=True, bylex=True, offset=0, num=first + 1
-            ),
-        )
-        members = [as_text(m) for m in raw_members]
+        member = decode_cursor(after) if after else None
+        # One transaction, so the count, the page and what precedes it agree. Members sort newest
+        # last: the ones at or after the cursor's come before this page.
+        reads: list[Read] = [lambda pipe: pipe.zcard(index)]
+        if member is not None:
+            reads.append(lambda pipe: pipe.zlexcount(index, f"[{member}", "+"))
+        if first:
+            start = "+" if member is None else f"({member}"
+            reads.append(
+                lambda pipe: pipe.zrange(
+                    index, start, "-", desc=True, bylex=True, offset=0, num=first + 1
+                )
+            )
+        replies = await self._read_ready(keys, *reads)
+        total = int(replies[0])
+        before = int(replies[1]) if member is not None else 0
+        members = [as_text(m) for m in replies[-1]] if first else []
         page, more = members[:first], len(members) > first
-        hashes = await self._read_ready(
-            keys, *(_hgetall(keys.order(member_order_id(m))) for m in page)
+        hashes = (
+            await self._read_ready(keys, *(_hgetall(keys.order(member_order_id(m))) for m in page))
+            if page
+            else []
         )
         pairs = [(m, v) for m, h in zip(page, hashes, strict=True) if (v := view_from_hash(h))]
         cursors = tuple(encode_cursor(m) for m, _ in pairs)
@@ -246,6 +254,8 @@ class OrderQueries:
             cursors=cursors,
             has_next_page=more,
             end_cursor=cursors[-1] if cursors else None,
+            has_previous_page=before > 0,
+            total_count=total,
         )
 
     async def dashboard_stats(self) -> DashboardStats:

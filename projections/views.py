@@ -67,12 +67,23 @@ class DashboardStats:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderPage:
-    """One page of orders, newest first; `end_cursor` continues after the last one."""
+    """One page of orders, newest first; `end_cursor` continues after the last one.
+
+    `total_count` is how many orders the filtered list holds now, over all its pages;
+    `has_previous_page` whether it holds any at or before the `after` cursor (newer ones).
+    """
 
     orders: tuple[OrderView, ...]
     cursors: tuple[str, ...]
     has_next_page: bool
     end_cursor: str | None
+    has_previous_page: bool = False
+    total_count: int = 0
+
+    @property
+    def start_cursor(self) -> str | None:
+        """The cursor of the page's first order (None: an empty page)."""
+        return self.cursors[0] if self.cursors else None
 
 
 class RunnerState(StrEnum):
@@ -98,7 +109,8 @@ class ProjectionStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
-    """One projected change as the live feed carries it."""
+    """One projected change as the live feed carries it: `status` is the order's status after
+    it, `previous_status` before it (None: the change placed the order)."""
 
     namespace: str
     order_id: str
@@ -107,6 +119,7 @@ class Change:
     status: OrderStatus
     position: int
     view: OrderView | None = None  # the view this change made (None: re-read the hash)
+    previous_status: OrderStatus | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

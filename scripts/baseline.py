@@ -7,6 +7,9 @@ a fixed `CommandAccepted` without touching the event store. Not part of the publ
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import strawberry
 from starlette.applications import Starlette
 from strawberry.tools import merge_types
@@ -20,12 +23,28 @@ from api.schema import QUERY_PARTS, make_schema
 from api.schema.inputs import PlaceOrderInput, ShipOrderInput, TakePaymentInput
 from api.schema.mutations import IdempotencyKey
 from api.schema.results import CommandAccepted, CommandResult
+from application.written import WrittenOrder
+from domain.events import LineItem, OrderStatus
+from domain.order import OrderState
 
+_PLACED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 _ACCEPTED = CommandAccepted(
     order_id=strawberry.ID("baseline"),
     version=1,
     position="0",
     event_ids=[strawberry.ID("00000000-0000-0000-0000-000000000000")],
+    written=WrittenOrder(
+        state=OrderState(
+            id="baseline",
+            customer_id="baseline",
+            status=OrderStatus.PENDING,
+            items=(LineItem(product_id="p", name="P", price=Decimal("1.00"), qty=1),),
+            total=Decimal("1.00"),
+            version=1,
+        ),
+        placed_at=_PLACED_AT,
+        updated_at=_PLACED_AT,
+    ),
 )
 
 
@@ -66,5 +85,5 @@ def noop_schema() -> strawberry.Schema:
 def noop_app_from_env() -> Starlette:
     """Zero-argument factory for uvicorn (`--factory scripts.baseline:noop_app_from_env`)."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings, noop_schema(), tune_gc=True)

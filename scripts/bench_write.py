@@ -12,6 +12,12 @@ server's ESDB_URL at it (its speed is the embedded store's behind Python gRPC, n
 throwaway PostgreSQL database (DATABASE_URL) and, in the same interleaved rounds, an embedded
 server to compare with; it reports the appends per commit the log shows (group commit).
 
+The order a command returns: `--compare-order` measures the same server twice in interleaved
+rounds, the mutations selecting only the command's result and selecting `order { ... }` (every
+field of the order but its history) too: what folding the order on the write side costs.
+
+    python -m scripts.bench_write --flows 1000 --compare-order --no-baseline
+
 Long orders: `--amend N` puts N `addItem` / `removeItem` commands (alternately, N rounded up to
 even) between the place and the pay of every flow, so orders grow past the snapshot interval, and
 `--snapshot-every 50 20` runs one embedded server per interval (SNAPSHOT_EVERY) in the same
@@ -64,15 +70,35 @@ RESULT = """__typename
   ... on CommandAccepted { orderId version position eventIds }
   ... on CommandError { code message }"""
 
-PLACE = (
-    f"""mutation Place($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{ {RESULT} }} }}"""
-)
-PAY = f"""mutation Pay($input: TakePaymentInput!) {{ takePayment(input: $input) {{ {RESULT} }} }}"""
-SHIP = f"""mutation Ship($input: ShipOrderInput!) {{ shipOrder(input: $input) {{ {RESULT} }} }}"""
-ADD = f"""mutation Add($input: AddItemInput!) {{ addItem(input: $input) {{ {RESULT} }} }}"""
-REMOVE = (
-    f"""mutation Remove($input: RemoveItemInput!) {{ removeItem(input: $input) {{ {RESULT} }} }}"""
-)
+ORDER_SELECTION = """
+  ... on CommandAccepted {
+    order {
+      id customerId status items { productId name price qty } itemCount total trackingId carrier
+      createdAt updatedAt version position
+    }
+  }"""
+"""Every field of `CommandAccepted.order` but its history (which reads the event store)."""
+
+
+def mutation(name: str, input_type: str, field: str, *, select_order: bool = False) -> str:
+    """A mutation document selecting the result (and the order it left, with `select_order`)."""
+    selection = RESULT + (ORDER_SELECTION if select_order else "")
+    return f"mutation {name}($input: {input_type}!) {{ {field}(input: $input) {{ {selection} }} }}"
+
+
+def documents(select_order: bool) -> dict[str, str]:
+    """The flow's mutation documents by command."""
+    return {
+        "place": mutation("Place", "PlaceOrderInput", "placeOrder", select_order=select_order),
+        "pay": mutation("Pay", "TakePaymentInput", "takePayment", select_order=select_order),
+        "ship": mutation("Ship", "ShipOrderInput", "shipOrder", select_order=select_order),
+        "add": mutation("Add", "AddItemInput", "addItem", select_order=select_order),
+        "remove": mutation("Remove", "RemoveItemInput", "removeItem", select_order=select_order),
+    }
+
+
+PLACE = documents(select_order=False)["place"]
+"""placeOrder selecting the result only (other benchmarks place orders with it)."""
 
 
 COMMAND_PATH_PARTS = ("store", "writes")
@@ -86,30 +112,38 @@ def staff_token(secret: str) -> str:
     return jwt.encode({"sub": "bench", "role": "staff", "exp": 2**31 - 1}, secret, "HS256")
 
 
-def amendments(order_id: str, count: int) -> list[tuple[str, dict[str, object]]]:
+def amendments(
+    order_id: str, count: int, docs: dict[str, str]
+) -> list[tuple[str, dict[str, object]]]:
     """`count` (rounded up to even) commands that add a line and remove it again, in turns: the
     order grows by `count` events and ends with the total it started with."""
     commands: list[tuple[str, dict[str, object]]] = []
     for k in range(0, count, 2):
         product = f"extra-{k}"
         item = {"productId": product, "name": "Extra", "price": "1.25", "qty": 1}
-        commands.append((ADD, {"input": {"orderId": order_id, "item": item}}))
-        commands.append((REMOVE, {"input": {"orderId": order_id, "productId": product}}))
+        commands.append((docs["add"], {"input": {"orderId": order_id, "item": item}}))
+        commands.append((docs["remove"], {"input": {"orderId": order_id, "productId": product}}))
     return commands
 
 
-def flow_variables(run: str, n: int, amend: int = 0) -> list[tuple[str, dict[str, object]]]:
+def flow_variables(
+    run: str, n: int, amend: int = 0, *, select_order: bool = False
+) -> list[tuple[str, dict[str, object]]]:
     """One order's life: place (two lines), `amend` amendments, pay the total, ship."""
     order_id = f"bench-{run}-{n}"
+    docs = documents(select_order)
     items = [
         {"productId": "sku-1", "name": "Widget", "price": "12.50", "qty": 2},
         {"productId": "sku-2", "name": "Gadget", "price": "4.99", "qty": 1},
     ]
     return [
-        (PLACE, {"input": {"orderId": order_id, "customerId": f"c-{n % 97}", "items": items}}),
-        *amendments(order_id, amend),
         (
-            PAY,
+            docs["place"],
+            {"input": {"orderId": order_id, "customerId": f"c-{n % 97}", "items": items}},
+        ),
+        *amendments(order_id, amend, docs),
+        (
+            docs["pay"],
             {
                 "input": {
                     "orderId": order_id,
@@ -120,7 +154,7 @@ def flow_variables(run: str, n: int, amend: int = 0) -> list[tuple[str, dict[str
             },
         ),
         (
-            SHIP,
+            docs["ship"],
             {"input": {"orderId": order_id, "trackingId": f"trk-{n}", "carrier": "DHL"}},
         ),
     ]
@@ -139,6 +173,8 @@ class Target:
     url: str
     pid: int | None = None
     """The server's process id when this script started it: its CPU time is measured too."""
+    select_order: bool = False
+    """Whether the mutations select `CommandAccepted.order`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,7 +252,7 @@ async def run_round(
     server's (None when unknown)."""
     endpoint = Endpoint.from_url(target.url)
     run = uuid.uuid4().hex[:10]
-    plans = [flow_variables(run, n, amend) for n in range(count)]
+    plans = [flow_variables(run, n, amend, select_order=target.select_order) for n in range(count)]
     task = progress.add_task(f"{target.label}: {name}", total=sum(len(p) for p in plans))
 
     def advance(commands: int, task_id: TaskID = task) -> None:
@@ -360,6 +396,7 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         and summaries[1].throughput
         and not hasattr(args, "commit_stats")
         and not args.snapshot_every
+        and not args.compare_order
     ):
         ratio = summaries[0].throughput / summaries[1].throughput
         pairs = ", ".join(
@@ -401,6 +438,20 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
                 f"ratios {pairs}), {other.server_us_per_command or 0:.0f} / "
                 f"{first.server_us_per_command or 0:.0f} µs of server CPU per command.",
             ]
+    if args.compare_order and len(summaries) >= 2 and summaries[0].throughput:
+        without, selecting = summaries[0], summaries[1]
+        pairs = ", ".join(
+            f"{w / o:.2f}"
+            for w, o in zip(selecting.round_throughputs, without.round_throughputs, strict=True)
+            if o
+        )
+        lines += [
+            "",
+            f"Selecting `order {{ ... }}` / not: **{pair_ratio(selecting, without):.2f}x** the "
+            f"commands/s (median of the per-round ratios {pairs}), "
+            f"{selecting.server_us_per_command or 0:.0f} / "
+            f"{without.server_us_per_command or 0:.0f} µs of server CPU per command.",
+        ]
     load = os.getloadavg()[0]
     lines += [
         "",
@@ -456,6 +507,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="+",
         metavar="EVENTS",
         help="one embedded server per snapshot interval (SNAPSHOT_EVERY), in interleaved rounds",
+    )
+    parser.add_argument(
+        "--compare-order",
+        action="store_true",
+        help="measure the server a second time with the mutations selecting "
+        "CommandAccepted.order, in interleaved rounds",
     )
     parser.add_argument(
         "--no-projectors",
@@ -541,6 +598,15 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                             pid=server.pid,
                         )
                     )
+                    if args.compare_order:
+                        targets.append(
+                            Target(
+                                label=f"full command path ({label}), selecting the order",
+                                url=server.url,
+                                pid=server.pid,
+                                select_order=True,
+                            )
+                        )
             if database is not None:
                 embedded_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
                 embedded = ServerProcess(

@@ -29,6 +29,20 @@ MUTATION_PARTS: tuple[type, ...] = (CommandMutation,)
 SUBSCRIPTION_PARTS: tuple[type, ...] = (ReadModelSubscription, EventLogSubscription)
 
 
+ROOT_DESCRIPTIONS = {
+    "Query": "Reads: the read model (Redis views) and the event log (the write side's truth).",
+    "Mutation": "The commands: every change to an order is one of them.",
+    "Subscription": "Live updates over websockets (graphql-transport-ws or graphql-ws).",
+}
+
+
+def _root(name: str, parts: Sequence[type]) -> type:
+    """The root type `name` with every part's fields, and its description."""
+    merged = merge_types(name, tuple(parts))
+    merged.__strawberry_definition__.description = ROOT_DESCRIPTIONS[name]  # type: ignore[attr-defined]
+    return merged
+
+
 def make_schema(
     query: type,
     mutation: type | None = None,
@@ -58,9 +72,9 @@ def build_schema(
 ) -> strawberry.Schema:
     """The public schema: every part merged into Query, Mutation and Subscription."""
     return make_schema(
-        query=merge_types("Query", (*QUERY_PARTS, *extra_queries)),
-        mutation=merge_types("Mutation", (*MUTATION_PARTS, *extra_mutations)),
-        subscription=merge_types("Subscription", (*SUBSCRIPTION_PARTS, *extra_subscriptions)),
+        query=_root("Query", (*QUERY_PARTS, *extra_queries)),
+        mutation=_root("Mutation", (*MUTATION_PARTS, *extra_mutations)),
+        subscription=_root("Subscription", (*SUBSCRIPTION_PARTS, *extra_subscriptions)),
         limits=limits,
     )
 

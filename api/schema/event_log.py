@@ -84,8 +84,20 @@ async def read_event_page(
         end_cursor = edges[-1].cursor if edges else None
     return EventConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=budget_hit or len(matched) > first, end_cursor=end_cursor),
+        page_info=PageInfo(
+            has_next_page=budget_hit or len(matched) > first,
+            has_previous_page=after is not None and await _logged_by(store, event_filter, after),
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=end_cursor,
+        ),
     )
+
+
+async def _logged_by(store: EventStore, event_filter: EventFilter, position: int) -> bool:
+    """Whether the log holds an event the filter selects at or before `position`: one read of
+    one event (the time window aside, which would need a scan)."""
+    first = await store.read_all(from_position=None, limit=1, filter=event_filter)
+    return bool(first) and first[0].position <= position
 
 
 @strawberry.type

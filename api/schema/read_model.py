@@ -178,7 +178,10 @@ class ReadModelSubscription:
 
     @strawberry.subscription(  # type: ignore[untyped-decorator]
         description=(
-            "Every projected change of any order, filtered. A customer passes its own customerId."
+            "Every projected change of an order that matches the filter before or after the "
+            "change: an order that leaves a status filter is pushed once more, with its new "
+            "status, so a live list can drop it. A customer without customerId gets its own "
+            "orders (as the orders query does)."
         ),
         permission_classes=[WatchesOwnOrders],
     )
@@ -188,10 +191,14 @@ class ReadModelSubscription:
         customer_id: CustomerArg = strawberry.UNSET,
         status: StatusArg = strawberry.UNSET,
     ) -> AsyncGenerator[OrderGQL, None]:
-        """The view of every order changed from now on that passes the filters."""
-        customer = given(customer_id)
+        """The view of every order changed from now on that passes the filters before or after
+        the change."""
+        requested = given(customer_id)
         watch = info.context.queries.watch_orders(
-            customer_id=None if customer is None else str(customer), status=_status(given(status))
+            customer_id=visible_customer(
+                info.context.principal, None if requested is None else str(requested)
+            ),
+            status=_status(given(status)),
         )
         async with aclosing(watch) as views:
             async for view in views:

@@ -14,7 +14,9 @@ from strawberry.types import Info
 
 from api.context import AppContext
 from api.schema.arguments import MAX_EVENT_PAGE, EventPageSize, FromVersion, non_negative, page_size
-from api.schema.types import Event, LineItemGQL, OrderStatusGQL, PageInfo
+from api.schema.line_items import LineItemGQL
+from api.schema.types import Event, OrderStatusGQL, PageInfo
+from application.written import WrittenOrder
 from projections.views import DashboardStats, OrderPage, OrderView, ProjectionStatus, StatusStats
 
 HISTORY_PAGE = 100
@@ -68,6 +70,27 @@ class OrderGQL:
         return [Event.of(decoded) for decoded in page]
 
     @classmethod
+    def written(cls, order: WrittenOrder, *, position: int) -> OrderGQL:
+        """The GraphQL view of an order as a command left it (`position`: its last event's),
+        field for field what the view will hold once projected."""
+        state = order.state
+        assert order.placed_at is not None, "the caller reads the placement when unknown"
+        return cls(
+            id=strawberry.ID(state.id),
+            customer_id=strawberry.ID(state.customer_id),
+            status=OrderStatusGQL(state.status.value),
+            items=[LineItemGQL.of(item) for item in state.items],
+            item_count=sum(item.qty for item in state.items),
+            total=state.total,
+            tracking_id=state.tracking_id,
+            carrier=state.carrier,
+            created_at=order.placed_at,
+            updated_at=order.updated_at,
+            version=state.version,
+            position=str(position),
+        )
+
+    @classmethod
     def of(cls, view: OrderView) -> OrderGQL:
         """The GraphQL view of an order view."""
         return cls(
@@ -99,7 +122,13 @@ class OrderConnection:
     """A page of orders, newest first."""
 
     edges: list[OrderEdge] = strawberry.field(description="The orders of this page.")
-    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+    page_info: PageInfo = strawberry.field(description="Where this page starts and ends.")
+    total_count: int = strawberry.field(
+        description=(
+            "How many orders match the filter now, over all pages (the customer's and/or the "
+            "status's orders in the read model; every order without a filter)."
+        )
+    )
 
     @classmethod
     def of(cls, page: OrderPage) -> OrderConnection:
@@ -109,7 +138,13 @@ class OrderConnection:
                 OrderEdge(cursor=cursor, node=OrderGQL.of(view))
                 for cursor, view in zip(page.cursors, page.orders, strict=True)
             ],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.start_cursor,
+                end_cursor=page.end_cursor,
+            ),
+            total_count=page.total_count,
         )
 
 

@@ -12,9 +12,11 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.auth import Principal
+from api.schema.line_items import LineItemGQL
+from api.schema.payloads import EventPayload, payload_of
 from api.visibility import visible_data, visible_metadata
 from application.codec import DecodedEvent
-from domain.events import LineItem as DomainLineItem
+from domain.events import OrderEvent
 from domain.order import OrderState as DomainOrderState
 
 
@@ -26,26 +28,6 @@ class OrderStatusGQL(enum.Enum):
     PAID = strawberry.enum_value("PAID", description="Paid, not yet shipped.")
     SHIPPED = strawberry.enum_value("SHIPPED", description="Handed to a carrier.")
     CANCELLED = strawberry.enum_value("CANCELLED", description="Cancelled before shipping.")
-
-
-@strawberry.type(name="LineItem", description="One product line of an order.")
-class LineItemGQL:
-    """One product line of an order."""
-
-    product_id: strawberry.ID = strawberry.field(description="The product's id.")
-    name: str = strawberry.field(description="The product's name when it was ordered.")
-    price: Decimal = strawberry.field(description="The unit price.")
-    qty: int = strawberry.field(description="How many units.")
-
-    @classmethod
-    def of(cls, item: DomainLineItem) -> LineItemGQL:
-        """The GraphQL view of a domain line item."""
-        return cls(
-            product_id=strawberry.ID(item.product_id),
-            name=item.name,
-            price=item.price,
-            qty=item.qty,
-        )
 
 
 @strawberry.type(
@@ -97,6 +79,7 @@ class Event:
     occurred_at: datetime = strawberry.field(description="When it happened (metadata occurredAt).")
     stored_data: strawberry.Private[dict[str, Any]]
     stored_metadata: strawberry.Private[dict[str, Any]]
+    stored_event: strawberry.Private[OrderEvent | None]
 
     @strawberry.field(  # type: ignore[untyped-decorator]
         description=(
@@ -107,6 +90,17 @@ class Event:
     def data(self, info: Info[Any, None]) -> JSON:
         """The data as the caller may see it (`api.visibility`)."""
         return JSON(visible_data(self.type, self.stored_data, self.stored_metadata, _viewer(info)))
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description=(
+            "The same data, typed: one member per event type (OrderPlacedData, "
+            "PaymentTakenData, ...), so code generators give clients real types."
+        )
+    )
+    def payload(self, info: Info[Any, None]) -> EventPayload:
+        """The upcast event as its typed union member, as the caller may see it."""
+        visible = visible_data(self.type, self.stored_data, self.stored_metadata, _viewer(info))
+        return payload_of(self.stored_event, visible)
 
     @strawberry.field(  # type: ignore[untyped-decorator]
         description=(
@@ -131,6 +125,7 @@ class Event:
             occurred_at=decoded.occurred_at,
             stored_data=decoded.data,
             stored_metadata=decoded.metadata,
+            stored_event=decoded.event,
         )
 
 
@@ -144,6 +139,15 @@ class PageInfo:
     """Where a page ends and whether more follows."""
 
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description=(
+            "Whether items come before this page: false on a first page (no `after`), else "
+            "whether the list holds any item at or before the `after` cursor."
+        )
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of this page's first item; null when the page is empty."
+    )
     end_cursor: str | None = strawberry.field(
         description="Pass as `after` for the next page; null when the page is empty."
     )
@@ -162,4 +166,4 @@ class EventConnection:
     """A page of the global event log."""
 
     edges: list[EventEdge] = strawberry.field(description="The events of this page, oldest first.")
-    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+    page_info: PageInfo = strawberry.field(description="Where this page starts and ends.")

@@ -139,8 +139,8 @@ local function apply_to(ns, c)
     for n = 1, #flat, 2 do view[flat[n]] = flat[n + 1] end
     redis.call('PUBLISH', ns .. KEY.changes, cjson.encode(
       {[CHANGE.namespace] = ns, [CHANGE.order_id] = id, [CHANGE.version] = version,
-       [CHANGE.customer_id] = cust, [CHANGE.status] = status, [CHANGE.position] = pos,
-       [CHANGE.view] = view}))
+       [CHANGE.customer_id] = cust, [CHANGE.status] = status,
+       [CHANGE.previous_status] = old_status, [CHANGE.position] = pos, [CHANGE.view] = view}))
   end
   return 'o'
 end

@@ -215,11 +215,45 @@ async def test_orders_newest_first_paged_and_filtered(orders: Orders) -> None:
 
     paid = await all_orders(orders.gql, customerId=customer, status="PAID")
     assert [o["id"] for o in paid] == [placed[2], placed[1]]
+    await assert_page_info(orders.gql, customer, placed)
     pending = await all_orders(orders.gql, customerId=customer, status="PENDING")
     assert [o["id"] for o in pending] == [placed[4], placed[3], placed[0]]
     everyone_paid = {o["id"] for o in await all_orders(orders.gql, status="PAID")}
     assert {placed[1], placed[2]} <= everyone_paid
     assert everyone_paid.isdisjoint({placed[0], placed[3], placed[4]})
+
+
+PAGE: Final = """
+query Page($customerId: ID, $status: OrderStatus, $first: Int, $after: String) {
+  orders(customerId: $customerId, status: $status, first: $first, after: $after) {
+    totalCount edges { cursor node { id } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+async def assert_page_info(gql: GraphQLClient, customer: str, placed: list[str]) -> None:
+    """totalCount counts the filtered list over all pages; hasPreviousPage and startCursor
+    describe where a page starts. `placed`: the customer's five orders, the 2nd and 3rd paid."""
+
+    async def page(**args: object) -> JSON:
+        data = await gql.data(PAGE, {"customerId": customer, **args})
+        result: JSON = data["orders"]
+        return result
+
+    first = await page(first=2)
+    assert first["totalCount"] == 5
+    assert first["pageInfo"]["startCursor"] == first["edges"][0]["cursor"]
+    assert (first["pageInfo"]["hasPreviousPage"], first["pageInfo"]["hasNextPage"]) == (False, True)
+    second = await page(first=2, after=first["pageInfo"]["endCursor"])
+    assert [e["node"]["id"] for e in second["edges"]] == [placed[2], placed[1]]
+    assert second["totalCount"] == 5
+    assert second["pageInfo"]["hasPreviousPage"] is True
+    assert second["pageInfo"]["startCursor"] == second["edges"][0]["cursor"]
+    assert (await page(status="PAID", first=1))["totalCount"] == 2
+    assert (await page(status="PENDING", first=0))["totalCount"] == 3
+    empty = await page(status="CANCELLED")
+    assert (empty["totalCount"], empty["edges"], empty["pageInfo"]["startCursor"]) == (0, [], None)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +311,6 @@ async def test_customers_watch_their_own_orders_only(
     async with graphql_ws(server.ws_url, token_for(sub=mine, role="customer")) as ws:
         for query, variables in [
             (ORDER_UPDATED, {"id": their_order}),
-            (ORDERS_UPDATED, {}),
             (ORDERS_UPDATED, {"customerId": theirs}),
             (STATS_UPDATED, {}),
         ]:
@@ -288,9 +321,13 @@ async def test_customers_watch_their_own_orders_only(
             assert message.kind in ("error", "next"), message
             assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"], message
         allowed = await ws.subscribe(ORDERS_UPDATED, {"customerId": mine})
+        # Without customerId a customer watches its own orders, as `orders` lists them.
+        defaulted = await ws.subscribe(ORDERS_UPDATED, {})
+        accepted(await orders.place(new_id(), customer_id=theirs))
         my_order = new_id()
         accepted(await orders.place(my_order, customer_id=mine))
         assert (await allowed.event("ordersUpdated"))["id"] == my_order
+        assert (await defaulted.event("ordersUpdated"))["id"] == my_order
 
 
 # -- stats and statuses --------------------------------------------------------------------------
@@ -382,6 +419,25 @@ async def test_orders_updated_is_filtered_by_customer_and_status(
         seen = [(o["id"], o["version"]) for o in await any_sub.events("ordersUpdated", 3)]
         assert sorted(seen) == sorted([(mine, 1), (other_status, 1), (mine, 2)])
         await any_sub.assert_quiet()
+
+
+async def test_an_order_leaving_a_status_filter_is_pushed_once_more(
+    server: LiveServer, staff_token: str, orders: Orders
+) -> None:
+    customer = new_id("c")
+    order_id, later = new_id(), new_id()
+    async with graphql_ws(server.ws_url, staff_token) as ws:
+        pending = await ws.subscribe(ORDERS_UPDATED, {"customerId": customer, "status": "PENDING"})
+        await asyncio.sleep(0.2)  # the subscription is registered before the writes
+        accepted(await orders.place(order_id, customer_id=customer))
+        accepted(await orders.pay(order_id))
+        accepted(await orders.ship(order_id))  # neither before nor after in the filter
+        accepted(await orders.place(later, customer_id=customer))
+        seen = [
+            (o["id"], o["version"], o["status"]) for o in await pending.events("ordersUpdated", 3)
+        ]
+        assert seen == [(order_id, 1, "PENDING"), (order_id, 2, "PAID"), (later, 1, "PENDING")]
+        await pending.assert_quiet()
 
 
 async def test_dashboard_stats_subscription_sends_current_then_changes(

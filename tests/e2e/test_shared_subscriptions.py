@@ -55,6 +55,27 @@ async def test_a_customer_does_not_share_what_staff_may_see(
         await refused.assert_quiet()
 
 
+async def test_customers_watching_without_a_filter_share_nothing(
+    server: LiveServer, token_for: Callable[..., str], orders: Orders
+) -> None:
+    """Two customers send the same document without customerId: each watches its own orders, so
+    the one's default filter must never feed the other's stream."""
+    one, two = new_id("c"), new_id("c")
+    async with (
+        graphql_ws(server.ws_url, token_for(sub=one, role="customer")) as one_ws,
+        graphql_ws(server.ws_url, token_for(sub=two, role="customer")) as two_ws,
+    ):
+        one_sub = await one_ws.subscribe(WATCH, {})
+        two_sub = await two_ws.subscribe(WATCH, {})
+        ones, twos = new_id(), new_id()
+        accepted(await orders.place(ones, customer_id=one))
+        accepted(await orders.place(twos, customer_id=two))
+        assert (await one_sub.event("ordersUpdated"))["id"] == ones
+        assert (await two_sub.event("ordersUpdated"))["id"] == twos
+        await one_sub.assert_quiet()
+        await two_sub.assert_quiet()
+
+
 async def test_a_late_stats_subscriber_gets_the_current_stats_first(
     server: LiveServer, staff_token: str, orders: Orders
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from application.codec import EventContext, encode
 from application.handler import MAX_ATTEMPTS, Accepted, CommandHandler
-from application.idempotency import new_order_id
+from application.recent_orders import RecentOrders
 from application.repository import OrderRepository
 from domain.commands import AddItem, CancelOrder, PlaceOrder, ShipOrder, TakePayment
 from domain.errors import (
@@ -158,8 +158,8 @@ async def test_idempotent_place_order_returns_the_original_result(
 
 async def test_idempotent_retries_racing_each_other_write_once(store: SQLiteEventStore) -> None:
     handler = make_handler(store)
-    order_id = new_order_id("c-1", "key-9")
-    assert order_id == new_order_id("c-1", "key-9") != new_order_id("c-2", "key-9")
+    order_id = handler.new_order_id("c-1", "key-9")
+    assert order_id == handler.new_order_id("c-1", "key-9") != handler.new_order_id("c-2", "key-9")
     results = await asyncio.gather(
         *(handle(handler, place(order_id=order_id), idempotency_key="key-9") for _ in range(10))
     )
@@ -295,3 +295,19 @@ async def test_a_guard_sees_the_loaded_state_and_can_refuse(store: SQLiteEventSt
         await handle(handler, CancelOrder(order_id="o-1", reason="x"), guard=guard)
     assert seen == ["c-1"]
     assert len(await stream_of(store)) == 1
+
+
+async def test_a_keyed_retry_with_other_items_leaves_no_wrong_guess(
+    store: SQLiteEventStore,
+) -> None:
+    """A keyed retry with other items is answered with the original placement: the next command
+    must be decided on the order as stored, not on the retry's items."""
+    handler = CommandHandler(store, RecentOrders(OrderRepository(store)), clock=lambda: NOW)
+    await handle(handler, place(), idempotency_key="key-1")
+    other = LineItem(product_id="p2", name="Ink", price=Decimal("1.00"), qty=1)
+    retry = PlaceOrder(order_id="o-1", customer_id="c-1", items=(other,))
+    await handle(handler, retry, idempotency_key="key-1")
+    with pytest.raises(InvalidTransition):
+        await handle(handler, pay(amount="1.00"))
+    paid = await handle(handler, pay(amount="10.00"))
+    assert paid.version == 2

@@ -32,6 +32,13 @@ def test_the_contract_names_are_in_the_schema() -> None:
         "scalar DateTime",
         "scalar Decimal",
         "scalar JSON",
+        "order: Order!",
+        "payload: EventPayload!",
+        "union EventPayload = OrderPlacedData | PaymentTakenData | OrderShippedData | "
+        "OrderCancelledData | ItemAddedData | ItemRemovedData",
+        "hasPreviousPage: Boolean!",
+        "startCursor: String",
+        "totalCount: Int!",
     ):
         assert fragment in sdl
 

@@ -95,6 +95,30 @@ async def test_orders_updated_filters_and_wait_for_version_reads_its_write(
     assert missing is None
 
 
+async def test_a_status_filter_gets_the_change_that_leaves_it_once_more(
+    views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
+) -> None:
+    log = Log()
+    place(log, "a", "c1")
+    pay(log, "a")
+    log.record("a", OrderShipped(tracking_id="T", carrier="UPS"))
+    place(log, "b", "c1")
+    pending = queries.watch_orders(status=OrderStatus.PENDING)
+    nexted = asyncio.ensure_future(anext(pending))
+    await asyncio.sleep(0.05)  # listening before anything is written
+    await views.apply_batch([change_of(d) for d in log.decoded()])
+    async with asyncio.timeout(5):
+        seen = [await nexted, await anext(pending), await anext(pending)]
+    # Placed (enters), paid (leaves: pushed with its new status), then b; the shipment of an
+    # order the filter never held again is not pushed.
+    assert [(v.id, v.version, v.status) for v in seen] == [
+        ("a", 1, OrderStatus.PENDING),
+        ("a", 2, OrderStatus.PAID),
+        ("b", 1, OrderStatus.PENDING),
+    ]
+    await pending.aclose()
+
+
 async def test_dashboard_stats_are_pushed_coalesced(
     views: RedisViewStore, queries: OrderQueries, feed: ChangeFeed
 ) -> None:
@@ -147,13 +171,24 @@ async def test_pages_are_newest_first_and_cursors_continue(
     page = await queries.list_orders(first=4)
     assert [o.id for o in page.orders] == ["o8", "o7", "o6", "o5"]
     assert page.has_next_page
+    assert (page.has_previous_page, page.total_count) == (False, 9)
+    assert page.start_cursor == page.cursors[0]
     rest = await queries.list_orders(first=10, after=page.end_cursor)
     assert [o.id for o in rest.orders] == ["o4", "o3", "o2", "o1", "o0"]
     assert not rest.has_next_page
+    assert (rest.has_previous_page, rest.total_count) == (True, 9)
     both = await queries.list_orders(customer_id="c0", status=OrderStatus.PAID)
     assert [o.id for o in both.orders] == ["o6", "o0"]
+    assert both.total_count == 2
     pending = await queries.list_orders(status=OrderStatus.PENDING, first=2)
     assert [o.id for o in pending.orders] == ["o8", "o7"]
+    assert (pending.total_count, pending.has_previous_page) == (6, False)
+    counted = await queries.list_orders(customer_id="c1", first=0)
+    assert (counted.orders, counted.total_count, counted.start_cursor) == ((), 4, None)
+    # A cursor whose order left the filtered list still pages on, and knows what came before.
+    after_o6 = await queries.list_orders(status=OrderStatus.PENDING, after=both.cursors[0])
+    assert [o.id for o in after_o6.orders] == ["o5", "o4", "o2", "o1"]
+    assert after_o6.has_previous_page
     assert [o.id for o in (await queries.list_orders(customer_id="c1")).orders] == [
         "o7",
         "o5",

@@ -115,9 +115,20 @@ async def test_every_field_the_scripts_write_is_owned_by_python(redis: Redis, pr
         assert field in (StatsFields.ORDERS, StatsFields.POSITION) or field.startswith(
             (StatsFields.COUNT_PREFIX, StatsFields.REVENUE_PREFIX)
         ), field
+    published: set[str] = set()
     for message in messages:
-        assert set(message) == _owned(ChangeFields)
+        assert set(message) <= _owned(ChangeFields)
         assert set(message[ChangeFields.VIEW]) <= _owned(OrderFields)
+        published |= set(message)
+        # A placement has no status before it; every other change names the one it left.
+        placed = message[ChangeFields.VERSION] == 1
+        assert (ChangeFields.PREVIOUS_STATUS not in message) == placed, message
+    assert published == _owned(ChangeFields)  # every field is published by some change
+    shipped = messages[changes.index(next(c for c in changes if c.tracking_id == "T"))]
+    assert (shipped[ChangeFields.PREVIOUS_STATUS], shipped[ChangeFields.STATUS]) == (
+        "PAID",
+        "SHIPPED",
+    )
 
     # Every key the scripts made is one `NamespaceKeys` names.
     expected = {keys.meta, keys.stats, keys.all_index}

@@ -14,9 +14,18 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+import strawberry
 from redis.asyncio import Redis
 
 from api.schema.event_log import order_events_filter, read_event_page
+from api.schema.line_items import LineItemGQL
+from api.schema.payloads import (
+    ItemAddedData,
+    OrderPlacedData,
+    PaymentTakenData,
+    UnknownEventData,
+    payload_of,
+)
 from application.codec import DecodedEvent, decode_record
 from application.repository import OrderRepository
 from application.snapshots import SnapshotStore
@@ -127,6 +136,21 @@ async def test_events_query_and_live_feeds_read_legacy_events_upcast(store: Even
         "items": UPCAST_ITEMS,
         "total": "25.10",
     }
+    # The typed payload is the same upcast data; an unknown type keeps its data as stored.
+    typed = [payload_of(e.node.stored_event, e.node.stored_data) for e in mine]
+    assert typed[0] == OrderPlacedData(
+        order_id=strawberry.ID(order_id),
+        customer_id=strawberry.ID("cust-legacy"),
+        items=[LineItemGQL.of(line) for line in EXPECTED_ITEMS[:2]],
+        total=Decimal("25.10"),
+    )
+    assert isinstance(typed[1], UnknownEventData)
+    unknown_data: object = typed[1].data
+    assert unknown_data == {"points": 12}
+    assert isinstance(typed[2], ItemAddedData)
+    assert typed[2].item == LineItemGQL.of(EXPECTED_ITEMS[2])
+    assert isinstance(typed[3], PaymentTakenData)
+    assert typed[3].amount == Decimal("30.10")
 
     # Both live subscriptions decode what the store's catch-up subscriptions deliver.
     stream_feed = store.subscribe_stream(order_stream(order_id))
