@@ -73,9 +73,11 @@ nested lists are then priced by their totals over the schema), else None."""
 class Refused(Exception):
     """The operation is refused by the analysis: `message` for the client, `code` its kind."""
 
-    def __init__(self, message: str, code: str = TOO_COMPLEX) -> None:
+    def __init__(self, message: str, reason: str, code: str = TOO_COMPLEX) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
+        """Which limit: cost, depth, aliases, fields, nesting or cycle (for the log)."""
         self.code = code
 
     def as_error(self) -> GraphQLError:
@@ -156,7 +158,8 @@ class _Walk:
         if fields > self.limits.max_fields:
             raise Refused(
                 f"The document selects more than {self.limits.max_fields} fields once its "
-                "fragments are expanded: select fewer fields or spread fewer fragments."
+                "fragments are expanded: select fewer fields or spread fewer fragments.",
+                "fields",
             )
 
     def _over(self, summary: Summary) -> Summary:
@@ -172,7 +175,7 @@ class _Walk:
     ) -> Summary:
         """A selection set on `parent`; `page` is the enclosing connection's `first`."""
         if nesting > MAX_NESTING:
-            raise Refused(f"Selections are nested more than {MAX_NESTING} deep.")
+            raise Refused(f"Selections are nested more than {MAX_NESTING} deep.", "nesting")
         total = EMPTY
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
@@ -200,7 +203,9 @@ class _Walk:
         if fragment is None:
             return EMPTY  # unknown: validation names it
         if name in self.visiting:
-            raise Refused(f'Cannot spread fragment "{name}" within itself.', VALIDATION_FAILED)
+            raise Refused(
+                f'Cannot spread fragment "{name}" within itself.', "cycle", VALIDATION_FAILED
+            )
         self.visiting.add(name)
         target = self.schema.get_type(fragment.type_condition.name.value) or parent
         if target is None:
@@ -227,8 +232,18 @@ class _Walk:
         if name == "__typename":
             return Summary(key_bytes + self.bounds.typename_bytes, 1, aliases, 0)
         definition = self._definition(parent, name)
-        if definition is None:
-            return Summary(key_bytes + NULL_BYTES, 1, aliases, 0)  # validation refuses it
+        if definition is None or (node.selection_set and is_leaf_type(definition.type)):
+            # Validation refuses it, but reads what it selects: that counts all the same.
+            inner = EMPTY
+            if node.selection_set is not None:
+                inner = self.selections(node.selection_set, parent, None, nesting + 1)
+            depth = 0 if node.selection_set is None else 1 + inner.depth
+            return Summary(
+                key_bytes + NULL_BYTES + inner.bytes,
+                1 + inner.fields,
+                aliases + inner.aliases,
+                depth,
+            )
         kind = get_named_type(definition.type)
         first = self._first(node, parent, definition)
         lists = _lists(definition.type)
@@ -347,18 +362,23 @@ def analyse_document(
 def _measured(summary: Summary, limits: QueryLimits) -> Analysis:
     if summary.depth > limits.max_depth:
         raise Refused(
-            f"The operation is {summary.depth} fields deep, over the limit of {limits.max_depth}."
+            f"The operation's depth is {summary.depth} nested fields, over the limit of "
+            f"{limits.max_depth}.",
+            "depth",
         )
     if summary.aliases > limits.max_aliases:
         raise Refused(
-            f"The operation uses {summary.aliases} aliases, over the limit of {limits.max_aliases}."
+            f"The operation uses {summary.aliases} aliases, over the limit of "
+            f"{limits.max_aliases}.",
+            "aliases",
         )
     cost = summary.bytes + len('{"data":{}}')
     if cost > limits.max_cost:
         raise Refused(
             f"The query's cost is {cost} (bytes its answer may take), over the limit of "
             f"{limits.max_cost}: ask for smaller pages (first) or fewer nested lists and "
-            "event data."
+            "event data.",
+            "cost",
         )
     return Analysis(cost=cost, fields=summary.fields, aliases=summary.aliases, depth=summary.depth)
 

@@ -209,7 +209,12 @@ class QueryLimiter(SchemaExtension):
             ]
         outcome = self._analysis(document, operation, provided, variables or {})
         if isinstance(outcome, Refused):
-            logger.info("event=query_refused reason=analysis message=%r", outcome.message)
+            logger.info(
+                "event=query_refused reason=%s code=%s message=%r",
+                outcome.reason,
+                outcome.code,
+                outcome.message,
+            )
             return [outcome.as_error()]
         schema = context.schema._schema
         rules = context.validation_rules
