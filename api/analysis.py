@@ -47,7 +47,9 @@ from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 
 from api.cost import (
     DEFAULT_LIST_SIZE,
+    LIGHT_LIST_SIZES,
     LIST_SIZES,
+    ONE_STREAM_LISTS,
     PAGE_LIMITS,
     UNKNOWN_PAGE_LIMIT,
     SchemaBounds,
@@ -66,8 +68,13 @@ NULL_BYTES = 4
 
 Scope = int | str | None
 """What a selection set's lists depend on besides its own fields: the enclosing connection's
-page size (its `edges`), or "types" / "fields" under introspection's list of every type (whose
-nested lists are then priced by their totals over the schema), else None."""
+page size (its `edges`), "types" / "fields" under introspection's list of every type (whose
+nested lists are then priced by their totals over the schema), `LIGHT` for the events of an
+order's stream after its first, else None."""
+
+LIGHT = "light"
+"""The scope of an order's events other than the one OrderPlaced a stream holds: their data is
+priced by `LIGHT_FIELD_BYTES` and `LIGHT_LIST_SIZES`."""
 
 
 class Refused(Exception):
@@ -248,10 +255,21 @@ class _Walk:
         first = self._first(node, parent, definition)
         lists = _lists(definition.type)
         if is_leaf_type(kind) or node.selection_set is None:
-            value = self.bounds.leaf(parent, name, kind)
+            value = self.bounds.leaf(parent, name, kind, light=page == LIGHT)
             inner = EMPTY
+        elif lists == 1 and f"{parent.name}.{name}" in ONE_STREAM_LISTS:
+            # One order's events: one of them at most is the heavy OrderPlaced.
+            inner = self.selections(node.selection_set, kind, None, nesting + 1)
+            light = self.selections(node.selection_set, kind, LIGHT, nesting + 1)
+            size = self._list_size(parent, name, first, page)
+            heavy_bytes = math.ceil(min(size, 1) * (inner.bytes + 3))
+            light_bytes = math.ceil(max(size - 1, 0) * (light.bytes + 3))
+            value = 2 + heavy_bytes + light_bytes
+            lists = 0
         else:
             inner_scope = first if lists == 0 else self.bounds.scope(parent.name, name, page)
+            if lists == 0 and first is None and page == LIGHT:
+                inner_scope = LIGHT
             inner = self.selections(node.selection_set, kind, inner_scope, nesting + 1)
             value = max(inner.bytes + 2, NULL_BYTES)
         for level in range(lists):
@@ -271,7 +289,10 @@ class _Walk:
             return introspection
         if name == "edges" and isinstance(page, int):
             return page
-        return LIST_SIZES.get(f"{parent.name}.{name}", DEFAULT_LIST_SIZE)
+        key = f"{parent.name}.{name}"
+        if page == LIGHT and key in LIGHT_LIST_SIZES:
+            return LIGHT_LIST_SIZES[key]
+        return LIST_SIZES.get(key, DEFAULT_LIST_SIZE)
 
     def _first(self, node: FieldNode, parent: GraphQLNamedType, field: GraphQLField) -> int | None:
         """The page a `first` argument asks for, as graphql will coerce it, capped by what the

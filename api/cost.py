@@ -90,6 +90,20 @@ def _worst_event_data() -> int:
     return len(orjson.dumps(data))
 
 
+def _worst_light_event_data() -> int:
+    """The largest data of any event but `OrderPlaced` (one item added, or a few free texts)."""
+    text = "\U0001f600" * MAX_TEXT_LENGTH
+    total = "1" * DECIMAL_BYTES
+    candidates: list[dict[str, object]] = [
+        {"item": _worst_item(), "total": total},
+        {"amount": total, "method": text, "transactionId": text},
+        {"trackingId": text, "carrier": text},
+        {"reason": text},
+        {"productId": "i" * MAX_ID_LENGTH, "total": total},
+    ]
+    return max(len(orjson.dumps(data)) for data in candidates)
+
+
 def _worst_metadata() -> int:
     long_text = "\U0001f600" * MAX_CORRELATION_ID
     metadata = {
@@ -116,6 +130,16 @@ FIELD_BYTES: Mapping[str, int] = {
     "ProjectionStatus.lastError": text_bytes(4096),
 }
 """Leaves whose bound is not their scalar's, by `Type.field`."""
+
+ONE_STREAM_LISTS = frozenset({"Order.history", "Query.orderEvents"})
+"""Lists of one order's events: a stream holds one `OrderPlaced` (the only event whose data can
+carry 100 items), so the list is priced as one heavy event and the rest light ones."""
+
+LIGHT_FIELD_BYTES: Mapping[str, int] = {"Event.data": _worst_light_event_data()}
+"""Bounds of an order's events after its one `OrderPlaced`, by `Type.field`."""
+
+LIGHT_LIST_SIZES: Mapping[str, int] = {"OrderPlacedData.items": 0}
+"""Lists that only an `OrderPlaced` carries: empty in the other events."""
 
 assert ID_PATTERN.fullmatch("i" * MAX_ID_LENGTH) is not None
 
@@ -149,9 +173,13 @@ DEFAULT_LIST_SIZE = 100
 """The bound assumed for a list neither `first` nor `LIST_SIZES` bounds."""
 
 
-def leaf_bytes(parent: str, field: str, kind: GraphQLNamedType) -> int:
-    """The most one value of a leaf field (scalar or enum) encodes to."""
-    bound = FIELD_BYTES.get(f"{parent}.{field}")
+def leaf_bytes(parent: str, field: str, kind: GraphQLNamedType, *, light: bool = False) -> int:
+    """The most one value of a leaf field (scalar or enum) encodes to (`light`: in an event
+    that is not an `OrderPlaced`)."""
+    key = f"{parent}.{field}"
+    bound = LIGHT_FIELD_BYTES.get(key) if light else None
+    if bound is None:
+        bound = FIELD_BYTES.get(key)
     if bound is not None:
         return bound
     if isinstance(kind, GraphQLEnumType):
@@ -253,8 +281,10 @@ class SchemaBounds:
             return self.per_field_args
         return self.lists.get(key, self.most)
 
-    def leaf(self, parent: GraphQLNamedType, field: str, kind: GraphQLNamedType) -> int:
+    def leaf(
+        self, parent: GraphQLNamedType, field: str, kind: GraphQLNamedType, *, light: bool
+    ) -> int:
         """A leaf's bound, introspection's strings by the schema's longest text."""
         if is_introspection_type(parent) and kind.name == "String":
             return self.name_bytes if field == "name" else self.text_bytes
-        return leaf_bytes(parent.name, field, kind)
+        return leaf_bytes(parent.name, field, kind, light=light)

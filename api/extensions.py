@@ -25,6 +25,7 @@ from graphql import (
     parse,
     visit,
 )
+from graphql.execution.values import get_variable_values
 from graphql.language import Visitor
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.exceptions import MissingQueryError
@@ -220,11 +221,14 @@ class QueryLimiter(SchemaExtension):
         rules = context.validation_rules
         entry = self._entry
         if entry is None:
-            return _validate(schema, document, rules)
-        errors = entry.validations.get(rules)
-        if errors is None:
+            errors = _validate(schema, document, rules)
+        elif rules in entry.validations:
+            errors = entry.validations[rules]
+        else:
             errors = entry.validations[rules] = _validate(schema, document, rules)
-        return errors
+        if errors or operation is None or not operation.variable_definitions:
+            return errors
+        return _variable_errors(schema, operation, variables or {})
 
     def _analysis(
         self,
@@ -245,10 +249,24 @@ class QueryLimiter(SchemaExtension):
                 schema, document, operation, variables, self.limits
             )
         except Refused as refusal:
-            outcome = refusal
+            # Kept with the document: without its traceback, whose frames hold the entry.
+            outcome = refusal.with_traceback(None)
         if entry is not None:
             entry.remember_analysis(key, outcome)
         return outcome
+
+
+def _variable_errors(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Mapping[str, Any]
+) -> list[GraphQLError]:
+    """The variables coerced as execution will, so a value of the wrong type answers
+    BAD_USER_INPUT before anything runs, on every transport."""
+    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables))
+    if not isinstance(coerced, list):
+        return []
+    for error in coerced:
+        error.extensions = {**(error.extensions or {}), "code": BAD_USER_INPUT}
+    return coerced
 
 
 def _page_variables(variables: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:

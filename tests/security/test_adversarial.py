@@ -36,7 +36,7 @@ from tests.security.test_cost_limit import rss_bytes, seed_heavy_orders
 
 __all__ = ["secured"]
 
-EXAMPLES = int(os.environ.get("ADVERSARIAL_EXAMPLES", "90"))
+EXAMPLES = int(os.environ.get("ADVERSARIAL_EXAMPLES", "120"))
 SEED = int(os.environ.get("ADVERSARIAL_SEED", "1717"))
 ANSWER_BOUND = 5.0
 """Seconds within which every generated document is answered or refused."""
@@ -46,6 +46,8 @@ RSS_BOUND = 512 * 2**20
 """The server's resident memory, at every sample: it started near 100 MB; the response cap is
 8 MiB, an accepted answer's cost at most 6 MiB."""
 HEAVY_ORDERS = 12
+CACHE_ATTACK_DOCUMENTS = int(os.environ.get("ADVERSARIAL_CACHE_DOCUMENTS", "150"))
+"""Distinct dense documents sent: 150 at about 2.4 MB each would hold 360 MB unbounded."""
 LIMITS = QueryLimits()
 TRANSPORTS: tuple[str, ...] = ("http", "graphql-transport-ws", "graphql-ws")
 ALLOWED_CODES = {
@@ -92,6 +94,10 @@ class Generator:
         self.order_ids = order_ids
 
     def page(self) -> object:
+        # Half the pages small, so that many documents run (on the heaviest data) rather than
+        # being refused.
+        if self.rng.random() < 0.5:
+            return self.rng.choice((1, 2, 5, 20))
         return self.rng.choice(PAGE_FORMS)
 
     def leaves(self) -> str:
@@ -114,13 +120,23 @@ class Generator:
         return f"{prefix}orders({status}first: $n) {{ edges {{ cursor node {{ {inner} }} }} }}"
 
     def wrap(self, body: str, extra: str = "") -> str:
-        return (
-            "query Attack($n: Int, $h: Int, $yes: Boolean = true, $no: Boolean = false) "
-            f"{{ {body} }} {extra}"
-        )
+        # Only the variables used: an unused one fails validation, and these must run.
+        declared = {"$n": "Int", "$h": "Int", "$yes": "Boolean = true", "$no": "Boolean = false"}
+        text = body + extra
+        used = ", ".join(f"{name}: {kind}" for name, kind in declared.items() if name in text)
+        return f"query Attack{f'({used})' if used else ''} {{ {body} }} {extra}"
 
     def variables(self) -> dict[str, Any]:
         return {"n": self.page(), "h": self.page()}
+
+    def used(self, document: Document) -> Document:
+        """Without the variables the document does not declare."""
+        document.variables = {
+            name: value
+            for name, value in document.variables.items()
+            if f"${name}:" in document.query
+        }
+        return document
 
     def fan_out(self) -> Document:
         levels = self.rng.randint(3, 30)
@@ -190,8 +206,28 @@ class Generator:
         inner = "name " + "fields { name type { " * depth + "name" + " } }" * depth
         return Document("introspection", f"{{ __schema {{ types {{ {inner} }} }} }}")
 
+    def runnable(self) -> Document:
+        """As heavy as the budget allows: these run, on the heaviest data."""
+        small = (1, 2, 5)
+        count = self.rng.randint(1, 4)
+        fan = self.rng.randint(1, 3)
+        node = (
+            "items { productId name price qty } history(first: $h) { data metadata } "
+            + " ".join(["...Heavy"] * fan)
+        )
+        body = " ".join(self.orders(node, f"r{i}") for i in range(count))
+        extra = (
+            "fragment Heavy on Order { id total ... on Order { items @include(if: $yes) "
+            "{ name } } }"
+        )
+        variables = {"n": self.rng.choice(small), "h": self.rng.choice(small)}
+        return Document("runnable", self.wrap(body, extra), variables)
+
     def next(self) -> Document:
         makers: list[Callable[[], Document]] = [
+            self.runnable,
+            self.runnable,
+            self.runnable,
             self.fan_out,
             self.chain,
             self.aliases,
@@ -203,7 +239,7 @@ class Generator:
             self.variables_bomb,
             self.introspection,
         ]
-        return self.rng.choice(makers)()
+        return self.used(self.rng.choice(makers)())
 
 
 @contextlib.asynccontextmanager
@@ -347,3 +383,25 @@ async def test_generated_adversarial_documents_are_answered_in_bounded_time_and_
         f"peak_rss={peak / 2**20:.0f}MiB bystander_slowest={bystander.slowest:.2f}s "
         f"bystander_answers={bystander.answers} answered_with_data={answered} kinds={kinds}"
     )
+
+
+async def test_distinct_documents_keep_the_servers_memory_within_the_cache_budget(
+    secured: LiveServer,
+) -> None:
+    """Dense documents (4,000 tokens under 8,192 characters), each new: the parser cache keeps
+    what its byte budget allows, and the documents it lets go are freed at once. 700 of them
+    took RSS from 78 MB to 1.24 GB when the cache was bounded by entries."""
+    pid = secured.process.pid
+    assert pid is not None
+    token = secured.token(sub=new_id("cache"), role="customer")
+    async with httpx.AsyncClient(base_url=secured.url, timeout=30.0, trust_env=False) as http:
+        gql = GraphQLClient(http, token)
+        before = rss_bytes(pid)
+        for n in range(CACHE_ATTACK_DOCUMENTS):
+            query = "{" + f"b{n} " + " a" * (LIMITS.max_tokens - 10) + " }"
+            assert len(query) <= LIMITS.max_cached_document
+            result = await gql.execute(query)
+            assert result.get("errors"), result
+        grown = rss_bytes(pid) - before
+    # The cache's budget, plus room for the allocator's own slack.
+    assert grown < LIMITS.cache_bytes + 64 * 2**20, grown / 2**20

@@ -10,7 +10,7 @@ import pytest
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, get_introspection_query
 
 from api.analysis import Analysis, Refused, analyse_document
-from api.cost import FIELD_BYTES, MAX_CORRELATION_ID, MAX_EVENT_PAGE
+from api.cost import FIELD_BYTES, LIGHT_FIELD_BYTES, MAX_CORRELATION_ID, MAX_EVENT_PAGE
 from api.document_cache import DocumentCache, weight_of
 from api.extensions import document_cache
 from api.limits import QueryLimits
@@ -126,10 +126,20 @@ def test_a_page_size_is_priced_as_graphql_coerces_it_or_at_the_resolvers_limit(
 
 def test_a_negative_page_costs_nothing_and_an_absent_one_its_default() -> None:
     empty = analyse(HISTORY, {"n": -5})
-    absent = analyse(HISTORY, {}, limits=_unbounded())
-    assert empty.cost < FIELD_BYTES["Event.data"]
-    per_event = FIELD_BYTES["Event.data"]
-    assert 100 * per_event < absent.cost < 101 * per_event + 1000
+    absent = analyse(HISTORY, {})
+    twenty = analyse(HISTORY, {"n": 100})
+    assert empty.cost < 100
+    assert absent.cost == twenty.cost
+
+
+def test_an_orders_events_are_one_heavy_order_placed_and_light_events() -> None:
+    heavy, light = FIELD_BYTES["Event.data"], LIGHT_FIELD_BYTES["Event.data"]
+    stream = analyse('{ orderEvents(id: "o-1", first: 1000) { data } }')
+    assert heavy + 999 * light < stream.cost < heavy + 999 * (light + 20) + 100
+    history = analyse('{ order(id: "o-1") { history(first: 1) { data } } }')
+    assert heavy < history.cost < heavy + 200
+    log = refusal("{ events(first: 100) { edges { node { data } } } }")
+    assert log.reason == "cost", "the global log can hold an OrderPlaced in every event"
 
 
 def test_json_leaves_are_priced_by_their_bound() -> None:
