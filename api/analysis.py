@@ -295,8 +295,8 @@ class _Walk:
         return LIST_SIZES.get(key, DEFAULT_LIST_SIZE)
 
     def _first(self, node: FieldNode, parent: GraphQLNamedType, field: GraphQLField) -> int | None:
-        """The page a `first` argument asks for, as graphql will coerce it, capped by what the
-        resolver accepts; None when the field takes no `first`."""
+        """The page a `first` argument asks for, as graphql will coerce it (0 past what the
+        resolver accepts, which it refuses); None when the field takes no `first`."""
         argument = field.args.get("first")
         if argument is None:
             return None
@@ -313,7 +313,9 @@ class _Walk:
             return limit  # null or unknowable: the resolver's default, at most its limit
         if not isinstance(value, int) or isinstance(value, bool):
             return limit
-        return min(max(value, 0), limit)
+        if value > limit:
+            return 0  # the resolver refuses it (BAD_USER_INPUT): no list at all
+        return max(value, 0)
 
     def _variable(self, name: str, argument: Any, absent: object) -> object:
         """A variable's value as graphql coerces it for the argument (1000.0 is the Int 1000);

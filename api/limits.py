@@ -48,12 +48,13 @@ class QueryLimits:
     Each field's environment variable is its name in upper case (`max_cost`: `MAX_QUERY_COST`
     is the exception, see `_ENV_NAMES`)."""
 
-    max_cost: int = 6_291_456
+    max_cost: int = 8_126_464
     """Bytes the answer's `data` may take at worst (`api.analysis`): every leaf at its bound
     (a string its longest text, an event's data the largest order), every list at its page
     size (the coerced `first`, else its bound, e.g. 100 items an order). Kept below
-    `RequestLimits.max_response_bytes` less the errors' share, so an operation within it gets
-    an answer within the response cap."""
+    `RequestLimits.max_response_bytes` (8 MiB) by the errors' share (at most 100 field errors,
+    `api.execution`), so an operation within it gets an answer within the response cap: 8 MiB
+    less 256 KiB."""
     max_depth: int = 10
     max_aliases: int = 30
     """Aliases in the operation with its fragments expanded."""

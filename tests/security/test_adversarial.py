@@ -44,7 +44,7 @@ BYSTANDER_BOUND = 2.0
 """Seconds within which the other customer's small query answers, throughout."""
 RSS_BOUND = 512 * 2**20
 """The server's resident memory, at every sample: it started near 100 MB; the response cap is
-8 MiB, an accepted answer's cost at most 6 MiB."""
+8 MiB, an accepted answer's cost at most 8 MiB less 256 KiB."""
 HEAVY_ORDERS = 12
 CACHE_ATTACK_DOCUMENTS = int(os.environ.get("ADVERSARIAL_CACHE_DOCUMENTS", "150"))
 """Distinct dense documents sent: 150 at about 2.4 MB each would hold 360 MB unbounded."""
