@@ -40,8 +40,9 @@ EXAMPLES = int(os.environ.get("ADVERSARIAL_EXAMPLES", "120"))
 SEED = int(os.environ.get("ADVERSARIAL_SEED", "1717"))
 ANSWER_BOUND = 5.0
 """Seconds within which every generated document is answered or refused."""
-BYSTANDER_BOUND = 2.0
-"""Seconds within which the other customer's small query answers, throughout."""
+BYSTANDER_BOUND = 3.0
+"""Seconds within which the other customer's small query answers, throughout (about 0.5 s on
+an idle machine; the bound leaves room for a CI runner shared with other jobs)."""
 RSS_BOUND = 512 * 2**20
 """The server's resident memory, at every sample: it started near 100 MB; the response cap is
 8 MiB, an accepted answer's cost at most 8 MiB less 256 KiB."""
@@ -373,16 +374,16 @@ async def test_generated_adversarial_documents_are_answered_in_bounded_time_and_
         finally:
             stop.set()
             await watcher
-    text = log.text()
-    assert "Traceback" not in text
-    assert "maximum recursion" not in text
-    assert bystander.answers > 0
-    assert bystander.slowest < BYSTANDER_BOUND, bystander.slowest
     print(  # the figures of a long run, for the README (pytest -s)
         f"adversarial: examples={EXAMPLES} seed={SEED} slowest_answer={slowest:.2f}s "
         f"peak_rss={peak / 2**20:.0f}MiB bystander_slowest={bystander.slowest:.2f}s "
         f"bystander_answers={bystander.answers} answered_with_data={answered} kinds={kinds}"
     )
+    text = log.text()
+    assert "Traceback" not in text
+    assert "maximum recursion" not in text
+    assert bystander.answers > 0
+    assert bystander.slowest < BYSTANDER_BOUND, bystander.slowest
 
 
 async def test_distinct_documents_keep_the_servers_memory_within_the_cache_budget(
