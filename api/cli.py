@@ -307,6 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
         return 0
     if command == "token":
+        if settings.identity_provider is not None:
+            sys.stderr.write(
+                "orders token: JWT_ISSUER is set, so the server takes only the identity "
+                "provider's tokens: ask the provider for one.\n"
+            )
+            return 2
         if settings.jwt_secret_generated:
             sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
             return 2
