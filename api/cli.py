@@ -346,6 +346,12 @@ def demo(settings: Settings, *, url: str | None, token: str | None, count: int) 
     from api.demo import graphql_endpoint, run_demo
 
     if token is None:
+        if settings.identity_provider is not None:
+            sys.stderr.write(
+                "orders demo: JWT_ISSUER is set, so the server takes only the identity "
+                "provider's tokens: pass --token with a staff token from the provider.\n"
+            )
+            return 2
         if settings.jwt_secret_generated:
             sys.stderr.write(
                 "orders demo: pass --token with a staff token for the server (`orders serve` "

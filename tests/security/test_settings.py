@@ -241,10 +241,15 @@ def test_a_claim_path_with_an_empty_step_is_refused_by_name(name: str, value: st
         Settings.from_env({**KEYCLOAK, name: value})
 
 
-def test_orders_token_refuses_with_an_identity_provider() -> None:
+@pytest.mark.parametrize(
+    "command", [["token", "--role", "staff", "--sub", "s"], ["demo", "--url", "http://127.0.0.1:1"]]
+)
+def test_tools_signing_with_the_secret_refuse_with_an_identity_provider(
+    command: list[str],
+) -> None:
     env = {**os.environ, **KEYCLOAK, "JWT_SECRET": secrets.token_hex(32)}
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "token", "--role", "staff", "--sub", "s"],
+        [sys.executable, "-m", "api.cli", *command],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
