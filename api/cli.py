@@ -12,12 +12,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
+from eventstore.embedded.lock import DataDirLock, DataDirLocked
 from projections.status import KNOWN_PROJECTIONS
 from projections.views import RunnerState
+
+if TYPE_CHECKING:
+    from eventstore.port import EventStore
 
 PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
@@ -140,6 +145,10 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
     """Run `workers` projector workers against EventStoreDB or PostgreSQL until SIGINT or
     SIGTERM."""
     if settings.store_kind == "embedded":
+        holder = _data_dir_holder(settings)
+        if holder is not None:
+            sys.stderr.write(f"orders project: {holder}\n")
+            return 2
         sys.stderr.write(
             "orders project: the embedded event store keeps its persistent subscriptions inside "
             "the serving process, so its projectors run there (`orders serve`). Set ESDB_URL "
@@ -168,6 +177,17 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
     return 0
 
 
+def _data_dir_holder(settings: Settings) -> str | None:
+    """Why DATA_DIR is taken (naming the process that has it), or None when it is free."""
+    if not settings.data_dir.is_dir():
+        return None
+    try:
+        DataDirLock.acquire(settings.data_dir).release()
+    except DataDirLocked as error:
+        return str(error)
+    return None
+
+
 async def rebuild(settings: Settings, projection: str) -> int:
     """Rebuild `projection` into a fresh namespace while the old one serves, then switch."""
     if projection not in PROJECTIONS:
@@ -175,24 +195,28 @@ async def rebuild(settings: Settings, projection: str) -> int:
             f"orders rebuild: unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}\n"
         )
         return 2
-    if settings.store_kind == "embedded":
-        from eventstore.embedded.schema import DB_FILE_NAME
-
-        database = settings.data_dir / DB_FILE_NAME
-        if not database.exists():
-            sys.stderr.write(f"orders rebuild: no event store at {database} (check DATA_DIR)\n")
-            return 2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from api.bootstrap import open_store
+    from eventstore.embedded import SQLiteEventStore
+    from eventstore.port import StoreUnavailable
     from projections.rebuild import RebuildInProgress
     from projections.rebuild import rebuild as rebuild_views
     from projections.redis_store import RedisViewStore
     from projections.service import open_redis
 
-    # Only reads the log: beside a serving embedded store this is a second reader of the same
-    # SQLite file (WAL), and the views live in the same Redis (REDIS_URL or DATA_DIR/redis.sock).
-    store = await open_store(settings)
+    store: EventStore
+    if settings.store_kind == "embedded":
+        # Only reads the log: beside the serving process (which holds DATA_DIR's lock) this is
+        # a second reader of the same SQLite file (WAL), and the views live in the same Redis
+        # (REDIS_URL or DATA_DIR/redis.sock).
+        try:
+            store = await SQLiteEventStore.open(settings.data_dir, read_only=True)
+        except StoreUnavailable as error:
+            sys.stderr.write(f"orders rebuild: {error} (check DATA_DIR)\n")
+            return 2
+    else:
+        store = await open_store(settings)
     try:
         async with open_redis(settings.redis_url, settings.data_dir) as redis:
             columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -271,9 +295,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":
-        serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
+        with contextlib.ExitStack() as held:
+            if settings.store_kind == "embedded":
+                # Taken before anything starts and held until the process ends, so a second
+                # process is told at once, in one line, instead of failing inside the server.
+                try:
+                    held.enter_context(DataDirLock.acquire(settings.data_dir))
+                except DataDirLocked as error:
+                    sys.stderr.write(f"orders serve: {error}\n")
+                    return 2
+            serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
         return 0
     if command == "token":
+        if settings.identity_provider is not None:
+            sys.stderr.write(
+                "orders token: JWT_ISSUER is set, so the server takes only the identity "
+                "provider's tokens: ask the provider for one.\n"
+            )
+            return 2
         if settings.jwt_secret_generated:
             sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
             return 2
@@ -307,6 +346,12 @@ def demo(settings: Settings, *, url: str | None, token: str | None, count: int) 
     from api.demo import graphql_endpoint, run_demo
 
     if token is None:
+        if settings.identity_provider is not None:
+            sys.stderr.write(
+                "orders demo: JWT_ISSUER is set, so the server takes only the identity "
+                "provider's tokens: pass --token with a staff token from the provider.\n"
+            )
+            return 2
         if settings.jwt_secret_generated:
             sys.stderr.write(
                 "orders demo: pass --token with a staff token for the server (`orders serve` "
