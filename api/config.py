@@ -21,6 +21,7 @@ from api.limits import ConnectionLimits, QueryLimits, RequestLimits
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
 from relay.config import KafkaSettings, KafkaSettingsError
 
 MIN_SECRET_BYTES = 32
@@ -30,7 +31,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HEALTH_DETAILS = ("staff", "open")
 ESDB_SCHEMES = ("esdb://", "esdb+discover://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = REDIS_URL_SCHEMES
 SECRET_HINT = "e.g. `openssl rand -hex 32`"
 
 

@@ -27,6 +27,7 @@ from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
+from projections.redis_url import client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
 
@@ -54,11 +55,10 @@ def redis_client(*, url: str | None = None, unix_socket: Path | None = None) -> 
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
     }
     if url is not None:
-        pool = BlockingConnectionPool.from_url(url, **options)
-    else:
-        pool = BlockingConnectionPool(
-            connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
-        )
+        return client_for_url(url, options)
+    pool = BlockingConnectionPool(
+        connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
+    )
     return Redis.from_pool(pool)
 
 
