@@ -64,6 +64,30 @@ def _credentials(netloc: str) -> dict[str, Any]:
     return {name: value for name, value in found.items() if value}
 
 
+def _service(path: str) -> tuple[str, int]:
+    """A Sentinel URL's path: the master's service name and the database number."""
+    service, _, db = path.strip("/").partition("/")
+    if not service:
+        raise RedisUrlError(
+            "REDIS_URL redis+sentinel:// needs the master's service name as its path, "
+            "e.g. redis+sentinel://h1:26379,h2:26379/mymaster"
+        )
+    if db and not db.isdigit():
+        raise RedisUrlError(f"REDIS_URL names a database that is not a number: {db!r}")
+    return service, int(db or 0)
+
+
+def check_url(url: str) -> None:
+    """Raise `RedisUrlError` when `url` (of one of `SCHEMES`) cannot name a Sentinel master or a
+    cluster: checked with the other settings, before anything starts."""
+    parts = urlsplit(url)
+    if parts.scheme == SENTINEL_SCHEME:
+        _service(parts.path)
+        _hosts(parts.netloc, SENTINEL_PORT)
+    elif parts.scheme == CLUSTER_SCHEME:
+        _hosts(parts.netloc, CLUSTER_PORT)
+
+
 def client_for_url(url: str, options: dict[str, Any]) -> Redis:
     """A client for `url` with `options` (`max_connections`, `timeout` for a free connection,
     socket timeouts, `retry`): a blocking pool for one server or a Sentinel master; per node,
@@ -77,12 +101,7 @@ def client_for_url(url: str, options: dict[str, Any]) -> Redis:
 
 
 def _sentinel_client(netloc: str, path: str, options: dict[str, Any]) -> Redis:
-    service, _, db = path.strip("/").partition("/")
-    if not service:
-        raise RedisUrlError(
-            "REDIS_URL redis+sentinel:// needs the master's service name as its path, "
-            "e.g. redis+sentinel://h1:26379,h2:26379/mymaster"
-        )
+    service, db = _service(path)
     credentials = _credentials(netloc)
     connection: dict[str, Any] = {
         key: options[key]
@@ -99,7 +118,7 @@ def _sentinel_client(netloc: str, path: str, options: dict[str, Any]) -> Redis:
     master = sentinel.master_for(
         service,
         redis_class=Redis,
-        db=int(db or 0),
+        db=db,
         max_connections=options.get("max_connections"),
         **credentials,
         **pool_options,
