@@ -88,16 +88,29 @@ def check_url(url: str) -> None:
         _hosts(parts.netloc, CLUSTER_PORT)
 
 
-def client_for_url(url: str, options: dict[str, Any]) -> Redis:
-    """A client for `url` with `options` (`max_connections`, `timeout` for a free connection,
-    socket timeouts, `retry`): a blocking pool for one server or a Sentinel master; per node,
-    non-blocking (redis-py's cluster pools do not wait) for a cluster."""
+POOL_ONLY: Final = ("timeout", "per_user")
+"""Options of the blocking pool (a wait for a free connection, a caller's fair share) that the
+Sentinel and cluster pools of redis-py do not take: they open connections up to
+`max_connections` and fail beyond it rather than queue."""
+
+
+def client_for_url(
+    url: str,
+    options: dict[str, Any],
+    *,
+    pool_class: type[BlockingConnectionPool] = BlockingConnectionPool,
+) -> Redis:
+    """A client for `url` with `options` (`max_connections`, socket timeouts, `retry`, and the
+    `POOL_ONLY` ones): a `pool_class` pool for one server; redis-py's own pools, without the
+    `POOL_ONLY` options, for a Sentinel master (its pool asks the sentinels for the master) and
+    for a cluster (a pool per node)."""
     parts = urlsplit(url)
+    shared = {key: value for key, value in options.items() if key not in POOL_ONLY}
     if parts.scheme == SENTINEL_SCHEME:
-        return _sentinel_client(parts.netloc, parts.path, options)
+        return _sentinel_client(parts.netloc, parts.path, shared)
     if parts.scheme == CLUSTER_SCHEME:
-        return _cluster_client(parts.netloc, options)
-    return Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
+        return _cluster_client(parts.netloc, shared)
+    return Redis.from_pool(pool_class.from_url(url, **options))
 
 
 def _sentinel_client(netloc: str, path: str, options: dict[str, Any]) -> Redis:
@@ -112,9 +125,7 @@ def _sentinel_client(netloc: str, path: str, options: dict[str, Any]) -> Redis:
     sentinel = Sentinel(
         _hosts(netloc, SENTINEL_PORT), sentinel_kwargs={**connection, **credentials}
     )
-    pool_options = {
-        key: value for key, value in options.items() if key not in ("timeout", "max_connections")
-    }
+    pool_options = {key: value for key, value in options.items() if key != "max_connections"}
     master = sentinel.master_for(
         service,
         redis_class=Redis,
@@ -127,11 +138,10 @@ def _sentinel_client(netloc: str, path: str, options: dict[str, Any]) -> Redis:
 
 
 def _cluster_client(netloc: str, options: dict[str, Any]) -> Redis:
-    cluster_options = {key: value for key, value in options.items() if key != "timeout"}
     cluster = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in _hosts(netloc, CLUSTER_PORT)],
         **_credentials(netloc),
-        **cluster_options,
+        **options,
     )
     # The read side sends only what a cluster routes by key (scripts with KEYS, single-slot
     # transactions, pattern subscriptions on the projection's tag), through the same methods.
