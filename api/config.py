@@ -22,6 +22,9 @@ from api.oidc import IdentityProvider
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
+from projections.redis_url import RedisUrlError
+from projections.redis_url import check_url as check_redis_url
 from relay.config import KafkaSettings, KafkaSettingsError
 
 MIN_SECRET_BYTES = 32
@@ -31,7 +34,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HEALTH_DETAILS = ("staff", "open")
 ESDB_SCHEMES = ("esdb://", "esdb+discover://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = REDIS_URL_SCHEMES
 SECRET_HINT = "e.g. `openssl rand -hex 32`"
 
 
@@ -188,7 +191,7 @@ class Settings:
         return cls(
             esdb_url=esdb_url,
             database_url=database_url,
-            redis_url=_url("REDIS_URL", get("REDIS_URL"), REDIS_SCHEMES),
+            redis_url=_redis_url(get("REDIS_URL")),
             data_dir=data_dir,
             jwt_secret=secret or secrets.token_urlsafe(32),
             jwt_secret_generated=secret is None,
@@ -345,6 +348,16 @@ def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
         starts = ", ".join(schemes)
         raise SettingsError(f"{name} must be a URL starting with {starts}, got {shown}")
     return raw
+
+
+def _redis_url(raw: str | None) -> str | None:
+    url = _url("REDIS_URL", raw, REDIS_SCHEMES)
+    if url is not None:
+        try:
+            check_redis_url(url)
+        except RedisUrlError as error:
+            raise SettingsError(str(error)) from None
+    return url
 
 
 def _seconds(name: str, raw: str | None, default: float) -> float:

@@ -28,6 +28,7 @@ from projections.pool import ProjectorPool
 from projections.queries import OrderQueries
 from projections.redis_pool import BusyAwarePool
 from projections.redis_store import RedisViewStore
+from projections.redis_url import client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
 
@@ -71,11 +72,10 @@ def redis_client(
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
     }
     if url is not None:
-        pool = BusyAwarePool.from_url(url, **options)
-    else:
-        pool = BusyAwarePool(
-            connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
-        )
+        return client_for_url(url, options, pool_class=BusyAwarePool)
+    pool = BusyAwarePool(
+        connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
+    )
     return Redis.from_pool(pool)
 
 
