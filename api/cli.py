@@ -65,21 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve(settings: Settings, *, projectors: int = 1) -> None:
     """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log), with the
-    connection limits of `settings`."""
+    connection limits of `settings`, and a SHUTDOWN_GRACE after SIGTERM (`api.shutdown`)."""
     import uvicorn
 
     from api.app import create_app
     from api.http_protocol import uvicorn_limits
+    from api.shutdown import DRAIN_TIMEOUT, Drain, DrainingServer
 
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings, projectors=projectors, tune_gc=True),
+    configure_logging(settings.log_level, settings.log_format)
+    drain = Drain()
+    config = uvicorn.Config(
+        create_app(settings, projectors=projectors, tune_gc=True, drain=drain),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         # httptools, with read timeouts and the connection cap (api.http_protocol)
         **uvicorn_limits(settings.connection_limits),
-        access_log=settings.log_level == "DEBUG",
+        access_log=False,  # the request log (api.request_log) says more
         log_config=None,
         log_level=settings.log_level.lower(),
         lifespan="on",
@@ -88,7 +90,13 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
         # GraphQL messages are a few hundred bytes: compressing them saves little on the wire,
         # while each connection's zlib state costs ~40 KiB and every push a compression.
         ws_per_message_deflate=False,
+        timeout_graceful_shutdown=DRAIN_TIMEOUT,
     )
+    # uvicorn re-raises the stop signal once it has shut down (so SIGTERM ends the process as
+    # a SIGTERM does); SIGINT's comes back as KeyboardInterrupt, a clean stop, as uvicorn.run
+    # treats it.
+    with contextlib.suppress(KeyboardInterrupt):
+        DrainingServer(config, drain, settings.shutdown_grace).run()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -265,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "schema":
         print_schema()
         return 0
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if command == "project":
         health = health_file_from_env()
         return asyncio.run(project(settings, workers=args.workers, health_file=health))

@@ -31,6 +31,8 @@ def is_loopback(host: str) -> bool:
 
 
 HEALTH_DETAILS = ("staff", "open")
+LOG_FORMATS = ("logfmt", "json")
+DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +58,10 @@ class Settings:
     request_limits: RequestLimits = field(default_factory=RequestLimits)
     # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
     health_details: str = "staff"
+    # LOG_FORMAT: "logfmt" or "json" (api.log_format)
+    log_format: str = "logfmt"
+    # SHUTDOWN_GRACE: seconds /readyz answers 503 after SIGTERM before the drain (api.shutdown)
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -129,4 +135,27 @@ class Settings:
             query_limits=query_limits,
             request_limits=request_limits,
             health_details=health_details,
+            log_format=log_format_of(get("LOG_FORMAT")),
+            shutdown_grace=shutdown_grace_of(get("SHUTDOWN_GRACE")),
         )
+
+
+def log_format_of(value: str | None) -> str:
+    """LOG_FORMAT, checked: `logfmt` (unset) or `json`."""
+    log_format = (value or "logfmt").lower()
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT must be one of {LOG_FORMATS}, not {value!r}")
+    return log_format
+
+
+def shutdown_grace_of(value: str | None) -> float:
+    """SHUTDOWN_GRACE, checked: seconds, 0 or more (unset: 5)."""
+    if value is None:
+        return DEFAULT_SHUTDOWN_GRACE
+    try:
+        grace = float(value)
+    except ValueError:
+        grace = -1.0
+    if not 0 <= grace < float("inf"):
+        raise SettingsError(f"SHUTDOWN_GRACE must be a number of seconds, 0 or more, not {value!r}")
+    return grace

@@ -40,6 +40,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from api.cost import operation_cost
 from api.limits import TOO_COMPLEX, Introspection, QueryLimits
 from api.outages import OUTAGES, outage_part, unavailable_of
+from api.request_record import RequestLogExtension
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ def schema_extensions(
     limits: QueryLimits = DEFAULT_LIMITS,
 ) -> Sequence[Callable[[], SchemaExtension]]:
     """Factories (strawberry builds fresh extension instances per operation)."""
-    return (lambda: QueryLimiter(limits), MaskUnexpectedErrors)
+    return (lambda: QueryLimiter(limits), MaskUnexpectedErrors, RequestLogExtension)
 
 
 __all__ = ["OrdersSchema", "QueryLimiter", "QueryTooComplex", "schema_extensions"]

@@ -1,7 +1,9 @@
-"""Structured, quiet logging: one `key=value` line per record, INFO by default.
+"""Structured, quiet logging: one line per record (logfmt, or JSON with LOG_FORMAT=json; see
+`api.log_format`), INFO by default.
 
-Per-request lines exist only at DEBUG (`LOG_LEVEL=DEBUG`): at hundreds of requests a second an
-access log costs more than the requests' own work and drowns the lines that matter.
+Per-request lines exist only at DEBUG (`LOG_LEVEL=DEBUG`, `api.request_log`): at hundreds of
+requests a second a request log costs more than the requests' own work and drowns the lines that
+matter. uvicorn's access log stays off: the request log says more.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+from api.log_format import LOG_FORMATS
 
 
 class _DropConnectionLines(logging.Filter):
@@ -76,20 +78,24 @@ class _CountRefusals(logging.Filter):
         return False
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Route every logger (ours, uvicorn's) to stderr in one `key=value` format."""
+def configure_logging(level: str = "INFO", log_format: str = "logfmt") -> None:
+    """Route every logger (ours, uvicorn's, the libraries') to one stderr handler writing
+    `log_format` (`logfmt` or `json`)."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    logging.basicConfig(level=numeric, format=FORMAT, force=True)
+    handler = logging.StreamHandler()
+    handler.setFormatter(LOG_FORMATS.get(log_format, LOG_FORMATS["logfmt"])())
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    # Uvicorn's access log is per request: only when asked for.
+    # uvicorn's access line has no operation, duration or correlation id: the request log
+    # (api.request_log) replaces it.
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = True
-    access.disabled = numeric > logging.DEBUG
+    access.disabled = True
     error = logging.getLogger("uvicorn.error")
     for old in [f for f in error.filters if isinstance(f, _DropConnectionLines | _CountRefusals)]:
         error.removeFilter(old)

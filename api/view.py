@@ -25,12 +25,10 @@ from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
+from api.request_record import note_errors
 from api.shared_subscriptions import SharedSubscriptions
-from api.websocket import (
-    LegacyGraphQLWSHandler,
-    SharingGraphQLTransportWSHandler,
-    TextWebSocketAdapter,
-)
+from api.websocket import TextWebSocketAdapter
+from api.ws_request_log import LoggedLegacyWSHandler, LoggedTransportWSHandler
 from application.ids import random_uuid
 
 logger = logging.getLogger(__name__)
@@ -125,8 +123,8 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     """
 
     websocket_adapter_class = TextWebSocketAdapter
-    graphql_ws_handler_class = LegacyGraphQLWSHandler
-    graphql_transport_ws_handler_class = SharingGraphQLTransportWSHandler
+    graphql_ws_handler_class = LoggedLegacyWSHandler
+    graphql_transport_ws_handler_class = LoggedTransportWSHandler
 
     def __init__(
         self,
@@ -162,6 +160,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                         request.headers.get("authorization")
                     )
                 except Unauthenticated as error:
+                    note_errors([error])
                     media_type = response_media_type(request.headers.get("accept"))
                     await _unauthenticated(error, media_type)(scope, receive, send)
                     return
@@ -218,6 +217,13 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                 )
                 return ExecutionResult(data=None, errors=[problem])
             raise
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Strawberry's result, its first error's code noted for the request log."""
+        note_errors(result.errors)
+        return await super().process_result(request, result)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         """Strawberry's sub-response, noting the media type the client asked to get back."""

@@ -85,5 +85,5 @@ def noop_schema() -> strawberry.Schema:
 def noop_app_from_env() -> Starlette:
     """Zero-argument factory for uvicorn (`--factory scripts.baseline:noop_app_from_env`)."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings, noop_schema(), tune_gc=True)

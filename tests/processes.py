@@ -120,6 +120,12 @@ class _Subprocess:
             self._log_file = None
         return code
 
+    def wait(self, timeout: float) -> int:
+        """Wait until the process exits by itself (a signal sent to `pid`, say); its exit
+        code. Raises `subprocess.TimeoutExpired` if it still runs after `timeout` seconds."""
+        assert self._process is not None, "not started"
+        return self._process.wait(timeout)
+
     def log_tail(self, lines: int = 60) -> str:
         """The last lines the process wrote, for failure messages."""
         return _tail(self.log_path, lines)

@@ -185,10 +185,16 @@ async def graphql_ws(
     token: str | None,
     protocol: Protocol = "graphql-transport-ws",
     within: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[GraphQLWebSocket]:
-    """An acknowledged GraphQL websocket connection (raises `WsRejected` if refused)."""
+    """An acknowledged GraphQL websocket connection (raises `WsRejected` if refused); `headers`
+    go with the handshake."""
     async with connect(
-        url, subprotocols=[Subprotocol(protocol)], proxy=None, open_timeout=within
+        url,
+        subprotocols=[Subprotocol(protocol)],
+        proxy=None,
+        open_timeout=within,
+        additional_headers=headers,
     ) as ws:
         assert ws.subprotocol == protocol, f"server chose subprotocol {ws.subprotocol!r}"
         client = GraphQLWebSocket(ws, protocol)
