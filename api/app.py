@@ -1,6 +1,6 @@
 """The Starlette application: GraphQL at /graphql (GraphiQL for browsers), health at /livez,
-/readyz and /healthz (`api.health`), the dashboard at /dashboard and its bundles under /static;
-clients built once."""
+/readyz and /healthz (`api.health`), Prometheus metrics at /metrics (`api.metrics_page`), the
+dashboard at /dashboard and its bundles under /static; clients built once."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from api.gc_tuning import tune_for_serving
 from api.health import healthz, livez, readyz
 from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
+from api.metrics_page import metrics_page
 from api.pages import STATIC_DIR, WebPages
 from api.request_log import RequestLogMiddleware
 from api.schema import build_schema
@@ -76,6 +77,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/livez", livez, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/dashboard", pages.dashboard, methods=["GET"]),
             *static,
         ],

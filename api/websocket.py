@@ -12,9 +12,10 @@ like the newer protocol runs them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -31,6 +32,39 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from api.context import AppContext
 from api.shared_subscriptions import END, SharedSubscriptions, shared_field
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
+from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
+
+_PUSHES = frozenset({"next", "data"})
+"""The protocol messages that carry a result (graphql-transport-ws `next`, graphql-ws `data`)."""
+
+
+def subscribed_field(query: str, operation_name: str | None) -> str | None:
+    """The root field of a subscription operation (the first one); None for anything else."""
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return None
+    if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            return selection.name.value
+    return None
+
+
+@contextmanager
+def _counted_subscription(query: str, operation_name: str | None) -> Iterator[None]:
+    """Counts the operation in `orders_ws_subscriptions` while it runs, if it subscribes."""
+    field = subscribed_field(query, operation_name)
+    if field is None:
+        yield
+        return
+    gauge = WS_SUBSCRIPTIONS.labels(subscription_label(field))
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -38,6 +72,8 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         """The view's JSON encoding, sent as text."""
+        if message.get("type") in _PUSHES:
+            WS_MESSAGES_PUSHED.inc()
         encoded = self.view.encode_json(message)
         text = encoded.decode() if isinstance(encoded, bytes) else encoded
         try:
@@ -62,6 +98,16 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
     ) -> None:
         """Run any operation type through strawberry's stream (one result for a query or a
         mutation, many for a subscription)."""
+        with _counted_subscription(query, operation_name):
+            await self._handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
         try:
             result_source = await self.schema.stream(
                 query,
@@ -107,6 +153,10 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Shared fields join the shared stream; anything else runs as strawberry runs it."""
+        with _counted_subscription(operation.query, operation.operation_name):
+            await self._run_operation(operation)
+
+    async def _run_operation(self, operation: Operation[AppContext, None]) -> None:
         field_name = shared_field(operation.query, operation.operation_name)
         shared = getattr(self.view, "shared_subscriptions", None)
         if field_name is None or not isinstance(shared, SharedSubscriptions):

@@ -29,6 +29,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from api.context import AppContext
+from metrics.instruments import WS_CONNECTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[AppContext, None]):
         super().__init__(*args, **kwargs)
         self._expiry = _Expiry(self.context, self.websocket.close)
 
+    async def handle(self) -> None:
+        """Serve the connection, counted in `orders_ws_connections` while open."""
+        with WS_CONNECTIONS.track_inprogress():
+            await super().handle()
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """Authenticate, then watch the token's expiry."""
         await super().handle_connection_init(message)
@@ -119,10 +125,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[AppContext, None]):
         self._init_received = False
 
     async def handle(self) -> None:
-        """Serve the connection; close it if connection_init does not come in time."""
+        """Serve the connection (counted in `orders_ws_connections` while open); close it if
+        connection_init does not come in time."""
         deadline = asyncio.create_task(self._close_unless_initialised())
         try:
-            await super().handle()
+            with WS_CONNECTIONS.track_inprogress():
+                await super().handle()
         finally:
             deadline.cancel()
             with contextlib.suppress(asyncio.CancelledError):
