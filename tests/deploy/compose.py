@@ -140,9 +140,13 @@ def _names_read_by(function: Callable[..., object]) -> set[str]:
 
 
 def variables_the_code_reads() -> set[str]:
-    """Every environment variable the service reads: `Settings.from_env`, and the projector's
-    HEALTH_FILE (`api.cli.health_file_from_env`)."""
-    return _names_read_by(Settings.from_env) | _names_read_by(cli.health_file_from_env)
+    """Every environment variable the service reads: `Settings.from_env`, the projector's
+    HEALTH_FILE (`api.cli.health_file_from_env`) and METRICS_PORT (`api.cli.main`)."""
+    return (
+        _names_read_by(Settings.from_env)
+        | _names_read_by(cli.health_file_from_env)
+        | _names_read_by(cli.main)
+    )
 
 
 def pyproject() -> dict[str, Any]:
