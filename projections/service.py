@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
+from redis.asyncio import Redis, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -25,6 +25,7 @@ from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
+from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
@@ -54,9 +55,9 @@ def redis_client(*, url: str | None = None, unix_socket: Path | None = None) -> 
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
     }
     if url is not None:
-        pool = BlockingConnectionPool.from_url(url, **options)
+        pool = TimedBlockingConnectionPool.from_url(url, **options)
     else:
-        pool = BlockingConnectionPool(
+        pool = TimedBlockingConnectionPool(
             connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
         )
     return Redis.from_pool(pool)

@@ -147,6 +147,9 @@ async def test_metrics_move_with_the_work_done(tmp_path: Path) -> None:
         await _until(projected, "the projector's events did not move")
         assert value(after, "orders_projector_lag_events", projection="orders") >= 0
 
+        # Every read of the views waited (if only briefly) for a pooled Redis connection.
+        assert moved("orders_redis_pool_wait_seconds_count") >= 1
+
         # METRICS_PORT serves the same metrics.
         assert names(after) <= names(on_port)
 
