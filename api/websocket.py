@@ -6,7 +6,8 @@ strawberry sends bytes as binary frames, which the `graphql-ws` reference client
 ("Message is missing the 'type' property") and a browser hands over as a Blob; so messages are
 decoded to text once here. The legacy `graphql-ws` protocol (subscriptions-transport-ws) also
 runs queries and mutations sent with `start`; strawberry only subscribes there, so those are run
-like the newer protocol runs them.
+like the newer protocol runs them. Both protocols take Apollo's persisted queries
+(`api.persisted_queries`) in the operation's `extensions`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
+from typing import cast
 
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 from starlette.websockets import WebSocketDisconnect
@@ -26,10 +28,19 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     CompleteMessage as TransportCompleteMessage,
 )
-from strawberry.subscriptions.protocols.graphql_ws.types import CompleteMessage, ErrorMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportErrorMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    CompleteMessage,
+    ErrorMessage,
+    StartMessage,
+)
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.context import AppContext
+from api.persisted_queries import PersistedQueries, PersistedQueryError
 from api.shared_subscriptions import END, SharedSubscriptions, shared_field
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
 from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
@@ -67,6 +78,26 @@ def _counted_subscription(query: str, operation_name: str | None) -> Iterator[No
         gauge.dec()
 
 
+def _with_persisted_document(
+    view: object, payload: object
+) -> tuple[dict[str, object] | None, PersistedQueryError | None]:
+    """An operation payload with the document its persisted-query hash names (None: leave the
+    payload as it is), or the error that refuses it."""
+    persisted = getattr(view, "persisted_queries", None)
+    if not isinstance(persisted, PersistedQueries) or not isinstance(payload, dict):
+        return None, None
+    query = payload.get("query")
+    try:
+        document = persisted.document(
+            query if isinstance(query, str) else None, payload.get("extensions")
+        )
+    except PersistedQueryError as error:
+        return None, error
+    if document is None or document == query:
+        return None, None
+    return {**payload, "query": document}, None
+
+
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
     """Sends every protocol message as a text frame."""
 
@@ -88,6 +119,19 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
     A query or mutation gets one `data` message and then `complete`, as subscriptions-transport-ws
     servers answer them; errors before execution (syntax, validation) are one `error` message.
     """
+
+    async def handle_start(self, message: StartMessage) -> None:
+        """A persisted query's document from the store, or its refusal as an `error` message."""
+        if self.connection_acknowledged:
+            payload, refused = _with_persisted_document(self.view, message.get("payload"))
+            if refused is not None:
+                await self.send_message(
+                    ErrorMessage(type="error", id=message["id"], payload=refused.formatted)
+                )
+                return
+            if payload is not None:
+                message = cast("StartMessage", {**message, "payload": payload})
+        await super().handle_start(message)
 
     async def handle_async_results(
         self,
@@ -150,6 +194,20 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
 class SharingGraphQLTransportWSHandler(TransportWSHandler):
     """graphql-transport-ws, with the live queries of `api.shared_subscriptions` run once for
     every subscriber that asks the same (each still gets its own messages)."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """A persisted query's document from the store, or its refusal as an `error` message."""
+        if self.connection_acknowledged and message.get("id") not in self.operations:
+            payload, refused = _with_persisted_document(self.view, message.get("payload"))
+            if refused is not None:
+                error = TransportErrorMessage(
+                    type="error", id=message["id"], payload=[refused.formatted]
+                )
+                await self.send_message(error)
+                return
+            if payload is not None:
+                message = cast("SubscribeMessage", {**message, "payload": payload})
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Shared fields join the shared stream; anything else runs as strawberry runs it."""

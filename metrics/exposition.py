@@ -54,19 +54,6 @@ def render() -> bytes:
     return generate_latest(registry())
 
 
-def metrics_port_of(value: str | None) -> int | None:
-    """METRICS_PORT, checked (unset or empty: None). Raises ValueError for a bad port."""
-    if value is None or not value.strip():
-        return None
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 < port < 65536:
-        raise ValueError(f"METRICS_PORT must be a TCP port (1-65535), not {value!r}")
-    return port
-
-
 @contextmanager
 def serving_metrics(host: str, port: int | None) -> Iterator[None]:
     """Serve /metrics on `host`:`port` (no auth: for scrapers) while the block runs (nothing
@@ -97,7 +84,6 @@ def mark_process_dead() -> None:
 __all__ = [
     "CONTENT_TYPE",
     "mark_process_dead",
-    "metrics_port_of",
     "registry",
     "render",
     "serving_metrics",
