@@ -40,13 +40,7 @@ from domain.events import order_stream
 from domain.order import OrderState, fold
 from domain.validation import validate
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
-from metrics.instruments import (
-    APPEND_DURATION,
-    COMMAND_CONFLICTS,
-    COMMAND_RETRIES,
-    COMMANDS,
-    command_outcome,
-)
+from metrics.instruments import APPEND_DURATION, count_command, count_conflict, count_retry
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +149,9 @@ class CommandHandler:
                 guard=guard,
             )
         except Exception as error:
-            COMMANDS.labels(kind, command_outcome(error)).inc()
+            count_command(kind, error)
             raise
-        COMMANDS.labels(kind, "accepted").inc()
+        count_command(kind, None)
         return accepted
 
     async def _handle(
@@ -207,7 +201,7 @@ class CommandHandler:
             try:
                 return await self._attempt(request, loaded, context, last=attempt == attempts)
             except _Stale:
-                COMMAND_RETRIES.labels(type(command).__name__).inc()
+                count_retry(type(command).__name__)
                 # A decision made again is made later than the first: its events happen now.
                 context = replace(context, occurred_at=self._clock())
                 loaded = await self._orders.load(command.order_id)
@@ -253,7 +247,7 @@ class CommandHandler:
                 request.stream, new_events, expect_version(loaded.version)
             )
         except WrongExpectedVersion as conflict:
-            COMMAND_CONFLICTS.labels(type(request.command).__name__).inc()
+            count_conflict(type(request.command).__name__)
             actual = conflict.actual or 0
             if expected_version is not None:
                 raise ConcurrencyConflict(expected_version, actual) from conflict

@@ -11,11 +11,13 @@ schema's, and operation names go through `metrics.operations`. No label ever car
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from metrics.operations import OperationNames
+
+M = TypeVar("M", Counter, Histogram, Gauge)
 
 # Latencies from a loopback cache hit (~1 ms) to a deadline (seconds).
 _LATENCY_BUCKETS: Final = (
@@ -119,14 +121,52 @@ BUDGET_REFUSALS: Final = Counter(
     ["budget"],
 )
 
+
+class _Children(Generic[M]):
+    """A metric's labelled children, looked up once per label set: `labels()` validates and
+    locks on every call (several microseconds), a dict lookup of the bound child does not. The
+    label sets are bounded, so is this cache."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._bound: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        """The child for `labels`."""
+        child = self._bound.get(labels)
+        if child is None:
+            child = self._bound[labels] = self._metric.labels(*labels)
+        return child
+
+
+_requests = _Children(REQUESTS)
+_request_duration = _Children(REQUEST_DURATION)
+_commands = _Children(COMMANDS)
+_conflicts = _Children(COMMAND_CONFLICTS)
+_retries = _Children(COMMAND_RETRIES)
 _operations = OperationNames()
 
 
 def observe_request(transport: str, operation: str, outcome: str, seconds: float) -> None:
     """One GraphQL request or websocket operation ended."""
     label = _operations.label(operation, outcome)
-    REQUESTS.labels(transport, label, outcome).inc()
-    REQUEST_DURATION.labels(transport, label).observe(seconds)
+    _requests(transport, label, outcome).inc()
+    _request_duration(transport, label).observe(seconds)
+
+
+def count_command(kind: str, error: BaseException | None) -> None:
+    """A command of type `kind` ended: accepted (`error` None) or refused with `error`."""
+    _commands(kind, command_outcome(error)).inc()
+
+
+def count_conflict(kind: str) -> None:
+    """An append of a `kind` command was refused: the order changed since it was read."""
+    _conflicts(kind).inc()
+
+
+def count_retry(kind: str) -> None:
+    """A `kind` command is decided again on a fresh read."""
+    _retries(kind).inc()
 
 
 _OUTCOMES: Final = {
