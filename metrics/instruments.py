@@ -144,6 +144,7 @@ _request_duration = _Children(REQUEST_DURATION)
 _commands = _Children(COMMANDS)
 _conflicts = _Children(COMMAND_CONFLICTS)
 _retries = _Children(COMMAND_RETRIES)
+_budget_refusals = _Children(BUDGET_REFUSALS)
 _operations = OperationNames()
 
 
@@ -194,3 +195,8 @@ SUBSCRIPTION_FIELDS: Final = frozenset(
 def subscription_label(field: str | None) -> str:
     """A root subscription field as a label: the schema's names, else `other`."""
     return field if field in SUBSCRIPTION_FIELDS else "other"
+
+
+def count_budget_refusal(budget: str) -> None:
+    """A request refused by the per-identity budget named `budget` (the code's own names)."""
+    _budget_refusals(budget).inc()

@@ -5,10 +5,11 @@ command outcomes are this code's own names."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from api.config import Settings, SettingsError
 from domain.errors import ConcurrencyConflict, OrderNotFound
-from metrics.instruments import command_outcome, subscription_label
+from metrics.instruments import command_outcome, count_budget_refusal, subscription_label
 from metrics.operations import ANONYMOUS, OTHER, OperationNames
 
 SECRET = "s" * 32
@@ -45,3 +46,11 @@ def test_command_outcomes_and_subscription_fields_are_bounded() -> None:
     assert subscription_label("ordersUpdated") == "ordersUpdated"
     assert subscription_label("somethingElse") == OTHER
     assert subscription_label(None) == OTHER
+
+
+def test_budget_refusals_are_counted_by_budget() -> None:
+    before = REGISTRY.get_sample_value("orders_budget_refusals_total", {"budget": "requests"})
+    count_budget_refusal("requests")
+    count_budget_refusal("requests")
+    after = REGISTRY.get_sample_value("orders_budget_refusals_total", {"budget": "requests"})
+    assert after == (before or 0) + 2
