@@ -28,6 +28,7 @@ from api.schema import build_schema
 from api.security_headers import SecurityHeadersMiddleware
 from api.shutdown import Drain
 from api.view import OrdersGraphQL
+from metrics.exposition import mark_process_dead
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def create_app(
                 settings.store_kind,
             )
             yield {"services": services, "drain": drain if drain is not None else Drain()}
+        # A worker of a multi-process deployment: its live gauges leave the others' sum.
+        mark_process_dead()
         logger.info("event=stopped")
 
     # Without a build there is nothing under /static: its paths are 404s like any unknown one.

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, item, new_id
 from tests.e2e.ws import graphql_ws
-from tests.live_server import running_server
+from tests.live_server import LiveServer, running_server
 from tests.operations.metrics_scrape import Samples, labels_of, names, scrape, value
 from tests.processes import free_port
 
@@ -169,3 +169,36 @@ async def test_metrics_off_loopback_are_staff_only(
             assert "orders_commands_total" in response.text
         else:
             assert "orders_" not in response.text
+
+
+async def _place(server: LiveServer, count: int) -> None:
+    staff = server.token(sub="ops", role="staff")
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as http:
+        orders = Orders(GraphQLClient(http, staff))
+        for _ in range(count):
+            accepted(await orders.place(new_id("mp")))
+
+
+async def test_multiprocess_mode_sums_the_processes_of_a_host(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, each process writes its values there and any one of them
+    serves the sum: a second process reports the first one's commands with its own."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    placed = "orders_commands_total"
+    with running_server(tmp_path / "one", env) as first:
+        await _place(first, 2)
+        assert (
+            value(
+                await scrape(f"{first.url}/metrics"), placed, type="PlaceOrder", outcome="accepted"
+            )
+            == 2
+        )
+        with running_server(tmp_path / "two", env) as second:
+            await _place(second, 3)
+            both = await scrape(f"{second.url}/metrics")
+            assert value(both, placed, type="PlaceOrder", outcome="accepted") == 5
+            assert value(both, "orders_ws_connections") == 0
+    assert any(shared.glob("counter_*.db")), "nothing was written to PROMETHEUS_MULTIPROC_DIR"
+    # The stopped processes' live gauges are gone; their counters stay, as Prometheus expects.
+    assert not any(shared.glob("gauge_livesum_*.db"))
