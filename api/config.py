@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.auth import DEFAULT_MAX_TTL
-from api.limits import ConnectionLimits, QueryLimits, RequestLimits
+from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
@@ -77,6 +77,8 @@ class Settings:
     # What one request may ask for, and who may introspect (README "Request limits").
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     request_limits: RequestLimits = field(default_factory=RequestLimits)
+    # What one identity may hold or spend at once (README "Budgets").
+    budget_limits: BudgetLimits = field(default_factory=BudgetLimits)
     # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
     health_details: str = "staff"
     # LOG_FORMAT: "logfmt" or "json" (api.log_format)
@@ -169,6 +171,7 @@ class Settings:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
+            budget_limits = BudgetLimits.from_env(env)
             persisted_queries = PersistedQuerySettings.from_env(env)
             kafka = KafkaSettings.from_env(env)
         except (ValueError, KafkaSettingsError) as error:  # each names its variable (a limit, a
@@ -207,6 +210,7 @@ class Settings:
             connection_limits=connection_limits,
             query_limits=query_limits,
             request_limits=request_limits,
+            budget_limits=budget_limits,
             health_details=_choice(
                 "HEALTH_DETAILS", get("HEALTH_DETAILS"), "staff", HEALTH_DETAILS, str.lower
             ),

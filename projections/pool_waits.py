@@ -7,21 +7,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import AbstractConnection
 
 from metrics.instruments import REDIS_POOL_WAIT
+from projections.redis_pool import BusyAwarePool
 
 
-class TimedBlockingConnectionPool(BlockingConnectionPool):
-    """A `BlockingConnectionPool` that observes each wait for a connection (a timed-out wait
-    too: it is the longest)."""
+class TimedBlockingConnectionPool(BusyAwarePool):
+    """The requests' pool (`BusyAwarePool`: a blocking pool with each user's fair share) that
+    observes each wait for a connection, the wait for the user's share included (a timed-out
+    wait too: it is the longest)."""
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
         """A connection from the pool, blocking until one is free (as the base class)."""
         started = time.perf_counter()
         try:
-            connection: AbstractConnection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            connection: AbstractConnection = await super().get_connection(*args, **kwargs)
         finally:
             REDIS_POOL_WAIT.observe(time.perf_counter() - started)
         return connection

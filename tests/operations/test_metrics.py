@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.gql import GraphQLClient, Orders, accepted, item, new_id
+from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import graphql_ws
 from tests.live_server import LiveServer, running_server
 from tests.operations.metrics_scrape import Samples, labels_of, names, scrape, value
@@ -202,3 +202,25 @@ async def test_multiprocess_mode_sums_the_processes_of_a_host(tmp_path: Path) ->
     assert any(shared.glob("counter_*.db")), "nothing was written to PROMETHEUS_MULTIPROC_DIR"
     # The stopped processes' live gauges are gone; their counters stay, as Prometheus expects.
     assert not any(shared.glob("gauge_livesum_*.db"))
+
+
+def _refusals(samples: Samples) -> float:
+    return sum(v for (name, _), v in samples.items() if name == "orders_budget_refusals_total")
+
+
+async def test_budget_refusals_are_counted(tmp_path: Path) -> None:
+    env = {"COMMANDS_PER_SECOND": "1", "COMMAND_BURST": "1"}
+    with running_server(tmp_path, env) as server:
+        page = f"{server.url}/metrics"
+        before = await scrape(page)
+        customer = server.token(sub="c-1")
+        async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as http:
+            gql = GraphQLClient(http, customer)
+            codes: list[str | None] = []
+            for _ in range(4):
+                placing = {"customerId": "c-1", "items": [item()], "orderId": new_id("rl")}
+                codes += error_codes(await gql.execute(PLACE, {"input": placing}))
+        refused = codes.count("RATE_LIMITED")
+        assert refused >= 1, "the budget never refused a command"
+        after = await scrape(page)
+        assert _refusals(after) - _refusals(before) == refused
