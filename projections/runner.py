@@ -105,6 +105,12 @@ class ProjectorRunner:
         self._run_id: str | None = None
         self._written_mark: tuple[str | None, int | None] = (None, None)
         self._next_health = 0.0
+        # This projection's series, bound once: `labels()` costs more than the update.
+        name = self.settings.name
+        self._applied = PROJECTOR_EVENTS.labels(name)
+        self._lag_events = PROJECTOR_LAG_EVENTS.labels(name)
+        self._lag_seconds = PROJECTOR_LAG_SECONDS.labels(name)
+        self._parked = PROJECTOR_PARKED.labels(name)
 
     def status(self) -> ProjectionStatus:
         """This worker's status, for the `projections` query."""
@@ -162,7 +168,7 @@ class ProjectorRunner:
         self.state = RunnerState.ERROR
         self.last_error = f"{type(error).__name__}: {error}"
         self.lag = LAG_UNKNOWN  # the log cannot be read now, so how far behind is unknown
-        PROJECTOR_LAG_EVENTS.labels(self.settings.name).set(LAG_UNKNOWN)
+        self._lag_events.set(LAG_UNKNOWN)
 
     async def _ensure_group(self) -> None:
         if await ensure_group(self.store.groups, self.settings.group, GROUP_SETTINGS):
@@ -260,7 +266,7 @@ class ProjectorRunner:
             else:
                 self._note_error(f"{event.stream}@{event.version} cannot follow its view")
                 await subscription.nack(event, NackAction.PARK)
-        PROJECTOR_EVENTS.labels(self.settings.name).inc(applied)
+        self._applied.inc(applied)
 
     def _note_error(self, message: str) -> None:
         logger.error("event=projector_unprojectable worker=%s error=%s", self.worker_id, message)
@@ -289,7 +295,7 @@ class ProjectorRunner:
             return
         info = await self.store.groups.get_subscription_info(self.settings.group)
         self.parked = info.parked
-        PROJECTOR_PARKED.labels(self.settings.name).set(info.parked)
+        self._parked.set(info.parked)
         checkpoint = info.checkpoint
         if (
             checkpoint is not None
@@ -308,8 +314,8 @@ class ProjectorRunner:
         behind = await self.store.read_all(from_position=start, limit=LAG_CAP, filter=ORDER_EVENTS)
         self.lag = len(behind)
         oldest = behind[0].recorded_at if behind else None
-        PROJECTOR_LAG_EVENTS.labels(self.settings.name).set(self.lag)
-        PROJECTOR_LAG_SECONDS.labels(self.settings.name).set(
+        self._lag_events.set(self.lag)
+        self._lag_seconds.set(
             0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         )
 
