@@ -385,12 +385,16 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def send_message(self, message: TransportMessage) -> None:
         """Each message encoded once; an operation's result over the response limit becomes an
-        `error` for that operation, which ends it."""
+        `error` for that operation, which ends it. Other messages go through the base handlers
+        (the acknowledgement takes the socket's place in its caller's budgets)."""
+        fields = cast(Mapping[str, Any], message)
+        if fields["type"] != "next":
+            await super().send_message(message)
+            return
         adapter = _adapter(self)
         encoded = adapter.encode(cast(Mapping[str, object], message))
         limit = _response_limit(self.context)
-        fields = cast(Mapping[str, Any], message)
-        if len(encoded) > limit and fields["type"] == "next":
+        if len(encoded) > limit:
             operation_id: str = fields["id"]
             _log_refused(self.protocol, len(encoded), limit)
             operation = self.operations.pop(operation_id, None)
