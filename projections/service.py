@@ -25,8 +25,8 @@ from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
+from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
-from projections.redis_pool import BusyAwarePool
 from projections.redis_store import RedisViewStore
 from projections.redis_url import client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
@@ -72,8 +72,8 @@ def redis_client(
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
     }
     if url is not None:
-        return client_for_url(url, options, pool_class=BusyAwarePool)
-    pool = BusyAwarePool(
+        return client_for_url(url, options, pool_class=TimedBlockingConnectionPool)
+    pool = TimedBlockingConnectionPool(
         connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
     )
     return Redis.from_pool(pool)
