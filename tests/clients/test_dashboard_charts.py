@@ -4,10 +4,14 @@ projection lag and live subscribers, sampled by the page from /metrics with its 
 The servers here listen on HOST=0.0.0.0, where /metrics is staff only, so the charts filling up
 shows the page sends its token; the page's own sockets and an order it opens move the
 subscriber chart; a stopped service is said on the charts and a restarted one fills them again.
+The page's reader of the text format is held to prometheus-client's own parser.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.clients.conftest import Offline, place_order
+from tests.clients.conftest import WEB, Offline, place_order
 from tests.e2e.gql import make_token, new_id
 from tests.live_server import LiveServer, running_server
 from tests.processes import ServerProcess
@@ -173,3 +178,62 @@ def test_the_charts_say_when_the_service_is_gone_and_fill_again_when_it_returns(
     finally:
         assert second.stop() in (0, -2, 130), second.log_tail()
     assert offline.blocked == [], f"the page tried to leave the machine: {offline.blocked}"
+
+
+# Lines the service does not write today but the format allows: escapes, a timestamp, NaN, +Inf.
+AWKWARD_LINES = r"""
+orders_awkward_total{path="a\\b",quote="say \"hi\", {x}",line="one\ntwo"} 7 1700000000000
+orders_awkward_total{path="",quote="",line=""} NaN
+orders_awkward_total{path="inf",quote="",line=""} +Inf
+"""
+PARSE_WITH_THE_PAGES_CODE = """
+import { readFileSync } from "node:fs";
+import { parseMetrics } from "%s";
+const samples = parseMetrics(readFileSync(process.argv[2], "utf8"));
+console.log(JSON.stringify(samples.map((s) => [s.name, s.labels, String(s.value)])));
+"""
+
+
+def _comparable(value: float) -> float | str:
+    """A sample's value, with NaN made equal to itself."""
+    return "NaN" if math.isnan(value) else value
+
+
+def test_the_pages_parser_reads_metrics_as_prometheus_client_does(
+    node: str, server: LiveServer, api: httpx.Client, tmp_path: Path
+) -> None:
+    place_order(api, new_id())
+    exposition = httpx.get(f"{server.url}/metrics", trust_env=False).text + AWKWARD_LINES
+    assert "orders_commands_total{" in exposition
+    metrics = tmp_path / "metrics.txt"
+    metrics.write_text(exposition)
+    script = tmp_path / "parse.ts"
+    script.write_text(PARSE_WITH_THE_PAGES_CODE % (WEB / "src" / "prometheus.ts"))
+    bundle = tmp_path / "parse.mjs"
+    subprocess.run(
+        [str(WEB / "node_modules" / ".bin" / "esbuild"), str(script), "--bundle",
+         "--platform=node", "--format=esm", f"--outfile={bundle}", "--log-level=warning"],
+        check=True,
+    )  # fmt: skip
+    read = subprocess.run(
+        [node, str(bundle), str(metrics)], capture_output=True, text=True, check=True
+    )
+    # JavaScript writes NaN and Infinity as such; Python's float() reads both.
+    pages = [
+        (name, labels, _comparable(float(value))) for name, labels, value in json.loads(read.stdout)
+    ]
+
+    expected = [
+        (sample.name, sample.labels, _comparable(float(sample.value)))
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    ]
+    assert pages == expected
+    awkward = [s for s in pages if s[0] == "orders_awkward_total"]
+    assert awkward[0] == (
+        "orders_awkward_total",
+        {"path": "a\\b", "quote": 'say "hi", {x}', "line": "one\ntwo"},
+        7.0,
+    )
+    assert awkward[1][2] == "NaN"
+    assert awkward[2][2] == math.inf
