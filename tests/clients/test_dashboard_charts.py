@@ -13,7 +13,8 @@ import json
 import math
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.clients.conftest import WEB, Offline, place_order
+from tests.clients.conftest import PLACE, WEB, Offline, place_order
 from tests.e2e.gql import make_token, new_id
 from tests.live_server import LiveServer, running_server
 from tests.processes import ServerProcess
@@ -63,6 +64,47 @@ def _save(page: Page, tmp_path: Path, name: str) -> None:
     print(f"screenshot: {path}")
 
 
+_SHOWS_ABOVE_ZERO = """([chart, series]) => Number(document.querySelector(
+    `#${chart} .series[data-series='${series}'] .current`).dataset.value) > 0"""
+
+
+def _place(api: httpx.Client, order_id: str) -> str:
+    """Places an order of one line; its id (the command may be refused: that is not checked)."""
+    line = {"productId": "book-1", "name": "A book", "price": "12.50", "qty": 2}
+    variables = {"input": {"orderId": order_id, "customerId": "c-web", "items": [line]}}
+    response = api.post("/graphql", json={"query": PLACE, "variables": variables})
+    assert response.status_code == 200, response.text
+    return order_id
+
+
+@contextmanager
+def _steadily(
+    server: LiveServer, token: str, action: Callable[[httpx.Client], object]
+) -> Iterator[None]:
+    """Runs `action` every 50 ms in a thread of its own while the block runs."""
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def repeat() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30, trust_env=False) as api:
+            while not done.wait(0.05):
+                try:
+                    action(api)
+                except BaseException as error:  # handed to the test below, which fails with it
+                    failures.append(error)
+                    return
+
+    worker = threading.Thread(target=repeat)
+    worker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        worker.join()
+    assert not failures, failures
+
+
 def test_the_charts_show_commands_per_second_lag_and_subscribers(
     offline: Offline, staff_only_metrics: LiveServer, tmp_path: Path
 ) -> None:
@@ -84,33 +126,18 @@ def test_the_charts_show_commands_per_second_lag_and_subscribers(
 
     # Orders placed steadily until a sample sees them: commands/s above zero.
     placed: list[str] = []
-    done = threading.Event()
-
-    def place_steadily() -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=30, trust_env=False) as api:
-            while not done.wait(0.05):
-                order_id = new_id()
-                place_order(api, order_id)
-                placed.append(order_id)
-
-    placing = threading.Thread(target=place_steadily)
-    placing.start()
-    try:
+    with _steadily(server, token, lambda api: placed.append(_place(api, new_id()))):
         expect(page.locator("#chart-commands path.line[data-series='0']")).to_have_count(1)
-        page.wait_for_function(
-            """() => Number(document.querySelector(
-                 "#chart-commands .series[data-series='0'] .current").dataset.value) > 0""",
-            timeout=15_000,
-        )
-    finally:
-        done.set()
-        placing.join()
+        page.wait_for_function(_SHOWS_ABOVE_ZERO, arg=["chart-commands", 0], timeout=15_000)
     rate = _current(page, "chart-commands", 0)
     assert rate is not None
     assert rate > 0
-    assert _current(page, "chart-commands", 1) == 0  # none refused
+    assert _current(page, "chart-commands", 1) == 0  # none refused or failed
     assert placed
+
+    # The same order placed again is refused (already exists): the second line moves.
+    with _steadily(server, token, lambda api: _place(api, placed[0])):
+        page.wait_for_function(_SHOWS_ABOVE_ZERO, arg=["chart-commands", 1], timeout=15_000)
 
     # Opening an order subscribes to its events and its view: two more subscriptions.
     page.locator(f"tr.order[data-order-id='{placed[-1]}']").click()

@@ -13,7 +13,7 @@ const TIMEOUT_MS = 5000;
 interface Counters {
   t: number;
   accepted: number;
-  refused: number;
+  refused: number; // every outcome but accepted
 }
 
 function metricsUrl(): string {
@@ -49,7 +49,7 @@ export class LiveCharts {
     "commands/s",
     [
       { name: "accepted", tone: "tone-ok" },
-      { name: "refused", tone: "tone-bad" },
+      { name: "not accepted", tone: "tone-bad" },
     ],
     WINDOW_MS,
   );
@@ -139,11 +139,9 @@ export class LiveCharts {
       return "No metrics: the service cannot be reached (it may be restarting); trying again.";
     }
     const samples = parseMetrics(text);
-    const counters: Counters = {
-      t: now,
-      accepted: sum(samples, "orders_commands_total", { outcome: "accepted" }),
-      refused: sum(samples, "orders_commands_total") - sum(samples, "orders_commands_total", { outcome: "accepted" }),
-    };
+    // Every other outcome: refused by the rules, a conflict, the store unavailable, an error.
+    const accepted = sum(samples, "orders_commands_total", { outcome: "accepted" });
+    const counters: Counters = { t: now, accepted, refused: sum(samples, "orders_commands_total") - accepted };
     const before = this.previous;
     this.previous = counters;
     if (before) {
