@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
 from api.bootstrap import open_services
+from api.budgets import IdentityBudgets
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
 from api.health import healthz, livez, readyz
@@ -49,6 +50,7 @@ def create_app(
         schema if schema is not None else build_schema(limits=settings.query_limits),
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
         graphiql_html=pages.graphiql_html(),
+        budgets=IdentityBudgets(settings.budget_limits),
     )
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.limits import ConnectionLimits, QueryLimits, RequestLimits
+from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
 
 MIN_SECRET_BYTES = 32
@@ -56,6 +56,8 @@ class Settings:
     # What one request may ask for, and who may introspect (README "Request limits").
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     request_limits: RequestLimits = field(default_factory=RequestLimits)
+    # What one identity may hold or spend at once (README "Budgets").
+    budget_limits: BudgetLimits = field(default_factory=BudgetLimits)
     # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
     health_details: str = "staff"
     # LOG_FORMAT: "logfmt" or "json" (api.log_format)
@@ -111,6 +113,7 @@ class Settings:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
+            budget_limits = BudgetLimits.from_env(env)
         except ValueError as error:  # a limit that is not a positive number
             raise SettingsError(str(error)) from None
         port = get("PORT")
@@ -134,6 +137,7 @@ class Settings:
             connection_limits=connection_limits,
             query_limits=query_limits,
             request_limits=request_limits,
+            budget_limits=budget_limits,
             health_details=health_details,
             log_format=log_format_of(get("LOG_FORMAT")),
             shutdown_grace=shutdown_grace_of(get("SHUTDOWN_GRACE")),

@@ -6,9 +6,12 @@ before anything is parsed.
 - `RequestLimits`: the transport's sizes (headers, body, response, websocket message), applied by
   `RequestLimitsMiddleware` here, in front of the whole app;
 - `ConnectionLimits`: how long a connection may take to say who it is and what it wants, and how
-  many may be open, applied by `api.http_protocol` and the websocket handlers. A connection costs
-  a socket and memory before it has authenticated: these keep a client that opens many, sends
-  nothing, or trickles its bytes from holding the server's resources.
+  many may be open (HTTP and websockets counted apart, in all and per client address), applied by
+  `api.http_protocol` and the websocket handlers. A connection costs a socket and memory before
+  it has authenticated: these keep a client that opens many, sends nothing, or trickles its
+  bytes from holding the server's resources;
+- `BudgetLimits`: what one identity may hold or spend at once (requests in flight, websockets,
+  subscriptions, commands per second), counted by `api.budgets`.
 
 Every limit has a default and an environment variable, read by one reader (`_from_env`): whole
 numbers at least 1, seconds greater than 0 (README "Request limits").
@@ -100,7 +103,7 @@ class RequestLimits:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionLimits:
-    """The connection limits (seconds, except `max_connections`); each field's environment
+    """The connection limits (seconds, except the `max_` counts); each field's environment
     variable is its name in upper case."""
 
     ws_init_timeout: float = 5.0
@@ -113,11 +116,57 @@ class ConnectionLimits:
     """A request's body must have arrived this long after its headers, else 408 and closed."""
     http_keep_alive_timeout: float = 5.0
     """An idle keep-alive connection is closed after this."""
-    max_connections: int = 1000
-    """Open connections (HTTP and websocket) at most; one more gets 503."""
+    max_http_connections: int = 1000
+    """Open HTTP connections at most (websockets are counted apart); one more gets 503."""
+    max_http_connections_per_address: int = 128
+    """Open HTTP connections from one client address at most: a connection says who it is only
+    with its first request, so until then it is counted by where it comes from. One more from
+    that address gets 503. (Behind a reverse proxy every client shares its address: raise it.)"""
+    max_websockets: int = 4000
+    """Open websockets at most (about 40 KiB each); one more upgrade gets 503."""
+    max_anonymous_websockets_per_address: int = 64
+    """Websockets from one client address whose `connection_init` is not acknowledged yet; one
+    more upgrade from that address gets 503."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectionLimits:
+        """The limits set in `env` (unset or empty: the defaults). MAX_CONNECTIONS, one cap over
+        HTTP and websockets together, is refused rather than ignored: its value would mean
+        something else under either of the caps that replace it."""
+        if env.get("MAX_CONNECTIONS", "").strip():
+            raise ValueError(
+                "MAX_CONNECTIONS is no longer read: HTTP connections and websockets are capped "
+                "apart, by MAX_HTTP_CONNECTIONS and MAX_WEBSOCKETS"
+            )
+        return cls(**_from_env(cls, env))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetLimits:
+    """What one identity (a customer's token subject; an anonymous caller's address) may hold or
+    spend at once; past one, the answer is RATE_LIMITED with `retryAfter`. Staff tokens are held
+    only to the global caps (`api.budgets.is_budgeted`). Each field's environment variable is its
+    name in upper case."""
+
+    max_requests_per_identity: int = 8
+    """GraphQL requests over HTTP in flight at once (a browser opens at most 6 connections to a
+    host); one more is answered 429."""
+    max_websockets_per_identity: int = 16
+    """Acknowledged websockets open at once (one per browser tab is usual); one more is closed
+    with 1013 (try again later) instead of acknowledged."""
+    max_subscriptions_per_socket: int = 100
+    """Operations running at once on one websocket (subscriptions, and queries and mutations sent
+    over it), for every caller."""
+    max_subscriptions_per_identity: int = 200
+    """Operations running at once over all of an identity's websockets."""
+    commands_per_second: int = 10
+    """Mutation fields executed a second, on average (a token bucket); every field counts, so
+    30 aliased placeOrders spend 30."""
+    command_burst: int = 60
+    """The bucket's size: commands that may run at once after a quiet spell."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BudgetLimits:
         """The limits set in `env` (unset or empty: the defaults)."""
         return cls(**_from_env(cls, env))  # type: ignore[arg-type]
 
@@ -131,7 +180,7 @@ def env_name(field_name: str) -> str:
 
 
 def _from_env(
-    cls: type[QueryLimits] | type[RequestLimits] | type[ConnectionLimits],
+    cls: type[QueryLimits] | type[RequestLimits] | type[ConnectionLimits] | type[BudgetLimits],
     env: Mapping[str, str],
     exclude: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, object]:

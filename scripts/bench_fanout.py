@@ -17,6 +17,13 @@ subscribers connect and once they all are subscribed: the difference over their 
 memory per connection. Subscribers and load run in this one process, on the same machine as the
 server: on 2 cores, receiving 10,000 messages a second costs this client more CPU than the server
 spends sending them, so the figures are an upper bound. Prints a markdown table.
+
+It runs on the server's default settings. The subscribers and the load hold staff tokens (the
+operator's dashboards and tools): staff are held only to the global caps (MAX_WEBSOCKETS, ...),
+not to the per-identity budgets that keep one customer from starving another (README
+"Budgets"), so 1,000 sockets on one staff subject are within bounds where a customer token
+would be limited to MAX_WEBSOCKETS_PER_IDENTITY. The sockets open at most 50 at a time, within
+MAX_ANONYMOUS_WEBSOCKETS_PER_ADDRESS (a socket counts as its address's until acknowledged).
 """
 
 from __future__ import annotations

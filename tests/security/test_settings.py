@@ -110,7 +110,8 @@ def test_connection_limits_come_from_the_environment() -> None:
             "HTTP_HEADER_TIMEOUT": "3",
             "HTTP_BODY_TIMEOUT": "4",
             "HTTP_KEEP_ALIVE_TIMEOUT": "6",
-            "MAX_CONNECTIONS": "50",
+            "MAX_HTTP_CONNECTIONS": "50",
+            "MAX_WEBSOCKETS": "70",
         }
     ).connection_limits
     assert (limits.ws_init_timeout, limits.http_header_timeout, limits.http_body_timeout) == (
@@ -118,14 +119,22 @@ def test_connection_limits_come_from_the_environment() -> None:
         3.0,
         4.0,
     )
-    assert (limits.http_keep_alive_timeout, limits.max_connections) == (6.0, 50)
+    assert (limits.http_keep_alive_timeout, limits.max_http_connections) == (6.0, 50)
+    assert limits.max_websockets == 70
     defaults = Settings.from_env({}).connection_limits
-    assert (defaults.ws_init_timeout, defaults.max_connections) == (5.0, 1000)
+    assert (defaults.ws_init_timeout, defaults.max_http_connections) == (5.0, 1000)
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("WS_INIT_TIMEOUT", "0"), ("HTTP_BODY_TIMEOUT", "soon"), ("MAX_CONNECTIONS", "2.5")],
+    [
+        ("WS_INIT_TIMEOUT", "0"),
+        ("HTTP_BODY_TIMEOUT", "soon"),
+        ("MAX_HTTP_CONNECTIONS", "2.5"),
+        ("MAX_CONNECTIONS", "1000"),
+        ("MAX_REQUESTS_PER_IDENTITY", "0"),
+        ("COMMANDS_PER_SECOND", "fast"),
+    ],
 )
 def test_a_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
