@@ -58,6 +58,7 @@ async def open_store(settings: Settings) -> StoreWithGroups:
         from eventstore.postgres import PostgresEventStore
 
         postgres = await PostgresEventStore.open(settings.database_url)
+        postgres.call_timeout = settings.store_timeout
         logger.info("event=store_opened kind=postgres")
         return postgres
     if settings.esdb_url:
@@ -68,12 +69,14 @@ async def open_store(settings: Settings) -> StoreWithGroups:
             raise RuntimeError(
                 "ESDB_URL is set but the EventStoreDB adapter (eventstore.esdb) is not available"
             ) from error
-        store: StoreWithGroups = await EventStoreDBStore.connect(settings.esdb_url)
+        esdb = await EventStoreDBStore.connect(settings.esdb_url)
+        esdb.call_timeout = settings.store_timeout
         logger.info("event=store_opened kind=eventstoredb")
-        return store
+        return esdb
     from eventstore.embedded import SQLiteEventStore
 
     embedded = await SQLiteEventStore.open(settings.data_dir)
+    embedded.call_timeout = settings.store_timeout
     logger.info("event=store_opened kind=embedded data_dir=%s", settings.data_dir)
     return embedded
 
@@ -106,6 +109,7 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
             redis_url=settings.redis_url,
             data_dir=settings.data_dir,
             projectors=projectors,
+            redis_timeout=settings.redis_timeout,
         ) as read_side:
             logger.info(
                 "event=read_side_opened redis=%s projectors=%d",

@@ -33,6 +33,8 @@ def is_loopback(host: str) -> bool:
 HEALTH_DETAILS = ("staff", "open")
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
+DEFAULT_STORE_TIMEOUT = 5.0
+DEFAULT_REDIS_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +66,10 @@ class Settings:
     log_format: str = "logfmt"
     # SHUTDOWN_GRACE: seconds /readyz answers 503 after SIGTERM before the drain (api.shutdown)
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    # STORE_TIMEOUT, REDIS_TIMEOUT: seconds one event-store or Redis call on a request's path
+    # may take before the answer is UNAVAILABLE (eventstore.deadline, projections.service)
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
 
     def check_can_serve(self) -> None:
         """Raise `SettingsError` when serving with these settings would be unsafe: without a
@@ -141,6 +147,8 @@ class Settings:
             health_details=health_details,
             log_format=log_format_of(get("LOG_FORMAT")),
             shutdown_grace=shutdown_grace_of(get("SHUTDOWN_GRACE")),
+            store_timeout=timeout_of("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
+            redis_timeout=timeout_of("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
         )
 
 
@@ -163,3 +171,16 @@ def shutdown_grace_of(value: str | None) -> float:
     if not 0 <= grace < float("inf"):
         raise SettingsError(f"SHUTDOWN_GRACE must be a number of seconds, 0 or more, not {value!r}")
     return grace
+
+
+def timeout_of(name: str, value: str | None, default: float) -> float:
+    """A deadline setting (`name`), checked: seconds, more than 0 (unset: `default`)."""
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise SettingsError(f"{name} must be a number of seconds, more than 0, not {value!r}")
+    return seconds
