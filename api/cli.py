@@ -134,14 +134,16 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
     if workers < 1:
         sys.stderr.write("orders project: --workers must be at least 1\n")
         return 2
-    from api.bootstrap import open_store
+    from api.bootstrap import open_store_when_up
     from projections.pool import ProjectorPool
     from projections.redis_store import RedisViewStore
     from projections.service import open_redis
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    store = await open_store(settings)
+    store = await open_store_when_up(settings, stop)  # a store down at start is waited for
+    if store is None:
+        return 0
     try:
         async with (
             open_redis(settings.redis_url, settings.data_dir) as redis,
@@ -223,12 +225,14 @@ async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | N
     if workers < 1:
         sys.stderr.write("orders relay kafka: --workers must be at least 1\n")
         return 2
-    from api.bootstrap import open_store
+    from api.bootstrap import open_store_when_up
     from relay.main import running_relays
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    store = await open_store(settings)
+    store = await open_store_when_up(settings, stop)  # a store down at start is waited for
+    if store is None:
+        return 0
     try:
         async with running_relays(store, kafka, workers=workers) as relays:
             await _until_stopped(

@@ -91,6 +91,10 @@ class PostgresEventStore:
                 await migrate(conn)
             store = cls(dsn, pool, listen=listen, fallback_poll=fallback_poll)
             await store._listener.start()
+        except _CONNECTION_ERRORS as error:
+            # e.g. the connection limit reached after the pool's first connections
+            pool.terminate()
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
         except BaseException:
             await pool.close()
             raise
