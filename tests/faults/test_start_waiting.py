@@ -55,6 +55,19 @@ class Proxy:
         future = asyncio.run_coroutine_threadsafe(listen(), self._loop)
         self._server = await asyncio.wrap_future(future)
 
+    async def cut(self) -> None:
+        """PostgreSQL goes away: stop listening and drop every connection through the proxy."""
+
+        async def shut() -> None:
+            if self._server is not None:
+                self._server.close()
+            writers, self._writers = self._writers, []
+            for writer in writers:
+                writer.transport.abort()
+
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(shut(), self._loop))
+        self._server = None
+
     async def close(self) -> None:
         """Stop listening and forwarding, and end the proxy's thread."""
 
@@ -322,6 +335,52 @@ async def test_a_worker_with_postgresql_down_waits_and_starts_when_it_is_back(
                 assert process.wait(20) == 0, text()
             _assert_quiet(text(), "eventStore")
             assert "event=outage_over part=eventStore" in text(), text()
+    finally:
+        await proxy.close()
+        await drop_database(url)
+
+
+async def test_a_postgresql_outage_under_load_is_one_line_not_one_per_failure(
+    tmp_path: Path,
+) -> None:
+    url = await create_database("orders_quiet")
+    proxy = Proxy(_admin_target())
+    await proxy.open()
+    try:
+        env = {"DATABASE_URL": _url_through(url, proxy.port), "STORE_TIMEOUT": "2"}
+        with running_service(tmp_path, env=env) as service:
+            async with _client(service) as (http, gql):
+                stop = asyncio.Event()
+                outcomes = {"accepted": 0, "unavailable": 0}
+
+                async def load() -> None:
+                    while not stop.is_set():
+                        codes = error_codes(await _place(gql))
+                        assert codes in ([], ["UNAVAILABLE"]), codes
+                        outcomes["accepted" if not codes else "unavailable"] += 1
+
+                async def health_checks() -> None:
+                    while not stop.is_set():
+                        await http.get("/readyz")
+                        await asyncio.sleep(0.1)
+
+                workers = [asyncio.create_task(load()) for _ in range(8)]
+                workers.append(asyncio.create_task(health_checks()))
+                await asyncio.sleep(1.0)
+                before = len(service.log().splitlines())
+                await proxy.cut()
+                await asyncio.sleep(6.0)
+                await proxy.open()
+                await asyncio.sleep(4.0)
+                stop.set()
+                await asyncio.gather(*workers)
+                lines = service.log().splitlines()[before:]
+        assert outcomes["unavailable"] > 20, outcomes  # the outage was met, under load
+        starts = [line for line in lines if "event=outage " in line]
+        print(f"{len(lines)} lines logged during the outage; {outcomes}")
+        assert "Traceback" not in "\n".join(lines), "\n".join(lines)
+        assert len(starts) <= 2, "\n".join(lines)
+        assert len(lines) <= 20, "\n".join(lines)  # a few lines of the parts, not thousands
     finally:
         await proxy.close()
         await drop_database(url)
