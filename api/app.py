@@ -25,6 +25,7 @@ from api.logs import configure_logging
 from api.pages import STATIC_DIR, WebPages
 from api.request_log import RequestLogMiddleware
 from api.schema import build_schema
+from api.security_headers import SecurityHeadersMiddleware
 from api.shutdown import Drain
 from api.starting import StartingGate
 from api.view import OrdersGraphQL
@@ -52,6 +53,7 @@ def create_app(
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
         graphiql_html=pages.graphiql_html(),
         budgets=IdentityBudgets(settings.budget_limits),
+        persisted_queries=settings.persisted_queries,
     )
 
     @asynccontextmanager
@@ -86,7 +88,9 @@ def create_app(
         ],
         lifespan=lifespan,
         middleware=[
-            # Outermost: every /graphql answer, a refusal too, has its correlation id and line.
+            # Outermost: every answer, the refusals below too, carries the security headers,
+            # and every /graphql answer its correlation id and request line.
+            Middleware(SecurityHeadersMiddleware, cdn_fallback=not pages.built),
             Middleware(RequestLogMiddleware),
             # Oversized requests are refused before routing, auth or parsing.
             Middleware(RequestLimitsMiddleware, limits=settings.request_limits),

@@ -20,6 +20,8 @@ from graphql import GraphQLError
 ALGORITHM = "HS256"
 BEARER = "bearer "
 DEFAULT_TTL = 3600
+DEFAULT_MAX_TTL = 86_400
+"""Seconds ahead a token's `exp` may lie (MAX_TOKEN_TTL); see `Authenticator`."""
 
 
 class Role(enum.StrEnum):
@@ -69,22 +71,35 @@ class Authenticator:
     Verified tokens are cached (bounded, least recently used out first) because clients send the
     same token with every request and verifying costs more than a small GraphQL request's
     execution; a cached token still expires at its `exp`.
+
+    A token whose `exp` lies more than `max_ttl` seconds ahead is refused, whoever signed it: a
+    leaked long-lived token (`exp` in the year 9999) would otherwise be a permanent credential
+    that only rotating the secret revokes.
     """
 
     def __init__(
         self,
         secret: str,
         *,
+        max_ttl: int = DEFAULT_MAX_TTL,
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._max_ttl = max_ttl
         self._clock = clock
         self._cache_size = cache_size
         self._cache: OrderedDict[str, Principal] = OrderedDict()
 
+    @property
+    def max_ttl(self) -> int:
+        """The longest lifetime a token may have here, in seconds (MAX_TOKEN_TTL)."""
+        return self._max_ttl
+
     def issue(self, *, sub: str, role: Role | str, ttl: int = DEFAULT_TTL) -> str:
-        """A signed token for `sub` in `role`, valid for `ttl` seconds."""
+        """A signed token for `sub` in `role`, valid for `ttl` seconds (at most `max_ttl`)."""
+        if not 0 < ttl <= self._max_ttl:
+            raise ValueError(f"a token's ttl must be 1 to {self._max_ttl} seconds, got {ttl}")
         claims: dict[str, Any] = {
             "sub": sub,
             "role": Role(role).value,
@@ -129,4 +144,9 @@ class Authenticator:
             raise Unauthenticated("The token's claims are not valid.")
         if not isinstance(exp, int | float) or exp <= now:
             raise Unauthenticated("The token has expired.")
+        if exp - now > self._max_ttl:
+            raise Unauthenticated(
+                f"The token expires too far ahead: this server accepts tokens valid for at most "
+                f"{self._max_ttl} s (MAX_TOKEN_TTL); ask for a shorter-lived one."
+            )
         return Principal(sub=sub, role=Role(role), expires_at=float(exp))

@@ -13,6 +13,8 @@ from typing import Protocol
 from api.auth import Authenticator
 from api.config import Settings
 from application.handler import CommandHandler
+from application.idempotency import IdempotencyIds
+from application.idempotency_secret import load_idempotency_ids
 from application.recent_orders import RecentOrders
 from application.repository import OrderRepository
 from application.snapshot import SnapshotPolicy
@@ -110,8 +112,11 @@ async def open_store_when_up(
         return store
 
 
-def build_services(settings: Settings, store: EventStore, read_side: ReadSide) -> Services:
-    """Wire the application around an open store and read side."""
+def build_services(
+    settings: Settings, store: EventStore, read_side: ReadSide, ids: IdempotencyIds | None = None
+) -> Services:
+    """Wire the application around an open store and read side; `ids` derives the ids of keyed
+    placements under the deployment's secret."""
     snapshots = SnapshotStore(store)
     repository = OrderRepository(store, snapshots)
     snapshotter = Snapshotter(repository, snapshots, SnapshotPolicy(every=settings.snapshot_every))
@@ -119,8 +124,8 @@ def build_services(settings: Settings, store: EventStore, read_side: ReadSide) -
         settings=settings,
         store=store,
         repository=repository,
-        handler=CommandHandler(store, RecentOrders(repository), snapshotter=snapshotter),
-        authenticator=Authenticator(settings.jwt_secret),
+        handler=CommandHandler(store, RecentOrders(repository), snapshotter=snapshotter, ids=ids),
+        authenticator=Authenticator(settings.jwt_secret, max_ttl=settings.max_token_ttl),
         snapshotter=snapshotter,
         read_side=read_side,
     )
@@ -135,6 +140,7 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
     store = await open_store_when_up(settings)
     assert store is not None  # without a stop event it waits for good
     try:
+        ids = await load_idempotency_ids(store, settings.idempotency_secret)
         async with open_read_side(
             store,
             redis_url=settings.redis_url,
@@ -147,7 +153,7 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
                 "url" if settings.redis_url else "embedded",
                 projectors,
             )
-            services = build_services(settings, store, read_side)
+            services = build_services(settings, store, read_side, ids)
             if settings.prints_ready_tokens:
                 log_ready_tokens(services.authenticator)
             try:
@@ -166,14 +172,15 @@ async def open_services(settings: Settings, *, projectors: int = 1) -> AsyncIter
 def _in_process_relay(settings: Settings) -> KafkaSettings | None:
     """The embedded store's persistent-subscription groups live in this process, so its Kafka
     relay runs here when KAFKA_BOOTSTRAP_SERVERS is set; other stores run `orders relay kafka`."""
-    return KafkaSettings.from_env() if settings.store_kind == "embedded" else None
+    return settings.kafka if settings.store_kind == "embedded" else None
 
 
 def log_ready_tokens(authenticator: Authenticator) -> None:
     """Without JWT_SECRET (on loopback) the secret is random for this run: log tokens a newcomer
     can paste."""
-    staff = authenticator.issue(sub="staff", role="staff", ttl=24 * 3600)
-    customer = authenticator.issue(sub="customer-1", role="customer", ttl=24 * 3600)
+    ttl = min(24 * 3600, authenticator.max_ttl)
+    staff = authenticator.issue(sub="staff", role="staff", ttl=ttl)
+    customer = authenticator.issue(sub="customer-1", role="customer", ttl=ttl)
     logger.info("event=ready_token role=staff sub=staff token=%s", staff)
     logger.info("event=ready_token role=customer sub=customer-1 token=%s", customer)
 

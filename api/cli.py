@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
+import logging
 import signal
 import sys
 import time
@@ -18,10 +18,11 @@ from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
 from projections.views import RunnerState
-from relay.config import KafkaSettings, KafkaSettingsError
 
 PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
+
+logger = logging.getLogger(__name__)
 
 HEALTH_INTERVAL = 5.0
 """Seconds between touches of HEALTH_FILE while `orders project` is healthy."""
@@ -47,12 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("projection", help=f"the projection: {', '.join(PROJECTIONS)}")
     demo = commands.add_parser("demo", help="place a realistic batch of orders through the API")
-    demo.add_argument("--url", default=None, help="the API's base URL (default http://HOST:PORT)")
+    demo.add_argument(
+        "--url",
+        default=None,
+        help="the API's base URL or its /graphql endpoint (default http://HOST:PORT)",
+    )
+    demo.add_argument(
+        "--token",
+        default=None,
+        help="a staff bearer token for that server, e.g. the one `orders serve` prints "
+        "(default: one signed with JWT_SECRET)",
+    )
     demo.add_argument("--count", type=int, default=200, help="orders to place (default 200)")
     token = commands.add_parser("token", help="print a signed token (uses JWT_SECRET)")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--sub", required=True, help="the subject: a customerId or a staff name")
-    token.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="seconds (default 3600)")
+    token.add_argument(
+        "--ttl", type=int, default=DEFAULT_TTL, help="seconds (default 3600, at most MAX_TOKEN_TTL)"
+    )
     commands.add_parser("schema", help="print the GraphQL SDL (> schema.graphql)")
     relay = commands.add_parser("relay", help="relay the order events to a message broker")
     relay_targets = relay.add_subparsers(dest="target", required=True)
@@ -73,6 +86,8 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
     from api.shutdown import DRAIN_TIMEOUT, Drain, DrainingServer
 
     configure_logging(settings.log_level, settings.log_format)
+    for warning in settings.secret_warnings():
+        logger.warning("event=weak_secret detail=%r", warning)
     drain = Drain()
     config = uvicorn.Config(
         create_app(settings, projectors=projectors, tune_gc=True, drain=drain),
@@ -207,11 +222,7 @@ async def rebuild(settings: Settings, projection: str) -> int:
 async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | None) -> int:
     """Run `workers` Kafka relay workers against EventStoreDB or PostgreSQL until SIGINT or
     SIGTERM."""
-    try:
-        kafka = KafkaSettings.from_env()
-    except KafkaSettingsError as error:
-        sys.stderr.write(f"orders relay kafka: {error}\n")
-        return 2
+    kafka = settings.kafka
     if kafka is None:
         sys.stderr.write("orders relay kafka: set KAFKA_BOOTSTRAP_SERVERS\n")
         return 2
@@ -260,8 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if command == "serve":
             settings.check_can_serve()
-            KafkaSettings.from_env()  # a bad KAFKA_* value stops it here, not in the lifespan
-    except (SettingsError, KafkaSettingsError) as error:
+    except SettingsError as error:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":
@@ -271,7 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.jwt_secret_generated:
             sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
             return 2
-        token = Authenticator(settings.jwt_secret).issue(sub=args.sub, role=args.role, ttl=args.ttl)
+        if not 1 <= args.ttl <= settings.max_token_ttl:
+            sys.stderr.write(
+                f"orders token: --ttl must be 1 to {settings.max_token_ttl} seconds "
+                f"(MAX_TOKEN_TTL: the server refuses tokens that live longer), got {args.ttl}\n"
+            )
+            return 2
+        authenticator = Authenticator(settings.jwt_secret, max_ttl=settings.max_token_ttl)
+        token = authenticator.issue(sub=args.sub, role=args.role, ttl=args.ttl)
         sys.stdout.write(token + "\n")
         return 0
     if command == "schema":
@@ -279,27 +296,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     configure_logging(settings.log_level, settings.log_format)
     if command == "project":
-        health = health_file_from_env()
+        health = settings.health_file
         return asyncio.run(project(settings, workers=args.workers, health_file=health))
     if command == "rebuild":
         return asyncio.run(rebuild(settings, args.projection))
     if command == "relay":
-        health = health_file_from_env()
+        health = settings.health_file
         return asyncio.run(relay_kafka(settings, workers=args.workers, health_file=health))
-    from api.demo import run_demo
+    return demo(settings, url=args.url, token=args.token, count=args.count)
 
-    if settings.jwt_secret_generated:
-        sys.stderr.write("orders demo: set JWT_SECRET to the server's secret.\n")
+
+def demo(settings: Settings, *, url: str | None, token: str | None, count: int) -> int:
+    """`orders demo`: as staff with `token`, or with one signed by JWT_SECRET when none is given."""
+    from api.demo import graphql_endpoint, run_demo
+
+    if token is None:
+        if settings.jwt_secret_generated:
+            sys.stderr.write(
+                "orders demo: pass --token with a staff token for the server (`orders serve` "
+                "prints one at start: event=ready_token role=staff), or set JWT_SECRET to the "
+                "server's secret.\n"
+            )
+            return 2
+        token = Authenticator(settings.jwt_secret).issue(sub="demo", role="staff", ttl=3600)
+    url = url or f"http://{settings.host}:{settings.port}"
+    try:
+        graphql_endpoint(url)
+    except ValueError as error:
+        sys.stderr.write(f"orders demo: {error}\n")
         return 2
-    url = args.url or f"http://{settings.host}:{settings.port}"
-    return asyncio.run(run_demo(url=url, count=args.count, secret=settings.jwt_secret))
-
-
-def health_file_from_env() -> Path | None:
-    """HEALTH_FILE: touched every few seconds while `orders project` is healthy (a container's
-    health check tests how fresh it is)."""
-    value = os.environ.get("HEALTH_FILE", "").strip()
-    return Path(value) if value else None
+    return asyncio.run(run_demo(url=url, count=count, token=token))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,37 @@
-"""Settings from the environment (CONTRACT section 3), read once at start-up."""
+"""Settings from the environment (CONTRACT section 3), read once at start-up, in one place.
+
+Every variable any `orders` command reads is read here (the limits through `api.limits`, the
+relay's `KAFKA_*` through `relay.config`), and a value the service cannot use is refused by name
+with the form it accepts (`PORT must be a port number, got 'abc'`): the CLI prints that one line
+and exits 2, before anything is opened.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.auth import DEFAULT_MAX_TTL
 from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
+from api.persisted_queries import PersistedQuerySettings
+from api.secret_strength import weakness
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from relay.config import KafkaSettings, KafkaSettingsError
 
 MIN_SECRET_BYTES = 32
 """HS256 keys shorter than the hash (32 bytes) can be brute-forced from one token (RFC 7518)."""
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HEALTH_DETAILS = ("staff", "open")
+ESDB_SCHEMES = ("esdb://", "esdb+discover://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+SECRET_HINT = "e.g. `openssl rand -hex 32`"
 
 
 class SettingsError(ValueError):
@@ -30,7 +48,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-HEALTH_DETAILS = ("staff", "open")
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
 DEFAULT_STORE_TIMEOUT = 5.0
@@ -50,6 +67,10 @@ class Settings:
     data_dir: Path = Path("data")
     jwt_secret: str
     jwt_secret_generated: bool = False
+    # IDEMPOTENCY_SECRET: keys the ids derived from idempotency keys; unset, the event store
+    # keeps one for the deployment (application.idempotency_secret).
+    idempotency_secret: str | None = None
+    max_token_ttl: int = DEFAULT_MAX_TTL
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -70,17 +91,48 @@ class Settings:
     # may take before the answer is UNAVAILABLE (eventstore.deadline, projections.service)
     store_timeout: float = DEFAULT_STORE_TIMEOUT
     redis_timeout: float = DEFAULT_REDIS_TIMEOUT
+    # PERSISTED_QUERIES, PERSISTED_QUERIES_MANIFEST (see `api.persisted_queries`)
+    persisted_queries: PersistedQuerySettings = field(default_factory=PersistedQuerySettings)
+
+    # HEALTH_FILE: touched while `orders project` / `orders relay kafka` workers run
+    health_file: Path | None = None
+    # KAFKA_*: where the relay publishes; None without KAFKA_BOOTSTRAP_SERVERS
+    kafka: KafkaSettings | None = None
+
+    def _configured_secrets(self) -> list[tuple[str, str]]:
+        named = [] if self.jwt_secret_generated else [("JWT_SECRET", self.jwt_secret)]
+        if self.idempotency_secret is not None:
+            named.append(("IDEMPOTENCY_SECRET", self.idempotency_secret))
+        return named
 
     def check_can_serve(self) -> None:
-        """Raise `SettingsError` when serving with these settings would be unsafe: without a
-        JWT_SECRET on a HOST that others can reach (every token would be printed to the log
-        and invalid after a restart)."""
-        if self.jwt_secret_generated and not is_loopback(self.host):
+        """Raise `SettingsError` when serving with these settings would be unsafe on a HOST
+        others can reach: no JWT_SECRET (every token would be printed to the log and invalid
+        after a restart), or a secret that is a documented sample or looks low-entropy."""
+        if is_loopback(self.host):
+            return
+        if self.jwt_secret_generated:
             raise SettingsError(
                 f"JWT_SECRET is not set and HOST={self.host} is not a loopback address: set "
-                f"JWT_SECRET to a secret of at least {MIN_SECRET_BYTES} bytes (e.g. "
-                "`openssl rand -hex 32`), or listen on 127.0.0.1 for a random one for this run."
+                f"JWT_SECRET to a secret of at least {MIN_SECRET_BYTES} bytes ({SECRET_HINT}), "
+                "or listen on 127.0.0.1 for a random one for this run."
             )
+        for name, secret in self._configured_secrets():
+            reason = weakness(secret)
+            if reason is not None:
+                raise SettingsError(
+                    f"{name} is refused on HOST={self.host} (not a loopback address): {reason}. "
+                    f"Set it to random bytes ({SECRET_HINT})."
+                )
+
+    def secret_warnings(self) -> list[str]:
+        """What is weak about the secrets when serving on loopback (where it is allowed)."""
+        warnings = []
+        for name, secret in self._configured_secrets():
+            reason = weakness(secret)
+            if reason is not None:
+                warnings.append(f"{name}: {reason}; it would be refused off loopback")
+        return warnings
 
     @property
     def prints_ready_tokens(self) -> bool:
@@ -97,90 +149,168 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `environ` (default: the process environment); unset or empty means
-        the default. Raises `SettingsError` for a JWT_SECRET shorter than 32 bytes."""
+        the default. Raises `SettingsError` naming the first variable whose value is unusable
+        and the form it accepts."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
             return value or None
 
-        if get("ESDB_URL") and get("DATABASE_URL"):
+        esdb_url = _url("ESDB_URL", get("ESDB_URL"), ESDB_SCHEMES)
+        database_url = _url("DATABASE_URL", get("DATABASE_URL"), POSTGRES_SCHEMES)
+        if esdb_url and database_url:
             raise SettingsError(
                 "ESDB_URL and DATABASE_URL are both set: each names an event store; set only one "
                 "(ESDB_URL: EventStoreDB, DATABASE_URL: PostgreSQL, neither: embedded)"
             )
-        secret = get("JWT_SECRET")
-        if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+        secret = _secret("JWT_SECRET", get("JWT_SECRET"))
+        idempotency_secret = _secret("IDEMPOTENCY_SECRET", get("IDEMPOTENCY_SECRET"))
+        if secret is not None and idempotency_secret == secret:
             raise SettingsError(
-                f"JWT_SECRET is {len(secret.encode())} bytes; it must be at least "
-                f"{MIN_SECRET_BYTES} (e.g. `openssl rand -hex 32`)."
+                "IDEMPOTENCY_SECRET must differ from JWT_SECRET: each guards something else, "
+                f"and one leaking must not give away the other ({SECRET_HINT})"
             )
         try:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
             budget_limits = BudgetLimits.from_env(env)
-        except ValueError as error:  # a limit that is not a positive number
+            persisted_queries = PersistedQuerySettings.from_env(env)
+            kafka = KafkaSettings.from_env(env)
+        except (ValueError, KafkaSettingsError) as error:  # each names its variable (a limit, a
+            # persisted-query manifest, a Kafka setting)
             raise SettingsError(str(error)) from None
-        port = get("PORT")
-        snapshot_every = get("SNAPSHOT_EVERY")
-        health_details = (get("HEALTH_DETAILS") or "staff").lower()
-        if health_details not in HEALTH_DETAILS:
-            raise SettingsError(
-                f"HEALTH_DETAILS must be one of {HEALTH_DETAILS}, not {health_details!r}"
-            )
+        data_dir = Path(get("DATA_DIR") or "data")
+        if data_dir.exists() and not data_dir.is_dir():
+            raise SettingsError(f"DATA_DIR must be a directory, got {str(data_dir)!r} (a file)")
+        health_file = get("HEALTH_FILE")
         return cls(
-            esdb_url=get("ESDB_URL"),
-            database_url=get("DATABASE_URL"),
-            redis_url=get("REDIS_URL"),
-            data_dir=Path(get("DATA_DIR") or "data"),
+            esdb_url=esdb_url,
+            database_url=database_url,
+            redis_url=_url("REDIS_URL", get("REDIS_URL"), REDIS_SCHEMES),
+            data_dir=data_dir,
             jwt_secret=secret or secrets.token_urlsafe(32),
             jwt_secret_generated=secret is None,
+            idempotency_secret=idempotency_secret,
+            max_token_ttl=_parsed(
+                "MAX_TOKEN_TTL",
+                get("MAX_TOKEN_TTL"),
+                DEFAULT_MAX_TTL,
+                _whole_at_least_1,
+                "a whole number of seconds, at least 1",
+            ),
             host=get("HOST") or "127.0.0.1",
-            port=int(port) if port else 8000,
-            log_level=(get("LOG_LEVEL") or "INFO").upper(),
-            snapshot_every=int(snapshot_every) if snapshot_every else DEFAULT_SNAPSHOT_EVERY,
+            port=_parsed("PORT", get("PORT"), 8000, _port_number, "a port number"),
+            log_level=_choice("LOG_LEVEL", get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
+            snapshot_every=_parsed(
+                "SNAPSHOT_EVERY",
+                get("SNAPSHOT_EVERY"),
+                DEFAULT_SNAPSHOT_EVERY,
+                _whole_at_least_1,
+                "a whole number of events, at least 1",
+            ),
             connection_limits=connection_limits,
             query_limits=query_limits,
             request_limits=request_limits,
             budget_limits=budget_limits,
-            health_details=health_details,
-            log_format=log_format_of(get("LOG_FORMAT")),
-            shutdown_grace=shutdown_grace_of(get("SHUTDOWN_GRACE")),
-            store_timeout=timeout_of("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
-            redis_timeout=timeout_of("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
+            health_details=_choice(
+                "HEALTH_DETAILS", get("HEALTH_DETAILS"), "staff", HEALTH_DETAILS, str.lower
+            ),
+            health_file=Path(health_file) if health_file else None,
+            kafka=kafka,
+            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
+            shutdown_grace=_seconds(
+                "SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE
+            ),
+            persisted_queries=persisted_queries,
+            store_timeout=_deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
+            redis_timeout=_deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
         )
 
 
-def log_format_of(value: str | None) -> str:
-    """LOG_FORMAT, checked: `logfmt` (unset) or `json`."""
-    log_format = (value or "logfmt").lower()
-    if log_format not in LOG_FORMATS:
-        raise SettingsError(f"LOG_FORMAT must be one of {LOG_FORMATS}, not {value!r}")
-    return log_format
+def _secret(name: str, value: str | None) -> str | None:
+    if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            f"{name} is {len(value.encode())} bytes; it must be at least "
+            f"{MIN_SECRET_BYTES} ({SECRET_HINT})."
+        )
+    return value
 
 
-def shutdown_grace_of(value: str | None) -> float:
-    """SHUTDOWN_GRACE, checked: seconds, 0 or more (unset: 5)."""
+def _port_number(raw: str) -> int | None:
+    value = _whole(raw)
+    return value if value is not None and 0 <= value <= 65_535 else None
+
+
+def _whole(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def _whole_at_least_1(raw: str) -> int | None:
+    value = _whole(raw)
+    return value if value is not None and value >= 1 else None
+
+
+def _parsed(
+    name: str,
+    raw: str | None,
+    default: int,
+    parse: Callable[[str], int | None],
+    form: str,
+) -> int:
+    if raw is None:
+        return default
+    value = parse(raw)
     if value is None:
-        return DEFAULT_SHUTDOWN_GRACE
-    try:
-        grace = float(value)
-    except ValueError:
-        grace = -1.0
-    if not 0 <= grace < float("inf"):
-        raise SettingsError(f"SHUTDOWN_GRACE must be a number of seconds, 0 or more, not {value!r}")
-    return grace
+        raise SettingsError(f"{name} must be {form}, got {raw!r}")
+    return value
 
 
-def timeout_of(name: str, value: str | None, default: float) -> float:
-    """A deadline setting (`name`), checked: seconds, more than 0 (unset: `default`)."""
-    if value is None:
+def _choice(
+    name: str,
+    raw: str | None,
+    default: str,
+    accepted: tuple[str, ...],
+    normal: Callable[[str], str],
+) -> str:
+    if raw is None:
+        return default
+    if normal(raw) not in accepted:
+        raise SettingsError(f"{name} must be one of {', '.join(accepted)}, got {raw!r}")
+    return normal(raw)
+
+
+def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
+    if raw is not None and not raw.lower().startswith(schemes):
+        # Only the scheme is echoed: the rest of a URL may hold a password.
+        scheme, sep, _ = raw.partition("://")
+        shown = repr(f"{scheme}://...") if sep else "a value with no scheme"
+        starts = ", ".join(schemes)
+        raise SettingsError(f"{name} must be a URL starting with {starts}, got {shown}")
+    return raw
+
+
+def _seconds(name: str, raw: str | None, default: float) -> float:
+    if raw is None:
         return default
     try:
-        seconds = float(value)
+        value = float(raw)
     except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise SettingsError(f"{name} must be a number of seconds, more than 0, not {value!r}")
-    return seconds
+        value = -1.0
+    if not 0 <= value < math.inf:
+        raise SettingsError(f"{name} must be a number of seconds, 0 or more, got {raw!r}")
+    return value
+
+
+def _deadline(name: str, raw: str | None, default: float) -> float:
+    """A deadline setting: seconds, more than 0 (unset: `default`)."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise SettingsError(f"{name} must be a number of seconds, more than 0, got {raw!r}")
+    return value

@@ -3,6 +3,10 @@
 Each order is one customer's story: placed with a few products, sometimes amended (a product added,
 another removed), then mostly paid, often shipped, now and then cancelled. The stories run a few at
 a time over keep-alive connections, with a progress bar; the summary counts what each step did.
+
+It acts as staff with the token it is given (the one `orders serve` prints at start, say), so it
+needs nothing from the server's configuration; `--url` is the service's base URL or its GraphQL
+endpoint, whichever was copied.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
-
-from api.auth import Authenticator
 
 CONCURRENCY = 8
 CUSTOMERS = 40
@@ -49,8 +51,30 @@ MUTATIONS = {
 }
 
 
+GRAPHQL_PATH = "/graphql"
+
+REFUSED_TOKEN = {
+    "UNAUTHENTICATED": "the server refused the token",
+    "FORBIDDEN": "the token is not a staff token",
+}
+"""What a refusal of the caller means for the demo, by its error code."""
+
+
 class DemoError(RuntimeError):
     """The API refused a demo request in a way a healthy server would not."""
+
+
+class TokenRefused(DemoError):
+    """The server does not take the demo's token as staff's: no use retrying."""
+
+
+def graphql_endpoint(url: str) -> str:
+    """The GraphQL endpoint of `url`: the service's base URL (`http://host:port`) or the endpoint
+    itself (`http://host:port/graphql`), with or without a trailing slash."""
+    base = url.strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(f"--url must be an http:// or https:// URL, got {url!r}")
+    return base if base.endswith(GRAPHQL_PATH) else base + GRAPHQL_PATH
 
 
 @dataclass(slots=True)
@@ -72,19 +96,24 @@ def _line(product: tuple[str, str, str], qty: int) -> dict[str, Any]:
 class DemoClient:
     """Sends the demo's mutations as staff and counts what happened."""
 
-    def __init__(self, http: httpx.AsyncClient, rng: random.Random) -> None:
+    def __init__(self, http: httpx.AsyncClient, endpoint: str, rng: random.Random) -> None:
         self.http = http
+        self.endpoint = endpoint
         self.rng = rng
         self.counts: Counter[str] = Counter()
 
     async def command(self, name: str, payload: dict[str, Any]) -> None:
         """Send one mutation; anything but CommandAccepted is an error of the demo."""
         response = await self.http.post(
-            "/graphql", json={"query": MUTATIONS[name], "variables": {"input": payload}}
+            self.endpoint, json={"query": MUTATIONS[name], "variables": {"input": payload}}
         )
+        body = _json_object(response)
+        for error in body.get("errors") or ():
+            code = (error.get("extensions") or {}).get("code")
+            if code in REFUSED_TOKEN:
+                raise TokenRefused(f"{REFUSED_TOKEN[code]} ({code}: {error.get('message')})")
         if response.status_code != 200:
             raise DemoError(f"{name}: HTTP {response.status_code}: {response.text[:300]}")
-        body = response.json()
         result = (body.get("data") or {}).get(name)
         if body.get("errors") or result is None or result["__typename"] != "CommandAccepted":
             raise DemoError(f"{name}: {body.get('errors') or result}")
@@ -145,19 +174,34 @@ class DemoClient:
         await self.command("cancelOrder", {"orderId": order_id, "reason": reason})
 
 
-async def run_demo(*, url: str, count: int, secret: str, seed: int | None = None) -> int:
-    """Place `count` orders through the API at `url` as staff; 0 on success, 1 on a refusal."""
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object; a DemoError naming the status when it is not one (a proxy's
+    HTML page, a 404 from a wrong URL)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise DemoError(
+            f"{response.request.url}: HTTP {response.status_code}, not a GraphQL answer: "
+            f"{response.text[:200]!r}"
+        )
+    return body
+
+
+async def run_demo(*, url: str, count: int, token: str, seed: int | None = None) -> int:
+    """Place `count` orders through the API at `url` (base URL or endpoint) as the staff member
+    whose bearer `token` is given; 0 on success, 1 on a refusal."""
     console = Console(stderr=True)
     # One log line per request would bury the progress bar.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    token = Authenticator(secret).issue(sub="demo", role="staff", ttl=3600)
+    endpoint = graphql_endpoint(url)
     run = uuid.uuid4().hex[:6]
+    token = token.strip().removeprefix("Bearer ").strip()
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     started = time.monotonic()
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=30.0, trust_env=False
-    ) as http:
-        client = DemoClient(http, random.Random(seed))
+    async with httpx.AsyncClient(headers=headers, timeout=30.0, trust_env=False) as http:
+        client = DemoClient(http, endpoint, random.Random(seed))
         numbers = iter(range(count))
         columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*Progress.get_default_columns()[:1], *columns, console=console) as bar:
@@ -170,6 +214,12 @@ async def run_demo(*, url: str, count: int, secret: str, seed: int | None = None
 
             try:
                 await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, max(count, 1)))))
+            except TokenRefused as error:
+                console.print(
+                    f"[red]demo stopped:[/red] {error}. Pass a staff token for this server: "
+                    "`orders serve` prints one at start (event=ready_token role=staff)."
+                )
+                return 1
             except (DemoError, httpx.HTTPError) as error:
                 console.print(f"[red]demo stopped:[/red] {error}")
                 return 1

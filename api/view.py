@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, build_schema
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -16,7 +17,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema import BaseSchema
+from strawberry.schema import BaseSchema, Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -27,6 +28,8 @@ from api.budgets import CALLER_STATE, RATE_LIMITED, Caller, IdentityBudgets, Rat
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
 from api.limits import BudgetLimits
+from api.memory import MemoryReclaimer
+from api.persisted_queries import PersistedQueries, PersistedQueryError, PersistedQuerySettings
 from api.request_record import note_errors
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import TextWebSocketAdapter
@@ -165,6 +168,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         ws_init_timeout: float = 5.0,
         graphiql_html: str | None = None,
         budgets: IdentityBudgets | None = None,
+        persisted_queries: PersistedQuerySettings | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -176,6 +180,13 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         self._graphiql_html = graphiql_html
         self.shared_subscriptions = SharedSubscriptions()
         self.budgets = budgets or IdentityBudgets(BudgetLimits())
+        limits = getattr(schema, "limits", None)
+        self.persisted_queries = PersistedQueries(
+            persisted_queries or PersistedQuerySettings(),
+            schema._schema if isinstance(schema, Schema) else build_schema(schema.as_str()),
+            **({"max_tokens": limits.max_tokens} if limits is not None else {}),
+        )
+        self.reclaimer = MemoryReclaimer()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page given (the service's own bundle), else strawberry's."""
@@ -204,6 +215,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                 caller = self._admit(request, principal)
                 if caller is None:
                     refused = RateLimited("requests in flight", 1.0)
+                    note_errors([refused])
                     media_type = response_media_type(request.headers.get("accept"))
                     await _rate_limited(refused, media_type)(scope, receive, send)
                     return
@@ -239,6 +251,31 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             services=request.state.services,
             principal=principal,
             correlation_id=correlation_id_of(request.headers.get(CORRELATION_HEADER)),
+        )
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: AppContext,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        """Persisted queries (`api.persisted_queries`): a request naming its document by hash
+        runs the stored document; one that may not run gets its coded GraphQL error in the
+        negotiated JSON, where strawberry answers a plain-text 400 without a query."""
+        if isinstance(request_data, GraphQLRequestData) and accepts_json(
+            request.headers.get("accept")
+        ):
+            try:
+                query = self.persisted_queries.document(request_data.query, request_data.extensions)
+            except PersistedQueryError as error:
+                logger.debug("event=persisted_query_refused code=%s", error.code)
+                return ExecutionResult(data=None, errors=[error])
+            request_data = dataclasses.replace(request_data, query=query)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
         )
 
     async def execute_single(

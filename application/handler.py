@@ -6,9 +6,10 @@ nothing written). Without one the handler re-reads and decides again a few times
 client asked for the command on whatever the order is now.
 
 Idempotent `placeOrder`: with an idempotency key the order id (when not given) and every event id
-derive from the key and the customer (`application.idempotency`), so a retry proposes
-byte-for-byte the same append and the store's own idempotence answers it with the original
-result.
+derive from the key and the customer under the deployment's secret (`application.idempotency`),
+so a retry proposes byte-for-byte the same append and the store's own idempotence answers it
+with the original result. A retry of an order placed under the older public derivation is found
+by its legacy ids and answered the same way.
 
 Metadata: `$correlationId` is the request's correlation id; `$causationId` is the id of the command
 that caused the events. Commands are not stored as messages of their own, so the command's id is
@@ -24,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import orjson
+
 from application.codec import EventContext, decode_record, encode
-from application.idempotency import event_ids
+from application.idempotency import IdempotencyIds, legacy_event_id, legacy_order_id
 from application.repository import LoadedOrder, Orders
 from application.snapshotter import Snapshotter
 from application.written import WrittenOrder, as_stored, placed_by
@@ -101,11 +104,20 @@ class CommandHandler:
         orders: Orders,
         clock: Callable[[], datetime] = _now,
         snapshotter: Snapshotter | None = None,
+        ids: IdempotencyIds | None = None,
     ) -> None:
         self._store = store
         self._orders = orders
         self._clock = clock
         self._snapshotter = snapshotter
+        # The composition root passes the deployment's; a secret of this handler's own serves
+        # tests and tools, whose retries all come to this one handler.
+        self._ids = ids if ids is not None else IdempotencyIds.random()
+
+    def new_order_id(self, customer_id: str, idempotency_key: str | None) -> str:
+        """The id of an order placed without one: derived from the key when there is one (so a
+        retry names the same order), else random."""
+        return self._ids.new_order_id(customer_id, idempotency_key)
 
     async def handle(
         self,
@@ -147,6 +159,10 @@ class CommandHandler:
             occurred_at=self._clock(),
         )
         if isinstance(command, PlaceOrder):
+            if idempotency_key is not None:
+                legacy = await self._legacy_placement(command, idempotency_key)
+                if legacy is not None:
+                    return legacy
             # A placement expects no stream: if the order exists the append says so.
             loaded = LoadedOrder(state=None, version=0, fresh=False)
         else:
@@ -192,7 +208,7 @@ class CommandHandler:
             if confirmed:
                 raise
             raise _Stale from None
-        ids = event_ids(
+        ids = self._ids.event_ids(
             len(events), order_id, request.idempotency_key, _placing_customer(request.command)
         )
         new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
@@ -273,14 +289,39 @@ class CommandHandler:
         """The result of the append that placed the order under this key for this customer, if
         it did."""
         first = await self._store.read_stream(order_stream(order_id), from_version=1, limit=1)
-        expected_id = event_ids(1, order_id, idempotency_key, customer_id)[0]
-        if not first or first[0].id != expected_id:
+        if not first:
+            return None
+        placed = first[0]
+        keyed = placed.id == self._ids.event_ids(1, order_id, idempotency_key, customer_id)[0]
+        # The legacy ids' encoding is ambiguous across customers: the order must be theirs too.
+        legacy = placed.id == legacy_event_id(order_id, idempotency_key, customer_id) and (
+            _placed_for(placed.data) == customer_id
+        )
+        if not (keyed or legacy):
             return None
         # placeOrder appends exactly one event, so the original append ended at version 1.
         return Accepted(
             order_id=order_id,
             version=1,
-            position=first[0].position,
-            event_ids=(expected_id,),
-            order=placed_by(decode_record(first[0])),
+            position=placed.position,
+            event_ids=(placed.id,),
+            order=placed_by(decode_record(placed)),
         )
+
+    async def _legacy_placement(self, command: PlaceOrder, idempotency_key: str) -> Accepted | None:
+        """The original result of a placement under this key that took its order id from the
+        public derivation (before ids were keyed), when this command's id is the derived one."""
+        customer_id = command.customer_id
+        if command.order_id != self._ids.new_order_id(customer_id, idempotency_key):
+            return None  # the client named the order: the append and its replay check suffice
+        legacy_id = legacy_order_id(customer_id, idempotency_key)
+        return await self._original_placement(legacy_id, idempotency_key, customer_id)
+
+
+def _placed_for(data: bytes) -> object:
+    """The customer an `OrderPlaced` event's data names (any schema version)."""
+    try:
+        decoded = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return decoded.get("customerId") if isinstance(decoded, dict) else None

@@ -25,19 +25,16 @@ def _flag(name: str, raw: str | None, default: bool) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise KafkaSettingsError(f"{name} must be true or false, not {raw!r}")
+    raise KafkaSettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 def _positive(name: str, raw: str | None, default: int) -> int:
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise KafkaSettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise KafkaSettingsError(f"{name} must be at least 1, not {value}")
-    return value
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise KafkaSettingsError(f"{name} must be a whole number, at least 1, got {raw!r}")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,14 +76,16 @@ class KafkaSettings:
         protocol = (get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
         if protocol not in SECURITY_PROTOCOLS:
             raise KafkaSettingsError(
-                f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}"
+                f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {get('KAFKA_SECURITY_PROTOCOL')!r}"
             )
         mechanism = get("KAFKA_SASL_MECHANISM")
         if mechanism is not None:
             mechanism = mechanism.upper()
             if mechanism not in SASL_MECHANISMS:
                 raise KafkaSettingsError(
-                    f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}"
+                    f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                    f"got {get('KAFKA_SASL_MECHANISM')!r}"
                 )
         if protocol.startswith("SASL_"):
             mechanism = mechanism or "PLAIN"

@@ -17,3 +17,4 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 fi
 cd "$root"
 source "$root/scripts/_web.sh"
+source "$root/scripts/_clients.sh"

@@ -21,7 +21,6 @@ from api.schema.inputs import (
     TakePaymentInput,
 )
 from api.schema.results import CommandAccepted, CommandResult
-from application.idempotency import new_order_id
 from domain.commands import Command
 from domain.errors import DomainError
 from domain.order import OrderState
@@ -78,7 +77,11 @@ class CommandMutation:
         key = given(idempotency_key)
         given_id = given(input.order_id)
         # Only an omitted id is the server's to make: an empty one is bad input.
-        order_id = new_order_id(str(input.customer_id), key) if given_id is None else given_id
+        order_id = (
+            info.context.handler.new_order_id(str(input.customer_id), key)
+            if given_id is None
+            else given_id
+        )
         return await execute(info, input.to_command(str(order_id)), idempotency_key=key)
 
     @strawberry.mutation(  # type: ignore[untyped-decorator]

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from api import cli
 from api.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,9 +139,9 @@ def _names_read_by(function: Callable[..., object]) -> set[str]:
 
 
 def variables_the_code_reads() -> set[str]:
-    """Every environment variable the service reads: `Settings.from_env`, and the projector's
-    HEALTH_FILE (`api.cli.health_file_from_env`)."""
-    return _names_read_by(Settings.from_env) | _names_read_by(cli.health_file_from_env)
+    """Every environment variable the service reads itself (`Settings.from_env`, the one place
+    that reads them; HEALTH_FILE included)."""
+    return _names_read_by(Settings.from_env)
 
 
 def pyproject() -> dict[str, Any]:

@@ -189,7 +189,7 @@ async def graphql_ws(
     local_addr: tuple[str, int] | None = None,
 ) -> AsyncIterator[GraphQLWebSocket]:
     """An acknowledged GraphQL websocket connection (raises `WsRejected` if refused); `headers`
-    go with the handshake, `local_addr` binds the client's end (another loopback address is
+    go with the handshake; `local_addr` binds the client's end (another loopback address is
     another client)."""
     async with connect(
         url,

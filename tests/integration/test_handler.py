@@ -14,7 +14,6 @@ import pytest
 
 from application.codec import EventContext, encode
 from application.handler import MAX_ATTEMPTS, Accepted, CommandHandler
-from application.idempotency import new_order_id
 from application.recent_orders import RecentOrders
 from application.repository import OrderRepository
 from domain.commands import AddItem, CancelOrder, PlaceOrder, ShipOrder, TakePayment
@@ -159,8 +158,8 @@ async def test_idempotent_place_order_returns_the_original_result(
 
 async def test_idempotent_retries_racing_each_other_write_once(store: SQLiteEventStore) -> None:
     handler = make_handler(store)
-    order_id = new_order_id("c-1", "key-9")
-    assert order_id == new_order_id("c-1", "key-9") != new_order_id("c-2", "key-9")
+    order_id = handler.new_order_id("c-1", "key-9")
+    assert order_id == handler.new_order_id("c-1", "key-9") != handler.new_order_id("c-2", "key-9")
     results = await asyncio.gather(
         *(handle(handler, place(order_id=order_id), idempotency_key="key-9") for _ in range(10))
     )

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from application.handler import Accepted, CommandHandler
+from application.idempotency import IdempotencyIds
 from application.recent_orders import RecentOrders
 from application.repository import LoadedOrder, OrderRepository
 from domain.commands import CancelOrder, PlaceOrder, ShipOrder, TakePayment
@@ -41,9 +42,14 @@ class CountingStore:
         return getattr(self.store, name)
 
 
+DEPLOYMENT_IDS = IdempotencyIds.random()
+"""The idempotency secret all processes of one deployment share."""
+
+
 def process(store: Any) -> CommandHandler:
     """A handler with its own memory, as another process would have."""
-    return CommandHandler(store, RecentOrders(OrderRepository(store)), clock=lambda: NOW)
+    orders = RecentOrders(OrderRepository(store))
+    return CommandHandler(store, orders, clock=lambda: NOW, ids=DEPLOYMENT_IDS)
 
 
 async def handle(handler: CommandHandler, command: Any, **kwargs: Any) -> Accepted:

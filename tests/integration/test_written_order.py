@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from application.handler import Accepted, CommandHandler
+from application.idempotency import IdempotencyIds
 from application.repository import OrderRepository
 from application.snapshots import SnapshotStore
 from domain.commands import PlaceOrder, TakePayment
@@ -78,11 +79,12 @@ async def test_a_keyed_placement_leaves_its_order_to_the_stream(store: SQLiteEve
     event is the order the placement left."""
     clock = Clock()
     repository = OrderRepository(store)
-    first = await run(CommandHandler(store, repository, clock=clock), PLACE, key="k")
+    ids = IdempotencyIds.random()  # one deployment's: every process derives the same ids
+    first = await run(CommandHandler(store, repository, clock=clock, ids=ids), PLACE, key="k")
     assert first.order is None
     clock.now = PAID_AT
-    await run(CommandHandler(store, repository, clock=clock), PAY)
-    replayed = await run(CommandHandler(store, repository, clock=clock), PLACE, key="k")
+    await run(CommandHandler(store, repository, clock=clock, ids=ids), PAY)
+    replayed = await run(CommandHandler(store, repository, clock=clock, ids=ids), PLACE, key="k")
     assert (replayed.event_ids, replayed.version) == (first.event_ids, 1)
     assert replayed.order is None
     placed = await repository.placed("o-1")

@@ -16,7 +16,7 @@ import pytest
 
 import application.ids
 from api.view import correlation_id_of
-from application.idempotency import event_ids, new_order_id
+from application.idempotency import IdempotencyIds
 from application.ids import RandomUuids, random_uuid
 
 
@@ -42,9 +42,11 @@ def urandom_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     application.ids._PROCESS_UUIDS.discard()  # the next test's ids from the real os.urandom again
 
 
+UNKEYED = IdempotencyIds.random()
+
 SERVER_IDS: list[tuple[str, Callable[[], str]]] = [
-    ("order id", lambda: new_order_id("c-1", None)),
-    ("event id", lambda: str(event_ids(1, "o-1", None)[0])),
+    ("order id", lambda: UNKEYED.new_order_id("c-1", None)),
+    ("event id", lambda: str(UNKEYED.event_ids(1, "o-1", None, None)[0])),
     ("correlation id", lambda: correlation_id_of(None)),
 ]
 
@@ -68,9 +70,9 @@ def test_ids_ignore_the_state_of_random() -> None:
     state = random.getstate()
     try:
         random.setstate(state)
-        one = new_order_id("c-1", None)
+        one = UNKEYED.new_order_id("c-1", None)
         random.setstate(state)
-        assert new_order_id("c-1", None) != one
+        assert UNKEYED.new_order_id("c-1", None) != one
     finally:
         random.setstate(state)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_unset_elsewhere_refuses_to_serve() -> None:
 
 
 def test_a_set_secret_serves_anywhere_without_ready_tokens() -> None:
-    settings = Settings.from_env({"HOST": "0.0.0.0", "JWT_SECRET": LONG_ENOUGH})
+    settings = Settings.from_env({"HOST": "0.0.0.0", "JWT_SECRET": secrets.token_hex(32)})
     settings.check_can_serve()
     assert not settings.prints_ready_tokens
 
@@ -139,3 +140,75 @@ def test_connection_limits_come_from_the_environment() -> None:
 def test_a_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+BAD_SETTINGS: list[tuple[str, str, str]] = [
+    ("PORT", "abc", "PORT must be a port number, got 'abc'"),
+    ("PORT", "70000", "PORT must be a port number, got '70000'"),
+    (
+        "LOG_LEVEL",
+        "verbose",
+        "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'",
+    ),
+    ("SNAPSHOT_EVERY", "0", "SNAPSHOT_EVERY must be a whole number of events, at least 1, got '0'"),
+    ("SNAPSHOT_EVERY", "ten", "SNAPSHOT_EVERY must be a whole number of events, at least 1"),
+    ("MAX_TOKEN_TTL", "1d", "MAX_TOKEN_TTL must be a whole number of seconds, at least 1"),
+    ("HEALTH_DETAILS", "everyone", "HEALTH_DETAILS must be one of staff, open, got 'everyone'"),
+    ("ESDB_URL", "http://localhost:2113", "ESDB_URL must be a URL starting with esdb://"),
+    ("DATABASE_URL", "mysql://u:hunter2@db/orders", "DATABASE_URL must be a URL starting with"),
+    ("REDIS_URL", "localhost:6379", "REDIS_URL must be a URL starting with redis://, rediss://"),
+    ("JWT_SECRET", "short", "JWT_SECRET is 5 bytes; it must be at least 32"),
+    ("IDEMPOTENCY_SECRET", "short", "IDEMPOTENCY_SECRET is 5 bytes; it must be at least 32"),
+    ("MAX_CONNECTIONS", "many", "MAX_CONNECTIONS"),
+    ("MAX_QUERY_COST", "-1", "MAX_QUERY_COST"),
+    ("INTROSPECTION", "sometimes", "INTROSPECTION must be one of staff, all, off"),
+    ("KAFKA_PARTITIONS", "six", "KAFKA_PARTITIONS must be a whole number, at least 1, got 'six'"),
+    ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT"),
+    ("KAFKA_IDEMPOTENT", "maybe", "KAFKA_IDEMPOTENT must be true or false, got 'maybe'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"), BAD_SETTINGS, ids=[f"{n}={v}" for n, v, _ in BAD_SETTINGS]
+)
+def test_a_bad_setting_stops_serve_by_name(
+    name: str, value: str, says: str, tmp_path: Path
+) -> None:
+    env = {"HOST": "127.0.0.1", name: value}
+    if name.startswith("KAFKA_"):
+        env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"
+    done = _serve(env, tmp_path)
+    assert done.returncode == 2, done
+    assert says in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # one line
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_refused_url_is_named_without_echoing_its_password(tmp_path: Path) -> None:
+    done = _serve({"DATABASE_URL": "mysql://orders:hunter2@db/orders"}, tmp_path)
+    assert done.returncode == 2
+    assert "'mysql://...'" in done.stderr
+    assert "hunter2" not in done.stderr
+
+
+def test_every_setting_is_read_by_settings_alone() -> None:
+    """No module but api/config.py (and the readers it calls) reads the environment."""
+    readers = {"api/config.py", "api/limits.py", "relay/config.py"}
+    found = []
+    for package in ("api", "application", "domain", "eventstore", "projections", "relay"):
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            if re.search(r"os\.environ|os\.getenv|environ\[", text):
+                found.append(str(path.relative_to(REPO_ROOT)))
+    assert set(found) <= readers, set(found) - readers
+
+
+def test_health_file_and_kafka_are_part_of_the_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"HEALTH_FILE": str(tmp_path / "healthy"), "KAFKA_BOOTSTRAP_SERVERS": "k:9092"}
+    )
+    assert settings.health_file == tmp_path / "healthy"
+    assert settings.kafka is not None
+    assert settings.kafka.bootstrap_servers == "k:9092"
+    assert Settings.from_env({}).kafka is None

@@ -75,6 +75,14 @@ export const ORDER_EVENTS = operation<{ id: string }, { orderEvents: OrderEvent 
 /** The token was refused: the caller should ask for another. */
 export class Unauthenticated extends Error {}
 
+/** The token is valid but lacks the right (a customer's token on a staff page). */
+export class Forbidden extends Error {}
+
+/** A query only staff may run, to check a token before the page keeps it. */
+export const STAFF_CHECK = operation<Record<string, never>, { dashboardStats: { totalOrders: number } }>(
+  "query StaffCheck { dashboardStats { totalOrders } }",
+);
+
 export type ConnectionState = "connecting" | "connected" | "reconnecting";
 
 interface GraphQLResult<TData> {
@@ -82,11 +90,53 @@ interface GraphQLResult<TData> {
   errors?: { message: string; extensions?: { code?: string } }[];
 }
 
+type GraphQLError = NonNullable<GraphQLResult<unknown>["errors"]>[number];
+
+function typedError(error: GraphQLError): Error {
+  const code = error.extensions?.code;
+  if (code === "UNAUTHENTICATED") return new Unauthenticated(error.message);
+  if (code === "FORBIDDEN") return new Forbidden(error.message);
+  return new Error(code ? `${error.message} (${code})` : error.message);
+}
+
 function firstError<TData>(result: GraphQLResult<TData>): Error | null {
   const error = result.errors?.[0];
-  if (!error) return null;
-  if (error.extensions?.code === "UNAUTHENTICATED") return new Unauthenticated(error.message);
-  return new Error(error.message);
+  return error ? typedError(error) : null;
+}
+
+/** What graphql-ws hands a sink's `error`: an Error, the GraphQL errors, or the close event. */
+function socketError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  if (Array.isArray(error) && error.length > 0) return typedError(error[0] as GraphQLError);
+  if (error && typeof error === "object" && "code" in error) {
+    const close = error as { code: number; reason?: string };
+    return new Error(`the connection closed (${close.code}${close.reason ? `: ${close.reason}` : ""})`);
+  }
+  return new Error("the subscription failed");
+}
+
+/**
+ * Why `token` cannot open a staff page, or null when it can (or when the service cannot say now:
+ * the page's own reconnecting takes over then).
+ */
+export async function staffRefusal(token: string): Promise<Unauthenticated | Forbidden | null> {
+  let result: GraphQLResult<unknown>;
+  try {
+    const response = await fetch(graphqlHttpUrl(), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/graphql-response+json, application/json",
+        authorization: `Bearer ${token}`,
+      },
+      body: JSON.stringify({ query: STAFF_CHECK.query }),
+    });
+    result = (await response.json()) as GraphQLResult<unknown>;
+  } catch {
+    return null;
+  }
+  const error = firstError(result);
+  return error instanceof Unauthenticated || error instanceof Forbidden ? error : null;
 }
 
 export class Api {
@@ -155,7 +205,7 @@ export class Api {
           if (error) onError(error);
           else if (result.data) onData(result.data as TData);
         },
-        error: (error) => onError(error instanceof Error ? error : new Error(String(error))),
+        error: (error) => onError(socketError(error)),
         complete: () => undefined,
       },
     );

@@ -5,11 +5,13 @@ import "./dashboard.css";
 import {
   Api,
   DASHBOARD_STATS,
+  Forbidden,
   ORDER_EVENTS,
   ORDER_UPDATED,
   ORDERS,
   ORDERS_UPDATED,
   PROJECTIONS,
+  staffRefusal,
   STATUSES,
   Unauthenticated,
   type ConnectionState,
@@ -22,6 +24,9 @@ import {
 const TOKEN_KEY = "orders.dashboard.token";
 const NEWEST = 20;
 const PROJECTIONS_EVERY_MS = 2000;
+const NOT_STAFF =
+  "This page is for staff, and this token is not a staff token. Paste a staff token: " +
+  "orders serve prints one at start, and orders token --role staff --sub you makes one.";
 
 type Child = Node | string | null | undefined | false;
 
@@ -45,28 +50,48 @@ const root = document.getElementById("dashboard");
 if (!root) throw new Error("the page has no #dashboard element");
 const app: HTMLElement = root;
 
+/** The message for a token the service refused as staff's. */
+function refusalMessage(error: Unauthenticated | Forbidden): string {
+  return error instanceof Forbidden ? NOT_STAFF : `The token was refused: ${error.message}`;
+}
+
 function askForToken(message = ""): void {
   const input = h("input", {
     id: "token",
     type: "password",
     placeholder: "staff token (orders token --role staff --sub you)",
     autocomplete: "off",
+    "aria-label": "Staff token",
   }) as HTMLInputElement;
+  const button = h("button", { type: "submit" }, "Sign in") as HTMLButtonElement;
+  const error = h("p", { id: "login-error", class: "error", role: "alert" }, message);
   const form = h(
     "form",
     { id: "login" },
     h("h1", {}, "Orders dashboard"),
-    h("p", {}, "Paste a staff bearer token. It is kept in this tab only (sessionStorage)."),
-    message ? h("p", { class: "error" }, message) : null,
+    h("p", {}, "Paste a staff bearer token and press Enter. It is kept in this tab only (sessionStorage)."),
+    error,
     input,
-    h("button", { type: "submit" }, "Open"),
+    button,
   );
+  // The token is kept only once the service has taken it as staff's: a customer's token, or a
+  // mistyped one, is forgotten with the message saying why.
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const token = input.value.trim().replace(/^Bearer\s+/i, "");
     if (!token) return;
-    sessionStorage.setItem(TOKEN_KEY, token);
-    start(token);
+    button.disabled = true;
+    error.className = "hint";
+    error.textContent = "Checking the token…";
+    void staffRefusal(token).then((refusal) => {
+      if (refusal) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        askForToken(refusalMessage(refusal));
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, token);
+      start(token);
+    });
   });
   app.replaceChildren(form);
   input.focus();
@@ -102,8 +127,8 @@ function start(token: string): void {
   let stopped = false;
 
   const showError = (error: Error): void => {
-    if (error instanceof Unauthenticated) {
-      stop("The token was refused: " + error.message);
+    if (error instanceof Unauthenticated || error instanceof Forbidden) {
+      stop(refusalMessage(error));
       return;
     }
     errorLine.textContent = error.message;
@@ -113,7 +138,7 @@ function start(token: string): void {
     connection.textContent = state;
     if (state === "connected") errorLine.textContent = "";
   };
-  const api = new Api(token, setState, () => stop("The token was refused."));
+  const api = new Api(token, setState, () => stop("The service closed the connection: the token expired or is not accepted. Sign in again."));
   const stop = (message: string): void => {
     if (stopped) return;
     stopped = true;
@@ -260,5 +285,15 @@ function start(token: string): void {
 }
 
 const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) start(saved);
-else askForToken();
+if (saved) {
+  void staffRefusal(saved).then((refusal) => {
+    if (refusal) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken(refusalMessage(refusal));
+    } else {
+      start(saved);
+    }
+  });
+} else {
+  askForToken();
+}

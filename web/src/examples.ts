@@ -1,45 +1,19 @@
-// The operations GraphiQL opens with, so a newcomer can press Run: place an order, list the
-// newest orders, and watch one order change live.
+// The operations GraphiQL opens with, so a newcomer can press Run on each tab as it is: place an
+// order, list the newest orders, watch that order change live. The documents and variables are
+// files of their own so the end-to-end tests send exactly what the page shows.
+import ordersQuery from "./examples/Orders.graphql";
+import ordersVariables from "./examples/Orders.json";
+import orderUpdatedQuery from "./examples/OrderUpdated.graphql";
+import orderUpdatedVariables from "./examples/OrderUpdated.json";
+import placeOrderQuery from "./examples/PlaceOrder.graphql";
+import placeOrderVariables from "./examples/PlaceOrder.json";
+
+function tab(query: string, variables: unknown): { query: string; variables: string } {
+  return { query, variables: JSON.stringify(variables, null, 2) };
+}
+
 export const EXAMPLE_TABS: { query: string; variables: string }[] = [
-  {
-    query: `# Place an order (staff may place for any customer). Then copy its orderId
-# into the orderUpdated tab and watch it change.
-mutation PlaceOrder($input: PlaceOrderInput!) {
-  placeOrder(input: $input) {
-    __typename
-    ... on CommandAccepted { orderId version position }
-    ... on CommandError { code message }
-  }
-}
-`,
-    variables: JSON.stringify(
-      {
-        input: {
-          customerId: "customer-1",
-          items: [{ productId: "book-1", name: "A book", price: "12.50", qty: 2 }],
-        },
-      },
-      null,
-      2,
-    ),
-  },
-  {
-    query: `# The newest orders (the read model).
-query Orders {
-  orders(first: 10) {
-    edges { node { id customerId status total itemCount updatedAt } }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-`,
-    variables: "{}",
-  },
-  {
-    query: `# One order, live: its current view first, then every change.
-subscription OrderUpdated($id: ID!) {
-  orderUpdated(id: $id) { id status total version updatedAt }
-}
-`,
-    variables: JSON.stringify({ id: "paste-an-order-id" }, null, 2),
-  },
+  tab(placeOrderQuery, placeOrderVariables),
+  tab(ordersQuery, ordersVariables),
+  tab(orderUpdatedQuery, orderUpdatedVariables),
 ];
