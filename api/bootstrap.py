@@ -199,10 +199,19 @@ class Startup:
         self._stop = asyncio.Event()
 
     async def _run(self) -> None:
-        async with open_services(self.settings, projectors=self.projectors) as services:
-            self.services = services
-            self._opened.set()
-            await self._stop.wait()
+        while True:
+            try:
+                async with open_services(self.settings, projectors=self.projectors) as services:
+                    self.services = services
+                    self._opened.set()
+                    await self._stop.wait()
+                    return
+            except StoreUnavailable as error:
+                # A store that connects lazily (EventStoreDB) is found down by the first read.
+                if self._opened.is_set():
+                    raise
+                OUTAGES.failed("eventStore", error, at="start", retrying="yes")
+                await asyncio.sleep(STORE_RETRY_EVERY)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Startup]:
