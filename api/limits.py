@@ -1,8 +1,9 @@
 """The service's limits, and the ASGI middleware that enforces the transport's share of them
 before anything is parsed.
 
-- `QueryLimits`: what one GraphQL document may ask for (cost, depth, aliases, tokens, query length,
-  which documents are cached), applied by the schema extensions in `api.extensions`;
+- `QueryLimits`: what one GraphQL operation may ask for (cost, depth, aliases, expanded fields,
+  tokens, query length, variables' size and depth, which documents are cached and how much memory
+  the cache takes), applied by the schema extensions in `api.extensions`;
 - `RequestLimits`: the transport's sizes (headers, body, response, websocket message), applied by
   `RequestLimitsMiddleware` here, in front of the whole app;
 - `ConnectionLimits`: how long a connection may take to say who it is and what it wants, and how
@@ -44,26 +45,42 @@ class Introspection(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryLimits:
-    """What one GraphQL document may ask for; refused before execution with QUERY_TOO_COMPLEX.
+    """What one GraphQL document may ask for; refused before execution with QUERY_TOO_COMPLEX
+    (variables over their budgets with BAD_USER_INPUT).
 
     Each field's environment variable is its name in upper case (`max_cost`: `MAX_QUERY_COST`
     is the exception, see `_ENV_NAMES`)."""
 
-    max_cost: int = 50_000
-    """Fields the operation may resolve at worst, lists counted at their page size (the `first`
-    argument, else the list's bound, e.g. 100 items an order)."""
+    max_cost: int = 16_515_072
+    """Bytes the answer's `data` may take at worst (`api.analysis`): every leaf at its bound
+    (a string its longest text, an event's data the largest order), every list at its page
+    size (the coerced `first`, else its bound, e.g. 100 items an order). Kept below
+    `RequestLimits.max_response_bytes` (16 MiB) by the errors' share (at most 100 field errors,
+    `api.execution`), so an operation within it gets an answer within the response cap: 16 MiB
+    less 256 KiB. The contract's default pages fit: `events` (100) with every event's data at
+    its largest, or 100 orders with their items, cost about 9.6 MB."""
     max_depth: int = 10
     max_aliases: int = 30
+    """Aliases in the operation with its fragments expanded."""
+    max_fields: int = 1000
+    """Field selections in the operation with its fragments expanded (a fragment spread twice
+    counts twice): the work budget every rule shares. Checked before graphql-core's own
+    validation, some of whose rules are super-linear in it."""
     max_tokens: int = 4000
     max_query_length: int = 65_536
     """Characters of the query text; comments and whitespace count, tokens alone do not bound
     the text."""
+    max_variables_bytes: int = 262_144
+    """The variables of one operation, as the JSON text they would encode to (refused with
+    BAD_USER_INPUT past it; a placeOrder of 100 long-named items takes about 40 KB)."""
+    max_variables_depth: int = 16
+    """Nesting of lists and objects in the variables (an order's input is 4 deep)."""
     max_cached_document: int = 8192
     """Only query texts up to this many characters are kept in the parser and validation
     caches: a parsed document takes many times its text's size in memory."""
-    cache_size: int = 512
-    """Parsed and validated documents kept: real clients send a few dozen distinct documents,
-    and a bound keeps clients that send unique ones from growing memory forever."""
+    cache_bytes: int = 67_108_864
+    """Memory the cached documents may take, estimated from their tokens and text (a cached
+    document keeps its tokens: about 600 bytes each); the least recently used go first."""
     introspection: Introspection = Introspection.STAFF
 
     @classmethod
@@ -89,7 +106,7 @@ class RequestLimits:
     """An HTTP request body (a placeOrder of 100 long-named items is about 40 KB)."""
     max_header_bytes: int = 16_384
     """All request headers together, names and values, plus the query string."""
-    max_response_bytes: int = 8_388_608
+    max_response_bytes: int = 16_777_216
     """An HTTP response body; a larger answer is replaced by a QUERY_TOO_COMPLEX error (ask for
     smaller pages)."""
     max_ws_message_bytes: int = 1_048_576

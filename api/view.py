@@ -20,6 +20,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema, Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
@@ -203,7 +204,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             if not self.should_render_graphql_ide(self.request_adapter_class(request)):
                 services: Services = request.state.services
                 try:
-                    principal = services.authenticator.authenticate(
+                    principal = await services.authenticator.verify(
                         request.headers.get("authorization")
                     )
                 except Unauthenticated as error:
@@ -302,6 +303,13 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             )
         except HTTPException as error:
             if isinstance(error.__cause__, InvalidOperationTypeError):
+                if error.__cause__.operation_type is OperationType.SUBSCRIPTION:
+                    problem = GraphQLError(
+                        "Subscriptions are served over websockets at /graphql "
+                        "(graphql-transport-ws or graphql-ws), not over HTTP.",
+                        extensions={"code": BAD_USER_INPUT},
+                    )
+                    return ExecutionResult(data=None, errors=[problem])
                 error.status_code = 405
             if isinstance(error.__cause__, CannotGetOperationTypeError):
                 name = request_data.operation_name
@@ -364,7 +372,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         params = context.connection_params or {}
         authorization = params.get("authorization", params.get("Authorization"))
         try:
-            context.principal = context.services.authenticator.authenticate(
+            context.principal = await context.services.authenticator.verify(
                 authorization if isinstance(authorization, str) else None
             )
         except Unauthenticated as error:

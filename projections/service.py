@@ -26,9 +26,10 @@ from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
+from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
-from projections.redis_pool import BusyAwarePool
 from projections.redis_store import RedisViewStore
+from projections.redis_url import client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
 
@@ -82,11 +83,10 @@ def redis_client(
         ),
     }
     if url is not None:
-        pool = BusyAwarePool.from_url(url, **options)
-    else:
-        pool = BusyAwarePool(
-            connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
-        )
+        return client_for_url(url, options, pool_class=TimedBlockingConnectionPool)
+    pool = TimedBlockingConnectionPool(
+        connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
+    )
     return Redis.from_pool(pool)
 
 

@@ -32,8 +32,11 @@ from eventstore.outage_log import OUTAGES
 from eventstore.port import AppendResult, EventStoreError, StoreUnavailable
 from eventstore.postgres import operations
 from eventstore.postgres.schema import NOTIFY_CHANNEL, POSITION_LOCK
+from metrics.instruments import COMMIT_WRITES
 
 logger = logging.getLogger(__name__)
+
+COMMIT_WRITES_POSTGRES = COMMIT_WRITES.labels("postgres")
 
 WriteOp = Callable[[Any, datetime], Awaitable[Any]]
 """A write inside the batch transaction: (connection, recorded_at) -> result."""
@@ -197,6 +200,7 @@ class GroupCommitWriter:
             self._commits += 1
             self._writes += len(batch)
             OUTAGES.recovered("eventStore")
+            COMMIT_WRITES_POSTGRES.observe(len(batch))
         for pending, (outcome, failed) in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the caller was cancelled; the write stands regardless
                 continue
