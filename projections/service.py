@@ -97,9 +97,8 @@ async def open_redis_clients(
     pools: tuple[tuple[int, int | None, float], ...] = ((POOL_SIZE, None, SOCKET_TIMEOUT),),
 ) -> AsyncIterator[list[Redis]]:
     """One Redis client per (pool size, share per user, reply timeout) in `pools`, on one
-    server: REDIS_URL's,
-    else the embedded one under DATA_DIR (started and supervised, or joined when another
-    process already serves it there; stopped only if we started it)."""
+    server: REDIS_URL's, else the embedded one under DATA_DIR (started and supervised, or
+    joined when another process already serves it there; stopped only if we started it)."""
     server = None if redis_url else await start_embedded_redis(data_dir)
     clients = [
         redis_client(
