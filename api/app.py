@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
-from api.bootstrap import open_services
+from api.bootstrap import Startup
 from api.budgets import IdentityBudgets
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
@@ -28,6 +28,7 @@ from api.request_log import RequestLogMiddleware
 from api.schema import build_schema
 from api.security_headers import SecurityHeadersMiddleware
 from api.shutdown import Drain
+from api.starting import StartingGate
 from api.view import OrdersGraphQL
 from metrics.exposition import mark_process_dead
 
@@ -59,16 +60,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        async with open_services(settings, projectors=projectors) as services:
+        # Binds at once, its services opening meanwhile when the store is down (api.starting).
+        async with Startup(settings, projectors=projectors).running() as startup:
             if tune_gc:
                 tune_for_serving()
             logger.info(
-                "event=started host=%s port=%d store=%s",
+                "event=started host=%s port=%d store=%s services=%s",
                 settings.host,
                 settings.port,
                 settings.store_kind,
+                "open" if startup.services is not None else "opening",
             )
-            yield {"services": services, "drain": drain if drain is not None else Drain()}
+            yield {"startup": startup, "drain": drain if drain is not None else Drain()}
         # A worker of a multi-process deployment: its live gauges leave the others' sum.
         mark_process_dead()
         logger.info("event=stopped")
@@ -96,6 +99,8 @@ def create_app(
             Middleware(RequestLogMiddleware),
             # Oversized requests are refused before routing, auth or parsing.
             Middleware(RequestLimitsMiddleware, limits=settings.request_limits),
+            # Services in each request's state; UNAVAILABLE until they are open.
+            Middleware(StartingGate),
         ],
     )
 

@@ -162,7 +162,7 @@ async def project(
     if workers < 1:
         sys.stderr.write("orders project: --workers must be at least 1\n")
         return 2
-    from api.bootstrap import open_store
+    from api.bootstrap import open_store_when_up
     from projections.pool import ProjectorPool
     from projections.redis_store import RedisViewStore
     from projections.service import open_redis
@@ -170,7 +170,9 @@ async def project(
     stop = asyncio.Event()
     _stop_on_signals(stop)
     with serving_metrics(settings.host, metrics_port):
-        store = await open_store(settings)
+        store = await open_store_when_up(settings, stop)  # a store down at start is waited for
+        if store is None:
+            return 0
         try:
             async with (
                 open_redis(settings.redis_url, settings.data_dir) as redis,
@@ -265,13 +267,15 @@ async def relay_kafka(
     if workers < 1:
         sys.stderr.write("orders relay kafka: --workers must be at least 1\n")
         return 2
-    from api.bootstrap import open_store
+    from api.bootstrap import open_store_when_up
     from relay.main import running_relays
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
     with serving_metrics(settings.host, metrics_port):
-        store = await open_store(settings)
+        store = await open_store_when_up(settings, stop)  # a store down at start is waited for
+        if store is None:
+            return 0
         try:
             async with running_relays(store, kafka, workers=workers) as relays:
                 await _until_stopped(

@@ -54,6 +54,8 @@ def is_loopback(host: str) -> bool:
 
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
+DEFAULT_STORE_TIMEOUT = 5.0
+DEFAULT_REDIS_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +93,10 @@ class Settings:
     log_format: str = "logfmt"
     # SHUTDOWN_GRACE: seconds /readyz answers 503 after SIGTERM before the drain (api.shutdown)
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    # STORE_TIMEOUT, REDIS_TIMEOUT: seconds one event-store or Redis call on a request's path
+    # may take before the answer is UNAVAILABLE (eventstore.deadline, projections.service)
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     # PERSISTED_QUERIES, PERSISTED_QUERIES_MANIFEST (see `api.persisted_queries`)
     persisted_queries: PersistedQuerySettings = field(default_factory=PersistedQuerySettings)
 
@@ -236,6 +242,8 @@ class Settings:
                 "SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE
             ),
             persisted_queries=persisted_queries,
+            store_timeout=_deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
+            redis_timeout=_deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
         )
 
 
@@ -382,4 +390,17 @@ def _seconds(name: str, raw: str | None, default: float) -> float:
         value = -1.0
     if not 0 <= value < math.inf:
         raise SettingsError(f"{name} must be a number of seconds, 0 or more, got {raw!r}")
+    return value
+
+
+def _deadline(name: str, raw: str | None, default: float) -> float:
+    """A deadline setting: seconds, more than 0 (unset: `default`)."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise SettingsError(f"{name} must be a number of seconds, more than 0, got {raw!r}")
     return value

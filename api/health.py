@@ -21,6 +21,7 @@ from api.auth import Unauthenticated
 from api.bootstrap import Services
 from api.shutdown import Drain
 from eventstore.port import EventStoreError, WritePathCheck
+from projections.status import views_behind
 from projections.views import RunnerState, ViewsUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,14 @@ async def _check(part: str, check: Callable[[], Awaitable[object]]) -> str | Non
 
 
 async def _views_ready(services: Services) -> None:
+    """The views are filled and no projector (here or in `orders project`) is known to fail
+    or to be lost: otherwise what they answer may be stale."""
     _, ready = await services.read_side.views.watermark()
     if not ready:
         raise ViewsUnavailable("the views are not caught up with the log")
+    reason = views_behind(await services.read_side.statuses())
+    if reason is not None:
+        raise ViewsUnavailable(f"the views are behind the log ({reason})")
 
 
 async def _details_allowed(request: Request, services: Services) -> bool:

@@ -126,6 +126,7 @@ class ChangeFeed:
         """Counts the stats signals: watchers woken by the same one may share one read."""
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
+        self._first_attempt = asyncio.Event()  # set once the first subscription attempt ended
 
     @property
     def listener_count(self) -> int:
@@ -133,9 +134,10 @@ class ChangeFeed:
         return sum(len(s) for s in self._by_order.values()) + len(self._others) + len(self._stats)
 
     async def start(self, wait: float = START_TIMEOUT) -> None:
-        """Start listening: returns once subscribed, or after `wait` seconds with Redis down
-        (the feed keeps trying in the background; the service serves meanwhile and answers
-        UNAVAILABLE where it needs Redis)."""
+        """Start listening: returns once subscribed, or as soon as the first attempt fails (at
+        most `wait` seconds), Redis being down: the feed keeps trying in the background; the
+        service binds and serves meanwhile and answers UNAVAILABLE where it needs Redis."""
+        self._first_attempt.clear()
         self._tasks = [
             asyncio.create_task(self._supervise(self._run, "change-feed"), name="change-feed"),
             asyncio.create_task(
@@ -144,7 +146,7 @@ class ChangeFeed:
         ]
         try:
             async with asyncio.timeout(wait):
-                await self.connected.wait()
+                await self._first_attempt.wait()
         except TimeoutError:
             logger.warning("event=feed_not_connected after_s=%.1f retrying=background", wait)
 
@@ -230,6 +232,7 @@ class ChangeFeed:
                 await pubsub.psubscribe(self.keys.changes_pattern)
                 await pubsub.subscribe(self.keys.switch_channel)
                 self.connected.set()
+                self._first_attempt.set()
                 if outage:
                     logger.info("event=feed_reconnected")
                     outage = False
@@ -260,6 +263,7 @@ class ChangeFeed:
                     # not heard, and a subscriber must not take silence for "no changes".
                     self._dispatch(RESYNC)
                 self.connected.clear()
+                self._first_attempt.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             finally:

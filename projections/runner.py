@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from redis.exceptions import RedisError
 
 from eventstore.consuming import ensure_group, pump
+from eventstore.outage_log import OUTAGES
 from eventstore.port import (
     ConsumerStrategy,
     EventStoreError,
@@ -151,7 +152,9 @@ class ProjectorRunner:
                 # A bug: loud, with its traceback, but the worker goes on after the backoff
                 # rather than end quietly while the status still says "running".
                 self._failed(error)
-                logger.exception("event=projector_crashed worker=%s", self.worker_id)
+                # One traceback per run of crashes (eventstore.outage_log), not one per retry.
+                if OUTAGES.failed("projector", error):
+                    logger.exception("event=projector_crashed worker=%s", self.worker_id)
                 await self._publish_status_quietly()
             else:
                 continue
@@ -191,6 +194,7 @@ class ProjectorRunner:
         self._written_mark = (namespace, (await self.views.watermark(namespace))[0])
         if self._state_before_recovery is RunnerState.ERROR:
             self.last_error = None  # recovered: the error is history (the log still has it)
+            OUTAGES.recovered("projector")
         self.state = RunnerState.RUNNING
         self._next_health = 0.0
 

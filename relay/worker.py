@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from aiokafka.errors import KafkaError
 
 from eventstore.consuming import ensure_group, pump
+from eventstore.outage_log import OUTAGES
 from eventstore.port import (
     ConsumerStrategy,
     EventStoreError,
@@ -113,6 +114,8 @@ class KafkaRelay:
                     self.settings.group, buffer_size=self.settings.buffer_size
                 )
                 self.state = RunnerState.RUNNING
+                OUTAGES.recovered("kafka")
+                OUTAGES.recovered("eventStore")
                 logger.info("event=relay_running worker=%s", self.worker_id)
                 delay = self.settings.backoff_initial
                 try:
@@ -144,10 +147,9 @@ class KafkaRelay:
     def _failed(self, error: BaseException, delay: float) -> None:
         self.state = RunnerState.ERROR
         self.last_error = f"{type(error).__name__}: {error}"
-        if delay == self.settings.backoff_initial:  # once per outage, not per retry
-            logger.warning("event=relay_error worker=%s error=%r", self.worker_id, error)
-        else:
-            logger.debug("event=relay_retry worker=%s error=%r", self.worker_id, error)
+        # One line per outage of its part (eventstore.outage_log), then one when it is over.
+        OUTAGES.failed("eventStore" if isinstance(error, EventStoreError) else "kafka", error)
+        logger.debug("event=relay_retry worker=%s error=%r", self.worker_id, error)
 
     async def _close_quietly(self, publisher: Publisher) -> None:
         try:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
 from eventstore.embedded import operations, reads, subscriptions
 from eventstore.embedded.lock import DataDirLock
 from eventstore.embedded.pool import ReaderPool
@@ -62,6 +63,9 @@ def _create(path: Path) -> None:
 
 class SQLiteEventStore:
     """The embedded event store. Build it with `await SQLiteEventStore.open(data_dir)`."""
+
+    call_timeout: float = DEFAULT_STORE_TIMEOUT
+    """STORE_TIMEOUT: seconds each call on a request's path may take (`eventstore.deadline`)."""
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class SQLiteEventStore:
 
     # -- writes ----------------------------------------------------------------------------
 
+    @bounded
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> AppendResult:
@@ -151,6 +156,7 @@ class SQLiteEventStore:
         )
         return result
 
+    @bounded
     async def check_writes(self) -> None:
         """Raise StoreUnavailable unless a write can be made durable now: the last batch's
         outcome when it is recent and good, else a real write (a one-row probe table through
@@ -161,18 +167,21 @@ class SQLiteEventStore:
             return
         await writer.submit(operations.probe_write)
 
+    @bounded
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
         await self._writable().submit(
             partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
+    @bounded
     async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
         await self._writable().submit(
             partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
+    @bounded
     async def set_stream_metadata(
         self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
     ) -> None:
@@ -183,6 +192,7 @@ class SQLiteEventStore:
 
     # -- reads -----------------------------------------------------------------------------
 
+    @bounded
     async def read_stream(
         self,
         stream: str,
@@ -203,6 +213,7 @@ class SQLiteEventStore:
             )
         )
 
+    @bounded
     async def read_all(
         self,
         *,
@@ -223,11 +234,13 @@ class SQLiteEventStore:
             )
         )
 
+    @bounded
     async def head_position(self) -> int:
         """The newest event's position, 0 when the log is empty."""
         self._check_open()
         return await self._pool.run(reads.head_position)
 
+    @bounded
     async def get_stream_metadata(self, stream: str) -> dict[str, object]:
         """The newest metadata of `stream`, empty when none was set."""
         self._check_open()
