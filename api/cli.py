@@ -16,6 +16,7 @@ from pathlib import Path
 from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
+from metrics.exposition import serving_metrics
 from projections.status import KNOWN_PROJECTIONS
 from projections.views import RunnerState
 
@@ -76,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: Settings, *, projectors: int = 1) -> None:
+def serve(settings: Settings, *, projectors: int = 1, metrics_port: int | None = None) -> None:
     """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log), with the
-    connection limits of `settings`, and a SHUTDOWN_GRACE after SIGTERM (`api.shutdown`)."""
+    connection limits of `settings`, and a SHUTDOWN_GRACE after SIGTERM (`api.shutdown`);
+    the metrics on `metrics_port` too, when given."""
     import uvicorn
 
     from api.app import create_app
@@ -110,7 +112,7 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
     # uvicorn re-raises the stop signal once it has shut down (so SIGTERM ends the process as
     # a SIGTERM does); SIGINT's comes back as KeyboardInterrupt, a clean stop, as uvicorn.run
     # treats it.
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), serving_metrics(settings.host, metrics_port):
         DrainingServer(config, drain, settings.shutdown_grace).run()
 
 
@@ -136,9 +138,11 @@ async def _until_stopped(
                 await stop.wait()
 
 
-async def project(settings: Settings, *, workers: int, health_file: Path | None) -> int:
+async def project(
+    settings: Settings, *, workers: int, health_file: Path | None, metrics_port: int | None = None
+) -> int:
     """Run `workers` projector workers against EventStoreDB or PostgreSQL until SIGINT or
-    SIGTERM."""
+    SIGTERM, with the metrics on `metrics_port` (HOST) when given."""
     if settings.store_kind == "embedded":
         sys.stderr.write(
             "orders project: the embedded event store keeps its persistent subscriptions inside "
@@ -156,15 +160,16 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    store = await open_store(settings)
-    try:
-        async with (
-            open_redis(settings.redis_url, settings.data_dir) as redis,
-            ProjectorPool(store, RedisViewStore(redis), workers=workers) as pool,
-        ):
-            await _until_stopped(stop, health_file, lambda: pool.healthy)
-    finally:
-        await store.close()
+    with serving_metrics(settings.host, metrics_port):
+        store = await open_store(settings)
+        try:
+            async with (
+                open_redis(settings.redis_url, settings.data_dir) as redis,
+                ProjectorPool(store, RedisViewStore(redis), workers=workers) as pool,
+            ):
+                await _until_stopped(stop, health_file, lambda: pool.healthy)
+        finally:
+            await store.close()
     return 0
 
 
@@ -217,9 +222,11 @@ async def rebuild(settings: Settings, projection: str) -> int:
     return 0
 
 
-async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | None) -> int:
+async def relay_kafka(
+    settings: Settings, *, workers: int, health_file: Path | None, metrics_port: int | None = None
+) -> int:
     """Run `workers` Kafka relay workers against EventStoreDB or PostgreSQL until SIGINT or
-    SIGTERM."""
+    SIGTERM, with the metrics on `metrics_port` (HOST) when given."""
     kafka = settings.kafka
     if kafka is None:
         sys.stderr.write("orders relay kafka: set KAFKA_BOOTSTRAP_SERVERS\n")
@@ -239,14 +246,15 @@ async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | N
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    store = await open_store(settings)
-    try:
-        async with running_relays(store, kafka, workers=workers) as relays:
-            await _until_stopped(
-                stop, health_file, lambda: all(r.state is RunnerState.RUNNING for r in relays)
-            )
-    finally:
-        await store.close()
+    with serving_metrics(settings.host, metrics_port):
+        store = await open_store(settings)
+        try:
+            async with running_relays(store, kafka, workers=workers) as relays:
+                await _until_stopped(
+                    stop, health_file, lambda: all(r.state is RunnerState.RUNNING for r in relays)
+                )
+        finally:
+            await store.close()
     return 0
 
 
@@ -271,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":
-        serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
+        projectors = 0 if getattr(args, "no_projectors", False) else 1
+        serve(settings, projectors=projectors, metrics_port=settings.metrics_port)
         return 0
     if command == "token":
         if settings.jwt_secret_generated:
@@ -293,12 +302,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if command == "project":
         health = settings.health_file
-        return asyncio.run(project(settings, workers=args.workers, health_file=health))
+        return asyncio.run(
+            project(
+                settings,
+                workers=args.workers,
+                health_file=health,
+                metrics_port=settings.metrics_port,
+            )
+        )
     if command == "rebuild":
         return asyncio.run(rebuild(settings, args.projection))
     if command == "relay":
         health = settings.health_file
-        return asyncio.run(relay_kafka(settings, workers=args.workers, health_file=health))
+        return asyncio.run(
+            relay_kafka(
+                settings,
+                workers=args.workers,
+                health_file=health,
+                metrics_port=settings.metrics_port,
+            )
+        )
     return demo(settings, url=args.url, token=args.token, count=args.count)
 
 

@@ -92,6 +92,8 @@ class Settings:
     health_file: Path | None = None
     # KAFKA_*: where the relay publishes; None without KAFKA_BOOTSTRAP_SERVERS
     kafka: KafkaSettings | None = None
+    # METRICS_PORT: /metrics also served there on HOST, without auth (`metrics.exposition`)
+    metrics_port: int | None = None
 
     def _configured_secrets(self) -> list[tuple[str, str]]:
         named = [] if self.jwt_secret_generated else [("JWT_SECRET", self.jwt_secret)]
@@ -179,6 +181,7 @@ class Settings:
         if data_dir.exists() and not data_dir.is_dir():
             raise SettingsError(f"DATA_DIR must be a directory, got {str(data_dir)!r} (a file)")
         health_file = get("HEALTH_FILE")
+        metrics_port = get("METRICS_PORT")
         return cls(
             esdb_url=esdb_url,
             database_url=database_url,
@@ -213,6 +216,11 @@ class Settings:
             ),
             health_file=Path(health_file) if health_file else None,
             kafka=kafka,
+            metrics_port=None
+            if metrics_port is None
+            else _parsed(
+                "METRICS_PORT", metrics_port, 0, _listening_port, "a port number, 1-65535"
+            ),
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
             shutdown_grace=_seconds(
                 "SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE
@@ -233,6 +241,11 @@ def _secret(name: str, value: str | None) -> str | None:
 def _port_number(raw: str) -> int | None:
     value = _whole(raw)
     return value if value is not None and 0 <= value <= 65_535 else None
+
+
+def _listening_port(raw: str) -> int | None:
+    value = _port_number(raw)
+    return value if value else None
 
 
 def _whole(raw: str) -> int | None:

@@ -25,8 +25,8 @@ from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
+from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
-from projections.redis_pool import BusyAwarePool
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
@@ -71,9 +71,9 @@ def redis_client(
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
     }
     if url is not None:
-        pool = BusyAwarePool.from_url(url, **options)
+        pool = TimedBlockingConnectionPool.from_url(url, **options)
     else:
-        pool = BusyAwarePool(
+        pool = TimedBlockingConnectionPool(
             connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
         )
     return Redis.from_pool(pool)
