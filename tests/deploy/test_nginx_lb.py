@@ -16,13 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.deploy.compose import REPO_ROOT
-from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
+from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, item, make_token, new_id
 from tests.e2e.ws import graphql_ws
 from tests.postgres_db import create_database, drop_database
 from tests.processes import ServerProcess, free_port
@@ -133,9 +134,18 @@ async def through_the_balancer(url: str, secret: str) -> None:
             assert len(seen) == 20
 
 
-def test_nginx_balances_http_and_websockets_over_two_apis(
-    tmp_path: Path, nginx_dir: Path, redis_socket: Path
-) -> None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stack:
+    """nginx in front of two APIs on one PostgreSQL database, a projector and Redis."""
+
+    url: str
+    secret: str
+    apis: list[ServerProcess]
+    logs: list[Path]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, nginx_dir: Path, redis_socket: Path) -> Iterator[Stack]:
     secret = secrets.token_urlsafe(32)
     database = asyncio.run(create_database("orders_lb"))
     shared = {
@@ -170,17 +180,12 @@ def test_nginx_balances_http_and_websockets_over_two_apis(
             api.start()
         port = free_port()
         nginx = start_nginx(local_config(nginx_dir, port, [api.port for api in apis]), port)
-        asyncio.run(through_the_balancer(f"http://127.0.0.1:{port}", secret))
-        logs = [tmp_path / f"api{n}.log" for n in range(2)]
-        served = [requests_logged(log, "http") for log in logs]
-        # Round robin: each API served a real share of the 20 commands.
-        assert min(served) >= 5, served
-        # One subscriber's socket on each API, and each got every change (a socket's operation
-        # is logged once the server has seen it end).
-        deadline = time.monotonic() + 10
-        while not all(sockets := [requests_logged(log, "ws") for log in logs]):
-            assert time.monotonic() < deadline, sockets
-            time.sleep(0.1)
+        yield Stack(
+            url=f"http://127.0.0.1:{port}",
+            secret=secret,
+            apis=apis,
+            logs=[tmp_path / f"api{n}.log" for n in range(2)],
+        )
     finally:
         if nginx is not None:
             nginx.terminate()
@@ -190,3 +195,67 @@ def test_nginx_balances_http_and_websockets_over_two_apis(
         for api in apis:
             api.stop()
         asyncio.run(drop_database(database))
+
+
+def test_nginx_balances_http_and_websockets_over_two_apis(stack: Stack) -> None:
+    asyncio.run(through_the_balancer(stack.url, stack.secret))
+    served = [requests_logged(log, "http") for log in stack.logs]
+    # Round robin: each API served a real share of the 20 commands.
+    assert min(served) >= 5, served
+    # One subscriber's socket on each API, and each got every change (a socket's operation is
+    # logged once the server has seen it end).
+    deadline = time.monotonic() + 10
+    while not all(sockets := [requests_logged(log, "ws") for log in stack.logs]):
+        assert time.monotonic() < deadline, sockets
+        time.sleep(0.1)
+
+
+async def commands_until(url: str, secret: str, stop: asyncio.Event) -> list[str]:
+    """placeOrder in a loop until `stop`: how each was answered (the result's type, else the
+    HTTP status or the first error's code)."""
+    token = make_token(secret, sub="staff", role="staff")
+    gql = GraphQLClient(httpx.AsyncClient(base_url=url, trust_env=False, timeout=30), token)
+    answers = []
+    try:
+        while not stop.is_set():
+            response = await gql.post(
+                PLACE, {"input": {"orderId": new_id("d"), "customerId": "c", "items": [item()]}}
+            )
+            if response.status_code != 200:
+                answers.append(f"http_{response.status_code}")
+                continue
+            body = response.json()
+            errors = body.get("errors") or []
+            typename = (body.get("data") or {}).get("placeOrder", {}).get("__typename", "")
+            answers.append(errors[0]["extensions"]["code"] if errors else typename)
+    finally:
+        await gql.http.aclose()
+    return answers
+
+
+def test_a_stopping_api_loses_no_command_behind_nginx(stack: Stack) -> None:
+    async def scenario() -> tuple[list[str], float]:
+        stop = asyncio.Event()
+        loops = [
+            asyncio.create_task(commands_until(stack.url, stack.secret, stop)) for _ in range(4)
+        ]
+        await asyncio.sleep(1.5)
+        stopping = stack.apis[0]
+        assert stopping.pid is not None
+        os.kill(stopping.pid, signal.SIGTERM)  # what `docker compose stop` or a scale-down sends
+        started = time.monotonic()
+        code = await asyncio.to_thread(stopping.wait, 30)
+        took = time.monotonic() - started
+        assert code == -signal.SIGTERM, code
+        await asyncio.sleep(1.5)  # the survivor alone
+        stop.set()
+        statuses = [status for loop in await asyncio.gather(*loops) for status in loop]
+        return statuses, took
+
+    statuses, took = asyncio.run(scenario())
+    # Every command sent while one API drained and left was accepted, by one or the other: no
+    # 502 from a connection the leaving API closed, no 503.
+    assert statuses, "no command was sent"
+    assert set(statuses) == {"CommandAccepted"}, sorted(set(statuses))
+    # It stopped within the compose stop_grace_period (20 s).
+    assert took < 20, took
