@@ -404,8 +404,7 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
                 {"id": operation_id, "type": "error", "payload": [_too_large(limit)]}
             )
             raise _OperationStreamClosed
-        if fields["type"] == "next":
-            WS_MESSAGES_PUSHED.inc()
+        WS_MESSAGES_PUSHED.inc()
         await adapter.send_encoded(encoded)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
