@@ -18,6 +18,7 @@ from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from projections.status import KNOWN_PROJECTIONS
 from projections.views import RunnerState
+from telemetry import tracing
 
 PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
@@ -88,6 +89,7 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
     configure_logging(settings.log_level, settings.log_format)
     for warning in settings.secret_warnings():
         logger.warning("event=weak_secret detail=%r", warning)
+    tracing.start("orders-api")
     drain = Drain()
     config = uvicorn.Config(
         create_app(settings, projectors=projectors, tune_gc=True, drain=drain),
@@ -110,8 +112,11 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
     # uvicorn re-raises the stop signal once it has shut down (so SIGTERM ends the process as
     # a SIGTERM does); SIGINT's comes back as KeyboardInterrupt, a clean stop, as uvicorn.run
     # treats it.
-    with contextlib.suppress(KeyboardInterrupt):
-        DrainingServer(config, drain, settings.shutdown_grace).run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            DrainingServer(config, drain, settings.shutdown_grace).run()
+    finally:
+        tracing.stop()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -156,6 +161,7 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    tracing.start("orders-projector")
     store = await open_store(settings)
     try:
         async with (
@@ -165,6 +171,7 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
             await _until_stopped(stop, health_file, lambda: pool.healthy)
     finally:
         await store.close()
+        tracing.stop()
     return 0
 
 

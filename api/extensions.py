@@ -41,6 +41,7 @@ from api.cost import operation_cost
 from api.limits import TOO_COMPLEX, Introspection, QueryLimits
 from api.outages import OUTAGES, outage_part, unavailable_of
 from api.request_record import RequestLogExtension
+from api.tracing import tracing_extensions
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +360,12 @@ def schema_extensions(
     limits: QueryLimits = DEFAULT_LIMITS,
 ) -> Sequence[Callable[[], SchemaExtension]]:
     """Factories (strawberry builds fresh extension instances per operation)."""
-    return (lambda: QueryLimiter(limits), MaskUnexpectedErrors, RequestLogExtension)
+    return (
+        lambda: QueryLimiter(limits),
+        MaskUnexpectedErrors,
+        RequestLogExtension,
+        *tracing_extensions(),
+    )
 
 
 __all__ = ["OrdersSchema", "QueryLimiter", "QueryTooComplex", "schema_extensions"]

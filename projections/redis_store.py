@@ -122,12 +122,18 @@ class RedisViewStore:
         return result
 
     async def apply_batch(
-        self, changes: Sequence[ViewChange], *, namespace: str = "", publish: bool = True
+        self,
+        changes: Sequence[ViewChange],
+        *,
+        namespace: str = "",
+        publish: bool = True,
+        traceparents: Sequence[str] | None = None,
     ) -> list[ApplyResult]:
         """Apply changes in order, in one round trip; one result per change.
 
         Without `namespace` the changes go where the pointer says (and to a namespace being
-        rebuilt); with it, to that namespace only (a rebuild filling its copy).
+        rebuilt); with it, to that namespace only (a rebuild filling its copy). `traceparents`
+        (one per change, "" for none) travel in the published changes to the websocket push.
         """
         if not changes:
             return []
@@ -136,7 +142,10 @@ class RedisViewStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(changes), CHUNK):
                 chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
-                await self._apply(keys, [namespace, flag, chunk], client=pipe)
+                args: list[str | bytes] = [namespace, flag, chunk]
+                if traceparents is not None:
+                    args.append(orjson.dumps(traceparents[start : start + CHUNK]))
+                await self._apply(keys, args, client=pipe)
             replies = await pipe.execute()
         results: list[ApplyResult] = []
         for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
