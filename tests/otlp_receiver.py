@@ -4,6 +4,7 @@ spans it decodes with `opentelemetry-proto` (or only counts the requests, `keep=
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 import time
@@ -143,3 +144,23 @@ def otlp_receiver(*, keep: bool = True) -> Iterator[OtlpReceiver]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.otlp_receiver --port N`: a receiver that answers and discards (for the
+    tracing benchmark, in a process of its own so it takes no time from the load generator)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.otlp_receiver", description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    receiver = OtlpReceiver(keep=False)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(receiver))
+    server.daemon_threads = True
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()
