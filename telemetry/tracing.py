@@ -67,19 +67,21 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     global _active
     if _active is not None or not wanted(environ):
         return _active is not None
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    from telemetry.export import QuietOtlpExporter
+
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
     # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), the batching from OTEL_BSP_*, the
-    # endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*: the SDK reads them itself.
+    # endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*: the SDK reads them itself, from
+    # the process's environment (`environ` only says whether to start).
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(QuietOtlpExporter()))
     _active = _Tracing(
         provider=provider,
         tracer=provider.get_tracer("orders"),

@@ -130,10 +130,11 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def otlp_receiver(*, keep: bool = True) -> Iterator[OtlpReceiver]:
-    """A receiver on a free loopback port; its `endpoint` is an OTEL_EXPORTER_OTLP_ENDPOINT."""
+def otlp_receiver(*, keep: bool = True, port: int = 0) -> Iterator[OtlpReceiver]:
+    """A receiver on loopback (`port`, else a free one); its `endpoint` is an
+    OTEL_EXPORTER_OTLP_ENDPOINT."""
     receiver = OtlpReceiver(keep=keep)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
     server.daemon_threads = True
     receiver.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="otlp-receiver", daemon=True)
