@@ -115,18 +115,43 @@ def _kind(name: str) -> SpanKind:
     return SpanKind[name.upper()]
 
 
-@contextmanager
-def _current_span(
-    active: _Tracing,
-    name: str,
-    parent: str | None,
-    kind: str,
-    attributes: Mapping[str, str | int] | None,
-) -> Iterator[Span]:
-    with active.tracer.start_as_current_span(
-        name, context=_context_of(active, parent), kind=_kind(kind), attributes=attributes
-    ) as span:
-        yield span
+class _CurrentSpan:
+    """A span made current for a block, then ended: what `start_as_current_span` does, without
+    its generator-based context managers (a third of a span's cost)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(
+        self,
+        active: _Tracing,
+        name: str,
+        parent: str | None,
+        kind: str,
+        attributes: Mapping[str, str | int] | None,
+    ) -> None:
+        self._span = active.tracer.start_span(
+            name, context=_context_of(active, parent), kind=_kind(kind), attributes=attributes
+        )
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        from opentelemetry.context import attach
+        from opentelemetry.trace import set_span_in_context
+
+        self._token = attach(set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        from opentelemetry.context import detach
+
+        if error is not None and not isinstance(error, GeneratorExit):
+            from opentelemetry.trace import Status, StatusCode
+
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        detach(self._token)  # type: ignore[arg-type]
+        self._span.end()
 
 
 def span(
@@ -141,7 +166,7 @@ def span(
     active = _active
     if active is None:
         return nullcontext()
-    return _current_span(active, name, parent, kind, attributes)
+    return _CurrentSpan(active, name, parent, kind, attributes)
 
 
 @contextmanager
@@ -173,7 +198,7 @@ def traced(
             active = _active
             if active is None:
                 return await function(*args, **kwargs)
-            with active.tracer.start_as_current_span(name_of(*args, **kwargs)):
+            with _CurrentSpan(active, name_of(*args, **kwargs), None, "internal", None):
                 return await function(*args, **kwargs)
 
         return run
