@@ -233,8 +233,8 @@ class ProjectorRunner:
             except DECODE_ERRORS as error:
                 self._note_error(f"cannot decode {event.stream}@{event.version}: {error}")
                 await subscription.nack(event, NackAction.PARK)
-        with apply_spans([f"apply {e.type}" for e in events], [e.metadata for e in events]) as tps:
-            results = await self.views.apply_batch(changes, traceparents=tps)
+        with apply_spans(events) as traceparents:
+            results = await self.views.apply_batch(changes, traceparents=traceparents)
         if ApplyResult.RESET in results:
             # Redis came back empty under us: rebuild the views from their (new) watermark, then
             # apply the batch again; what recovery already applied comes back as duplicates.

@@ -5,11 +5,11 @@ servers that differ only in tracing, in interleaved rounds.
     python -m scripts.bench_tracing --before /tmp/before   # also a tree of an earlier commit
 
 Targets: tracing off (no OTEL_* variables); tracing on at 100% sampling
-(`OTEL_TRACES_SAMPLER=always_on`), exporting over OTLP/HTTP to a receiver that discards (a
-process of its own, `python -m tests.otlp_receiver`); and with `--before DIR` a server run from
-the source tree in DIR (e.g. `git archive <commit> | tar -x -C DIR`) with tracing off, to show
-that the code paths tracing adds cost nothing measurable when it is off. Prints the medians and
-the median of the per-round ratios to tracing off.
+(`OTEL_TRACES_SAMPLER=always_on`; `--ratios 1 0.1` adds one at 10%), exporting over OTLP/HTTP
+to a receiver that discards (a process of its own, `python -m tests.otlp_receiver`); and with
+`--before DIR` a server run from the source tree in DIR (`git archive <commit> | tar -x -C DIR`)
+with tracing off, to show that the code paths tracing adds cost nothing measurable when it is
+off. Prints the medians and the median of the per-round ratios to tracing off.
 """
 
 from __future__ import annotations
@@ -32,7 +32,14 @@ from scripts.bench_write import Summary, Target, pair_ratio, run_interleaved, su
 from tests.e2e.gql import make_token
 from tests.processes import REPO_ROOT, ServerProcess, free_port
 
-TRACING_ON = {"OTEL_TRACES_SAMPLER": "always_on"}
+
+def _sampler(ratio: float) -> dict[str, str]:
+    if ratio >= 1:
+        return {"OTEL_TRACES_SAMPLER": "always_on"}
+    return {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -43,7 +50,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds of each target")
     parser.add_argument("--warmup", type=int, default=200, help="flows before measuring")
     parser.add_argument("--before", type=Path, help="also a server from this source tree")
-    parser.add_argument("--no-on", action="store_true", help="skip the tracing-on server")
+    parser.add_argument(
+        "--ratios",
+        type=float,
+        nargs="*",
+        default=[1.0],
+        metavar="R",
+        help="one tracing-on server per sampling ratio (1: always_on, else "
+        "parentbased_traceidratio); none: only tracing off",
+    )
     return parser.parse_args(argv)
 
 
@@ -64,9 +79,10 @@ async def bench(args: argparse.Namespace, console: Console, port: int) -> list[S
         root = Path(tmp)
         try:
             servers = [("tracing off", _server(root, "off", secret, {}))]
-            if not args.no_on:
-                on = _server(root, "on", secret, {**endpoint, **loopback, **TRACING_ON})
-                servers.append(("tracing on, 100% sampled", on))
+            for ratio in args.ratios:
+                sampler = _sampler(ratio)
+                on = _server(root, f"on-{ratio}", secret, {**endpoint, **loopback, **sampler})
+                servers.append((f"tracing on, {ratio:.0%} sampled", on))
             if args.before is not None:
                 before = _server(root, "before", secret, {"PYTHONPATH": str(args.before)})
                 # -P: the modules come from PYTHONPATH (the other tree), not from the cwd.

@@ -18,7 +18,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -237,13 +237,25 @@ def traceparent_in(metadata: bytes) -> str | None:
     return found if isinstance(found, str) else None
 
 
+class StoredEvent(Protocol):
+    """What a projector's span needs of a stored event."""
+
+    @property
+    def type(self) -> str:
+        """The event's type."""
+
+    @property
+    def metadata(self) -> bytes:
+        """The event's stored metadata."""
+
+
 @contextmanager
-def _apply(
-    active: _Tracing, names: Sequence[str], metadatas: Sequence[bytes]
-) -> Iterator[list[str]]:
+def _apply(active: _Tracing, events: Sequence[StoredEvent]) -> Iterator[list[str]]:
     spans = [
-        active.tracer.start_span(name, context=_context_of(active, traceparent_in(metadata)))
-        for name, metadata in zip(names, metadatas, strict=True)
+        active.tracer.start_span(
+            f"apply {event.type}", context=_context_of(active, traceparent_in(event.metadata))
+        )
+        for event in events
     ]
     traceparents: list[str] = []
     for one in spans:
@@ -263,13 +275,11 @@ def _with_span(one: Span) -> Context:
     return set_span_in_context(one)
 
 
-def apply_spans(
-    names: Sequence[str], metadatas: Sequence[bytes]
-) -> AbstractContextManager[list[str] | None]:
+def apply_spans(events: Sequence[StoredEvent]) -> AbstractContextManager[list[str] | None]:
     """One span per event a projector applies while the block runs, each a child of the span
     that wrote the event (its metadata's `$traceparent`). Yields their traceparents ("" for
     none), to be published with the changes for the websocket push; None when tracing is off."""
     active = _active
     if active is None:
         return nullcontext()
-    return _apply(active, names, metadatas)
+    return _apply(active, events)
