@@ -1,6 +1,6 @@
 """The Starlette application: GraphQL at /graphql (GraphiQL for browsers), health at /livez,
-/readyz and /healthz (`api.health`), the dashboard at /dashboard and its bundles under /static;
-clients built once."""
+/readyz and /healthz (`api.health`), Prometheus metrics at /metrics (`api.metrics_page`), the
+dashboard at /dashboard and its bundles under /static; clients built once."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
 from api.bootstrap import open_services
+from api.budgets import IdentityBudgets
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
 from api.health import healthz, livez, readyz
 from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
+from api.metrics_page import metrics_page
 from api.pages import STATIC_DIR, WebPages
 from api.request_log import RequestLogMiddleware
 from api.schema import build_schema
@@ -28,6 +30,7 @@ from api.security_headers import SecurityHeadersMiddleware
 from api.shutdown import Drain
 from api.tracing import trace_middleware
 from api.view import OrdersGraphQL
+from metrics.exposition import mark_process_dead
 from telemetry import tracing
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ def create_app(
         schema if schema is not None else build_schema(limits=settings.query_limits),
         ws_init_timeout=settings.connection_limits.ws_init_timeout,
         graphiql_html=pages.graphiql_html(),
+        budgets=IdentityBudgets(settings.budget_limits),
         persisted_queries=settings.persisted_queries,
     )
 
@@ -67,6 +71,8 @@ def create_app(
                 settings.store_kind,
             )
             yield {"services": services, "drain": drain if drain is not None else Drain()}
+        # A worker of a multi-process deployment: its live gauges leave the others' sum.
+        mark_process_dead()
         logger.info("event=stopped")
 
     # Without a build there is nothing under /static: its paths are 404s like any unknown one.
@@ -80,6 +86,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/livez", livez, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/dashboard", pages.dashboard, methods=["GET"]),
             *static,
         ],

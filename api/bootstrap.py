@@ -93,7 +93,11 @@ def build_services(
         store=store,
         repository=repository,
         handler=CommandHandler(store, RecentOrders(repository), snapshotter=snapshotter, ids=ids),
-        authenticator=Authenticator(settings.jwt_secret, max_ttl=settings.max_token_ttl),
+        authenticator=Authenticator(
+            settings.jwt_secret,
+            max_ttl=settings.max_token_ttl,
+            provider=settings.identity_provider,
+        ),
         snapshotter=snapshotter,
         read_side=read_side,
     )

@@ -17,10 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from api.auth import DEFAULT_MAX_TTL
-from api.limits import ConnectionLimits, QueryLimits, RequestLimits
+from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
+from api.oidc import IdentityProvider
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
+from projections.redis_url import RedisUrlError
+from projections.redis_url import check_url as check_redis_url
 from relay.config import KafkaSettings, KafkaSettingsError
 
 MIN_SECRET_BYTES = 32
@@ -30,7 +34,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HEALTH_DETAILS = ("staff", "open")
 ESDB_SCHEMES = ("esdb://", "esdb+discover://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = REDIS_URL_SCHEMES
 SECRET_HINT = "e.g. `openssl rand -hex 32`"
 
 
@@ -69,6 +73,8 @@ class Settings:
     # keeps one for the deployment (application.idempotency_secret).
     idempotency_secret: str | None = None
     max_token_ttl: int = DEFAULT_MAX_TTL
+    # JWT_ISSUER, JWT_JWKS_URL, JWT_AUDIENCE, JWT_ROLE_CLAIM, JWT_CUSTOMER_CLAIM (`api.oidc`)
+    identity_provider: IdentityProvider | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -77,6 +83,8 @@ class Settings:
     # What one request may ask for, and who may introspect (README "Request limits").
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     request_limits: RequestLimits = field(default_factory=RequestLimits)
+    # What one identity may hold or spend at once (README "Budgets").
+    budget_limits: BudgetLimits = field(default_factory=BudgetLimits)
     # HEALTH_DETAILS: who sees /healthz's details (parts, head position): "staff" or "open"
     health_details: str = "staff"
     # LOG_FORMAT: "logfmt" or "json" (api.log_format)
@@ -90,6 +98,8 @@ class Settings:
     health_file: Path | None = None
     # KAFKA_*: where the relay publishes; None without KAFKA_BOOTSTRAP_SERVERS
     kafka: KafkaSettings | None = None
+    # METRICS_PORT: /metrics also served there on HOST, without auth (`metrics.exposition`)
+    metrics_port: int | None = None
 
     def _configured_secrets(self) -> list[tuple[str, str]]:
         named = [] if self.jwt_secret_generated else [("JWT_SECRET", self.jwt_secret)]
@@ -103,7 +113,7 @@ class Settings:
         after a restart), or a secret that is a documented sample or looks low-entropy."""
         if is_loopback(self.host):
             return
-        if self.jwt_secret_generated:
+        if self.jwt_secret_generated and self.identity_provider is None:
             raise SettingsError(
                 f"JWT_SECRET is not set and HOST={self.host} is not a loopback address: set "
                 f"JWT_SECRET to a secret of at least {MIN_SECRET_BYTES} bytes ({SECRET_HINT}), "
@@ -128,8 +138,11 @@ class Settings:
 
     @property
     def prints_ready_tokens(self) -> bool:
-        """Whether start-up logs ready-made tokens: only for a random secret on loopback."""
-        return self.jwt_secret_generated and is_loopback(self.host)
+        """Whether start-up logs ready-made tokens: only for a random secret on loopback, and
+        never with an identity provider (which refuses them)."""
+        return (
+            self.jwt_secret_generated and is_loopback(self.host) and self.identity_provider is None
+        )
 
     @property
     def store_kind(self) -> str:
@@ -167,6 +180,7 @@ class Settings:
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
+            budget_limits = BudgetLimits.from_env(env)
             persisted_queries = PersistedQuerySettings.from_env(env)
             kafka = KafkaSettings.from_env(env)
         except (ValueError, KafkaSettingsError) as error:  # each names its variable (a limit, a
@@ -176,10 +190,11 @@ class Settings:
         if data_dir.exists() and not data_dir.is_dir():
             raise SettingsError(f"DATA_DIR must be a directory, got {str(data_dir)!r} (a file)")
         health_file = get("HEALTH_FILE")
+        metrics_port = get("METRICS_PORT")
         return cls(
             esdb_url=esdb_url,
             database_url=database_url,
-            redis_url=_url("REDIS_URL", get("REDIS_URL"), REDIS_SCHEMES),
+            redis_url=_redis_url(get("REDIS_URL")),
             data_dir=data_dir,
             jwt_secret=secret or secrets.token_urlsafe(32),
             jwt_secret_generated=secret is None,
@@ -191,6 +206,7 @@ class Settings:
                 _whole_at_least_1,
                 "a whole number of seconds, at least 1",
             ),
+            identity_provider=_identity_provider(get),
             host=get("HOST") or "127.0.0.1",
             port=_parsed("PORT", get("PORT"), 8000, _port_number, "a port number"),
             log_level=_choice("LOG_LEVEL", get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
@@ -204,17 +220,80 @@ class Settings:
             connection_limits=connection_limits,
             query_limits=query_limits,
             request_limits=request_limits,
+            budget_limits=budget_limits,
             health_details=_choice(
                 "HEALTH_DETAILS", get("HEALTH_DETAILS"), "staff", HEALTH_DETAILS, str.lower
             ),
             health_file=Path(health_file) if health_file else None,
             kafka=kafka,
+            metrics_port=None
+            if metrics_port is None
+            else _parsed(
+                "METRICS_PORT", metrics_port, 0, _listening_port, "a port number, 1-65535"
+            ),
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
             shutdown_grace=_seconds(
                 "SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE
             ),
             persisted_queries=persisted_queries,
         )
+
+
+def _identity_provider(get: Callable[[str], str | None]) -> IdentityProvider | None:
+    issuer = _provider_url("JWT_ISSUER", get("JWT_ISSUER"))
+    jwks_url = _provider_url("JWT_JWKS_URL", get("JWT_JWKS_URL"))
+    audience = get("JWT_AUDIENCE")
+    role_claim = _claim_path("JWT_ROLE_CLAIM", get("JWT_ROLE_CLAIM"), "role")
+    customer_claim = _claim_path("JWT_CUSTOMER_CLAIM", get("JWT_CUSTOMER_CLAIM"), "sub")
+    if issuer is None:
+        others = ("JWT_JWKS_URL", "JWT_AUDIENCE", "JWT_ROLE_CLAIM", "JWT_CUSTOMER_CLAIM")
+        named = [name for name in others if get(name) is not None]
+        if named:
+            raise SettingsError(
+                f"{named[0]} is set without JWT_ISSUER: set JWT_ISSUER to the identity "
+                "provider's issuer URL (its tokens' `iss`), or unset the JWT_* provider settings"
+            )
+        return None
+    if audience is None:
+        # Without it, a token the provider issued for any other application would be taken.
+        raise SettingsError(
+            "JWT_AUDIENCE must be set with JWT_ISSUER: the audience (`aud`) the provider puts "
+            "in tokens for this API, e.g. https://orders.example/graphql"
+        )
+    return IdentityProvider(
+        issuer=issuer,
+        audience=audience,
+        jwks_url=jwks_url,
+        role_claim=role_claim,
+        customer_claim=customer_claim,
+    )
+
+
+def _provider_url(name: str, raw: str | None) -> str | None:
+    """https only, except on a loopback host (a provider started beside the service)."""
+    if raw is None:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if sep and scheme.lower() == "https" and host:
+        return raw
+    if sep and scheme.lower() == "http" and host and is_loopback(host):
+        return raw
+    raise SettingsError(
+        f"{name} must be an https:// URL (http:// only on a loopback host), got {raw!r}"
+    )
+
+
+def _claim_path(name: str, raw: str | None, default: str) -> str:
+    if raw is None:
+        return default
+    if raw.startswith("http") or all(raw.split(".")):
+        return raw
+    raise SettingsError(
+        f"{name} must be a claim name or a dotted path to one (e.g. realm_access.roles), "
+        f"got {raw!r}"
+    )
 
 
 def _secret(name: str, value: str | None) -> str | None:
@@ -229,6 +308,11 @@ def _secret(name: str, value: str | None) -> str | None:
 def _port_number(raw: str) -> int | None:
     value = _whole(raw)
     return value if value is not None and 0 <= value <= 65_535 else None
+
+
+def _listening_port(raw: str) -> int | None:
+    value = _port_number(raw)
+    return value if value else None
 
 
 def _whole(raw: str) -> int | None:
@@ -277,6 +361,16 @@ def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
         starts = ", ".join(schemes)
         raise SettingsError(f"{name} must be a URL starting with {starts}, got {shown}")
     return raw
+
+
+def _redis_url(raw: str | None) -> str | None:
+    url = _url("REDIS_URL", raw, REDIS_SCHEMES)
+    if url is not None:
+        try:
+            check_redis_url(url)
+        except RedisUrlError as error:
+            raise SettingsError(str(error)) from None
+    return url
 
 
 def _seconds(name: str, raw: str | None, default: float) -> float:

@@ -7,13 +7,24 @@ memo outlives it until a full garbage collection finds the cycle it sits in: an 
 subscription replaying thousands of events kept megabytes per subscriber. A fresh memo per event
 keeps the memoisation within one event (where it pays: lists of the same type) and lets it go
 with the event.
+
+The document analysis bounds the bytes of an answer's `data` before it runs; its errors are
+bounded here, while it runs: past `MAX_FIELD_ERRORS` field errors, execution stops with one
+QUERY_TOO_COMPLEX error (`data` null), so a document whose every list element fails cannot build
+an answer of thousands of errors.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from api.limits import TOO_COMPLEX
+
+MAX_FIELD_ERRORS = 100
+"""Field errors one answer (or one subscription event) may carry."""
 
 
 class PerEventMemoExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -24,3 +35,13 @@ class PerEventMemoExecutionContext(StrawberryGraphQLCoreExecutionContext):
         executor = super().build_per_event_executor(payload)
         executor._relevant_sub_fields = {}
         return executor
+
+    def handle_field_error(self, raw_error: Exception, *args: Any, **kwargs: Any) -> None:
+        """Collect a field's error, or stop the whole execution once errors are too many."""
+        if len(self.collected_errors.errors) >= MAX_FIELD_ERRORS:
+            raise GraphQLError(
+                f"The answer has more than {MAX_FIELD_ERRORS} errors: execution stopped (ask "
+                "for smaller pages, or fix the arguments that fail).",
+                extensions={"code": TOO_COMPLEX},
+            )
+        super().handle_field_error(raw_error, *args, **kwargs)

@@ -6,8 +6,8 @@ Public and baseline schemas share this list, so a benchmark compares like with l
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from functools import cache, lru_cache
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from functools import cache
 from typing import Any, cast
 
 import strawberry
@@ -17,6 +17,7 @@ from graphql import (
     FieldNode,
     GraphQLError,
     GraphQLSchema,
+    GraphQLSyntaxError,
     IntValueNode,
     OperationDefinitionNode,
     ValidationContext,
@@ -24,24 +25,27 @@ from graphql import (
     parse,
     visit,
 )
+from graphql.execution.values import get_variable_values
 from graphql.language import Visitor
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     MaskErrors,
     SchemaExtension,
-    max_aliases,
-    query_depth_limiter,
 )
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types.graphql import OperationType
 
-from api.cost import operation_cost
+from api.analysis import VALIDATION_FAILED, Analysis, Refused, analyse_document
+from api.document_cache import DocumentCache, Entry
 from api.limits import TOO_COMPLEX, Introspection, QueryLimits
 from api.outages import OUTAGES, outage_part, unavailable_of
 from api.request_record import RequestLogExtension
 from api.tracing import tracing_extensions
+from api.variables import variables_error
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,9 @@ MAX_INT_LITERAL_DIGITS = 40
 """Longer integer literals are refused before validation: no Int, ID or Decimal argument needs
 them, and converting thousands of digits is slow (and past 4,300 an error in Python)."""
 _TOKEN_LIMIT_MESSAGE = "Document contains more than"
+_PARSER_LIMIT_MESSAGES = (_TOKEN_LIMIT_MESSAGE, "nested too deeply")
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+"""Apollo's code for a document that does not parse."""
 
 
 class QueryTooComplex(GraphQLError):
@@ -59,42 +66,6 @@ class QueryTooComplex(GraphQLError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"code": TOO_COMPLEX})
-
-
-class _CodedContext:
-    """A validation context whose reported errors carry `code` (strawberry's limiters report
-    plain errors; the contract gives limits their own code)."""
-
-    def __init__(self, context: ValidationContext, code: str) -> None:
-        self._context = context
-        self._code = code
-
-    def report_error(self, error: GraphQLError) -> None:
-        error.extensions = {**(error.extensions or {}), "code": self._code}
-        self._context.report_error(error)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
-
-
-def _coded(rule: type[ASTValidationRule], code: str) -> type[ASTValidationRule]:
-    class Coded(rule):  # type: ignore[valid-type,misc]
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(cast("ValidationContext", _CodedContext(context, code)))
-
-    Coded.__name__ = rule.__name__
-    return Coded
-
-
-@cache
-def _limit_rules(max_depth: int, max_aliases_count: int) -> tuple[type[ASTValidationRule], ...]:
-    # Built once per limit value: the validation cache keys on the rule classes, so rules made
-    # anew per operation (as strawberry's own limiter extensions do) would make every lookup
-    # miss.
-    return (
-        _coded(query_depth_limiter.create_validator(max_depth, None, None), TOO_COMPLEX),
-        _coded(max_aliases.create_validator(max_aliases_count), TOO_COMPLEX),
-    )
 
 
 class NoIntrospection(ValidationRule):
@@ -144,7 +115,7 @@ def _validate(
     visit(document, literals)
     if literals.errors:
         return literals.errors
-    return validate_document(schema, document, rules)
+    return _code_validation_errors(validate_document(schema, document, rules))
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -155,21 +126,24 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
 
 
 class QueryLimiter(SchemaExtension):
-    """Parses and validates through bounded caches, and applies `QueryLimits`.
+    """Parses through a cache bounded by bytes, analyses the operation in one bounded pass
+    (`api.analysis`: cost, depth, aliases, expanded size), then validates, and applies
+    `QueryLimits`.
 
-    Only small query texts are cached (a large document's tree takes many times its text in
-    memory), and the validation cache holds only documents of the parser cache (it keys on the
-    document object). Before validation: several operations need an `operationName` (the
-    GraphQL spec), and over-long integer literals are refused. After it, the operation's cost
-    with its variables must be within budget. Introspection follows `limits.introspection`.
+    Only small query texts are cached; a cached document keeps its validation results and its
+    analyses (per page-size variables), so a document seen before is not walked again. Before
+    anything else: the variables' budgets, and several operations need an `operationName` (the
+    GraphQL spec). The analysis runs before graphql-core's rules, some of which take time
+    super-linear in a document's expanded size, and its refusals answer QUERY_TOO_COMPLEX.
+    Parse errors answer GRAPHQL_PARSE_FAILED, validation errors GRAPHQL_VALIDATION_FAILED.
+    Introspection follows `limits.introspection`.
     """
 
     def __init__(self, limits: QueryLimits) -> None:
         super().__init__()
         self.limits = limits
-        self._parse_cached = _parse_cache(limits.cache_size)
-        self._validate_cached = _validate_cache(limits.cache_size)
-        self._cached = False
+        self._cache = document_cache(limits.cache_bytes)
+        self._entry: Entry | None = None
 
     def _may_introspect(self) -> bool:
         policy = self.limits.introspection
@@ -181,81 +155,159 @@ class QueryLimiter(SchemaExtension):
         return bool(getattr(principal, "is_staff", False))
 
     def on_operation(self) -> Iterator[None]:
-        """The token limit for the parser, and the limiters' validation rules."""
+        """The token limit for the parser, and the introspection rule."""
         context = self.execution_context
         context.parse_options["max_tokens"] = self.limits.max_tokens
-        rules = _limit_rules(self.limits.max_depth, self.limits.max_aliases)
         if not self._may_introspect():
-            rules = (*rules, NoIntrospection)
-        context.validation_rules = (*context.validation_rules, *rules)
+            context.validation_rules = (*context.validation_rules, NoIntrospection)
         yield
 
     def on_parse(self) -> Iterator[None]:
         """A small document from the cache; anything else (large documents, syntax errors) is
-        left to strawberry's own parse, which reports errors as GraphQL errors."""
+        left to strawberry's own parse, whose errors get their code here."""
         context = self.execution_context
         query = context.query
-        self._cached = False
+        self._entry = None
         if query is not None and len(query) <= self.limits.max_cached_document:
-            try:
-                context.graphql_document = self._parse_cached(query, self.limits.max_tokens)
-                self._cached = True
-            except GraphQLError:
-                pass  # parsed again, and reported, by strawberry
+            entry = self._cache.get(query)
+            if entry is None:
+                try:
+                    document = parse(query, max_tokens=self.limits.max_tokens)
+                except GraphQLError:
+                    document = None  # parsed again, and reported, by strawberry
+                if document is not None:
+                    entry = self._cache.put(query, document)
+            if entry is not None:
+                context.graphql_document = entry.document
+                self._entry = entry
         yield
+        for error in context.pre_execution_errors or ():
+            _code_parse_error(error)
 
     def on_validate(self) -> Iterator[None]:
-        """Operation choice, literals, the validation rules (cached when the document is), then
-        the cost."""
+        """Variables, operation choice, the analysis, then literals and the validation rules
+        (each cached with the document when it is)."""
         context = self.execution_context
         document = context.graphql_document
         if document is None:
             yield
             return
+        context.pre_execution_errors = self._check(context, document)
+        yield
+
+    def _check(self, context: ExecutionContext, document: DocumentNode) -> list[GraphQLError]:
+        limits = self.limits
+        variables = context.variables
+        refused = variables_error(variables, limits.max_variables_bytes, limits.max_variables_depth)
+        if refused is not None:
+            logger.info("event=query_refused reason=variables message=%r", refused.message)
+            return [refused]
         provided = getattr(context, "_provided_operation_name", None)
         operation = _operation(document, provided)
         if operation is None and provided is None:
-            context.pre_execution_errors = [
+            return [
                 GraphQLError(
                     "The document has several operations: say which to run with operationName.",
                     extensions={"code": BAD_USER_INPUT},
                 )
             ]
-            yield
-            return
-        validate = self._validate_cached if self._cached else _validate
-        errors = validate(context.schema._schema, document, context.validation_rules)
-        if not errors and operation is not None:
-            cost = operation_cost(context.schema._schema, document, operation, context.variables)
-            if cost > self.limits.max_cost:
-                logger.info(
-                    "event=query_refused reason=cost cost=%d limit=%d", cost, self.limits.max_cost
-                )
-                errors = [
-                    QueryTooComplex(
-                        f"The query's cost is {cost}, over the limit of {self.limits.max_cost}: "
-                        "ask for smaller pages (first) or fewer nested lists."
-                    )
-                ]
-        context.pre_execution_errors = errors
-        yield
+        outcome = self._analysis(document, operation, provided, variables or {})
+        if isinstance(outcome, Refused):
+            logger.info(
+                "event=query_refused reason=%s code=%s message=%r",
+                outcome.reason,
+                outcome.code,
+                outcome.message,
+            )
+            return [outcome.as_error()]
+        schema = context.schema._schema
+        rules = context.validation_rules
+        entry = self._entry
+        if entry is None:
+            errors = _validate(schema, document, rules)
+        elif rules in entry.validations:
+            errors = entry.validations[rules]
+        else:
+            errors = entry.validations[rules] = _validate(schema, document, rules)
+        if errors or operation is None or not operation.variable_definitions:
+            return errors
+        return _variable_errors(schema, operation, variables or {})
+
+    def _analysis(
+        self,
+        document: DocumentNode,
+        operation: OperationDefinitionNode | None,
+        provided: str | None,
+        variables: Mapping[str, Any],
+    ) -> Analysis | Refused:
+        entry = self._entry
+        key = (provided, _page_variables(variables))
+        if entry is not None:
+            known = entry.analyses.get(key)
+            if known is not None:
+                return cast("Analysis | Refused", known)
+        schema = self.execution_context.schema._schema
+        try:
+            outcome: Analysis | Refused = analyse_document(
+                schema, document, operation, variables, self.limits
+            )
+        except Refused as refusal:
+            # Kept with the document: without its traceback, whose frames hold the entry.
+            outcome = refusal.with_traceback(None)
+        if entry is not None:
+            entry.remember_analysis(key, outcome)
+        return outcome
+
+
+def _variable_errors(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Mapping[str, Any]
+) -> list[GraphQLError]:
+    """The variables coerced as execution will, so a value of the wrong type answers
+    BAD_USER_INPUT before anything runs, on every transport."""
+    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables))
+    if not isinstance(coerced, list):
+        return []
+    for error in coerced:
+        error.extensions = {**(error.extensions or {}), "code": BAD_USER_INPUT}
+    return coerced
+
+
+def _page_variables(variables: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    """What of the variables can change an analysis: the numbers (page sizes) and which are
+    given. Other values (ids, inputs) are only marked present, so one cached analysis serves
+    every order id."""
+    return tuple(
+        (name, value if value is None or isinstance(value, (int, float)) else "given")
+        for name, value in variables.items()
+    )
+
+
+def _code_parse_error(error: GraphQLError) -> None:
+    """Parse errors answer GRAPHQL_PARSE_FAILED; the parser's own limits QUERY_TOO_COMPLEX."""
+    if (error.extensions or {}).get("code") or not isinstance(error, GraphQLSyntaxError):
+        return
+    limit = any(text in error.message for text in _PARSER_LIMIT_MESSAGES)
+    error.extensions = {
+        **(error.extensions or {}),
+        "code": TOO_COMPLEX if limit else PARSE_FAILED,
+    }
+
+
+def _code_validation_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    for error in errors:
+        if isinstance(error, ValidationAbortedError):
+            # graphql-core stops when a document is too much work to check (or has too many
+            # errors): a limit, not a mistake to point at.
+            error.extensions = {**(error.extensions or {}), "code": TOO_COMPLEX}
+        elif not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": VALIDATION_FAILED}
+    return errors
 
 
 @cache
-def _parse_cache(size: int) -> Callable[[str, int], DocumentNode]:
-    def parse_document(query: str, max_tokens: int) -> DocumentNode:
-        return parse(query, max_tokens=max_tokens)
-
-    return lru_cache(maxsize=size)(parse_document)
-
-
-@cache
-def _validate_cache(
-    size: int,
-) -> Callable[
-    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
-]:
-    return lru_cache(maxsize=size)(_validate)
+def document_cache(max_bytes: int) -> DocumentCache:
+    """The process's document cache for a budget (one per limits value)."""
+    return DocumentCache(max_bytes)
 
 
 _REQUEST_ERRORS = (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError)
@@ -319,10 +371,15 @@ class OrdersSchema(strawberry.Schema):
         self.limits = limits
 
     async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
-        """Refuse an over-long text, else execute."""
+        """Refuse an over-long text, else execute. A subscription is never executed here (one
+        result cannot carry it; websockets stream it): refused as an operation type the
+        transport does not run."""
         refused = _too_long(query, self.limits)
         if refused is not None:
             return refused
+        allowed = kwargs.get("allowed_operation_types")
+        if allowed is not None and OperationType.SUBSCRIPTION in allowed:
+            kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
         return await super().execute(query, *args, **kwargs)
 
     async def stream(self, query: str | None, *args: Any, **kwargs: Any) -> Any:

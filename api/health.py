@@ -52,11 +52,11 @@ async def _views_ready(services: Services) -> None:
         raise ViewsUnavailable("the views are not caught up with the log")
 
 
-def _details_allowed(request: Request, services: Services) -> bool:
+async def _details_allowed(request: Request, services: Services) -> bool:
     if services.settings.health_details == "open":
         return True
     try:
-        principal = services.authenticator.authenticate(request.headers.get("authorization"))
+        principal = await services.authenticator.verify(request.headers.get("authorization"))
     except Unauthenticated:
         return False
     return principal.is_staff
@@ -111,7 +111,7 @@ async def healthz(request: Request) -> Response:
     failures = await _failing_parts(services, head)
     healthy = not failures
     body: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
-    if _details_allowed(request, services):
+    if await _details_allowed(request, services):
         for part in _PARTS:
             body[part] = "ok" if part not in failures else "unavailable"
         relay = _relay_problem(services)

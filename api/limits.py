@@ -1,14 +1,18 @@
 """The service's limits, and the ASGI middleware that enforces the transport's share of them
 before anything is parsed.
 
-- `QueryLimits`: what one GraphQL document may ask for (cost, depth, aliases, tokens, query length,
-  which documents are cached), applied by the schema extensions in `api.extensions`;
+- `QueryLimits`: what one GraphQL operation may ask for (cost, depth, aliases, expanded fields,
+  tokens, query length, variables' size and depth, which documents are cached and how much memory
+  the cache takes), applied by the schema extensions in `api.extensions`;
 - `RequestLimits`: the transport's sizes (headers, body, response, websocket message), applied by
   `RequestLimitsMiddleware` here, in front of the whole app;
 - `ConnectionLimits`: how long a connection may take to say who it is and what it wants, and how
-  many may be open, applied by `api.http_protocol` and the websocket handlers. A connection costs
-  a socket and memory before it has authenticated: these keep a client that opens many, sends
-  nothing, or trickles its bytes from holding the server's resources.
+  many may be open (HTTP and websockets counted apart, in all and per client address), applied by
+  `api.http_protocol` and the websocket handlers. A connection costs a socket and memory before
+  it has authenticated: these keep a client that opens many, sends nothing, or trickles its
+  bytes from holding the server's resources;
+- `BudgetLimits`: what one identity may hold or spend at once (requests in flight, websockets,
+  subscriptions, commands per second), counted by `api.budgets`.
 
 Every limit has a default and an environment variable, read by one reader (`_from_env`): whole
 numbers at least 1, seconds greater than 0 (README "Request limits").
@@ -41,26 +45,42 @@ class Introspection(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryLimits:
-    """What one GraphQL document may ask for; refused before execution with QUERY_TOO_COMPLEX.
+    """What one GraphQL document may ask for; refused before execution with QUERY_TOO_COMPLEX
+    (variables over their budgets with BAD_USER_INPUT).
 
     Each field's environment variable is its name in upper case (`max_cost`: `MAX_QUERY_COST`
     is the exception, see `_ENV_NAMES`)."""
 
-    max_cost: int = 50_000
-    """Fields the operation may resolve at worst, lists counted at their page size (the `first`
-    argument, else the list's bound, e.g. 100 items an order)."""
+    max_cost: int = 16_515_072
+    """Bytes the answer's `data` may take at worst (`api.analysis`): every leaf at its bound
+    (a string its longest text, an event's data the largest order), every list at its page
+    size (the coerced `first`, else its bound, e.g. 100 items an order). Kept below
+    `RequestLimits.max_response_bytes` (16 MiB) by the errors' share (at most 100 field errors,
+    `api.execution`), so an operation within it gets an answer within the response cap: 16 MiB
+    less 256 KiB. The contract's default pages fit: `events` (100) with every event's data at
+    its largest, or 100 orders with their items, cost about 9.6 MB."""
     max_depth: int = 10
     max_aliases: int = 30
+    """Aliases in the operation with its fragments expanded."""
+    max_fields: int = 1000
+    """Field selections in the operation with its fragments expanded (a fragment spread twice
+    counts twice): the work budget every rule shares. Checked before graphql-core's own
+    validation, some of whose rules are super-linear in it."""
     max_tokens: int = 4000
     max_query_length: int = 65_536
     """Characters of the query text; comments and whitespace count, tokens alone do not bound
     the text."""
+    max_variables_bytes: int = 262_144
+    """The variables of one operation, as the JSON text they would encode to (refused with
+    BAD_USER_INPUT past it; a placeOrder of 100 long-named items takes about 40 KB)."""
+    max_variables_depth: int = 16
+    """Nesting of lists and objects in the variables (an order's input is 4 deep)."""
     max_cached_document: int = 8192
     """Only query texts up to this many characters are kept in the parser and validation
     caches: a parsed document takes many times its text's size in memory."""
-    cache_size: int = 512
-    """Parsed and validated documents kept: real clients send a few dozen distinct documents,
-    and a bound keeps clients that send unique ones from growing memory forever."""
+    cache_bytes: int = 67_108_864
+    """Memory the cached documents may take, estimated from their tokens and text (a cached
+    document keeps its tokens: about 600 bytes each); the least recently used go first."""
     introspection: Introspection = Introspection.STAFF
 
     @classmethod
@@ -86,7 +106,7 @@ class RequestLimits:
     """An HTTP request body (a placeOrder of 100 long-named items is about 40 KB)."""
     max_header_bytes: int = 16_384
     """All request headers together, names and values, plus the query string."""
-    max_response_bytes: int = 8_388_608
+    max_response_bytes: int = 16_777_216
     """An HTTP response body; a larger answer is replaced by a QUERY_TOO_COMPLEX error (ask for
     smaller pages)."""
     max_ws_message_bytes: int = 1_048_576
@@ -100,7 +120,7 @@ class RequestLimits:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionLimits:
-    """The connection limits (seconds, except `max_connections`); each field's environment
+    """The connection limits (seconds, except the `max_` counts); each field's environment
     variable is its name in upper case."""
 
     ws_init_timeout: float = 5.0
@@ -113,11 +133,57 @@ class ConnectionLimits:
     """A request's body must have arrived this long after its headers, else 408 and closed."""
     http_keep_alive_timeout: float = 5.0
     """An idle keep-alive connection is closed after this."""
-    max_connections: int = 1000
-    """Open connections (HTTP and websocket) at most; one more gets 503."""
+    max_http_connections: int = 1000
+    """Open HTTP connections at most (websockets are counted apart); one more gets 503."""
+    max_http_connections_per_address: int = 128
+    """Open HTTP connections from one client address at most: a connection says who it is only
+    with its first request, so until then it is counted by where it comes from. One more from
+    that address gets 503. (Behind a reverse proxy every client shares its address: raise it.)"""
+    max_websockets: int = 4000
+    """Open websockets at most (about 40 KiB each); one more upgrade gets 503."""
+    max_anonymous_websockets_per_address: int = 64
+    """Websockets from one client address whose `connection_init` is not acknowledged yet; one
+    more upgrade from that address gets 503."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectionLimits:
+        """The limits set in `env` (unset or empty: the defaults). MAX_CONNECTIONS, one cap over
+        HTTP and websockets together, is refused rather than ignored: its value would mean
+        something else under either of the caps that replace it."""
+        if env.get("MAX_CONNECTIONS", "").strip():
+            raise ValueError(
+                "MAX_CONNECTIONS is no longer read: HTTP connections and websockets are capped "
+                "apart, by MAX_HTTP_CONNECTIONS and MAX_WEBSOCKETS"
+            )
+        return cls(**_from_env(cls, env))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetLimits:
+    """What one identity (a customer's token subject; an anonymous caller's address) may hold or
+    spend at once; past one, the answer is RATE_LIMITED with `retryAfter`. Staff tokens are held
+    only to the global caps (`api.budgets.is_budgeted`). Each field's environment variable is its
+    name in upper case."""
+
+    max_requests_per_identity: int = 8
+    """GraphQL requests over HTTP in flight at once (a browser opens at most 6 connections to a
+    host); one more is answered 429."""
+    max_websockets_per_identity: int = 16
+    """Acknowledged websockets open at once (one per browser tab is usual); one more is closed
+    with 1013 (try again later) instead of acknowledged."""
+    max_subscriptions_per_socket: int = 100
+    """Operations running at once on one websocket (subscriptions, and queries and mutations sent
+    over it), for every caller."""
+    max_subscriptions_per_identity: int = 200
+    """Operations running at once over all of an identity's websockets."""
+    commands_per_second: int = 10
+    """Mutation fields executed a second, on average (a token bucket); every field counts, so
+    30 aliased placeOrders spend 30."""
+    command_burst: int = 60
+    """The bucket's size: commands that may run at once after a quiet spell."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BudgetLimits:
         """The limits set in `env` (unset or empty: the defaults)."""
         return cls(**_from_env(cls, env))  # type: ignore[arg-type]
 
@@ -131,7 +197,7 @@ def env_name(field_name: str) -> str:
 
 
 def _from_env(
-    cls: type[QueryLimits] | type[RequestLimits] | type[ConnectionLimits],
+    cls: type[QueryLimits] | type[RequestLimits] | type[ConnectionLimits] | type[BudgetLimits],
     env: Mapping[str, str],
     exclude: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, object]:

@@ -1,8 +1,11 @@
-"""Outages, told apart from bugs: which exceptions mean "a part is down, retry later".
+"""Outages, told apart from bugs and from load: which exceptions mean "a part is down, retry
+later", and which "a part is busy, retry later".
 
 The schema's error masking asks `unavailable_of` about every unexpected error: an outage becomes
 the retryable `Unavailable` error (code UNAVAILABLE) instead of INTERNAL_SERVER_ERROR, and is
-logged once per outage by `OutageLog` instead of a traceback per request.
+logged once per outage by `OutageLog` instead of a traceback per request. A Redis pool that
+stayed full for the whole wait (`RedisBusy`) is answered UNAVAILABLE too, but it is load, not an
+outage: it is logged as `event=redis_busy`, at most once per QUIET_PERIOD, never as an outage.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from eventstore.port import StoreUnavailable, SubscriptionDropped
+from projections.redis_pool import RedisBusy
 from projections.views import ChangesMissed, ViewsUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,9 +51,9 @@ def outage_part(error: BaseException) -> str | None:
         return "liveFeed"
     if isinstance(error, StoreUnavailable | SubscriptionDropped):
         return "eventStore"
-    # redis-py's ConnectionError covers a refused or lost connection, a server still loading, and
-    # an empty connection pool (too many requests at once): all pass, none is the caller's bug.
-    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+    # redis-py's ConnectionError covers a refused or lost connection and a server still loading;
+    # a pool that stayed full is RedisBusy (load). All pass, none is the caller's bug.
+    if isinstance(error, RedisConnectionError | RedisTimeoutError | RedisBusy):
         return "redis"
     return None
 
@@ -69,7 +73,12 @@ class OutageLog:
         self._suppressed: dict[str, int] = {}
 
     def failed(self, part: str, error: BaseException) -> None:
-        """Note one failure of `part`; logs when it begins an outage."""
+        """Note one failure of `part`; logs when it begins an outage. A busy pool is no outage:
+        it is logged (quietly) as `event=redis_busy` instead."""
+        if isinstance(error, RedisBusy):
+            part, busy = "redis_busy", True
+        else:
+            busy = False
         now = time.monotonic()
         with self._lock:
             last = self._last_failure.get(part)
@@ -78,6 +87,11 @@ class OutageLog:
                 self._suppressed[part] = self._suppressed.get(part, 0) + 1
                 return
             suppressed = self._suppressed.pop(part, 0)
+        if busy:
+            logger.warning(
+                "event=redis_busy error=%r busy_in_previous_period=%d", error, suppressed
+            )
+            return
         logger.warning(
             "event=outage part=%s error=%r failures_in_previous_outage=%d", part, error, suppressed
         )
@@ -96,7 +110,7 @@ def unavailable_of(error: GraphQLError) -> Unavailable | None:
     if part is None:
         return None
     unavailable = Unavailable(
-        _MESSAGES[part],
+        _BUSY if isinstance(original, RedisBusy) else _MESSAGES[part],
         part=part,
         retry_after=retry_after(part),
     )
@@ -105,6 +119,7 @@ def unavailable_of(error: GraphQLError) -> Unavailable | None:
     return unavailable
 
 
+_BUSY: Final = "The read model store is busy; retry shortly."
 _MESSAGES: Final = {
     "eventStore": "The event store is not available now; retry shortly.",
     "redis": "The read model store is not available now; retry shortly.",

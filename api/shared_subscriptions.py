@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,12 +40,31 @@ MEMBER_QUEUE = 256
 
 END: Final = None
 
+MAX_CACHED_QUERY = 8192
+"""Only query texts up to this many characters are remembered by `shared_field`; longer ones
+are looked at each time, so the cache holds at most a few megabytes of text."""
+MAX_TOKENS = 4000
+"""Tokens `shared_field` parses at most; a longer document is not shared (the schema's own
+limits then refuse it)."""
 
-@functools.lru_cache(maxsize=256)
+
 def shared_field(query: str, operation_name: str | None) -> str | None:
     """The root field when the operation is a subscription to exactly one shared field."""
+    if not any(name in query for name in SHARED_FIELDS):
+        return None
+    if len(query) > MAX_CACHED_QUERY:
+        return _shared_field(query, operation_name)
+    return _cached_shared_field(query, operation_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_shared_field(query: str, operation_name: str | None) -> str | None:
+    return _shared_field(query, operation_name)
+
+
+def _shared_field(query: str, operation_name: str | None) -> str | None:
     try:
-        document = parse(query)
+        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, operation_name)
@@ -66,7 +86,8 @@ def rights_of(principal: Principal | None) -> tuple[str, str]:
     return (principal.role.value, "" if principal.is_staff else principal.sub)
 
 
-Key = tuple[str, str | None, bytes, tuple[str, str]]
+Key = tuple[bytes, tuple[str, str]]
+"""A digest of the operation (document, name, variables) and the caller's rights."""
 
 
 @dataclass(eq=False, slots=True)
@@ -93,9 +114,13 @@ class SharedSubscriptions:
         variables: Mapping[str, object] | None,
         principal: Principal | None,
     ) -> Key:
-        """Subscribers with equal keys get equal results."""
-        encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
-        return (query, operation_name, encoded, rights_of(principal))
+        """Subscribers with equal keys get equal results. The operation is kept as a digest:
+        a key lives as long as its stream, and must not hold a subscriber's variables (which
+        may be large) or document."""
+        digest = hashlib.blake2b(digest_size=32)
+        digest.update(orjson.dumps([query, operation_name]))
+        digest.update(orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))
+        return (digest.digest(), rights_of(principal))
 
     @contextlib.asynccontextmanager
     async def join(

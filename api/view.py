@@ -20,18 +20,23 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema, Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
 from api.bootstrap import Services
+from api.budgets import CALLER_STATE, RATE_LIMITED, Caller, IdentityBudgets, RateLimited
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
+from api.limits import BudgetLimits
+from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError, PersistedQuerySettings
 from api.request_record import note_errors
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import TextWebSocketAdapter
 from api.ws_request_log import LoggedLegacyWSHandler, LoggedTransportWSHandler
 from application.ids import random_uuid
+from projections.redis_pool import pool_user
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +110,31 @@ def correlation_id_of(value: str | None) -> str:
     return str(random_uuid())
 
 
+def _rate_limited(error: RateLimited, media_type: str) -> Response:
+    body = {"errors": [error.formatted]}
+    return Response(
+        orjson.dumps(body),
+        status_code=429,
+        media_type=media_type,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
+def refused_retry_after(response: GraphQLHTTPResponse) -> int | None:
+    """`retryAfter` of a response that is nothing but a RATE_LIMITED refusal (no data), else
+    None: such an answer is HTTP 429 with Retry-After."""
+    errors = response.get("errors")
+    if response.get("data") is not None or not errors:
+        return None
+    waits = []
+    for error in errors:
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        if not isinstance(extensions, dict) or extensions.get("code") != RATE_LIMITED:
+            return None
+        waits.append(int(extensions.get("retryAfter", 1)))
+    return max(waits)
+
+
 def _unauthenticated(error: Unauthenticated, media_type: str) -> Response:
     body = {"errors": [{"message": error.message, "extensions": error.extensions}]}
     return Response(
@@ -122,6 +152,10 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     strawberry sees them (an unauthenticated POST gets a 401 GraphQL error response);
     websockets authenticate with `connection_init`'s payload, which must arrive within
     `ws_init_timeout` seconds, and are closed when their token expires (`api.ws_handlers`).
+
+    Each caller is held to its identity's budgets (`budgets`, README "Budgets"): over HTTP, at
+    most so many requests in flight (one more is answered 429, RATE_LIMITED); the websocket
+    handlers count sockets and operations; `api.command_rate` prices mutations.
     """
 
     websocket_adapter_class = TextWebSocketAdapter
@@ -134,6 +168,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         *,
         ws_init_timeout: float = 5.0,
         graphiql_html: str | None = None,
+        budgets: IdentityBudgets | None = None,
         persisted_queries: PersistedQuerySettings | None = None,
     ) -> None:
         super().__init__(
@@ -145,12 +180,14 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         )
         self._graphiql_html = graphiql_html
         self.shared_subscriptions = SharedSubscriptions()
+        self.budgets = budgets or IdentityBudgets(BudgetLimits())
         limits = getattr(schema, "limits", None)
         self.persisted_queries = PersistedQueries(
             persisted_queries or PersistedQuerySettings(),
             schema._schema if isinstance(schema, Schema) else build_schema(schema.as_str()),
             **({"max_tokens": limits.max_tokens} if limits is not None else {}),
         )
+        self.reclaimer = MemoryReclaimer()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """The GraphiQL page given (the service's own bundle), else strawberry's."""
@@ -159,13 +196,15 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         return HTMLResponse(self._graphiql_html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Authenticate HTTP operations, then let strawberry handle the request."""
+        """Authenticate HTTP operations and hold them to the caller's request budget, then let
+        strawberry handle the request."""
+        caller: Caller | None = None
         if scope["type"] == "http":
             request = Request(scope, receive)
             if not self.should_render_graphql_ide(self.request_adapter_class(request)):
                 services: Services = request.state.services
                 try:
-                    principal = services.authenticator.authenticate(
+                    principal = await services.authenticator.verify(
                         request.headers.get("authorization")
                     )
                 except Unauthenticated as error:
@@ -174,12 +213,35 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
                     await _unauthenticated(error, media_type)(scope, receive, send)
                     return
                 request.state.principal = principal
+                caller = self._admit(request, principal)
+                if caller is None:
+                    refused = RateLimited("requests in flight", 1.0)
+                    note_errors([refused])
+                    media_type = response_media_type(request.headers.get("accept"))
+                    await _rate_limited(refused, media_type)(scope, receive, send)
+                    return
+        # The request's Redis reads count against its caller's share of the pool.
+        reading_for = pool_user.set(caller.identity if caller is not None else None)
         try:
             await super().__call__(scope, receive, send)
         except ClientDisconnect:
             # Gone before its body was read (or cut off for trickling it): no one to answer,
             # and nothing worth more than a debug line.
             logger.debug("event=client_disconnected path=%s", scope.get("path"))
+        finally:
+            pool_user.reset(reading_for)
+            if caller is not None and caller.budgeted:
+                self.budgets.requests.release(caller.identity)
+
+    def _admit(self, request: Request, principal: Principal) -> Caller | None:
+        """The request's `Caller` (noted on its state for the command rate), holding one of its
+        identity's requests in flight; None when they are all taken."""
+        client = request.client
+        caller = Caller.of(principal, client.host if client else None, self.budgets)
+        if caller.budgeted and not self.budgets.requests.try_acquire(caller.identity):
+            return None
+        setattr(request.state, CALLER_STATE, caller)
+        return caller
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> AppContext:
         """The typed per-request context."""
@@ -241,6 +303,13 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             )
         except HTTPException as error:
             if isinstance(error.__cause__, InvalidOperationTypeError):
+                if error.__cause__.operation_type is OperationType.SUBSCRIPTION:
+                    problem = GraphQLError(
+                        "Subscriptions are served over websockets at /graphql "
+                        "(graphql-transport-ws or graphql-ws), not over HTTP.",
+                        extensions={"code": BAD_USER_INPUT},
+                    )
+                    return ExecutionResult(data=None, errors=[problem])
                 error.status_code = 405
             if isinstance(error.__cause__, CannotGetOperationTypeError):
                 name = request_data.operation_name
@@ -272,13 +341,24 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
     ) -> Response:
         """Strawberry's response, with the negotiated Content-Type (it always says JSON).
 
+        An answer that is only a RATE_LIMITED refusal (nothing ran) is HTTP 429 with
+        Retry-After, on either media type.
+
         Under `application/graphql-response+json`, a request error (the document did not parse or
         validate, or the variables did not coerce: nothing was executed) is HTTP 400 without a
         `data` entry, as GraphQL over HTTP requires. Plain `application/json` keeps 200 and
         `"data": null`, which is that media type's rule.
         """
         graphql_response = sub_response.media_type == GRAPHQL_RESPONSE
-        if graphql_response and isinstance(response_data, dict) and is_request_error(response_data):
+        retry_after = (
+            refused_retry_after(response_data) if isinstance(response_data, dict) else None
+        )
+        if retry_after is not None:
+            sub_response.status_code = 429
+            sub_response.headers["Retry-After"] = str(retry_after)
+        elif (
+            graphql_response and isinstance(response_data, dict) and is_request_error(response_data)
+        ):
             response_data = response_data.copy()
             response_data.pop("data", None)
             sub_response.status_code = 400
@@ -292,7 +372,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         params = context.connection_params or {}
         authorization = params.get("authorization", params.get("Authorization"))
         try:
-            context.principal = context.services.authenticator.authenticate(
+            context.principal = await context.services.authenticator.verify(
                 authorization if isinstance(authorization, str) else None
             )
         except Unauthenticated as error:

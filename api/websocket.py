@@ -1,25 +1,42 @@
-"""The websocket side of the GraphQL view: text frames, queries over the legacy protocol, and
-shared live queries, on top of the handshake deadline and token expiry of `api.ws_handlers`.
+"""The websocket side of the GraphQL view: frames checked and sent as text, answers bounded in
+size, queries over the legacy protocol, and shared live queries, on top of the handshake
+deadline and token expiry of `api.ws_handlers`.
 
 Both GraphQL websocket protocols carry JSON as text. The view encodes with orjson (bytes), and
 strawberry sends bytes as binary frames, which the `graphql-ws` reference client rejects
 ("Message is missing the 'type' property") and a browser hands over as a Blob; so messages are
-decoded to text once here. The legacy `graphql-ws` protocol (subscriptions-transport-ws) also
-runs queries and mutations sent with `start`; strawberry only subscribes there, so those are run
-like the newer protocol runs them. Both protocols take Apollo's persisted queries
-(`api.persisted_queries`) in the operation's `extensions`.
+decoded to text once here. A frame that breaks the protocol closes the connection with 4400
+(`api.ws_frames`) before strawberry's handlers index into it. An operation's result is encoded
+once; over `RequestLimits.max_response_bytes` it is replaced by a QUERY_TOO_COMPLEX error for
+that operation, as HTTP replaces such a body. The legacy `graphql-ws` protocol
+(subscriptions-transport-ws) also runs queries and mutations sent with `start`; strawberry only
+subscribes there, so those are run like the newer protocol runs them. Both protocols take
+Apollo's persisted queries (`api.persisted_queries`) in the operation's `extensions`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
-from typing import cast
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from contextlib import aclosing, contextmanager
+from typing import Any, Final, cast
 
-from starlette.websockets import WebSocketDisconnect
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLFormattedError,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
+from starlette.types import Message as ASGIMessage
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnected as StarletteWebSocketDisconnected
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
     _OperationStreamClosed,
@@ -30,18 +47,75 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage as TransportErrorMessage,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportMessage,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     CompleteMessage,
+    DataMessage,
     ErrorMessage,
+    OperationMessage,
     StartMessage,
 )
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.context import AppContext
+from api.extensions import INTERNAL_ERROR_CODE
+from api.limits import TOO_COMPLEX
+from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError
 from api.shared_subscriptions import END, SharedSubscriptions, shared_field
+from api.ws_frames import PROTOCOL_ERROR, InvalidFrame, Protocol, check_message, decode_frame
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
+from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
+
+
+def subscribed_field(query: str, operation_name: str | None) -> str | None:
+    """The root field of a subscription operation (the first one); None for anything else."""
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return None
+    if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            return selection.name.value
+    return None
+
+
+@contextmanager
+def _counted_subscription(query: str, operation_name: str | None) -> Iterator[None]:
+    """Counts the operation in `orders_ws_subscriptions` while it runs, if it subscribes."""
+    field = subscribed_field(query, operation_name)
+    if field is None:
+        yield
+        return
+    gauge = WS_SUBSCRIPTIONS.labels(subscription_label(field))
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
+
+
+logger = logging.getLogger(__name__)
+
+_MAX_REASON: Final = 123
+"""Bytes a close frame's reason may have (RFC 6455)."""
+
+
+def _too_large(limit: int) -> GraphQLFormattedError:
+    """The error an operation gets instead of an answer over the response limit (HTTP's text)."""
+    return {
+        "message": f"The response would exceed {limit} bytes: ask for smaller pages.",
+        "extensions": {"code": TOO_COMPLEX},
+    }
+
+
+class _ResponseTooLarge(Exception):
+    """An operation's answer was replaced by `_too_large`: the operation is over."""
 
 
 def _with_persisted_document(
@@ -65,24 +139,102 @@ def _with_persisted_document(
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
-    """Sends every protocol message as a text frame."""
+    """Reads frames that pass `api.ws_frames` (else closes with 4400) and sends text frames."""
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        """Each client message, decoded and checked; a frame that is not a JSON object (binary,
+        not JSON, too deep) closes the connection with 4400 and ends the iteration."""
+        while self.ws.application_state != WebSocketState.DISCONNECTED:
+            message: ASGIMessage = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise InvalidFrame("WebSocket message type must be text")
+                decoded = decode_frame(text)
+            except InvalidFrame as invalid:
+                await self.refuse_frame(invalid.reason)
+                return
+            yield decoded
+
+    async def refuse_frame(self, reason: str) -> None:
+        """Close the connection for a frame that breaks the protocol (4400)."""
+        logger.debug("event=ws_invalid_message reason=%r", reason)
+        await self.close(PROTOCOL_ERROR, reason)
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         """The view's JSON encoding, sent as text."""
+        await self.send_encoded(self.encode(message))
+
+    def encode(self, message: Mapping[str, object]) -> bytes:
+        """A message as the view encodes it."""
         encoded = self.view.encode_json(message)
-        text = encoded.decode() if isinstance(encoded, bytes) else encoded
+        return encoded if isinstance(encoded, bytes) else encoded.encode()
+
+    async def send_encoded(self, encoded: bytes) -> None:
+        """Send an encoded message as one text frame; a connection already closed (by the
+        client, or by us) raises strawberry's `WebSocketDisconnected`."""
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            raise WebSocketDisconnected
         try:
-            await self.ws.send_text(text)
-        except WebSocketDisconnect as exc:
+            await self.ws.send_text(encoded.decode())
+        except (WebSocketDisconnect, StarletteWebSocketDisconnected) as exc:
             raise WebSocketDisconnected from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with `code`; nothing to do when the connection is closed already."""
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        try:
+            await self.ws.close(
+                code=code, reason=reason.encode()[:_MAX_REASON].decode(errors="ignore")
+            )
+        except (WebSocketDisconnect, StarletteWebSocketDisconnected):
+            logger.debug("event=ws_close_after_disconnect code=%d", code)
+
+
+def _adapter(handler: LegacyWSHandler | TransportWSHandler) -> TextWebSocketAdapter:
+    return cast(TextWebSocketAdapter, handler.websocket)
+
+
+def _response_limit(context: AppContext) -> int:
+    return context.services.settings.request_limits.max_response_bytes
+
+
+def _reclaimer(view: object) -> MemoryReclaimer | None:
+    reclaimer = getattr(view, "reclaimer", None)
+    return reclaimer if isinstance(reclaimer, MemoryReclaimer) else None
 
 
 class LegacyGraphQLWSHandler(LegacyWSHandler):
     """The legacy protocol, answering queries and mutations as well as subscriptions.
 
     A query or mutation gets one `data` message and then `complete`, as subscriptions-transport-ws
-    servers answer them; errors before execution (syntax, validation) are one `error` message.
+    servers answer them; errors before execution (syntax, validation) are one `error` message,
+    and so is an answer over the response limit.
     """
+
+    protocol: Protocol = "graphql-ws"
+
+    async def handle(self) -> None:
+        """Serve the connection; its memory is reclaimed once it closes."""
+        try:
+            await super().handle()
+        finally:
+            if (reclaimer := _reclaimer(self.view)) is not None:
+                reclaimer.released()
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        """Messages that break the protocol close the connection with 4400."""
+        try:
+            check_message(cast(Mapping[str, object], message), self.protocol)
+        except InvalidFrame as invalid:
+            await _adapter(self).refuse_frame(invalid.reason)
+            return
+        await super().handle_message(message)
 
     async def handle_start(self, message: StartMessage) -> None:
         """A persisted query's document from the store, or its refusal as an `error` message."""
@@ -106,6 +258,16 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
     ) -> None:
         """Run any operation type through strawberry's stream (one result for a query or a
         mutation, many for a subscription)."""
+        with _counted_subscription(query, operation_name):
+            await self._handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
         try:
             result_source = await self.schema.stream(
                 query,
@@ -139,15 +301,111 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
                 is_first_result = False
             await self.send_message(CompleteMessage(type="complete", id=operation_id))
         except asyncio.CancelledError:
-            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+            await self._send_quietly(CompleteMessage(type="complete", id=operation_id))
+        except (_ResponseTooLarge, WebSocketDisconnected):
+            return  # the operation's error is sent, or there is no one to send anything to
+        except Exception:
+            logger.exception("event=ws_operation_failed protocol=graphql-ws")
+            masked: GraphQLFormattedError = {
+                "message": "Unexpected error.",
+                "extensions": {"code": INTERNAL_ERROR_CODE},
+            }
+            await self._send_quietly(ErrorMessage(type="error", id=operation_id, payload=masked))
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
+            if (reclaimer := _reclaimer(self.view)) is not None:
+                reclaimer.released()
+
+    async def _send_quietly(self, message: OperationMessage) -> None:
+        try:
+            await self.send_message(message)
+        except WebSocketDisconnected:
+            logger.debug("event=ws_send_after_disconnect protocol=graphql-ws")
+
+    async def send_data_message(self, execution_result: ExecutionResult, operation_id: str) -> None:
+        """One `data` message, encoded once; over the response limit an `error` for the
+        operation instead (`_ResponseTooLarge` ends the operation)."""
+        payload: dict[str, object] = {"data": execution_result.data}
+        if execution_result.errors:
+            payload["errors"] = [error.formatted for error in execution_result.errors]
+        if execution_result.extensions:
+            payload["extensions"] = execution_result.extensions
+        message = cast(DataMessage, {"type": "data", "id": operation_id, "payload": payload})
+        adapter = _adapter(self)
+        encoded = adapter.encode(message)
+        limit = _response_limit(self.context)
+        if len(encoded) > limit:
+            _log_refused(self.protocol, len(encoded), limit)
+            error = ErrorMessage(type="error", id=operation_id, payload=_too_large(limit))
+            await self.send_message(error)
+            raise _ResponseTooLarge
+        WS_MESSAGES_PUSHED.inc()
+        await adapter.send_encoded(encoded)
+
+
+def _log_refused(protocol: Protocol, size: int, limit: int) -> None:
+    logger.info(
+        "event=response_refused transport=websocket protocol=%s bytes=%d limit=%d",
+        protocol,
+        size,
+        limit,
+    )
 
 
 class SharingGraphQLTransportWSHandler(TransportWSHandler):
     """graphql-transport-ws, with the live queries of `api.shared_subscriptions` run once for
     every subscriber that asks the same (each still gets its own messages)."""
+
+    protocol: Protocol = "graphql-transport-ws"
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        """Messages that break the protocol close the connection with 4400."""
+        try:
+            check_message(cast(Mapping[str, object], message), self.protocol)
+        except InvalidFrame as invalid:
+            await _adapter(self).refuse_frame(invalid.reason)
+            return
+        await super().handle_message(message)
+
+    async def shutdown(self) -> None:
+        """Stop the connection's operations; its memory is reclaimed soon after."""
+        try:
+            await super().shutdown()
+        finally:
+            if (reclaimer := _reclaimer(self.view)) is not None:
+                reclaimer.released()
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        """An operation that failed because its client left is no error of the server's."""
+        if isinstance(error, WebSocketDisconnected):
+            logger.debug("event=ws_send_after_disconnect protocol=graphql-transport-ws")
+            return
+        logger.error("event=ws_operation_failed protocol=%s", self.protocol, exc_info=error)
+
+    async def send_message(self, message: TransportMessage) -> None:
+        """Each message encoded once; an operation's result over the response limit becomes an
+        `error` for that operation, which ends it. Other messages go through the base handlers
+        (the acknowledgement takes the socket's place in its caller's budgets)."""
+        fields = cast(Mapping[str, Any], message)
+        if fields["type"] != "next":
+            await super().send_message(message)
+            return
+        adapter = _adapter(self)
+        encoded = adapter.encode(cast(Mapping[str, object], message))
+        limit = _response_limit(self.context)
+        if len(encoded) > limit:
+            operation_id: str = fields["id"]
+            _log_refused(self.protocol, len(encoded), limit)
+            operation = self.operations.pop(operation_id, None)
+            if operation is not None:
+                operation.completed = True  # nothing more for this id, not even `complete`
+            await adapter.send_json(
+                {"id": operation_id, "type": "error", "payload": [_too_large(limit)]}
+            )
+            raise _OperationStreamClosed
+        WS_MESSAGES_PUSHED.inc()
+        await adapter.send_encoded(encoded)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         """A persisted query's document from the store, or its refusal as an `error` message."""
@@ -165,6 +423,14 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Shared fields join the shared stream; anything else runs as strawberry runs it."""
+        with _counted_subscription(operation.query, operation.operation_name):
+            try:
+                await self._run_operation(operation)
+            finally:
+                if (reclaimer := _reclaimer(self.view)) is not None:
+                    reclaimer.released()
+
+    async def _run_operation(self, operation: Operation[AppContext, None]) -> None:
         field_name = shared_field(operation.query, operation.operation_name)
         shared = getattr(self.view, "shared_subscriptions", None)
         if field_name is None or not isinstance(shared, SharedSubscriptions):
@@ -173,8 +439,15 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         key = shared.key(
             operation.query, operation.operation_name, operation.variables, self.context.principal
         )
+        start = _shared_start(
+            self.schema,
+            operation.query,
+            operation.operation_name,
+            operation.variables,
+            _detached(self.context),
+        )
         try:
-            async with shared.join(key, field_name, lambda: self._results(operation)) as queue:
+            async with shared.join(key, field_name, start) as queue:
                 first = True
                 while (result := await queue.get()) is not END:
                     if first and isinstance(result, PreExecutionError):
@@ -188,17 +461,35 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         except _OperationStreamClosed:
             return
 
-    async def _results(
-        self, operation: Operation[AppContext, None]
-    ) -> AsyncGenerator[ExecutionResult, None]:
-        source = await self.schema.stream(
-            operation.query,
-            variable_values=operation.variables,
-            context_value=self.context,
-            root_value=self.root_value,
-            operation_name=operation.operation_name,
+
+def _shared_start(
+    schema: BaseSchema,
+    query: str,
+    operation_name: str | None,
+    variables: dict[str, object] | None,
+    context: AppContext,
+) -> Callable[[], AsyncGenerator[ExecutionResult, None]]:
+    """How a shared stream starts its execution: from the first subscriber's operation, holding
+    none of its connection (the stream may outlive it, serving later subscribers)."""
+
+    async def results() -> AsyncGenerator[ExecutionResult, None]:
+        source = await schema.stream(
+            query, variable_values=variables, context_value=context, operation_name=operation_name
         )
         async with aclosing(source):
             async for result in source:
                 if isinstance(result, ExecutionResult):
                     yield result
+
+    return results
+
+
+async def _gone(*_: object) -> Any:
+    raise WebSocketDisconnected
+
+
+def _detached(context: AppContext) -> AppContext:
+    """A copy of a websocket's context without its connection: the same caller, request
+    headers and services, but no way to the socket (whose buffers would stay alive with it)."""
+    request = WebSocket(dict(context.request.scope), receive=_gone, send=_gone)
+    return dataclasses.replace(context, request=request, response=None)

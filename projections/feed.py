@@ -6,6 +6,12 @@ the in-process listeners that want it. A listener is a bounded queue registered 
 an `async with`; leaving the block (a websocket closing cancels it) removes it, so nothing stays
 behind. A listener that falls behind, or a reconnect of the feed, gets a `RESYNC` marker instead of
 the changes it missed: it should re-read the views, which are the truth, not the messages.
+
+On a Redis Cluster the feed uses plain PUBLISH / PSUBSCRIBE, not sharded pub/sub: a plain message
+reaches every node over the cluster bus, so the one subscription (placed by redis-py on the node
+of the projection's hash tag) hears every change wherever it was published. Sharded pub/sub would
+save that broadcast, but it has no pattern subscribe (one SSUBSCRIBE per namespace channel) and
+gains nothing while every key of a projection, hence every publisher, lives in one slot.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from application.codec import item_from_wire, item_to_wire
 from domain.events import OrderStatus
@@ -137,6 +138,34 @@ class RedisViewStore:
         """
         if not changes:
             return []
+        try:
+            replies = await self._apply_chunks(
+                changes, namespace=namespace, publish=publish, traceparents=traceparents
+            )
+        except NoScriptError:
+            # A cluster's pipeline sends EVALSHA without loading the script first (a plain
+            # pipeline checks), and a new or failed-over node has none. The script is idempotent,
+            # so chunks that did run answer duplicates the second time.
+            await self.load_scripts()
+            replies = await self._apply_chunks(
+                changes, namespace=namespace, publish=publish, traceparents=traceparents
+            )
+        results: list[ApplyResult] = []
+        for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
+            letters = as_text(reply)
+            if letters == ApplyResult.RESET:
+                letters *= len(changes[start : start + CHUNK])
+            results.extend(ApplyResult(letter) for letter in letters)
+        return results
+
+    async def _apply_chunks(
+        self,
+        changes: Sequence[ViewChange],
+        *,
+        namespace: str,
+        publish: bool,
+        traceparents: Sequence[str] | None,
+    ) -> list[Any]:
         keys = [self.keys.pointer, self.keys.building]
         flag = "1" if publish else "0"
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -146,14 +175,12 @@ class RedisViewStore:
                 if traceparents is not None:
                     args.append(orjson.dumps(traceparents[start : start + CHUNK]))
                 await self._apply(keys, args, client=pipe)
-            replies = await pipe.execute()
-        results: list[ApplyResult] = []
-        for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
-            letters = as_text(reply)
-            if letters == ApplyResult.RESET:
-                letters *= len(changes[start : start + CHUNK])
-            results.extend(ApplyResult(letter) for letter in letters)
-        return results
+            return list(await pipe.execute())
+
+    async def load_scripts(self) -> None:
+        """Load every script (on a cluster: on every master)."""
+        for script in (self._apply, self._ensure, self._watermark, self._switch):
+            await self.redis.script_load(script.script)
 
     async def current_namespace(self) -> str | None:
         """The namespace that serves now, None when Redis has none (empty)."""
@@ -162,9 +189,7 @@ class RedisViewStore:
 
     async def ensure_namespace(self) -> tuple[str, bool]:
         """The serving namespace, and whether it was just created (Redis was empty)."""
-        ns, created = await self._ensure(
-            [self.keys.pointer, self.keys.sequence], [self.keys.prefix]
-        )
+        ns, created = await self._ensure([self.keys.pointer, self.keys.sequence], [self.keys.tag])
         return as_text(ns), bool(created)
 
     async def new_namespace(self) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
+from redis.asyncio import Redis, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -25,8 +25,10 @@ from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
+from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
+from projections.redis_url import client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
 
@@ -34,58 +36,88 @@ logger = logging.getLogger(__name__)
 
 
 POOL_SIZE = 64
-"""Connections to Redis per process. Requests queue for one (up to POOL_TIMEOUT) rather than
-open more, so a burst cannot exhaust Redis or fail other callers at once; live subscribers
-share the feed's single pub/sub connection and hold none."""
+"""Connections to Redis per process for requests. Requests queue for one (up to POOL_TIMEOUT)
+rather than open more, so a burst cannot exhaust Redis or fail other callers at once; live
+subscribers share the feed's single pub/sub connection and hold none."""
 POOL_TIMEOUT = 5.0
-"""How long a request waits for a free connection before it answers UNAVAILABLE (retryable)."""
+"""How long a request waits for a free connection before it answers UNAVAILABLE (retryable;
+`RedisBusy`, not an outage)."""
+POOL_SHARE = POOL_SIZE // 4
+"""Connections one caller (`redis_pool.pool_user`) may hold at once: however many reads it
+sends together, three quarters of the pool stay for the others."""
+INTERNAL_POOL_SIZE = 8
+"""Connections of the service's own work (the projector, the live feed, health checks), apart
+from the requests' pool: however busy the requests keep theirs, the views keep being projected
+and a full request pool never looks like a Redis outage to them."""
 SOCKET_TIMEOUT = 5.0
 
 
-def redis_client(*, url: str | None = None, unix_socket: Path | None = None) -> Redis:
-    """A client on a bounded, blocking connection pool, with a short retry: a dropped connection
-    is retried once at once (a restarted server), a Redis that is really down fails the command
-    in well under a second, and the caller answers UNAVAILABLE."""
+def redis_client(
+    *,
+    url: str | None = None,
+    unix_socket: Path | None = None,
+    max_connections: int = POOL_SIZE,
+    per_user: int | None = None,
+) -> Redis:
+    """A client on a bounded, blocking connection pool (each `pool_user` held to `per_user`
+    connections at once), with a short retry: a dropped connection is retried once at once (a
+    restarted server), a Redis that is really down fails the command in well under a second,
+    and the caller answers UNAVAILABLE."""
     options: dict[str, Any] = {
-        "max_connections": POOL_SIZE,
+        "max_connections": max_connections,
+        "per_user": per_user,
         "timeout": POOL_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": 1.0,
         "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
     }
     if url is not None:
-        pool = BlockingConnectionPool.from_url(url, **options)
-    else:
-        pool = BlockingConnectionPool(
-            connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
-        )
+        return client_for_url(url, options, pool_class=TimedBlockingConnectionPool)
+    pool = TimedBlockingConnectionPool(
+        connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
+    )
     return Redis.from_pool(pool)
 
 
 @contextlib.asynccontextmanager
-async def open_redis(redis_url: str | None, data_dir: Path | str) -> AsyncIterator[Redis]:
-    """A Redis client: REDIS_URL's server, else the embedded one under DATA_DIR (started and
-    supervised, or joined when another process already serves it there; stopped only if we
-    started it)."""
-    if redis_url:
-        client = redis_client(url=redis_url)
-        try:
-            yield client
-        finally:
-            await client.aclose()
-        return
-    server = await start_embedded_redis(data_dir)
-    client = redis_client(unix_socket=server.socket_path)
+async def open_redis_clients(
+    redis_url: str | None,
+    data_dir: Path | str,
+    pools: tuple[tuple[int, int | None], ...] = ((POOL_SIZE, None),),
+) -> AsyncIterator[list[Redis]]:
+    """One Redis client per (pool size, share per user) in `pools`, on one server: REDIS_URL's,
+    else the embedded one under DATA_DIR (started and supervised, or joined when another
+    process already serves it there; stopped only if we started it)."""
+    server = None if redis_url else await start_embedded_redis(data_dir)
+    clients = [
+        redis_client(
+            url=redis_url,
+            unix_socket=None if server is None else server.socket_path,
+            max_connections=size,
+            per_user=per_user,
+        )
+        for size, per_user in pools
+    ]
     try:
-        yield client
+        yield clients
     finally:
-        await client.aclose()
-        await server.stop()
+        for client in clients:
+            await client.aclose()
+        if server is not None:
+            await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_redis(redis_url: str | None, data_dir: Path | str) -> AsyncIterator[Redis]:
+    """A Redis client: REDIS_URL's server, else the embedded one (see `open_redis_clients`)."""
+    async with open_redis_clients(redis_url, data_dir) as (client,):
+        yield client
 
 
 @dataclass(slots=True, kw_only=True)
 class ReadSide:
-    """What the API reads through: queries (with live updates) and the local projector workers."""
+    """What the API reads through: queries (with live updates) and the local projector workers.
+    `redis` is the service's own client (projector, feed, health), apart from the queries'."""
 
     redis: Redis
     views: RedisViewStore
@@ -111,10 +143,11 @@ async def open_read_side(
 ) -> AsyncIterator[ReadSide]:
     """Open Redis, start the feed and `projectors` workers (0: none, e.g. when `orders project`
     runs them elsewhere); stop everything on exit."""
-    async with open_redis(redis_url, data_dir) as redis:
+    pools = ((POOL_SIZE, POOL_SHARE), (INTERNAL_POOL_SIZE, None))
+    async with open_redis_clients(redis_url, data_dir, pools) as (requests, redis):
         views = RedisViewStore(redis, prefix=prefix)
         feed = ChangeFeed(redis, prefix=prefix)
-        queries = OrderQueries(redis, prefix=prefix, feed=feed)
+        queries = OrderQueries(requests, prefix=prefix, feed=feed)
         pool = ProjectorPool(store, views, workers=projectors, settings=settings)
         await feed.start()
         pool.start()

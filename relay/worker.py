@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError
 
@@ -29,6 +30,7 @@ from eventstore.port import (
     StoreWithGroups,
     SubscriptionSettings,
 )
+from metrics.instruments import RELAY_LAG_SECONDS, RELAY_PUBLISHED
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
 from projections.views import RunnerState
 from relay.message import KafkaMessage, to_message
@@ -242,12 +244,19 @@ class KafkaRelay:
         events, outcome = sent.popleft()
         results = await outcome
         failed: BaseException | None = None
+        newest: RecordedEvent | None = None
         for event, result in zip(events, results, strict=True):
             if result is None:
                 await subscription.ack(event)
                 self.published += 1
+                RELAY_PUBLISHED.inc()
+                newest = event
             else:
                 failed = failed or result
                 await subscription.nack(event, NackAction.RETRY)
+        if newest is not None:
+            RELAY_LAG_SECONDS.set(
+                max(0.0, (datetime.now(UTC) - newest.recorded_at).total_seconds())
+            )
         if failed is not None:
             raise PublishFailed(f"the broker did not acknowledge the batch: {failed!r}") from failed

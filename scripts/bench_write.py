@@ -107,9 +107,11 @@ views (on the embedded store the projectors' groups live in the serving process)
 part stays unavailable and /healthz answers 503 for as long as it runs."""
 
 
-def staff_token(secret: str) -> str:
-    """A long-lived staff token for the run."""
-    return jwt.encode({"sub": "bench", "role": "staff", "exp": 2**31 - 1}, secret, "HS256")
+def staff_token(secret: str, ttl: int = 6 * 3600) -> str:
+    """A staff token for the run, valid for `ttl` seconds (within the server's MAX_TOKEN_TTL)."""
+    return jwt.encode(
+        {"sub": "bench", "role": "staff", "exp": int(time.time()) + ttl}, secret, "HS256"
+    )
 
 
 def amendments(

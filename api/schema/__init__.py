@@ -14,6 +14,7 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.command_rate import CommandRate
 from api.execution import PerEventMemoExecutionContext
 from api.extensions import DEFAULT_LIMITS, OrdersSchema, schema_extensions
 from api.limits import QueryLimits
@@ -55,7 +56,8 @@ def make_schema(
         mutation=mutation,
         subscription=subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=schema_extensions(limits),
+        # CommandRate: commands per second per identity (api.command_rate)
+        extensions=(*schema_extensions(limits), CommandRate),
         limits=limits,
         execution_context_class=PerEventMemoExecutionContext,
     )

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from eventstore.embedded import operations, reads, subscriptions
+from eventstore.embedded.lock import DataDirLock
 from eventstore.embedded.pool import ReaderPool
 from eventstore.embedded.schema import DB_FILE_NAME, connect, create_schema
 from eventstore.embedded.writer import GroupCommitWriter, WriterStats
@@ -63,24 +64,45 @@ class SQLiteEventStore:
     """The embedded event store. Build it with `await SQLiteEventStore.open(data_dir)`."""
 
     def __init__(
-        self, path: Path, writer: GroupCommitWriter, pool: ReaderPool, notifier: HeadNotifier
+        self,
+        path: Path,
+        writer: GroupCommitWriter | None,
+        pool: ReaderPool,
+        notifier: HeadNotifier,
+        lock: DataDirLock | None = None,
     ) -> None:
         self.path = path
         self._writer = writer
         self._pool = pool
         self._notifier = notifier
+        self._lock = lock
         self._persistent: _PersistentBackend | None = None
         self._closed = False
 
     @classmethod
-    async def open(cls, data_dir: Path) -> SQLiteEventStore:
-        """Open (creating when missing) `data_dir / "events.sqlite3"`."""
+    async def open(cls, data_dir: Path, *, read_only: bool = False) -> SQLiteEventStore:
+        """Open (creating when missing) `data_dir / "events.sqlite3"`, holding DATA_DIR's lock
+        (`DataDirLocked` names the process that has it).
+
+        `read_only` opens an existing file for reading beside the process that writes it
+        (SQLite's WAL lets readers in while it commits): no lock, no writer, no persistent
+        subscriptions; writes raise `StoreUnavailable`. Live subscriptions then only see what
+        was committed when they last read, so it suits reading the log up to a point."""
         path = data_dir / DB_FILE_NAME
-        await asyncio.to_thread(_create, path)
+        if read_only:
+            if not path.exists():
+                raise StoreUnavailable(f"no event store at {path}")
+            return cls(path, None, ReaderPool(path), HeadNotifier())
+        lock = await asyncio.to_thread(DataDirLock.acquire, data_dir)
+        try:
+            await asyncio.to_thread(_create, path)
+        except BaseException:
+            lock.release()
+            raise
         notifier = HeadNotifier()
         writer = GroupCommitWriter(path, notifier.notify)
         writer.start()
-        store = cls(path, writer, ReaderPool(path), notifier)
+        store = cls(path, writer, ReaderPool(path), notifier, lock)
         try:
             store._persistent = await store._open_persistent()
         except BaseException:
@@ -103,11 +125,17 @@ class SQLiteEventStore:
     @property
     def writer_stats(self) -> WriterStats:
         """Commits and writes so far: writes / commits is the group-commit factor."""
-        return self._writer.stats
+        return self._writer.stats if self._writer is not None else WriterStats(commits=0, writes=0)
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable("the event store is closed")
+
+    def _writable(self) -> GroupCommitWriter:
+        self._check_open()
+        if self._writer is None:
+            raise StoreUnavailable("the event store was opened read-only")
+        return self._writer
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -116,9 +144,9 @@ class SQLiteEventStore:
     ) -> AppendResult:
         """Append atomically once durable; idempotent for the same ids at the same expectation.
         Any stream name is accepted, `$`-prefixed system streams included."""
-        self._check_open()
+        writer = self._writable()
         batch = tuple(events)
-        result: AppendResult = await self._writer.submit(
+        result: AppendResult = await writer.submit(
             partial(operations.append, stream=stream, events=batch, expected=expected)
         )
         return result
@@ -127,23 +155,21 @@ class SQLiteEventStore:
         """Raise StoreUnavailable unless a write can be made durable now: the last batch's
         outcome when it is recent and good, else a real write (a one-row probe table through
         the group commit, so a full disk or a dead writer shows)."""
-        self._check_open()
-        at, error = self._writer.last_outcome
+        writer = self._writable()
+        at, error = writer.last_outcome
         if error is None and time.monotonic() - at < PROBE_AFTER:
             return
-        await self._writer.submit(operations.probe_write)
+        await writer.submit(operations.probe_write)
 
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
-        self._check_open()
-        await self._writer.submit(
+        await self._writable().submit(
             partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
     async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
-        self._check_open()
-        await self._writer.submit(
+        await self._writable().submit(
             partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
@@ -254,7 +280,10 @@ class SQLiteEventStore:
         if self._persistent is not None:
             await self._persistent.close()
         self._closed = True
-        await self._writer.close()
+        if self._writer is not None:
+            await self._writer.close()
         self._pool.close()
         # Sleeping subscribers wake, find the pool closed, and end.
         self._notifier.notify()
+        if self._lock is not None:
+            self._lock.release()

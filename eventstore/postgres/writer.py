@@ -31,8 +31,11 @@ import asyncpg
 from eventstore.port import AppendResult, EventStoreError, StoreUnavailable
 from eventstore.postgres import operations
 from eventstore.postgres.schema import NOTIFY_CHANNEL, POSITION_LOCK
+from metrics.instruments import COMMIT_WRITES
 
 logger = logging.getLogger(__name__)
+
+COMMIT_WRITES_POSTGRES = COMMIT_WRITES.labels("postgres")
 
 WriteOp = Callable[[Any, datetime], Awaitable[Any]]
 """A write inside the batch transaction: (connection, recorded_at) -> result."""
@@ -193,6 +196,7 @@ class GroupCommitWriter:
         else:
             self._commits += 1
             self._writes += len(batch)
+            COMMIT_WRITES_POSTGRES.observe(len(batch))
         for pending, (outcome, failed) in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the caller was cancelled; the write stands regardless
                 continue

@@ -222,7 +222,9 @@ class Orders:
         return page
 
     async def events_after(self, position: str, **args: Any) -> list[JSON]:
-        """Every event of the global log after `position`, following the cursors to the end."""
+        """Every event of the global log after `position`, following the cursors to the end
+        (pages of 50: a page of events with their data is priced at the largest orders')."""
+        args.setdefault("first", 50)
         events: list[JSON] = []
         after: str | None = position
         for _ in range(1000):

@@ -110,7 +110,7 @@ async def test_events_cursor_paging_matches_the_whole_log(orders: Orders) -> Non
     marker = await orders.marker()
     ids = [await _order_with_history(orders) for _ in range(2)]
 
-    whole = await orders.events_after(marker, first=100)
+    whole = await orders.events_after(marker, first=50)
     assert len(whole) == 10
     assert {e["streamId"] for e in whole} == {f"order-{i}" for i in ids}
     positions = [int(e["position"]) for e in whole]

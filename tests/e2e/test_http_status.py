@@ -17,6 +17,7 @@ REQUEST_ERRORS = {
         "query($first: Int) { orders(first: $first) { edges { cursor } } }",
         {"first": "x"},
     ),
+    "subscription": ("subscription { dashboardStats { totalOrders } }", None),
 }
 
 
@@ -89,3 +90,12 @@ async def test_json_or_wildcard_accept_headers_are_answered(
     response = await gql.post("{ __typename }", headers={"Accept": accept})
     assert response.status_code == 200
     assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_subscription_over_http_says_where_subscriptions_are_served(
+    gql: GraphQLClient,
+) -> None:
+    response = await gql.post("subscription { dashboardStats { totalOrders } }", None)
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "websockets" in error["message"]

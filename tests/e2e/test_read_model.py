@@ -82,7 +82,7 @@ async def all_orders(gql: GraphQLClient, **filters: object) -> list[JSON]:
     found: list[JSON] = []
     after: str | None = None
     for _ in range(1000):
-        data = await gql.data(ORDERS, {**filters, "first": 100, "after": after})
+        data = await gql.data(ORDERS, {**filters, "first": 50, "after": after})
         page = data["orders"]
         found.extend(edge["node"] for edge in page["edges"])
         if not page["pageInfo"]["hasNextPage"]:

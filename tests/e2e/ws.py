@@ -186,15 +186,18 @@ async def graphql_ws(
     protocol: Protocol = "graphql-transport-ws",
     within: float = 10.0,
     headers: dict[str, str] | None = None,
+    local_addr: tuple[str, int] | None = None,
 ) -> AsyncIterator[GraphQLWebSocket]:
     """An acknowledged GraphQL websocket connection (raises `WsRejected` if refused); `headers`
-    go with the handshake."""
+    go with the handshake; `local_addr` binds the client's end (another loopback address is
+    another client)."""
     async with connect(
         url,
         subprotocols=[Subprotocol(protocol)],
         proxy=None,
         open_timeout=within,
         additional_headers=headers,
+        local_addr=local_addr,
     ) as ws:
         assert ws.subprotocol == protocol, f"server chose subprotocol {ws.subprotocol!r}"
         client = GraphQLWebSocket(ws, protocol)

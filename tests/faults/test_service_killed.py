@@ -51,7 +51,7 @@ async def test_kill_under_commands_loses_no_acknowledged_command(tmp_path: Path)
             log: dict[str, list[str]] = {}
             after = None
             while True:
-                page = await orders.events_page(first=1000, after=after)
+                page = await orders.events_page(first=50, after=after)
                 for edge in page["edges"]:
                     event = edge["node"]
                     stream = event["streamId"].removeprefix("order-")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from functools import _lru_cache_wrapper
 from pathlib import Path
-from typing import Any, cast
 
 from strawberry.printer import print_schema
 
@@ -47,14 +45,17 @@ QUERY = "query { events(first: 1) { pageInfo { hasNextPage } } }"
 
 
 async def test_validation_is_cached_across_operations() -> None:
-    from api.extensions import DEFAULT_LIMITS, _validate_cache
+    from api.extensions import DEFAULT_LIMITS, document_cache
 
     schema = build_schema()
-    cache = cast("_lru_cache_wrapper[Any]", _validate_cache(DEFAULT_LIMITS.cache_size))
+    cache = document_cache(DEFAULT_LIMITS.cache_bytes)
     await schema.execute(QUERY)
-    hits = cache.cache_info().hits
+    entry = cache.get(QUERY)
+    assert entry is not None
+    validations = dict(entry.validations)
     await schema.execute(QUERY)
-    assert cache.cache_info().hits == hits + 1
+    assert all(entry.validations[rules] is errors for rules, errors in validations.items())
+    assert len(entry.analyses) == 1
 
 
 async def test_documents_beyond_the_limits_are_refused() -> None:

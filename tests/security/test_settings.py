@@ -111,7 +111,8 @@ def test_connection_limits_come_from_the_environment() -> None:
             "HTTP_HEADER_TIMEOUT": "3",
             "HTTP_BODY_TIMEOUT": "4",
             "HTTP_KEEP_ALIVE_TIMEOUT": "6",
-            "MAX_CONNECTIONS": "50",
+            "MAX_HTTP_CONNECTIONS": "50",
+            "MAX_WEBSOCKETS": "70",
         }
     ).connection_limits
     assert (limits.ws_init_timeout, limits.http_header_timeout, limits.http_body_timeout) == (
@@ -119,14 +120,22 @@ def test_connection_limits_come_from_the_environment() -> None:
         3.0,
         4.0,
     )
-    assert (limits.http_keep_alive_timeout, limits.max_connections) == (6.0, 50)
+    assert (limits.http_keep_alive_timeout, limits.max_http_connections) == (6.0, 50)
+    assert limits.max_websockets == 70
     defaults = Settings.from_env({}).connection_limits
-    assert (defaults.ws_init_timeout, defaults.max_connections) == (5.0, 1000)
+    assert (defaults.ws_init_timeout, defaults.max_http_connections) == (5.0, 1000)
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("WS_INIT_TIMEOUT", "0"), ("HTTP_BODY_TIMEOUT", "soon"), ("MAX_CONNECTIONS", "2.5")],
+    [
+        ("WS_INIT_TIMEOUT", "0"),
+        ("HTTP_BODY_TIMEOUT", "soon"),
+        ("MAX_HTTP_CONNECTIONS", "2.5"),
+        ("MAX_CONNECTIONS", "1000"),
+        ("MAX_REQUESTS_PER_IDENTITY", "0"),
+        ("COMMANDS_PER_SECOND", "fast"),
+    ],
 )
 def test_a_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
@@ -156,6 +165,11 @@ BAD_SETTINGS: list[tuple[str, str, str]] = [
     ("KAFKA_PARTITIONS", "six", "KAFKA_PARTITIONS must be a whole number, at least 1, got 'six'"),
     ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT"),
     ("KAFKA_IDEMPOTENT", "maybe", "KAFKA_IDEMPOTENT must be true or false, got 'maybe'"),
+    ("JWT_ISSUER", "idp.example", "JWT_ISSUER must be an https:// URL"),
+    ("JWT_ISSUER", "http://idp.example", "JWT_ISSUER must be an https:// URL"),
+    ("JWT_ISSUER", "https://idp.example/realms/shop", "JWT_AUDIENCE must be set with JWT_ISSUER"),
+    ("JWT_AUDIENCE", "https://orders.example", "JWT_AUDIENCE is set without JWT_ISSUER"),
+    ("JWT_JWKS_URL", "https://idp.example/jwks", "JWT_JWKS_URL is set without JWT_ISSUER"),
 ]
 
 
@@ -203,3 +217,54 @@ def test_health_file_and_kafka_are_part_of_the_settings(tmp_path: Path) -> None:
     assert settings.kafka is not None
     assert settings.kafka.bootstrap_servers == "k:9092"
     assert Settings.from_env({}).kafka is None
+
+
+KEYCLOAK = {
+    "JWT_ISSUER": "https://keycloak.example/realms/shop",
+    "JWT_AUDIENCE": "orders-api",
+    "JWT_ROLE_CLAIM": "realm_access.roles",
+}
+
+
+def test_an_identity_provider_needs_no_secret_and_prints_no_tokens() -> None:
+    settings = Settings.from_env({"HOST": "0.0.0.0", **KEYCLOAK})
+    settings.check_can_serve()
+    assert not settings.prints_ready_tokens
+    provider = settings.identity_provider
+    assert provider is not None
+    assert (provider.issuer, provider.audience, provider.jwks_url) == (
+        "https://keycloak.example/realms/shop",
+        "orders-api",
+        None,
+    )
+    assert (provider.role_claim, provider.customer_claim) == ("realm_access.roles", "sub")
+    assert Settings.from_env({}).identity_provider is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("JWT_ROLE_CLAIM", "realm_access..roles"), ("JWT_CUSTOMER_CLAIM", ".sub")],
+)
+def test_a_claim_path_with_an_empty_step_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name} must be a claim name or a dotted path"):
+        Settings.from_env({**KEYCLOAK, name: value})
+
+
+@pytest.mark.parametrize(
+    "command", [["token", "--role", "staff", "--sub", "s"], ["demo", "--url", "http://127.0.0.1:1"]]
+)
+def test_tools_signing_with_the_secret_refuse_with_an_identity_provider(
+    command: list[str],
+) -> None:
+    env = {**os.environ, **KEYCLOAK, "JWT_SECRET": secrets.token_hex(32)}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *command],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "JWT_ISSUER is set" in done.stderr
