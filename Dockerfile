@@ -21,6 +21,7 @@ COPY eventstore ./eventstore
 COPY metrics ./metrics
 COPY projections ./projections
 COPY relay ./relay
+COPY telemetry ./telemetry
 COPY --from=web /src/api/static ./api/static
 # Wheels are built here, where gcc may be needed, and only installed in the final stage.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

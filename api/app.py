@@ -29,8 +29,10 @@ from api.schema import build_schema
 from api.security_headers import SecurityHeadersMiddleware
 from api.shutdown import Drain
 from api.starting import StartingGate
+from api.tracing import trace_middleware
 from api.view import OrdersGraphQL
 from metrics.exposition import mark_process_dead
+from telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ def create_app(
             # Outermost: every answer, the refusals below too, carries the security headers,
             # and every /graphql answer its correlation id and request line.
             Middleware(SecurityHeadersMiddleware, cdn_fallback=not pages.built),
+            *trace_middleware(),
             Middleware(RequestLogMiddleware),
             # Oversized requests are refused before routing, auth or parsing.
             Middleware(RequestLimitsMiddleware, limits=settings.request_limits),
@@ -110,4 +113,5 @@ def app_from_env() -> Starlette:
     settings = Settings.from_env()
     settings.check_can_serve()
     configure_logging(settings.log_level, settings.log_format)
+    tracing.start("orders-api")
     return create_app(settings, tune_gc=True)

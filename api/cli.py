@@ -21,6 +21,7 @@ from eventstore.embedded.lock import DataDirLock, DataDirLocked
 from metrics.exposition import serving_metrics
 from projections.status import KNOWN_PROJECTIONS
 from projections.views import RunnerState
+from telemetry import tracing
 
 if TYPE_CHECKING:
     from eventstore.port import EventStore
@@ -95,6 +96,7 @@ def serve(settings: Settings, *, projectors: int = 1, metrics_port: int | None =
     configure_logging(settings.log_level, settings.log_format)
     for warning in settings.secret_warnings():
         logger.warning("event=weak_secret detail=%r", warning)
+    tracing.start("orders-api")
     drain = Drain()
     config = uvicorn.Config(
         create_app(settings, projectors=projectors, tune_gc=True, drain=drain),
@@ -117,8 +119,11 @@ def serve(settings: Settings, *, projectors: int = 1, metrics_port: int | None =
     # uvicorn re-raises the stop signal once it has shut down (so SIGTERM ends the process as
     # a SIGTERM does); SIGINT's comes back as KeyboardInterrupt, a clean stop, as uvicorn.run
     # treats it.
-    with contextlib.suppress(KeyboardInterrupt), serving_metrics(settings.host, metrics_port):
-        DrainingServer(config, drain, settings.shutdown_grace).run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt), serving_metrics(settings.host, metrics_port):
+            DrainingServer(config, drain, settings.shutdown_grace).run()
+    finally:
+        tracing.stop()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -169,6 +174,7 @@ async def project(
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    tracing.start("orders-projector")
     with serving_metrics(settings.host, metrics_port):
         store = await open_store_when_up(settings, stop)  # a store down at start is waited for
         if store is None:
@@ -181,6 +187,7 @@ async def project(
                 await _until_stopped(stop, health_file, lambda: pool.healthy)
         finally:
             await store.close()
+            tracing.stop()
     return 0
 
 

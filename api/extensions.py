@@ -44,6 +44,7 @@ from api.document_cache import DocumentCache, Entry
 from api.limits import TOO_COMPLEX, Introspection, QueryLimits
 from api.outages import OUTAGES, outage_part, unavailable_of
 from api.request_record import RequestLogExtension
+from api.tracing import tracing_extensions
 from api.variables import variables_error
 
 logger = logging.getLogger(__name__)
@@ -416,7 +417,12 @@ def schema_extensions(
     limits: QueryLimits = DEFAULT_LIMITS,
 ) -> Sequence[Callable[[], SchemaExtension]]:
     """Factories (strawberry builds fresh extension instances per operation)."""
-    return (lambda: QueryLimiter(limits), MaskUnexpectedErrors, RequestLogExtension)
+    return (
+        lambda: QueryLimiter(limits),
+        MaskUnexpectedErrors,
+        RequestLogExtension,
+        *tracing_extensions(),
+    )
 
 
 __all__ = ["OrdersSchema", "QueryLimiter", "QueryTooComplex", "schema_extensions"]

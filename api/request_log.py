@@ -11,8 +11,8 @@ HTTP refusal without a GraphQL error (`api.request_record`).
 
 Every `/graphql` HTTP answer echoes `X-Correlation-Id`: the client's when it is a sane one
 (`api.view.correlation_id_of`), else one made here and handed on to the request, so the id a
-client reads back is the one in its events' metadata. The trace id comes from a W3C
-`traceparent` header when one is sent.
+client reads back is the one in its events' metadata. The trace id is the request's span's when
+tracing is on (`api.tracing`), else a W3C `traceparent` header's when one is sent.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.request_record import RequestRecord, current_request, note_outcome, trace_id_of
 from api.view import CORRELATION_HEADER, correlation_id_of
+from telemetry.tracing import current_trace_id
 
 GRAPHQL_PATH = "/graphql"
 _CORRELATION = CORRELATION_HEADER.encode("latin-1")
@@ -73,7 +74,7 @@ class RequestLogMiddleware:
         record = RequestRecord(
             transport="http",
             correlation_id=correlation_id.decode("latin-1"),
-            trace_id=trace_id_of(_header(scope, b"traceparent")),
+            trace_id=current_trace_id() or trace_id_of(_header(scope, b"traceparent")),
         )
         status = 0
 

@@ -36,6 +36,7 @@ from domain.upcasting import (
     upcast,
 )
 from eventstore.port import NewEvent, RecordedEvent
+from telemetry.tracing import METADATA_KEY as TRACEPARENT_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class EventContext:
     causation_id: str
     actor: str
     occurred_at: datetime
+    # The W3C traceparent of the command's span (tracing on): kept as `$traceparent`, so the
+    # projector's and the relay's work joins the command's trace. Staff-only (api.visibility).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +214,8 @@ def encode(event: OrderEvent, context: EventContext, event_id: uuid.UUID) -> New
         "$causationId": context.causation_id,
         "actor": context.actor,
     }
+    if context.traceparent is not None:
+        metadata[TRACEPARENT_KEY] = context.traceparent
     return NewEvent(
         id=event_id,
         type=type(event).__name__,

@@ -39,8 +39,16 @@ from domain.errors import ConcurrencyConflict, DomainError, OrderAlreadyExists, 
 from domain.events import order_stream
 from domain.order import OrderState, fold
 from domain.validation import validate
-from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
+from eventstore.port import (
+    AppendResult,
+    EventStore,
+    ExpectedVersion,
+    NewEvent,
+    WrongExpectedVersion,
+    expect_version,
+)
 from metrics.instruments import APPEND_DURATION, count_command, count_conflict, count_retry
+from telemetry.tracing import current_traceparent, traced
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +129,7 @@ class CommandHandler:
         retry names the same order), else random."""
         return self._ids.new_order_id(customer_id, idempotency_key)
 
+    @traced(lambda self, command, **_: f"command {type(command).__name__}")
     async def handle(
         self,
         command: Command,
@@ -185,6 +194,7 @@ class CommandHandler:
             causation_id=correlation_id,
             actor=actor or SYSTEM_ACTOR,
             occurred_at=self._clock(),
+            traceparent=current_traceparent(),
         )
         if isinstance(command, PlaceOrder):
             if idempotency_key is not None:
@@ -243,9 +253,7 @@ class CommandHandler:
         new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
         started = time.perf_counter()
         try:
-            result = await self._store.append(
-                request.stream, new_events, expect_version(loaded.version)
-            )
+            result = await self._append(request.stream, new_events, expect_version(loaded.version))
         except WrongExpectedVersion as conflict:
             count_conflict(type(request.command).__name__)
             actual = conflict.actual or 0
@@ -283,6 +291,13 @@ class CommandHandler:
             event_ids=tuple(ids),
             order=written,
         )
+
+    @traced(lambda *_: "append")
+    async def _append(
+        self, stream: str, events: list[NewEvent], expected: ExpectedVersion
+    ) -> AppendResult:
+        """The store's append (its own span when tracing is on)."""
+        return await self._store.append(stream, events, expected)
 
     def _remember(
         self,

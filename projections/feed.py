@@ -102,6 +102,7 @@ def parse_change(payload: bytes | str) -> Change:
         position=int(raw[f.POSITION]),
         view=view_from_hash(raw[f.VIEW]) if raw.get(f.VIEW) else None,
         previous_status=None if previous is None else OrderStatus(previous),
+        traceparent=raw.get(f.TRACEPARENT),
     )
 
 

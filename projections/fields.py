@@ -65,6 +65,7 @@ class ChangeFields:
     PREVIOUS_STATUS: Final = "previousStatus"
     POSITION: Final = "position"
     VIEW: Final = "view"
+    TRACEPARENT: Final = "traceparent"  # the projector's apply span (tracing on), for the push
 
 
 def count_field(status: str) -> str:

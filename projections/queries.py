@@ -12,6 +12,7 @@ import base64
 import binascii
 import time
 from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,7 @@ from projections.keys import (
 from projections.redis_store import view_from_hash
 from projections.status import projection_statuses, views_behind
 from projections.views import (
+    Change,
     ChangesMissed,
     DashboardStats,
     OrderPage,
@@ -39,6 +41,7 @@ from projections.views import (
     StatusStats,
     ViewsUnavailable,
 )
+from telemetry.tracing import detached_span
 
 POINTER_TTL = 1.0
 MAX_VIEW_PAGE = 100
@@ -47,6 +50,14 @@ WAIT_POLL = 0.02  # without a feed, wait_for_version polls this often
 
 Read = Callable[[Pipeline], object]
 """Queues one read on a pipeline."""
+
+
+def push_span(field: str, change: Change | None) -> AbstractContextManager[None]:
+    """The span of a live update's push to one subscriber (while the subscription sends it),
+    when tracing is on: a child of the projector's span that applied the change."""
+    if change is None:
+        return nullcontext()
+    return detached_span(f"push {field}", change.traceparent)
 
 
 def _hgetall(key: str) -> Read:
@@ -294,10 +305,12 @@ class OrderQueries:
         async with self.feed.listen(order_id=order_id) as listener:
             last = 0
             view = await self.get_order(order_id)
+            change: Change | None = None
             while True:
                 if view is not None and view.version > last:
                     last = view.version
-                    yield view
+                    with push_span("orderUpdated", change):
+                        yield view
                 change = await listener.get()
                 # A change carries the view it made, so no version is skipped when several land
                 # at once; after missed changes (RESYNC) the current view is what there is.
@@ -320,7 +333,8 @@ class OrderQueries:
                     raise ChangesMissed("live changes were missed; re-query, then subscribe again")
                 view = change.view or await self.get_order(change.order_id)
                 if view is not None and view.version >= change.version:
-                    yield view
+                    with push_span("ordersUpdated", change):
+                        yield view
 
     async def watch_stats(self) -> AsyncGenerator[DashboardStats, None]:
         """The current stats, then again after changes, at most ~10 a second (needs the feed)."""

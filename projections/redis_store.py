@@ -123,23 +123,33 @@ class RedisViewStore:
         return result
 
     async def apply_batch(
-        self, changes: Sequence[ViewChange], *, namespace: str = "", publish: bool = True
+        self,
+        changes: Sequence[ViewChange],
+        *,
+        namespace: str = "",
+        publish: bool = True,
+        traceparents: Sequence[str] | None = None,
     ) -> list[ApplyResult]:
         """Apply changes in order, in one round trip; one result per change.
 
         Without `namespace` the changes go where the pointer says (and to a namespace being
-        rebuilt); with it, to that namespace only (a rebuild filling its copy).
+        rebuilt); with it, to that namespace only (a rebuild filling its copy). `traceparents`
+        (one per change, "" for none) travel in the published changes to the websocket push.
         """
         if not changes:
             return []
         try:
-            replies = await self._apply_chunks(changes, namespace=namespace, publish=publish)
+            replies = await self._apply_chunks(
+                changes, namespace=namespace, publish=publish, traceparents=traceparents
+            )
         except NoScriptError:
             # A cluster's pipeline sends EVALSHA without loading the script first (a plain
             # pipeline checks), and a new or failed-over node has none. The script is idempotent,
             # so chunks that did run answer duplicates the second time.
             await self.load_scripts()
-            replies = await self._apply_chunks(changes, namespace=namespace, publish=publish)
+            replies = await self._apply_chunks(
+                changes, namespace=namespace, publish=publish, traceparents=traceparents
+            )
         results: list[ApplyResult] = []
         for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
             letters = as_text(reply)
@@ -149,14 +159,22 @@ class RedisViewStore:
         return results
 
     async def _apply_chunks(
-        self, changes: Sequence[ViewChange], *, namespace: str, publish: bool
+        self,
+        changes: Sequence[ViewChange],
+        *,
+        namespace: str,
+        publish: bool,
+        traceparents: Sequence[str] | None,
     ) -> list[Any]:
         keys = [self.keys.pointer, self.keys.building]
         flag = "1" if publish else "0"
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(changes), CHUNK):
                 chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
-                await self._apply(keys, [namespace, flag, chunk], client=pipe)
+                args: list[str | bytes] = [namespace, flag, chunk]
+                if traceparents is not None:
+                    args.append(orjson.dumps(traceparents[start : start + CHUNK]))
+                await self._apply(keys, args, client=pipe)
             return list(await pipe.execute())
 
     async def load_scripts(self) -> None:

@@ -47,6 +47,7 @@ from projections.recovery import ViewsLost, recover
 from projections.redis_store import ApplyResult, RedisViewStore
 from projections.status import forget_worker, record_status
 from projections.views import ProjectionStatus, RunnerState
+from telemetry.tracing import apply_spans
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,8 @@ class ProjectorRunner:
             except DECODE_ERRORS as error:
                 self._note_error(f"cannot decode {event.stream}@{event.version}: {error}")
                 await subscription.nack(event, NackAction.PARK)
-        results = await self.views.apply_batch(changes)
+        with apply_spans(events) as traceparents:
+            results = await self.views.apply_batch(changes, traceparents=traceparents)
         if ApplyResult.RESET in results:
             # Redis came back empty under us: rebuild the views from their (new) watermark, then
             # apply the batch again; what recovery already applied comes back as duplicates.

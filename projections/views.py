@@ -120,6 +120,7 @@ class Change:
     position: int
     view: OrderView | None = None  # the view this change made (None: re-read the hash)
     previous_status: OrderStatus | None = None
+    traceparent: str | None = None  # the span that applied it, when the projector traces
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

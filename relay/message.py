@@ -2,7 +2,8 @@
 
 The key is the order id (so one order's events land on one partition, in order). The value is the
 event in the contract's wire format, upcast to the current schema, inside an envelope that says
-which event it is. Headers carry the same identity for consumers that route before parsing.
+which event it is. Headers carry the same identity for consumers that route before parsing, and
+the W3C `traceparent` of the command that wrote the event.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from application.codec import decode_record
 from domain.events import EVENT_TYPE_NAMES, order_id_of
 from domain.upcasting import CURRENT_SCHEMA_VERSION
 from eventstore.port import RecordedEvent
+from telemetry.tracing import METADATA_KEY as TRACEPARENT_KEY
+from telemetry.tracing import TRACEPARENT
 
 HEADER_EVENT_ID = "event-id"
 HEADER_TYPE = "event-type"
 HEADER_VERSION = "event-version"
 HEADER_POSITION = "event-position"
 HEADER_CORRELATION_ID = "correlation-id"
+HEADER_TRACEPARENT = TRACEPARENT
+"""The W3C trace context of the command that wrote the event, so a consumer's spans join its
+trace."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,4 +77,7 @@ def to_message(record: RecordedEvent) -> KafkaMessage:
     ]
     if isinstance(correlation, str):
         headers.append((HEADER_CORRELATION_ID, correlation.encode()))
+    traceparent = metadata.get(TRACEPARENT_KEY)
+    if isinstance(traceparent, str):
+        headers.append((HEADER_TRACEPARENT, traceparent.encode()))
     return KafkaMessage(key=order_id.encode(), value=orjson.dumps(envelope), headers=headers)

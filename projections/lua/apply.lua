@@ -7,6 +7,8 @@
 --   placed: customer, items JSON, total, units, scale, item count;  status: new status;
 --   shipped: tracking id, carrier;  add: item JSON, total, units, scale, qty;
 --   remove: product id, total, units, scale;  touch: nothing).
+-- ARGV[4] (when tracing is on) a JSON array of traceparents, one per change ("" for none): each
+-- published change carries its own, so the websocket push joins the projector's trace.
 -- Returns one letter per change: 'o' applied, 'd' duplicate (version <= stored: skip),
 -- 'g' gap (version > stored + 1: retry later), 'i' invalid (can never follow the view);
 -- or 'R' alone when there is no namespace (Redis lost its data: recover, then apply again).
@@ -14,6 +16,12 @@
 -- prepends (projections/lua_scripts.py).
 local target, publish = ARGV[1], ARGV[2] == '1'
 local changes = cjson.decode(ARGV[3])
+if ARGV[4] then
+  local traceparents = cjson.decode(ARGV[4])
+  for i, c in ipairs(changes) do
+    if traceparents[i] ~= '' then c.traceparent = traceparents[i] end
+  end
+end
 
 local function revenue_field(status, scale)
   return STATS.revenue_prefix .. status .. STATS.revenue_separator .. scale
@@ -140,7 +148,8 @@ local function apply_to(ns, c)
     redis.call('PUBLISH', ns .. KEY.changes, cjson.encode(
       {[CHANGE.namespace] = ns, [CHANGE.order_id] = id, [CHANGE.version] = version,
        [CHANGE.customer_id] = cust, [CHANGE.status] = status,
-       [CHANGE.previous_status] = old_status, [CHANGE.position] = pos, [CHANGE.view] = view}))
+       [CHANGE.previous_status] = old_status, [CHANGE.position] = pos, [CHANGE.view] = view,
+       [CHANGE.traceparent] = c.traceparent}))
   end
   return 'o'
 end

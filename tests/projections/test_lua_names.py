@@ -95,7 +95,9 @@ async def test_every_field_the_scripts_write_is_owned_by_python(redis: Redis, pr
         await pubsub.subscribe(NamespaceKeys(ns).changes)
         await pubsub.get_message(timeout=1)  # the subscription's confirmation
         changes = [change_of(d) for d in log.decoded()]
-        await views.apply_batch(changes)
+        # The first change was applied by a traced projector: its message carries its span.
+        traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        await views.apply_batch(changes, traceparents=[traced] + [""] * (len(changes) - 1))
         messages: list[dict[str, Any]] = []
         while len(messages) < len(changes):
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
@@ -124,6 +126,9 @@ async def test_every_field_the_scripts_write_is_owned_by_python(redis: Redis, pr
         placed = message[ChangeFields.VERSION] == 1
         assert (ChangeFields.PREVIOUS_STATUS not in message) == placed, message
     assert published == _owned(ChangeFields)  # every field is published by some change
+    assert [m.get(ChangeFields.TRACEPARENT) for m in messages] == [traced] + [None] * (
+        len(messages) - 1
+    )
     shipped = messages[changes.index(next(c for c in changes if c.tracking_id == "T"))]
     assert (shipped[ChangeFields.PREVIOUS_STATUS], shipped[ChangeFields.STATUS]) == (
         "PAID",

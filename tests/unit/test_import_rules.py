@@ -1,8 +1,9 @@
 """The house's layering, read from the source with `ast` (nothing is imported or run).
 
 domain imports nothing of ours; eventstore nothing of domain or application; application not api;
-projections and relay (the Kafka relay) not api, and nothing below api imports relay; and no two
-packages import each other, directly or around a cycle.
+projections and relay (the Kafka relay) not api, and nothing below api imports relay; telemetry
+(traces, used by every layer) imports none of ours; and no two packages import each other, directly
+or around a cycle.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("api", "application", "domain", "eventstore", "projections", "relay")
+PACKAGES = ("api", "application", "domain", "eventstore", "projections", "relay", "telemetry")
 
 FORBIDDEN: dict[str, set[str]] = {
     "domain": {"api", "application", "eventstore", "projections", "relay"},
@@ -21,6 +22,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "application": {"api", "projections", "relay"},
     "projections": {"api", "relay"},
     "relay": {"api"},
+    "telemetry": {"api", "application", "domain", "eventstore", "projections", "relay"},
 }
 
 
@@ -68,6 +70,7 @@ def test_the_rules_see_imports() -> None:
     # The reader itself must find what is there, or every rule above passes vacuously.
     assert "domain" in _imports("application")
     assert "eventstore" in _imports("application")
+    assert "telemetry" in _imports("application")
 
 
 ADAPTERS = {

@@ -1,0 +1,76 @@
+"""The API's spans (`telemetry.tracing`): one per /graphql HTTP request, a child of the client's
+W3C `traceparent` when it sends one, and one per GraphQL operation inside it. Both are added to
+the app only when tracing is on, so with it off the request path is the same as without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import SchemaExtension
+
+from telemetry import tracing
+
+GRAPHQL_PATH = "/graphql"
+
+
+def _traceparent(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"traceparent":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class TraceMiddleware:
+    """A server span for each /graphql HTTP request, current while the app answers it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass everything else through; trace /graphql over HTTP."""
+        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        attributes = {"http.request.method": method, "url.path": GRAPHQL_PATH}
+        with tracing.span(
+            f"{method} {GRAPHQL_PATH}",
+            parent=_traceparent(scope),
+            kind="server",
+            attributes=attributes,
+        ) as span:
+
+            async def send_noting_status(message: Message) -> None:
+                if message["type"] == "http.response.start" and span is not None:
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_noting_status)
+
+
+def trace_middleware() -> list[Middleware]:
+    """The middleware to add outside the request log (so its line has the span's trace id)."""
+    return [Middleware(TraceMiddleware)] if tracing.enabled() else []
+
+
+class TracingExtension(SchemaExtension):
+    """A span per GraphQL operation (query or mutation; a subscription's lifetime is no span,
+    its pushes are), named by its type and name once they are known."""
+
+    def on_operation(self) -> Iterator[None]:
+        """The operation runs inside the span."""
+        with tracing.span("graphql") as span:
+            yield
+            if span is not None:
+                context = self.execution_context
+                operation_type = context.operation_type.value if context.operation_type else ""
+                span.update_name(f"{operation_type} {context.operation_name or ''}".strip())
+
+
+def tracing_extensions() -> Sequence[Any]:
+    """The schema extensions to add when tracing is on."""
+    return (TracingExtension,) if tracing.enabled() else ()

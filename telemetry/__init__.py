@@ -1,0 +1,1 @@
+"""Telemetry every layer may use (traces); imports nothing of the service's own packages."""
