@@ -2,7 +2,7 @@
 
 domain imports nothing of ours; eventstore nothing of domain or application; application not api;
 projections and relay (the Kafka relay) not api, and nothing below api imports relay; telemetry
-(traces, used by every layer) imports none of ours; and no two packages import each other, directly
+(traces) and metrics (Prometheus instruments), used by every layer, import none of ours; and no two packages import each other, directly
 or around a cycle.
 """
 
@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("api", "application", "domain", "eventstore", "projections", "relay", "telemetry")
+PACKAGES = (
+    "api",
+    "application",
+    "domain",
+    "eventstore",
+    "metrics",
+    "projections",
+    "relay",
+    "telemetry",
+)
 
 FORBIDDEN: dict[str, set[str]] = {
     "domain": {"api", "application", "eventstore", "projections", "relay"},
@@ -23,6 +32,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "projections": {"api", "relay"},
     "relay": {"api"},
     "telemetry": {"api", "application", "domain", "eventstore", "projections", "relay"},
+    "metrics": {"api", "application", "domain", "eventstore", "projections", "relay", "telemetry"},
 }
 
 
