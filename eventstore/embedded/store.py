@@ -12,10 +12,10 @@ import importlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 _PERSISTENT_MODULE = "eventstore.embedded.persistent"
 PROBE_AFTER = 5.0
 """A write path that committed this recently needs no probe."""
+
+T = TypeVar("T")
 
 
 class _PersistentBackend(SubscriptionGroups, Protocol):
@@ -173,6 +175,26 @@ class SQLiteEventStore:
                 stream=stream,
                 from_version=from_version,
                 backwards=backwards,
+                limit=limit,
+            )
+        )
+
+    async def read_from_mark(
+        self,
+        mark_stream: str,
+        stream: str,
+        start: Callable[[RecordedEvent | None], tuple[T, int]],
+        *,
+        limit: int,
+    ) -> tuple[T, list[RecordedEvent]]:
+        """The mark and the events it points to in one hop to a reader (see `MarkedReads`)."""
+        self._check_open()
+        return await self._pool.run(
+            partial(
+                reads.read_from_mark,
+                mark_stream=mark_stream,
+                stream=stream,
+                start=start,
                 limit=limit,
             )
         )
