@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 """Events per stream read while folding: bounds memory per load, not the stream's length."""
+FIRST_PAGE = 64
+"""Events read with the snapshot: more than a snapshot's tail under the default policy, and few
+enough for a store to read them without leaving the event loop (the embedded one does)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +108,7 @@ class OrderRepository:
         if first is not None:
             if first:
                 yield first
-            if len(first) < PAGE_SIZE:
+            if len(first) < FIRST_PAGE:
                 return
             next_version = first[-1].version + 1
         while True:
@@ -208,7 +211,7 @@ class OrderRepository:
                 snapshot_stream(order_id),
                 order_stream(order_id),
                 start,
-                limit=PAGE_SIZE,
+                limit=FIRST_PAGE,
             )
         except EventStoreError:
             # The reads one at a time, so a snapshot that cannot be read stays a cache miss.
