@@ -18,6 +18,7 @@ COPY api ./api
 COPY application ./application
 COPY domain ./domain
 COPY eventstore ./eventstore
+COPY metrics ./metrics
 COPY projections ./projections
 COPY relay ./relay
 COPY --from=web /src/api/static ./api/static

@@ -1,6 +1,6 @@
 """The Starlette application: GraphQL at /graphql (GraphiQL for browsers), health at /livez,
-/readyz and /healthz (`api.health`), the dashboard at /dashboard and its bundles under /static;
-clients built once."""
+/readyz and /healthz (`api.health`), Prometheus metrics at /metrics (`api.metrics_page`), the
+dashboard at /dashboard and its bundles under /static; clients built once."""
 
 from __future__ import annotations
 
@@ -15,19 +15,22 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
-from api.bootstrap import open_services
+from api.bootstrap import Startup
 from api.budgets import IdentityBudgets
 from api.config import Settings
 from api.gc_tuning import tune_for_serving
 from api.health import healthz, livez, readyz
 from api.limits import RequestLimitsMiddleware
 from api.logs import configure_logging
+from api.metrics_page import metrics_page
 from api.pages import STATIC_DIR, WebPages
 from api.request_log import RequestLogMiddleware
 from api.schema import build_schema
 from api.security_headers import SecurityHeadersMiddleware
 from api.shutdown import Drain
+from api.starting import StartingGate
 from api.view import OrdersGraphQL
+from metrics.exposition import mark_process_dead
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +60,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        async with open_services(settings, projectors=projectors) as services:
+        # Binds at once, its services opening meanwhile when the store is down (api.starting).
+        async with Startup(settings, projectors=projectors).running() as startup:
             if tune_gc:
                 tune_for_serving()
             logger.info(
-                "event=started host=%s port=%d store=%s",
+                "event=started host=%s port=%d store=%s services=%s",
                 settings.host,
                 settings.port,
                 settings.store_kind,
+                "open" if startup.services is not None else "opening",
             )
-            yield {"services": services, "drain": drain if drain is not None else Drain()}
+            yield {"startup": startup, "drain": drain if drain is not None else Drain()}
+        # A worker of a multi-process deployment: its live gauges leave the others' sum.
+        mark_process_dead()
         logger.info("event=stopped")
 
     # Without a build there is nothing under /static: its paths are 404s like any unknown one.
@@ -80,6 +87,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/livez", livez, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/dashboard", pages.dashboard, methods=["GET"]),
             *static,
         ],
@@ -91,6 +99,8 @@ def create_app(
             Middleware(RequestLogMiddleware),
             # Oversized requests are refused before routing, auth or parsing.
             Middleware(RequestLimitsMiddleware, limits=settings.request_limits),
+            # Services in each request's state; UNAVAILABLE until they are open.
+            Middleware(StartingGate),
         ],
     )
 

@@ -1,4 +1,6 @@
-"""Bearer JWT authentication (HS256, claims `sub`, `role`, `exp`) and the auth errors.
+"""Bearer JWT authentication and the auth errors: HS256 tokens (claims `sub`, `role`, `exp`)
+signed with JWT_SECRET, or, with an identity provider configured, its RS256/ES256 tokens
+(`api.oidc`) and nothing else.
 
 A customer (`sub` = its customerId) places orders for itself, cancels its own orders and reads and
 subscribes to its own orders only; everything else is staff's. Field-level rules live in
@@ -16,6 +18,8 @@ from typing import Any
 
 import jwt
 from graphql import GraphQLError
+
+from api.oidc import ALGORITHMS, IdentityProvider, ProviderKeys, claim_at, is_staff
 
 ALGORITHM = "HS256"
 BEARER = "bearer "
@@ -75,6 +79,11 @@ class Authenticator:
     A token whose `exp` lies more than `max_ttl` seconds ahead is refused, whoever signed it: a
     leaked long-lived token (`exp` in the year 9999) would otherwise be a permanent credential
     that only rotating the secret revokes.
+
+    With a `provider`, only its tokens are accepted (HS256 ones are refused, the secret only
+    signs what `issue` makes, for tools). `authenticate` checks with the keys held now; `verify`
+    (what requests and websockets call) also fetches the provider's keys when the token names
+    one not held yet, within `ProviderKeys`' rate limit.
     """
 
     def __init__(
@@ -84,8 +93,12 @@ class Authenticator:
         max_ttl: int = DEFAULT_MAX_TTL,
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
+        provider: IdentityProvider | None = None,
+        keys: ProviderKeys | None = None,
     ) -> None:
         self._secret = secret
+        self._provider = provider
+        self._keys = keys or (ProviderKeys(provider) if provider is not None else None)
         self._max_ttl = max_ttl
         self._clock = clock
         self._cache_size = cache_size
@@ -107,9 +120,27 @@ class Authenticator:
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    @property
+    def provider_keys(self) -> ProviderKeys | None:
+        """The identity provider's keys (None: HS256 with the secret)."""
+        return self._keys
+
+    async def verify(self, authorization: str | None) -> Principal:
+        """`authenticate`, after fetching the provider's keys if the token names a key not held
+        yet (the first token, or one signed after a rotation). Raises `Unauthenticated`."""
+        try:
+            return self.authenticate(authorization)
+        except _KeyNotHeld:
+            assert self._keys is not None  # only raised with a provider
+            await self._keys.refresh()
+        try:
+            return self.authenticate(authorization)
+        except _KeyNotHeld as error:
+            raise Unauthenticated("The token's signing key is not known.") from error
+
     def authenticate(self, authorization: str | None) -> Principal:
-        """The caller of an `Authorization` header value ("Bearer <token>"). Raises
-        `Unauthenticated`."""
+        """The caller of an `Authorization` header value ("Bearer <token>"), with the keys held
+        now. Raises `Unauthenticated`."""
         if not authorization or not authorization[: len(BEARER)].lower() == BEARER:
             raise Unauthenticated()
         token = authorization[len(BEARER) :].strip()
@@ -128,6 +159,8 @@ class Authenticator:
         return principal
 
     def _verify(self, token: str, now: float) -> Principal:
+        if self._provider is not None and self._keys is not None:
+            return self._verify_provider(token, now, self._provider, self._keys)
         try:
             claims = jwt.decode(
                 token,
@@ -142,6 +175,9 @@ class Authenticator:
         sub, role, exp = claims.get("sub"), claims.get("role"), claims.get("exp")
         if not isinstance(sub, str) or not sub or role not in tuple(Role):
             raise Unauthenticated("The token's claims are not valid.")
+        return Principal(sub=sub, role=Role(role), expires_at=self._checked_exp(exp, now))
+
+    def _checked_exp(self, exp: object, now: float) -> float:
         if not isinstance(exp, int | float) or exp <= now:
             raise Unauthenticated("The token has expired.")
         if exp - now > self._max_ttl:
@@ -149,4 +185,52 @@ class Authenticator:
                 f"The token expires too far ahead: this server accepts tokens valid for at most "
                 f"{self._max_ttl} s (MAX_TOKEN_TTL); ask for a shorter-lived one."
             )
-        return Principal(sub=sub, role=Role(role), expires_at=float(exp))
+        return float(exp)
+
+    def _verify_provider(
+        self, token: str, now: float, provider: IdentityProvider, keys: ProviderKeys
+    ) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated("The token is not valid.") from error
+        alg, kid = header.get("alg"), header.get("kid")
+        # Checked before any key is looked at: an HS256 token "signed" with the provider's
+        # public key must never reach a verifier.
+        if alg not in ALGORITHMS:
+            raise Unauthenticated(f"The token must be signed with {' or '.join(ALGORITHMS)}.")
+        if not isinstance(kid, str):
+            raise Unauthenticated("The token names no signing key (kid).")
+        key = keys.get(kid)
+        if key is None:
+            raise _KeyNotHeld(kid)
+        if key.algorithm_name != alg:
+            raise Unauthenticated("The token's algorithm does not match its key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=provider.audience,
+                issuer=provider.issuer,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise Unauthenticated("The token has expired.") from error
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated("The token is not valid.") from error
+        role = Role.STAFF if is_staff(claim_at(claims, provider.role_claim)) else Role.CUSTOMER
+        subject = claim_at(claims, provider.customer_claim)
+        if subject is None and role is Role.STAFF:
+            subject = claims.get("sub")  # staff act for no customer: their subject names them
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("The token's claims are not valid.")
+        return Principal(sub=subject, role=role, expires_at=self._checked_exp(claims["exp"], now))
+
+
+class _KeyNotHeld(Unauthenticated):
+    """The token names a key the held set lacks (a fetch may find it)."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("The token's signing key is not known.")
+        self.kid = kid

@@ -28,6 +28,7 @@ from graphql import GraphQLError
 
 from api.auth import Principal
 from api.limits import BudgetLimits
+from metrics.instruments import count_budget_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class LimitedLog:
 
     def limited(self, identity: str, budget: str) -> None:
         """One refusal of `identity` on `budget`."""
+        count_budget_refusal(budget)
         now = self._clock()
         key = (identity, budget)
         pending = self._pending.get(key)

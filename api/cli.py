@@ -12,12 +12,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
+from eventstore.embedded.lock import DataDirLock, DataDirLocked
+from metrics.exposition import serving_metrics
 from projections.status import KNOWN_PROJECTIONS
 from projections.views import RunnerState
+
+if TYPE_CHECKING:
+    from eventstore.port import EventStore
 
 PROJECTIONS = KNOWN_PROJECTIONS
 """The projections `orders rebuild` knows."""
@@ -76,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: Settings, *, projectors: int = 1) -> None:
+def serve(settings: Settings, *, projectors: int = 1, metrics_port: int | None = None) -> None:
     """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log), with the
-    connection limits of `settings`, and a SHUTDOWN_GRACE after SIGTERM (`api.shutdown`)."""
+    connection limits of `settings`, and a SHUTDOWN_GRACE after SIGTERM (`api.shutdown`);
+    the metrics on `metrics_port` too, when given."""
     import uvicorn
 
     from api.app import create_app
@@ -110,7 +117,7 @@ def serve(settings: Settings, *, projectors: int = 1) -> None:
     # uvicorn re-raises the stop signal once it has shut down (so SIGTERM ends the process as
     # a SIGTERM does); SIGINT's comes back as KeyboardInterrupt, a clean stop, as uvicorn.run
     # treats it.
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), serving_metrics(settings.host, metrics_port):
         DrainingServer(config, drain, settings.shutdown_grace).run()
 
 
@@ -136,10 +143,16 @@ async def _until_stopped(
                 await stop.wait()
 
 
-async def project(settings: Settings, *, workers: int, health_file: Path | None) -> int:
+async def project(
+    settings: Settings, *, workers: int, health_file: Path | None, metrics_port: int | None = None
+) -> int:
     """Run `workers` projector workers against EventStoreDB or PostgreSQL until SIGINT or
-    SIGTERM."""
+    SIGTERM, with the metrics on `metrics_port` (HOST) when given."""
     if settings.store_kind == "embedded":
+        holder = _data_dir_holder(settings)
+        if holder is not None:
+            sys.stderr.write(f"orders project: {holder}\n")
+            return 2
         sys.stderr.write(
             "orders project: the embedded event store keeps its persistent subscriptions inside "
             "the serving process, so its projectors run there (`orders serve`). Set ESDB_URL "
@@ -149,23 +162,37 @@ async def project(settings: Settings, *, workers: int, health_file: Path | None)
     if workers < 1:
         sys.stderr.write("orders project: --workers must be at least 1\n")
         return 2
-    from api.bootstrap import open_store
+    from api.bootstrap import open_store_when_up
     from projections.pool import ProjectorPool
     from projections.redis_store import RedisViewStore
     from projections.service import open_redis
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    store = await open_store(settings)
-    try:
-        async with (
-            open_redis(settings.redis_url, settings.data_dir) as redis,
-            ProjectorPool(store, RedisViewStore(redis), workers=workers) as pool,
-        ):
-            await _until_stopped(stop, health_file, lambda: pool.healthy)
-    finally:
-        await store.close()
+    with serving_metrics(settings.host, metrics_port):
+        store = await open_store_when_up(settings, stop)  # a store down at start is waited for
+        if store is None:
+            return 0
+        try:
+            async with (
+                open_redis(settings.redis_url, settings.data_dir) as redis,
+                ProjectorPool(store, RedisViewStore(redis), workers=workers) as pool,
+            ):
+                await _until_stopped(stop, health_file, lambda: pool.healthy)
+        finally:
+            await store.close()
     return 0
+
+
+def _data_dir_holder(settings: Settings) -> str | None:
+    """Why DATA_DIR is taken (naming the process that has it), or None when it is free."""
+    if not settings.data_dir.is_dir():
+        return None
+    try:
+        DataDirLock.acquire(settings.data_dir).release()
+    except DataDirLocked as error:
+        return str(error)
+    return None
 
 
 async def rebuild(settings: Settings, projection: str) -> int:
@@ -175,24 +202,28 @@ async def rebuild(settings: Settings, projection: str) -> int:
             f"orders rebuild: unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}\n"
         )
         return 2
-    if settings.store_kind == "embedded":
-        from eventstore.embedded.schema import DB_FILE_NAME
-
-        database = settings.data_dir / DB_FILE_NAME
-        if not database.exists():
-            sys.stderr.write(f"orders rebuild: no event store at {database} (check DATA_DIR)\n")
-            return 2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from api.bootstrap import open_store
+    from eventstore.embedded import SQLiteEventStore
+    from eventstore.port import StoreUnavailable
     from projections.rebuild import RebuildInProgress
     from projections.rebuild import rebuild as rebuild_views
     from projections.redis_store import RedisViewStore
     from projections.service import open_redis
 
-    # Only reads the log: beside a serving embedded store this is a second reader of the same
-    # SQLite file (WAL), and the views live in the same Redis (REDIS_URL or DATA_DIR/redis.sock).
-    store = await open_store(settings)
+    store: EventStore
+    if settings.store_kind == "embedded":
+        # Only reads the log: beside the serving process (which holds DATA_DIR's lock) this is
+        # a second reader of the same SQLite file (WAL), and the views live in the same Redis
+        # (REDIS_URL or DATA_DIR/redis.sock).
+        try:
+            store = await SQLiteEventStore.open(settings.data_dir, read_only=True)
+        except StoreUnavailable as error:
+            sys.stderr.write(f"orders rebuild: {error} (check DATA_DIR)\n")
+            return 2
+    else:
+        store = await open_store(settings)
     try:
         async with open_redis(settings.redis_url, settings.data_dir) as redis:
             columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -217,9 +248,11 @@ async def rebuild(settings: Settings, projection: str) -> int:
     return 0
 
 
-async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | None) -> int:
+async def relay_kafka(
+    settings: Settings, *, workers: int, health_file: Path | None, metrics_port: int | None = None
+) -> int:
     """Run `workers` Kafka relay workers against EventStoreDB or PostgreSQL until SIGINT or
-    SIGTERM."""
+    SIGTERM, with the metrics on `metrics_port` (HOST) when given."""
     kafka = settings.kafka
     if kafka is None:
         sys.stderr.write("orders relay kafka: set KAFKA_BOOTSTRAP_SERVERS\n")
@@ -234,19 +267,22 @@ async def relay_kafka(settings: Settings, *, workers: int, health_file: Path | N
     if workers < 1:
         sys.stderr.write("orders relay kafka: --workers must be at least 1\n")
         return 2
-    from api.bootstrap import open_store
+    from api.bootstrap import open_store_when_up
     from relay.main import running_relays
 
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    store = await open_store(settings)
-    try:
-        async with running_relays(store, kafka, workers=workers) as relays:
-            await _until_stopped(
-                stop, health_file, lambda: all(r.state is RunnerState.RUNNING for r in relays)
-            )
-    finally:
-        await store.close()
+    with serving_metrics(settings.host, metrics_port):
+        store = await open_store_when_up(settings, stop)  # a store down at start is waited for
+        if store is None:
+            return 0
+        try:
+            async with running_relays(store, kafka, workers=workers) as relays:
+                await _until_stopped(
+                    stop, health_file, lambda: all(r.state is RunnerState.RUNNING for r in relays)
+                )
+        finally:
+            await store.close()
     return 0
 
 
@@ -271,9 +307,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":
-        serve(settings, projectors=0 if getattr(args, "no_projectors", False) else 1)
+        with contextlib.ExitStack() as held:
+            if settings.store_kind == "embedded":
+                # Taken before anything starts and held until the process ends, so a second
+                # process is told at once, in one line, instead of failing inside the server.
+                try:
+                    held.enter_context(DataDirLock.acquire(settings.data_dir))
+                except DataDirLocked as error:
+                    sys.stderr.write(f"orders serve: {error}\n")
+                    return 2
+            projectors = 0 if getattr(args, "no_projectors", False) else 1
+            serve(settings, projectors=projectors, metrics_port=settings.metrics_port)
         return 0
     if command == "token":
+        if settings.identity_provider is not None:
+            sys.stderr.write(
+                "orders token: JWT_ISSUER is set, so the server takes only the identity "
+                "provider's tokens: ask the provider for one.\n"
+            )
+            return 2
         if settings.jwt_secret_generated:
             sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
             return 2
@@ -293,12 +345,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if command == "project":
         health = settings.health_file
-        return asyncio.run(project(settings, workers=args.workers, health_file=health))
+        return asyncio.run(
+            project(
+                settings,
+                workers=args.workers,
+                health_file=health,
+                metrics_port=settings.metrics_port,
+            )
+        )
     if command == "rebuild":
         return asyncio.run(rebuild(settings, args.projection))
     if command == "relay":
         health = settings.health_file
-        return asyncio.run(relay_kafka(settings, workers=args.workers, health_file=health))
+        return asyncio.run(
+            relay_kafka(
+                settings,
+                workers=args.workers,
+                health_file=health,
+                metrics_port=settings.metrics_port,
+            )
+        )
     return demo(settings, url=args.url, token=args.token, count=args.count)
 
 
@@ -307,6 +373,12 @@ def demo(settings: Settings, *, url: str | None, token: str | None, count: int) 
     from api.demo import graphql_endpoint, run_demo
 
     if token is None:
+        if settings.identity_provider is not None:
+            sys.stderr.write(
+                "orders demo: JWT_ISSUER is set, so the server takes only the identity "
+                "provider's tokens: pass --token with a staff token from the provider.\n"
+            )
+            return 2
         if settings.jwt_secret_generated:
             sys.stderr.write(
                 "orders demo: pass --token with a staff token for the server (`orders serve` "

@@ -18,9 +18,13 @@ from pathlib import Path
 
 from api.auth import DEFAULT_MAX_TTL
 from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
+from api.oidc import IdentityProvider
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
+from projections.redis_url import RedisUrlError
+from projections.redis_url import check_url as check_redis_url
 from relay.config import KafkaSettings, KafkaSettingsError
 
 MIN_SECRET_BYTES = 32
@@ -30,7 +34,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HEALTH_DETAILS = ("staff", "open")
 ESDB_SCHEMES = ("esdb://", "esdb+discover://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = REDIS_URL_SCHEMES
 SECRET_HINT = "e.g. `openssl rand -hex 32`"
 
 
@@ -50,6 +54,8 @@ def is_loopback(host: str) -> bool:
 
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
+DEFAULT_STORE_TIMEOUT = 5.0
+DEFAULT_REDIS_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +75,8 @@ class Settings:
     # keeps one for the deployment (application.idempotency_secret).
     idempotency_secret: str | None = None
     max_token_ttl: int = DEFAULT_MAX_TTL
+    # JWT_ISSUER, JWT_JWKS_URL, JWT_AUDIENCE, JWT_ROLE_CLAIM, JWT_CUSTOMER_CLAIM (`api.oidc`)
+    identity_provider: IdentityProvider | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -85,6 +93,10 @@ class Settings:
     log_format: str = "logfmt"
     # SHUTDOWN_GRACE: seconds /readyz answers 503 after SIGTERM before the drain (api.shutdown)
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    # STORE_TIMEOUT, REDIS_TIMEOUT: seconds one event-store or Redis call on a request's path
+    # may take before the answer is UNAVAILABLE (eventstore.deadline, projections.service)
+    store_timeout: float = DEFAULT_STORE_TIMEOUT
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
     # PERSISTED_QUERIES, PERSISTED_QUERIES_MANIFEST (see `api.persisted_queries`)
     persisted_queries: PersistedQuerySettings = field(default_factory=PersistedQuerySettings)
 
@@ -92,6 +104,8 @@ class Settings:
     health_file: Path | None = None
     # KAFKA_*: where the relay publishes; None without KAFKA_BOOTSTRAP_SERVERS
     kafka: KafkaSettings | None = None
+    # METRICS_PORT: /metrics also served there on HOST, without auth (`metrics.exposition`)
+    metrics_port: int | None = None
 
     def _configured_secrets(self) -> list[tuple[str, str]]:
         named = [] if self.jwt_secret_generated else [("JWT_SECRET", self.jwt_secret)]
@@ -105,7 +119,7 @@ class Settings:
         after a restart), or a secret that is a documented sample or looks low-entropy."""
         if is_loopback(self.host):
             return
-        if self.jwt_secret_generated:
+        if self.jwt_secret_generated and self.identity_provider is None:
             raise SettingsError(
                 f"JWT_SECRET is not set and HOST={self.host} is not a loopback address: set "
                 f"JWT_SECRET to a secret of at least {MIN_SECRET_BYTES} bytes ({SECRET_HINT}), "
@@ -130,8 +144,11 @@ class Settings:
 
     @property
     def prints_ready_tokens(self) -> bool:
-        """Whether start-up logs ready-made tokens: only for a random secret on loopback."""
-        return self.jwt_secret_generated and is_loopback(self.host)
+        """Whether start-up logs ready-made tokens: only for a random secret on loopback, and
+        never with an identity provider (which refuses them)."""
+        return (
+            self.jwt_secret_generated and is_loopback(self.host) and self.identity_provider is None
+        )
 
     @property
     def store_kind(self) -> str:
@@ -179,10 +196,11 @@ class Settings:
         if data_dir.exists() and not data_dir.is_dir():
             raise SettingsError(f"DATA_DIR must be a directory, got {str(data_dir)!r} (a file)")
         health_file = get("HEALTH_FILE")
+        metrics_port = get("METRICS_PORT")
         return cls(
             esdb_url=esdb_url,
             database_url=database_url,
-            redis_url=_url("REDIS_URL", get("REDIS_URL"), REDIS_SCHEMES),
+            redis_url=_redis_url(get("REDIS_URL")),
             data_dir=data_dir,
             jwt_secret=secret or secrets.token_urlsafe(32),
             jwt_secret_generated=secret is None,
@@ -194,6 +212,7 @@ class Settings:
                 _whole_at_least_1,
                 "a whole number of seconds, at least 1",
             ),
+            identity_provider=_identity_provider(get),
             host=get("HOST") or "127.0.0.1",
             port=_parsed("PORT", get("PORT"), 8000, _port_number, "a port number"),
             log_level=_choice("LOG_LEVEL", get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
@@ -213,12 +232,76 @@ class Settings:
             ),
             health_file=Path(health_file) if health_file else None,
             kafka=kafka,
+            metrics_port=None
+            if metrics_port is None
+            else _parsed(
+                "METRICS_PORT", metrics_port, 0, _listening_port, "a port number, 1-65535"
+            ),
             log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
             shutdown_grace=_seconds(
                 "SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE
             ),
             persisted_queries=persisted_queries,
+            store_timeout=_deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
+            redis_timeout=_deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
         )
+
+
+def _identity_provider(get: Callable[[str], str | None]) -> IdentityProvider | None:
+    issuer = _provider_url("JWT_ISSUER", get("JWT_ISSUER"))
+    jwks_url = _provider_url("JWT_JWKS_URL", get("JWT_JWKS_URL"))
+    audience = get("JWT_AUDIENCE")
+    role_claim = _claim_path("JWT_ROLE_CLAIM", get("JWT_ROLE_CLAIM"), "role")
+    customer_claim = _claim_path("JWT_CUSTOMER_CLAIM", get("JWT_CUSTOMER_CLAIM"), "sub")
+    if issuer is None:
+        others = ("JWT_JWKS_URL", "JWT_AUDIENCE", "JWT_ROLE_CLAIM", "JWT_CUSTOMER_CLAIM")
+        named = [name for name in others if get(name) is not None]
+        if named:
+            raise SettingsError(
+                f"{named[0]} is set without JWT_ISSUER: set JWT_ISSUER to the identity "
+                "provider's issuer URL (its tokens' `iss`), or unset the JWT_* provider settings"
+            )
+        return None
+    if audience is None:
+        # Without it, a token the provider issued for any other application would be taken.
+        raise SettingsError(
+            "JWT_AUDIENCE must be set with JWT_ISSUER: the audience (`aud`) the provider puts "
+            "in tokens for this API, e.g. https://orders.example/graphql"
+        )
+    return IdentityProvider(
+        issuer=issuer,
+        audience=audience,
+        jwks_url=jwks_url,
+        role_claim=role_claim,
+        customer_claim=customer_claim,
+    )
+
+
+def _provider_url(name: str, raw: str | None) -> str | None:
+    """https only, except on a loopback host (a provider started beside the service)."""
+    if raw is None:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if sep and scheme.lower() == "https" and host:
+        return raw
+    if sep and scheme.lower() == "http" and host and is_loopback(host):
+        return raw
+    raise SettingsError(
+        f"{name} must be an https:// URL (http:// only on a loopback host), got {raw!r}"
+    )
+
+
+def _claim_path(name: str, raw: str | None, default: str) -> str:
+    if raw is None:
+        return default
+    if raw.startswith("http") or all(raw.split(".")):
+        return raw
+    raise SettingsError(
+        f"{name} must be a claim name or a dotted path to one (e.g. realm_access.roles), "
+        f"got {raw!r}"
+    )
 
 
 def _secret(name: str, value: str | None) -> str | None:
@@ -233,6 +316,11 @@ def _secret(name: str, value: str | None) -> str | None:
 def _port_number(raw: str) -> int | None:
     value = _whole(raw)
     return value if value is not None and 0 <= value <= 65_535 else None
+
+
+def _listening_port(raw: str) -> int | None:
+    value = _port_number(raw)
+    return value if value else None
 
 
 def _whole(raw: str) -> int | None:
@@ -283,6 +371,16 @@ def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
     return raw
 
 
+def _redis_url(raw: str | None) -> str | None:
+    url = _url("REDIS_URL", raw, REDIS_SCHEMES)
+    if url is not None:
+        try:
+            check_redis_url(url)
+        except RedisUrlError as error:
+            raise SettingsError(str(error)) from None
+    return url
+
+
 def _seconds(name: str, raw: str | None, default: float) -> float:
     if raw is None:
         return default
@@ -292,4 +390,17 @@ def _seconds(name: str, raw: str | None, default: float) -> float:
         value = -1.0
     if not 0 <= value < math.inf:
         raise SettingsError(f"{name} must be a number of seconds, 0 or more, got {raw!r}")
+    return value
+
+
+def _deadline(name: str, raw: str | None, default: float) -> float:
+    """A deadline setting: seconds, more than 0 (unset: `default`)."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise SettingsError(f"{name} must be a number of seconds, more than 0, got {raw!r}")
     return value

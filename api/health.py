@@ -21,6 +21,7 @@ from api.auth import Unauthenticated
 from api.bootstrap import Services
 from api.shutdown import Drain
 from eventstore.port import EventStoreError, WritePathCheck
+from projections.status import views_behind
 from projections.views import RunnerState, ViewsUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,16 +48,21 @@ async def _check(part: str, check: Callable[[], Awaitable[object]]) -> str | Non
 
 
 async def _views_ready(services: Services) -> None:
+    """The views are filled and no projector (here or in `orders project`) is known to fail
+    or to be lost: otherwise what they answer may be stale."""
     _, ready = await services.read_side.views.watermark()
     if not ready:
         raise ViewsUnavailable("the views are not caught up with the log")
+    reason = views_behind(await services.read_side.statuses())
+    if reason is not None:
+        raise ViewsUnavailable(f"the views are behind the log ({reason})")
 
 
-def _details_allowed(request: Request, services: Services) -> bool:
+async def _details_allowed(request: Request, services: Services) -> bool:
     if services.settings.health_details == "open":
         return True
     try:
-        principal = services.authenticator.authenticate(request.headers.get("authorization"))
+        principal = await services.authenticator.verify(request.headers.get("authorization"))
     except Unauthenticated:
         return False
     return principal.is_staff
@@ -111,7 +117,7 @@ async def healthz(request: Request) -> Response:
     failures = await _failing_parts(services, head)
     healthy = not failures
     body: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
-    if _details_allowed(request, services):
+    if await _details_allowed(request, services):
         for part in _PARTS:
             body[part] = "ok" if part not in failures else "unavailable"
         relay = _relay_problem(services)

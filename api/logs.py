@@ -78,6 +78,52 @@ class _CountRefusals(logging.Filter):
         return False
 
 
+LIBRARIES = ("aiokafka", "asyncpg", "esdbclient", "grpc", "kafka")
+"""Libraries whose loggers are folded: during an outage they repeat one warning per retry (a
+Kafka broker away wrote over a thousand lines in 15 s); the outage log says it once."""
+FOLD_EVERY = 10.0
+"""Seconds during which a library's same message is let through once."""
+
+
+class FoldLibraryRepeats(logging.Filter):
+    """A library's repeated message (same logger, level and template) is let through once per
+    `every` seconds; the next one that passes says how many were held back. Our own loggers are
+    untouched: their outages already log once (`eventstore.outage_log`)."""
+
+    def __init__(self, every: float = FOLD_EVERY, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(LIBRARIES) or record.levelno >= logging.CRITICAL:
+            return True
+        if record.name.split(".", 1)[0] not in LIBRARIES:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            last, held = self._seen.get(key, (-math.inf, 0))
+            if now - last < self._every:
+                self._seen[key] = (last, held + 1)
+                return False
+            self._seen[key] = (now, 0)
+            if len(self._seen) > 1000:  # templates, not values: a bound that is never reached
+                self._seen.clear()
+        if held:
+            record.msg = f"{record.msg} (repeated {held} more times in {self._every:g} s)"
+        if record.exc_info and record.exc_info[1] is not None and record.levelno < logging.ERROR:
+            # A library's warning about a retry: the error's name is enough, the outage log
+            # tells the story; a traceback would be read as a bug.
+            error = record.exc_info[1]
+            record.msg = f"{record.msg} ({type(error).__name__}: {error})"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str = "INFO", log_format: str = "logfmt") -> None:
     """Route every logger (ours, uvicorn's, the libraries') to one stderr handler writing
     `log_format` (`logfmt` or `json`)."""
@@ -86,6 +132,7 @@ def configure_logging(level: str = "INFO", log_format: str = "logfmt") -> None:
         numeric = logging.INFO
     handler = logging.StreamHandler()
     handler.setFormatter(LOG_FORMATS.get(log_format, LOG_FORMATS["logfmt"])())
+    handler.addFilter(FoldLibraryRepeats())
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()

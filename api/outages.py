@@ -19,15 +19,14 @@ from graphql import GraphQLError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from eventstore.outage_log import OUTAGES as SHARED_OUTAGES
+from eventstore.outage_log import QUIET_PERIOD
+from eventstore.outage_log import OutageLog as PartOutages
 from eventstore.port import StoreUnavailable, SubscriptionDropped
 from projections.redis_pool import RedisBusy
 from projections.views import ChangesMissed, ViewsUnavailable
 
 logger = logging.getLogger(__name__)
-
-QUIET_PERIOD: Final = 10.0
-"""An outage counts as over when a part has not failed for this long; the next failure is logged
-as a new outage."""
 
 
 class Unavailable(GraphQLError):
@@ -64,41 +63,45 @@ def retry_after(part: str) -> int:
 
 
 class OutageLog:
-    """One warning when a part starts failing, then silence until it has been quiet for
-    QUIET_PERIOD; the number of failures in between is in the next warning."""
+    """The requests' view of the process's outage log (`eventstore.outage_log`, shared with the
+    store's writer and the workers, so one outage is one line whoever met it), telling a busy
+    pool (load) from an outage: a `RedisBusy` is logged as `event=redis_busy` at most once per
+    QUIET_PERIOD, never as an outage."""
+
+    def __init__(self, outages: PartOutages = SHARED_OUTAGES) -> None:
+        self.outages = outages
+        self._busy = RefusalCount()
+
+    def failed(self, part: str, error: BaseException) -> None:
+        """Note one failure of `part`; logs when it begins an outage."""
+        if isinstance(error, RedisBusy):
+            self._busy.note(error)
+            return
+        self.outages.failed(part, error)
+
+
+class RefusalCount:
+    """`event=redis_busy`, at most once per QUIET_PERIOD, with how many waits timed out in the
+    previous period."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last_failure: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._last = -QUIET_PERIOD
+        self._since = 0
 
-    def failed(self, part: str, error: BaseException) -> None:
-        """Note one failure of `part`; logs when it begins an outage. A busy pool is no outage:
-        it is logged (quietly) as `event=redis_busy` instead."""
-        if isinstance(error, RedisBusy):
-            part, busy = "redis_busy", True
-        else:
-            busy = False
+    def note(self, error: BaseException) -> None:
         now = time.monotonic()
         with self._lock:
-            last = self._last_failure.get(part)
-            self._last_failure[part] = now
-            if last is not None and now - last < QUIET_PERIOD:
-                self._suppressed[part] = self._suppressed.get(part, 0) + 1
+            if now - self._last < QUIET_PERIOD:
+                self._since += 1
                 return
-            suppressed = self._suppressed.pop(part, 0)
-        if busy:
-            logger.warning(
-                "event=redis_busy error=%r busy_in_previous_period=%d", error, suppressed
-            )
-            return
-        logger.warning(
-            "event=outage part=%s error=%r failures_in_previous_outage=%d", part, error, suppressed
-        )
+            suppressed, self._since, self._last = self._since, 0, now
+        logger.warning("event=redis_busy error=%r busy_in_previous_period=%d", error, suppressed)
 
 
-OUTAGES = OutageLog()
-"""The process's outage log (requests of every schema report to it)."""
+OUTAGES: Final[OutageLog] = OutageLog()
+"""The process's outage log (requests of every schema report to it; `eventstore.outage_log`'s
+OUTAGES is the one the layers below the API report to)."""
 
 
 def unavailable_of(error: GraphQLError) -> Unavailable | None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 
+from metrics.instruments import observe_request
+
 logger = logging.getLogger("api.request_log")
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -64,13 +66,15 @@ class RequestRecord:
     started: float = field(default_factory=time.perf_counter)
 
     def log(self, status: int | None = None) -> None:
-        """Write the request's line (when DEBUG is on)."""
-        if not logger.isEnabledFor(logging.DEBUG):
-            return
+        """Count the request in the metrics, and write its line (when DEBUG is on)."""
+        seconds = time.perf_counter() - self.started
         operation = self.operation or operation_name_of(self.query)
         outcome = self.outcome
         if not outcome:
             outcome = "ok" if status is None or 0 < status < 400 else f"http_{status}"
+        observe_request(self.transport, operation, outcome, seconds)
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
         logger.debug(
             "event=request transport=%s correlation_id=%s trace_id=%s operation=%s outcome=%s "
             "status=%s duration_ms=%.2f",
@@ -80,7 +84,7 @@ class RequestRecord:
             operation,
             outcome,
             "" if status is None else status,
-            (time.perf_counter() - self.started) * 1000,
+            seconds * 1000,
         )
 
 

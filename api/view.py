@@ -204,7 +204,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
             if not self.should_render_graphql_ide(self.request_adapter_class(request)):
                 services: Services = request.state.services
                 try:
-                    principal = services.authenticator.authenticate(
+                    principal = await services.authenticator.verify(
                         request.headers.get("authorization")
                     )
                 except Unauthenticated as error:
@@ -372,7 +372,7 @@ class OrdersGraphQL(GraphQL[AppContext, None]):
         params = context.connection_params or {}
         authorization = params.get("authorization", params.get("Authorization"))
         try:
-            context.principal = context.services.authenticator.authenticate(
+            context.principal = await context.services.authenticator.verify(
                 authorization if isinstance(authorization, str) else None
             )
         except Unauthenticated as error:

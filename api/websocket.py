@@ -19,11 +19,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 from typing import Any, Final, cast
 
-from graphql import GraphQLFormattedError
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLFormattedError,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
 from starlette.types import Message as ASGIMessage
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from starlette.websockets import WebSocketDisconnected as StarletteWebSocketDisconnected
@@ -61,6 +68,37 @@ from api.persisted_queries import PersistedQueries, PersistedQueryError
 from api.shared_subscriptions import END, SharedResult, SharedSubscriptions, shared_field
 from api.ws_frames import PROTOCOL_ERROR, InvalidFrame, Protocol, check_message, decode_frame
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
+from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
+
+
+def subscribed_field(query: str, operation_name: str | None) -> str | None:
+    """The root field of a subscription operation (the first one); None for anything else."""
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return None
+    if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+        return None
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            return selection.name.value
+    return None
+
+
+@contextmanager
+def _counted_subscription(query: str, operation_name: str | None) -> Iterator[None]:
+    """Counts the operation in `orders_ws_subscriptions` while it runs, if it subscribes."""
+    field = subscribed_field(query, operation_name)
+    if field is None:
+        yield
+        return
+    gauge = WS_SUBSCRIPTIONS.labels(subscription_label(field))
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
+
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +262,16 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
     ) -> None:
         """Run any operation type through strawberry's stream (one result for a query or a
         mutation, many for a subscription)."""
+        with _counted_subscription(query, operation_name):
+            await self._handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
         try:
             result_source = await self.schema.stream(
                 query,
@@ -296,6 +344,7 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
             error = ErrorMessage(type="error", id=operation_id, payload=_too_large(limit))
             await self.send_message(error)
             raise _ResponseTooLarge
+        WS_MESSAGES_PUSHED.inc()
         await adapter.send_encoded(encoded)
 
 
@@ -362,6 +411,7 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
                 {"id": operation_id, "type": "error", "payload": [_too_large(limit)]}
             )
             raise _OperationStreamClosed
+        WS_MESSAGES_PUSHED.inc()
         await _adapter(self).send_text(text)
 
     async def _send_shared_next(
@@ -392,11 +442,12 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Shared fields join the shared stream; anything else runs as strawberry runs it."""
-        try:
-            await self._run_operation(operation)
-        finally:
-            if (reclaimer := _reclaimer(self.view)) is not None:
-                reclaimer.released()
+        with _counted_subscription(operation.query, operation.operation_name):
+            try:
+                await self._run_operation(operation)
+            finally:
+                if (reclaimer := _reclaimer(self.view)) is not None:
+                    reclaimer.released()
 
     async def _run_operation(self, operation: Operation[AppContext, None]) -> None:
         field_name = shared_field(operation.query, operation.operation_name)

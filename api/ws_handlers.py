@@ -40,6 +40,7 @@ from api.budgets import CALLER_STATE, Caller, IdentityBudgets, RateLimited
 from api.context import AppContext
 from api.http_protocol import WEBSOCKET_LEASE, WebSocketLease
 from api.limits import BudgetLimits
+from metrics.instruments import WS_CONNECTIONS
 from projections.redis_pool import pool_user
 
 logger = logging.getLogger(__name__)
@@ -185,6 +186,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[AppContext, None]):
         self._budget = _SocketBudget(self.context, self.view)
         self._refused = False
 
+    async def handle(self) -> None:
+        """Serve the connection, counted in `orders_ws_connections` while open."""
+        with WS_CONNECTIONS.track_inprogress():
+            await super().handle()
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """Authenticate and take the socket's place among its identity's, then watch the
         token's expiry."""
@@ -244,10 +250,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[AppContext, None]):
         self._refused = False
 
     async def handle(self) -> None:
-        """Serve the connection; close it if connection_init does not come in time."""
+        """Serve the connection (counted in `orders_ws_connections` while open); close it if
+        connection_init does not come in time."""
         deadline = asyncio.create_task(self._close_unless_initialised())
         try:
-            await super().handle()
+            with WS_CONNECTIONS.track_inprogress():
+                await super().handle()
         finally:
             deadline.cancel()
             with contextlib.suppress(asyncio.CancelledError):

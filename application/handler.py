@@ -20,6 +20,7 @@ it.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from domain.events import order_stream
 from domain.order import OrderState, fold
 from domain.validation import validate
 from eventstore.port import AppendResult, EventStore, WrongExpectedVersion, expect_version
+from metrics.instruments import APPEND_DURATION, count_command, count_conflict, count_retry
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,32 @@ class CommandHandler:
         before the decision and may raise (the API uses it so a customer only ever acts on its
         own order, whatever happened since the permission check). It must judge only what never
         changes in an order (who placed it): its refusal of a remembered state is final."""
+        kind = type(command).__name__
+        try:
+            accepted = await self._handle(
+                command,
+                expected_version=expected_version,
+                actor=actor,
+                correlation_id=correlation_id,
+                idempotency_key=idempotency_key,
+                guard=guard,
+            )
+        except Exception as error:
+            count_command(kind, error)
+            raise
+        count_command(kind, None)
+        return accepted
+
+    async def _handle(
+        self,
+        command: Command,
+        *,
+        expected_version: int | None,
+        actor: str,
+        correlation_id: str,
+        idempotency_key: str | None,
+        guard: Callable[[OrderState | None], None] | None,
+    ) -> Accepted:
         # Input rules first, once: a bad order id must never become a stream name, not even to
         # read. `decide` takes the command as validated here.
         command = validate(command)
@@ -173,6 +201,7 @@ class CommandHandler:
             try:
                 return await self._attempt(request, loaded, context, last=attempt == attempts)
             except _Stale:
+                count_retry(type(command).__name__)
                 # A decision made again is made later than the first: its events happen now.
                 context = replace(context, occurred_at=self._clock())
                 loaded = await self._orders.load(command.order_id)
@@ -212,11 +241,13 @@ class CommandHandler:
             len(events), order_id, request.idempotency_key, _placing_customer(request.command)
         )
         new_events = [encode(e, context, i) for e, i in zip(events, ids, strict=True)]
+        started = time.perf_counter()
         try:
             result = await self._store.append(
                 request.stream, new_events, expect_version(loaded.version)
             )
         except WrongExpectedVersion as conflict:
+            count_conflict(type(request.command).__name__)
             actual = conflict.actual or 0
             if expected_version is not None:
                 raise ConcurrencyConflict(expected_version, actual) from conflict
@@ -230,6 +261,7 @@ class CommandHandler:
                 not confirmed,
             )
             raise _Stale from conflict
+        APPEND_DURATION.observe(time.perf_counter() - started)
         version = loaded.version + len(events)
         if result.version != version and not confirmed:
             # Only an idempotent placement answered with another append's result gets here:

@@ -24,6 +24,7 @@ from esdbclient.exceptions import (
 )
 from esdbclient.streams import AsyncReadResponse
 
+from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
 from eventstore.esdb_client import CurrentRevisionMismatch, EsdbClient
 from eventstore.esdb_errors import translated
 from eventstore.esdb_mapping import (
@@ -61,11 +62,15 @@ _ALL_PAGE = 500
 class EventStoreDBStore:
     """An `EventStore` on an EventStoreDB node or cluster (`esdb://` / `esdb+discover://` URL)."""
 
+    call_timeout: float = DEFAULT_STORE_TIMEOUT
+    """STORE_TIMEOUT: seconds each call on a request's path may take (`eventstore.deadline`)."""
+
     def __init__(self, client: EsdbClient) -> None:
         self._client: EsdbClient | None = client
         self._groups = EsdbGroups(self._live)
         self._write_error: str | None = None  # why the last append could not reach the server
 
+    @bounded
     async def check_writes(self) -> None:
         """Raise StoreUnavailable while appends fail: the last append's outcome, until the server
         answers again (a probe event in the shared log would be seen by every other reader)."""
@@ -95,6 +100,7 @@ class EventStoreDBStore:
 
     # -- streams --------------------------------------------------------------------------------
 
+    @bounded
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> AppendResult:
@@ -143,6 +149,7 @@ class EventStoreDBStore:
         last = await self.read_stream(stream, backwards=True, limit=1)
         return (last[0].version, last[0].position) if last else (0, 0)
 
+    @bounded
     async def read_stream(
         self,
         stream: str,
@@ -174,6 +181,7 @@ class EventStoreDBStore:
                 return []
         return found
 
+    @bounded
     async def read_all(
         self,
         *,
@@ -254,6 +262,7 @@ class EventStoreDBStore:
         async for event in _catch_up(subscription, "$all", event_filter):
             yield event
 
+    @bounded
     async def head_position(self) -> int:
         """The position of the last event in the global log, system events included (0: none)."""
         client = self._live()
@@ -266,6 +275,7 @@ class EventStoreDBStore:
         position = last[0].commit_position if last else None
         return position or 0
 
+    @bounded
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: the stream reads as missing; appending again resumes its numbering."""
         client = self._live()
@@ -275,6 +285,7 @@ class EventStoreDBStore:
             except (NotFound, WrongCurrentVersion) as error:
                 raise await self._delete_conflict(stream, expected, error) from error
 
+    @bounded
     async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Hard delete: the stream can never be read or written again."""
         client = self._live()
@@ -296,6 +307,7 @@ class EventStoreDBStore:
         version = (await self._last(stream))[0]
         return WrongExpectedVersion(stream, expected, version or None)
 
+    @bounded
     async def get_stream_metadata(self, stream: str) -> dict[str, object]:
         """The stream's metadata (`$maxCount`, `$tb`, ...), {} when none was set."""
         client = self._live()
@@ -303,6 +315,7 @@ class EventStoreDBStore:
             metadata, _ = await client.get_stream_metadata(stream)
         return dict(metadata) if isinstance(metadata, dict) else {}
 
+    @bounded
     async def set_stream_metadata(
         self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
     ) -> None:

@@ -7,7 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypedDict, cast
 
-from esdbclient.exceptions import CancelledByClient, EventStoreDBClientException, NotFound
+from esdbclient.exceptions import (
+    CancelledByClient,
+    EventStoreDBClientException,
+    NotFound,
+    ProgrammingError,
+)
 from esdbclient.persistent import ConsumerStrategy as EsdbConsumerStrategy
 from esdbclient.protos.Grpc import persistent_pb2
 
@@ -110,12 +115,21 @@ class EsdbPersistentSubscription:
         raise StopAsyncIteration
 
     async def ack(self, event: RecordedEvent) -> None:
-        """Acknowledge a delivery (sent in a batch within `esdb_client.ACK_DELAY`)."""
-        await self._consumer.inner.ack(event.ack_id or event.id)
+        """Acknowledge a delivery (sent in a batch within `esdb_client.ACK_DELAY`). Raises
+        `SubscriptionDropped` when the subscription already ended (its server was lost): the
+        delivery will come again."""
+        try:
+            await self._consumer.inner.ack(event.ack_id or event.id)
+        except ProgrammingError as error:
+            raise SubscriptionDropped(f"the subscription ended before the ack: {error}") from error
 
     async def nack(self, event: RecordedEvent, action: NackAction) -> None:
-        """Tell the server what to do with a delivery this consumer could not handle."""
-        await self._consumer.inner.nack(event.ack_id or event.id, _NACK_ACTIONS[action])
+        """Tell the server what to do with a delivery this consumer could not handle (as
+        `ack`, `SubscriptionDropped` once the subscription ended)."""
+        try:
+            await self._consumer.inner.nack(event.ack_id or event.id, _NACK_ACTIONS[action])
+        except ProgrammingError as error:
+            raise SubscriptionDropped(f"the subscription ended before the nack: {error}") from error
 
     async def stop(self) -> None:
         """Flush pending acks and nacks, then disconnect; iteration ends."""

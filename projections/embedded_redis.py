@@ -225,6 +225,10 @@ def launch_redis_server(directory: Path, socket_path: Path) -> subprocess.Popen[
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # A session of its own: a terminal's Ctrl-C (SIGINT to the whole foreground group) must
+        # not kill the server while the service is still draining, only `stop()` ends it (or
+        # the parent's death).
+        start_new_session=True,
     )
 
 

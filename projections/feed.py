@@ -6,6 +6,12 @@ the in-process listeners that want it. A listener is a bounded queue registered 
 an `async with`; leaving the block (a websocket closing cancels it) removes it, so nothing stays
 behind. A listener that falls behind, or a reconnect of the feed, gets a `RESYNC` marker instead of
 the changes it missed: it should re-read the views, which are the truth, not the messages.
+
+On a Redis Cluster the feed uses plain PUBLISH / PSUBSCRIBE, not sharded pub/sub: a plain message
+reaches every node over the cluster bus, so the one subscription (placed by redis-py on the node
+of the projection's hash tag) hears every change wherever it was published. Sharded pub/sub would
+save that broadcast, but it has no pattern subscribe (one SSUBSCRIBE per namespace channel) and
+gains nothing while every key of a projection, hence every publisher, lives in one slot.
 """
 
 from __future__ import annotations
@@ -120,6 +126,7 @@ class ChangeFeed:
         """Counts the stats signals: watchers woken by the same one may share one read."""
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
+        self._first_attempt = asyncio.Event()  # set once the first subscription attempt ended
 
     @property
     def listener_count(self) -> int:
@@ -127,9 +134,10 @@ class ChangeFeed:
         return sum(len(s) for s in self._by_order.values()) + len(self._others) + len(self._stats)
 
     async def start(self, wait: float = START_TIMEOUT) -> None:
-        """Start listening: returns once subscribed, or after `wait` seconds with Redis down
-        (the feed keeps trying in the background; the service serves meanwhile and answers
-        UNAVAILABLE where it needs Redis)."""
+        """Start listening: returns once subscribed, or as soon as the first attempt fails (at
+        most `wait` seconds), Redis being down: the feed keeps trying in the background; the
+        service binds and serves meanwhile and answers UNAVAILABLE where it needs Redis."""
+        self._first_attempt.clear()
         self._tasks = [
             asyncio.create_task(self._supervise(self._run, "change-feed"), name="change-feed"),
             asyncio.create_task(
@@ -138,7 +146,7 @@ class ChangeFeed:
         ]
         try:
             async with asyncio.timeout(wait):
-                await self.connected.wait()
+                await self._first_attempt.wait()
         except TimeoutError:
             logger.warning("event=feed_not_connected after_s=%.1f retrying=background", wait)
 
@@ -224,6 +232,7 @@ class ChangeFeed:
                 await pubsub.psubscribe(self.keys.changes_pattern)
                 await pubsub.subscribe(self.keys.switch_channel)
                 self.connected.set()
+                self._first_attempt.set()
                 if outage:
                     logger.info("event=feed_reconnected")
                     outage = False
@@ -254,6 +263,7 @@ class ChangeFeed:
                     # not heard, and a subscriber must not take silence for "no changes".
                     self._dispatch(RESYNC)
                 self.connected.clear()
+                self._first_attempt.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             finally:

@@ -1,9 +1,21 @@
 """Redis key names of the read model, in one place.
 
-A projection has a prefix (`orders`). Its views live in a namespace `{prefix}:n{seq}`; the pointer
-key `{prefix}:current` names the namespace that serves, `{prefix}:building` the one a rebuild is
-filling. Positions are stored as 20-digit zero-padded decimals so Lua compares them as strings
-(they exceed 2**53, the largest integer a Lua number holds exactly).
+A projection has a prefix (`orders`) and every key of it starts with the prefix as a hash tag,
+`{orders}`: a Redis Cluster keeps them all in one slot, so each Lua script (which reads the pointer
+and writes the namespace it names, its orders, indexes and stats in one atomic step), each
+transaction of the queries and each channel reach the one node serving that slot. The price: one
+projection is served by one master, not spread over the cluster (the cluster brings failover and
+room for other data, not more throughput for one projection's views).
+
+Its views live in a namespace `{prefix}:n{seq}`; the pointer key `{prefix}:current` names the
+namespace that serves, `{prefix}:building` the one a rebuild is filling. A script takes the keys
+it starts from in KEYS (the pointer, the building key) and derives the rest from the namespace
+these name: keys that depend on what the script reads (the order's old status picks the index it
+leaves) cannot be listed by the caller, and the shared tag keeps them in the declared keys' slot,
+which Redis checks (a script touching another slot fails, it is not silently cross-slot).
+
+Positions are stored as 20-digit zero-padded decimals so Lua compares them as strings (they exceed
+2**53, the largest integer a Lua number holds exactly).
 
 The parts of the names inside a namespace are `KeyParts`: the Lua scripts get them as the table
 `KEY` (see `projections.lua_scripts`) and build the same names from them.
@@ -60,28 +72,39 @@ class ProjectionKeys:
     prefix: str = "orders"
 
     @property
+    def tag(self) -> str:
+        """The start of every key: the prefix as a Redis Cluster hash tag."""
+        return f"{{{self.prefix}}}"
+
+    @property
     def pointer(self) -> str:
-        return f"{self.prefix}:current"
+        return f"{self.tag}:current"
 
     @property
     def building(self) -> str:
-        return f"{self.prefix}:building"
+        return f"{self.tag}:building"
 
     @property
     def sequence(self) -> str:
-        return f"{self.prefix}:nsseq"
+        return f"{self.tag}:nsseq"
 
     @property
     def switch_channel(self) -> str:
-        return f"{self.prefix}:switch"
+        return f"{self.tag}:switch"
 
     def namespace(self, sequence: int) -> str:
         """The name of the namespace numbered `sequence`."""
-        return f"{self.prefix}{KeyParts.NAMESPACE}{sequence}"
+        return f"{self.tag}{KeyParts.NAMESPACE}{sequence}"
 
     def namespace_pattern(self, suffix: str) -> str:
-        """A glob matching `suffix` (a `KeyParts` member) in every namespace."""
-        return f"{self.prefix}{KeyParts.NAMESPACE}*{suffix}"
+        """A glob matching `suffix` (a `KeyParts` member) in every namespace (braces are literal
+        in a glob)."""
+        return f"{self.tag}{KeyParts.NAMESPACE}*{suffix}"
+
+    @property
+    def all_keys_pattern(self) -> str:
+        """A glob matching every key of the projection."""
+        return f"{self.tag}:*"
 
     @property
     def changes_pattern(self) -> str:
@@ -89,11 +112,11 @@ class ProjectionKeys:
 
     @property
     def workers(self) -> str:
-        return f"{self.prefix}:workers"
+        return f"{self.tag}:workers"
 
     @property
     def rebuild_lock(self) -> str:
-        return f"{self.prefix}:rebuild-lock"
+        return f"{self.tag}:rebuild-lock"
 
 
 @dataclass(frozen=True, slots=True)

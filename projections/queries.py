@@ -29,7 +29,7 @@ from projections.keys import (
     member_order_id,
 )
 from projections.redis_store import view_from_hash
-from projections.status import projection_statuses
+from projections.status import projection_statuses, views_behind
 from projections.views import (
     ChangesMissed,
     DashboardStats,
@@ -274,6 +274,14 @@ class OrderQueries:
             self._stats_read = shared
         # One watcher going away must not cancel the read the others wait for.
         return await asyncio.shield(shared[1])
+
+    async def ensure_not_behind(self) -> None:
+        """Raise `ViewsUnavailable` when the views are known to be behind the log (a failing
+        or lost projector): then a view that is missing may be an order that exists, and null
+        would be a wrong answer."""
+        reason = views_behind(await self.projection_statuses())
+        if reason is not None:
+            raise ViewsUnavailable(f"the views are behind the log ({reason})")
 
     async def projection_statuses(self) -> list[ProjectionStatus]:
         """Each projection's position, lag, state, parked count and last error, as its workers

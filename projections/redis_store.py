@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from application.codec import item_from_wire, item_to_wire
 from domain.events import OrderStatus
@@ -131,13 +132,14 @@ class RedisViewStore:
         """
         if not changes:
             return []
-        keys = [self.keys.pointer, self.keys.building]
-        flag = "1" if publish else "0"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(changes), CHUNK):
-                chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
-                await self._apply(keys, [namespace, flag, chunk], client=pipe)
-            replies = await pipe.execute()
+        try:
+            replies = await self._apply_chunks(changes, namespace=namespace, publish=publish)
+        except NoScriptError:
+            # A cluster's pipeline sends EVALSHA without loading the script first (a plain
+            # pipeline checks), and a new or failed-over node has none. The script is idempotent,
+            # so chunks that did run answer duplicates the second time.
+            await self.load_scripts()
+            replies = await self._apply_chunks(changes, namespace=namespace, publish=publish)
         results: list[ApplyResult] = []
         for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
             letters = as_text(reply)
@@ -146,6 +148,22 @@ class RedisViewStore:
             results.extend(ApplyResult(letter) for letter in letters)
         return results
 
+    async def _apply_chunks(
+        self, changes: Sequence[ViewChange], *, namespace: str, publish: bool
+    ) -> list[Any]:
+        keys = [self.keys.pointer, self.keys.building]
+        flag = "1" if publish else "0"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(changes), CHUNK):
+                chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
+                await self._apply(keys, [namespace, flag, chunk], client=pipe)
+            return list(await pipe.execute())
+
+    async def load_scripts(self) -> None:
+        """Load every script (on a cluster: on every master)."""
+        for script in (self._apply, self._ensure, self._watermark, self._switch):
+            await self.redis.script_load(script.script)
+
     async def current_namespace(self) -> str | None:
         """The namespace that serves now, None when Redis has none (empty)."""
         raw = await self.redis.get(self.keys.pointer)
@@ -153,9 +171,7 @@ class RedisViewStore:
 
     async def ensure_namespace(self) -> tuple[str, bool]:
         """The serving namespace, and whether it was just created (Redis was empty)."""
-        ns, created = await self._ensure(
-            [self.keys.pointer, self.keys.sequence], [self.keys.prefix]
-        )
+        ns, created = await self._ensure([self.keys.pointer, self.keys.sequence], [self.keys.tag])
         return as_text(ns), bool(created)
 
     async def new_namespace(self) -> str:

@@ -18,10 +18,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 
 from eventstore.consuming import ensure_group, pump
+from eventstore.outage_log import OUTAGES
 from eventstore.port import (
     ConsumerStrategy,
     EventStoreError,
@@ -30,6 +32,12 @@ from eventstore.port import (
     RecordedEvent,
     StoreWithGroups,
     SubscriptionSettings,
+)
+from metrics.instruments import (
+    PROJECTOR_EVENTS,
+    PROJECTOR_LAG_EVENTS,
+    PROJECTOR_LAG_SECONDS,
+    PROJECTOR_PARKED,
 )
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
 from projections.fields import StatsFields
@@ -98,6 +106,12 @@ class ProjectorRunner:
         self._run_id: str | None = None
         self._written_mark: tuple[str | None, int | None] = (None, None)
         self._next_health = 0.0
+        # This projection's series, bound once: `labels()` costs more than the update.
+        name = self.settings.name
+        self._applied = PROJECTOR_EVENTS.labels(name)
+        self._lag_events = PROJECTOR_LAG_EVENTS.labels(name)
+        self._lag_seconds = PROJECTOR_LAG_SECONDS.labels(name)
+        self._parked = PROJECTOR_PARKED.labels(name)
 
     def status(self) -> ProjectionStatus:
         """This worker's status, for the `projections` query."""
@@ -138,7 +152,9 @@ class ProjectorRunner:
                 # A bug: loud, with its traceback, but the worker goes on after the backoff
                 # rather than end quietly while the status still says "running".
                 self._failed(error)
-                logger.exception("event=projector_crashed worker=%s", self.worker_id)
+                # One traceback per run of crashes (eventstore.outage_log), not one per retry.
+                if OUTAGES.failed("projector", error):
+                    logger.exception("event=projector_crashed worker=%s", self.worker_id)
                 await self._publish_status_quietly()
             else:
                 continue
@@ -155,6 +171,7 @@ class ProjectorRunner:
         self.state = RunnerState.ERROR
         self.last_error = f"{type(error).__name__}: {error}"
         self.lag = LAG_UNKNOWN  # the log cannot be read now, so how far behind is unknown
+        self._lag_events.set(LAG_UNKNOWN)
 
     async def _ensure_group(self) -> None:
         if await ensure_group(self.store.groups, self.settings.group, GROUP_SETTINGS):
@@ -177,6 +194,7 @@ class ProjectorRunner:
         self._written_mark = (namespace, (await self.views.watermark(namespace))[0])
         if self._state_before_recovery is RunnerState.ERROR:
             self.last_error = None  # recovered: the error is history (the log still has it)
+            OUTAGES.recovered("projector")
         self.state = RunnerState.RUNNING
         self._next_health = 0.0
 
@@ -240,8 +258,10 @@ class ProjectorRunner:
             results = await self.views.apply_batch(changes)
             if ApplyResult.RESET in results:
                 raise ViewsLost("Redis lost the views again")
+        applied = 0
         for event, change, result in zip(events, changes, results, strict=True):
             if result is ApplyResult.OK or result is ApplyResult.DUPLICATE:
+                applied += result is ApplyResult.OK
                 await subscription.ack(event)
                 if self.position is None or change.position > self.position:
                     self.position = change.position
@@ -250,6 +270,7 @@ class ProjectorRunner:
             else:
                 self._note_error(f"{event.stream}@{event.version} cannot follow its view")
                 await subscription.nack(event, NackAction.PARK)
+        self._applied.inc(applied)
 
     def _note_error(self, message: str) -> None:
         logger.error("event=projector_unprojectable worker=%s error=%s", self.worker_id, message)
@@ -278,6 +299,7 @@ class ProjectorRunner:
             return
         info = await self.store.groups.get_subscription_info(self.settings.group)
         self.parked = info.parked
+        self._parked.set(info.parked)
         checkpoint = info.checkpoint
         if (
             checkpoint is not None
@@ -295,6 +317,11 @@ class ProjectorRunner:
         start = None if self.position is None else self.position + 1
         behind = await self.store.read_all(from_position=start, limit=LAG_CAP, filter=ORDER_EVENTS)
         self.lag = len(behind)
+        oldest = behind[0].recorded_at if behind else None
+        self._lag_events.set(self.lag)
+        self._lag_seconds.set(
+            0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        )
 
     async def _publish_status_quietly(self) -> None:
         try:

@@ -20,14 +20,16 @@ from typing import Any
 from redis.asyncio import Redis, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from eventstore.port import StoreWithGroups
 from projections.embedded_redis import start_embedded_redis
 from projections.feed import ChangeFeed
 from projections.pool import ProjectorPool
+from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
-from projections.redis_pool import BusyAwarePool
 from projections.redis_store import RedisViewStore
+from projections.redis_url import client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
 
@@ -49,6 +51,10 @@ INTERNAL_POOL_SIZE = 8
 from the requests' pool: however busy the requests keep theirs, the views keep being projected
 and a full request pool never looks like a Redis outage to them."""
 SOCKET_TIMEOUT = 5.0
+"""How long the service's own work (projector, feed) waits for one Redis reply."""
+DEFAULT_REDIS_TIMEOUT = 1.0
+"""How long a request waits for one Redis reply (REDIS_TIMEOUT's default): a stalled Redis is
+answered UNAVAILABLE within it."""
 
 
 def redis_client(
@@ -57,25 +63,30 @@ def redis_client(
     unix_socket: Path | None = None,
     max_connections: int = POOL_SIZE,
     per_user: int | None = None,
+    socket_timeout: float = SOCKET_TIMEOUT,
 ) -> Redis:
     """A client on a bounded, blocking connection pool (each `pool_user` held to `per_user`
     connections at once), with a short retry: a dropped connection is retried once at once (a
     restarted server), a Redis that is really down fails the command in well under a second,
-    and the caller answers UNAVAILABLE."""
+    and the caller answers UNAVAILABLE. A reply that takes longer than `socket_timeout` fails
+    the command and is not retried: a stalled server would only stall the retry too."""
     options: dict[str, Any] = {
         "max_connections": max_connections,
         "per_user": per_user,
         "timeout": POOL_TIMEOUT,
-        "socket_timeout": SOCKET_TIMEOUT,
-        "socket_connect_timeout": 1.0,
-        "retry": Retry(ExponentialBackoff(cap=0.1, base=0.02), retries=2),
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": min(1.0, socket_timeout),
+        "retry": Retry(
+            ExponentialBackoff(cap=0.1, base=0.02),
+            retries=2,
+            supported_errors=(RedisConnectionError,),
+        ),
     }
     if url is not None:
-        pool = BusyAwarePool.from_url(url, **options)
-    else:
-        pool = BusyAwarePool(
-            connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
-        )
+        return client_for_url(url, options, pool_class=TimedBlockingConnectionPool)
+    pool = TimedBlockingConnectionPool(
+        connection_class=UnixDomainSocketConnection, path=str(unix_socket), **options
+    )
     return Redis.from_pool(pool)
 
 
@@ -83,11 +94,11 @@ def redis_client(
 async def open_redis_clients(
     redis_url: str | None,
     data_dir: Path | str,
-    pools: tuple[tuple[int, int | None], ...] = ((POOL_SIZE, None),),
+    pools: tuple[tuple[int, int | None, float], ...] = ((POOL_SIZE, None, SOCKET_TIMEOUT),),
 ) -> AsyncIterator[list[Redis]]:
-    """One Redis client per (pool size, share per user) in `pools`, on one server: REDIS_URL's,
-    else the embedded one under DATA_DIR (started and supervised, or joined when another
-    process already serves it there; stopped only if we started it)."""
+    """One Redis client per (pool size, share per user, reply timeout) in `pools`, on one
+    server: REDIS_URL's, else the embedded one under DATA_DIR (started and supervised, or
+    joined when another process already serves it there; stopped only if we started it)."""
     server = None if redis_url else await start_embedded_redis(data_dir)
     clients = [
         redis_client(
@@ -95,8 +106,9 @@ async def open_redis_clients(
             unix_socket=None if server is None else server.socket_path,
             max_connections=size,
             per_user=per_user,
+            socket_timeout=timeout,
         )
-        for size, per_user in pools
+        for size, per_user, timeout in pools
     ]
     try:
         yield clients
@@ -140,10 +152,15 @@ async def open_read_side(
     projectors: int = 1,
     prefix: str = "orders",
     settings: RunnerSettings | None = None,
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
 ) -> AsyncIterator[ReadSide]:
     """Open Redis, start the feed and `projectors` workers (0: none, e.g. when `orders project`
-    runs them elsewhere); stop everything on exit."""
-    pools = ((POOL_SIZE, POOL_SHARE), (INTERNAL_POOL_SIZE, None))
+    runs them elsewhere); stop everything on exit. Requests' Redis replies are awaited for
+    `redis_timeout` (REDIS_TIMEOUT) at most."""
+    pools = (
+        (POOL_SIZE, POOL_SHARE, redis_timeout),
+        (INTERNAL_POOL_SIZE, None, SOCKET_TIMEOUT),
+    )
     async with open_redis_clients(redis_url, data_dir, pools) as (requests, redis):
         views = RedisViewStore(redis, prefix=prefix)
         feed = ChangeFeed(redis, prefix=prefix)

@@ -13,6 +13,8 @@ from projections.views import ProjectionStatus, RunnerState
 
 STALE_AFTER = 10.0
 """A worker silent this long is reported as stopped (it records every second or so)."""
+LOST = f"no worker reported for {STALE_AFTER:g} s: lost"
+"""The `lastError` of a projection whose workers all stopped reporting without stopping."""
 
 _SEVERITY = {
     RunnerState.ERROR: 3,
@@ -61,7 +63,8 @@ def _merge(name: str, records: list[dict[str, Any]], now: float) -> ProjectionSt
             lag=int(latest["lag"]),
             state=RunnerState.STOPPED,
             parked=int(latest["parked"]),
-            last_error=latest["lastError"],
+            # Its workers did not stop cleanly (that forgets their records): they were lost.
+            last_error=latest["lastError"] or LOST,
         )
     errors = sorted((r for r in live if r["lastError"]), key=lambda r: float(r["at"]))
     positions = [int(r["position"]) for r in live if r["position"] is not None]
@@ -97,3 +100,16 @@ async def projection_statuses(redis: Redis, keys: ProjectionKeys) -> list[Projec
     ]
     merged = [_merge(name, records, now) for name, records in by_name.items()]
     return sorted(never_reported + merged, key=lambda status: status.name)
+
+
+def views_behind(statuses: list[ProjectionStatus]) -> str | None:
+    """Why the views are known to be behind the log, or None: a projection whose workers fail
+    (state error: the log or Redis cannot be read, or a crash being retried), or whose workers
+    were lost (their last report is older than STALE_AFTER and none stopped cleanly). A miss
+    in such views may be an order that exists."""
+    for status in statuses:
+        if status.state is RunnerState.ERROR:
+            return f"projection {status.name}: {status.last_error or 'error'}"
+        if status.state is RunnerState.STOPPED and status.last_error is not None:
+            return f"projection {status.name}: {status.last_error}"
+    return None

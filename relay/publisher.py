@@ -22,6 +22,26 @@ Outcome = asyncio.Future[list[BaseException | None]]
 """Per record of a published batch: None once the broker acknowledged it, else its error."""
 
 
+START_TIMEOUT = 10.0
+"""Seconds a producer may take to start: aiokafka retries some refusals for ever (a broker that
+refuses the idempotent producer's InitProducerIdRequest, every second)."""
+
+
+class ProducerNotStarted(OSError):
+    """The Kafka producer did not start in time (an outage of the relay's part `kafka`); with
+    idempotence on, the likely cause is a broker that refuses it, and the message says what to
+    set."""
+
+    def __init__(self, idempotent: bool) -> None:
+        hint = (
+            "; if aiokafka logs 'Unexpected error during InitProducerIdRequest', the broker "
+            "refuses the idempotent producer: set KAFKA_IDEMPOTENT=false"
+            if idempotent
+            else ""
+        )
+        super().__init__(f"the Kafka producer did not start within {START_TIMEOUT:g} s{hint}")
+
+
 async def _outcome(futures: list[asyncio.Future[Any]]) -> list[BaseException | None]:
     results = await asyncio.gather(*futures, return_exceptions=True)
     return [r if isinstance(r, BaseException) else None for r in results]
@@ -52,7 +72,11 @@ class KafkaPublisher:
         await ensure_topic(settings)
         producer = AIOKafkaProducer(**settings.producer_options())
         try:
-            await producer.start()
+            async with asyncio.timeout(START_TIMEOUT):
+                await producer.start()
+        except TimeoutError:
+            await producer.stop()
+            raise ProducerNotStarted(settings.idempotent) from None
         except BaseException:
             await producer.stop()
             raise

@@ -16,10 +16,12 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError
 
 from eventstore.consuming import ensure_group, pump
+from eventstore.outage_log import OUTAGES
 from eventstore.port import (
     ConsumerStrategy,
     EventStoreError,
@@ -29,6 +31,7 @@ from eventstore.port import (
     StoreWithGroups,
     SubscriptionSettings,
 )
+from metrics.instruments import RELAY_LAG_SECONDS, RELAY_PUBLISHED
 from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
 from projections.views import RunnerState
 from relay.message import KafkaMessage, to_message
@@ -111,6 +114,8 @@ class KafkaRelay:
                     self.settings.group, buffer_size=self.settings.buffer_size
                 )
                 self.state = RunnerState.RUNNING
+                OUTAGES.recovered("kafka")
+                OUTAGES.recovered("eventStore")
                 logger.info("event=relay_running worker=%s", self.worker_id)
                 delay = self.settings.backoff_initial
                 try:
@@ -142,10 +147,9 @@ class KafkaRelay:
     def _failed(self, error: BaseException, delay: float) -> None:
         self.state = RunnerState.ERROR
         self.last_error = f"{type(error).__name__}: {error}"
-        if delay == self.settings.backoff_initial:  # once per outage, not per retry
-            logger.warning("event=relay_error worker=%s error=%r", self.worker_id, error)
-        else:
-            logger.debug("event=relay_retry worker=%s error=%r", self.worker_id, error)
+        # One line per outage of its part (eventstore.outage_log), then one when it is over.
+        OUTAGES.failed("eventStore" if isinstance(error, EventStoreError) else "kafka", error)
+        logger.debug("event=relay_retry worker=%s error=%r", self.worker_id, error)
 
     async def _close_quietly(self, publisher: Publisher) -> None:
         try:
@@ -242,12 +246,19 @@ class KafkaRelay:
         events, outcome = sent.popleft()
         results = await outcome
         failed: BaseException | None = None
+        newest: RecordedEvent | None = None
         for event, result in zip(events, results, strict=True):
             if result is None:
                 await subscription.ack(event)
                 self.published += 1
+                RELAY_PUBLISHED.inc()
+                newest = event
             else:
                 failed = failed or result
                 await subscription.nack(event, NackAction.RETRY)
+        if newest is not None:
+            RELAY_LAG_SECONDS.set(
+                max(0.0, (datetime.now(UTC) - newest.recorded_at).total_seconds())
+            )
         if failed is not None:
             raise PublishFailed(f"the broker did not acknowledge the batch: {failed!r}") from failed

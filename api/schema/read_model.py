@@ -92,6 +92,7 @@ class ReadModelQuery:
         else:
             view = await queries.get_order(order_id)
         if view is None:
+            await queries.ensure_not_behind()  # null only from views known to be current
             return None
         # The order may have been placed (by another customer) after the permission saw none.
         ensure_owner(info.context.principal, view.customer_id)

@@ -19,7 +19,9 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
 from eventstore.embedded import operations, reads, subscriptions
+from eventstore.embedded.lock import DataDirLock
 from eventstore.embedded.pool import ReaderPool
 from eventstore.embedded.schema import DB_FILE_NAME, connect, create_schema
 from eventstore.embedded.writer import GroupCommitWriter, WriterStats
@@ -68,25 +70,49 @@ def _create(path: Path) -> None:
 class SQLiteEventStore:
     """The embedded event store. Build it with `await SQLiteEventStore.open(data_dir)`."""
 
+    call_timeout: float = DEFAULT_STORE_TIMEOUT
+    """STORE_TIMEOUT: seconds each call on a request's path may take (`eventstore.deadline`)."""
+
     def __init__(
-        self, path: Path, writer: GroupCommitWriter, pool: ReaderPool, notifier: HeadNotifier
+        self,
+        path: Path,
+        writer: GroupCommitWriter | None,
+        pool: ReaderPool,
+        notifier: HeadNotifier,
+        lock: DataDirLock | None = None,
     ) -> None:
         self.path = path
         self._writer = writer
         self._pool = pool
         self._notifier = notifier
+        self._lock = lock
         self._persistent: _PersistentBackend | None = None
         self._closed = False
 
     @classmethod
-    async def open(cls, data_dir: Path) -> SQLiteEventStore:
-        """Open (creating when missing) `data_dir / "events.sqlite3"`."""
+    async def open(cls, data_dir: Path, *, read_only: bool = False) -> SQLiteEventStore:
+        """Open (creating when missing) `data_dir / "events.sqlite3"`, holding DATA_DIR's lock
+        (`DataDirLocked` names the process that has it).
+
+        `read_only` opens an existing file for reading beside the process that writes it
+        (SQLite's WAL lets readers in while it commits): no lock, no writer, no persistent
+        subscriptions; writes raise `StoreUnavailable`. Live subscriptions then only see what
+        was committed when they last read, so it suits reading the log up to a point."""
         path = data_dir / DB_FILE_NAME
-        await asyncio.to_thread(_create, path)
+        if read_only:
+            if not path.exists():
+                raise StoreUnavailable(f"no event store at {path}")
+            return cls(path, None, ReaderPool(path), HeadNotifier())
+        lock = await asyncio.to_thread(DataDirLock.acquire, data_dir)
+        try:
+            await asyncio.to_thread(_create, path)
+        except BaseException:
+            lock.release()
+            raise
         notifier = HeadNotifier()
         writer = GroupCommitWriter(path, notifier.notify)
         writer.start()
-        store = cls(path, writer, ReaderPool(path), notifier)
+        store = cls(path, writer, ReaderPool(path), notifier, lock)
         try:
             store._persistent = await store._open_persistent()
         except BaseException:
@@ -109,50 +135,59 @@ class SQLiteEventStore:
     @property
     def writer_stats(self) -> WriterStats:
         """Commits and writes so far: writes / commits is the group-commit factor."""
-        return self._writer.stats
+        return self._writer.stats if self._writer is not None else WriterStats(commits=0, writes=0)
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable("the event store is closed")
 
+    def _writable(self) -> GroupCommitWriter:
+        self._check_open()
+        if self._writer is None:
+            raise StoreUnavailable("the event store was opened read-only")
+        return self._writer
+
     # -- writes ----------------------------------------------------------------------------
 
+    @bounded
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> AppendResult:
         """Append atomically once durable; idempotent for the same ids at the same expectation.
         Any stream name is accepted, `$`-prefixed system streams included."""
-        self._check_open()
+        writer = self._writable()
         batch = tuple(events)
-        result: AppendResult = await self._writer.submit(
+        result: AppendResult = await writer.submit(
             partial(operations.append, stream=stream, events=batch, expected=expected)
         )
         return result
 
+    @bounded
     async def check_writes(self) -> None:
         """Raise StoreUnavailable unless a write can be made durable now: the last batch's
         outcome when it is recent and good, else a real write (a one-row probe table through
         the group commit, so a full disk or a dead writer shows)."""
-        self._check_open()
-        at, error = self._writer.last_outcome
+        writer = self._writable()
+        at, error = writer.last_outcome
         if error is None and time.monotonic() - at < PROBE_AFTER:
             return
-        await self._writer.submit(operations.probe_write)
+        await writer.submit(operations.probe_write)
 
+    @bounded
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
-        self._check_open()
-        await self._writer.submit(
+        await self._writable().submit(
             partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
+    @bounded
     async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
-        self._check_open()
-        await self._writer.submit(
+        await self._writable().submit(
             partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
+    @bounded
     async def set_stream_metadata(
         self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
     ) -> None:
@@ -163,6 +198,7 @@ class SQLiteEventStore:
 
     # -- reads -----------------------------------------------------------------------------
 
+    @bounded
     async def read_stream(
         self,
         stream: str,
@@ -183,6 +219,7 @@ class SQLiteEventStore:
             )
         )
 
+    @bounded
     async def read_from_mark(
         self,
         mark_stream: str,
@@ -201,6 +238,7 @@ class SQLiteEventStore:
             return self._pool.run_here(read)
         return await self._pool.run(read)
 
+    @bounded
     async def read_all(
         self,
         *,
@@ -221,11 +259,13 @@ class SQLiteEventStore:
             )
         )
 
+    @bounded
     async def head_position(self) -> int:
         """The newest event's position, 0 when the log is empty."""
         self._check_open()
         return await self._pool.run(reads.head_position)
 
+    @bounded
     async def get_stream_metadata(self, stream: str) -> dict[str, object]:
         """The newest metadata of `stream`, empty when none was set."""
         self._check_open()
@@ -278,7 +318,10 @@ class SQLiteEventStore:
         if self._persistent is not None:
             await self._persistent.close()
         self._closed = True
-        await self._writer.close()
+        if self._writer is not None:
+            await self._writer.close()
         self._pool.close()
         # Sleeping subscribers wake, find the pool closed, and end.
         self._notifier.notify()
+        if self._lock is not None:
+            self._lock.release()

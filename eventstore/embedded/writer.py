@@ -23,8 +23,11 @@ from typing import Any, TypeVar
 from eventstore.embedded.schema import connect
 from eventstore.port import EventStoreError, StoreUnavailable
 from eventstore.rows import to_micros
+from metrics.instruments import COMMIT_WRITES
 
 logger = logging.getLogger(__name__)
+
+COMMIT_WRITES_EMBEDDED = COMMIT_WRITES.labels("embedded")
 
 T = TypeVar("T")
 
@@ -212,6 +215,7 @@ class GroupCommitWriter:
         else:
             self._commits += 1
             self._writes += len(batch)
+            COMMIT_WRITES_EMBEDDED.observe(len(batch))
             if self._last_outcome[1] is not None:
                 logger.warning("event=writes_recovered")
             self._last_outcome = (time.monotonic(), None)

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from eventstore.notify import HeadNotifier
+from eventstore.outage_log import OUTAGES
 from eventstore.postgres.schema import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Listener:
                     asyncpg.InterfaceError,
                     asyncpg.InternalClientError,
                 ) as error:
-                    logger.warning("event=pg_listener_down error=%s", error)
+                    OUTAGES.failed("eventStore", error)  # one line per outage
             self._notifier.notify()
 
     @property

@@ -43,6 +43,7 @@ from typing import Any, Self
 
 import asyncpg
 
+from eventstore.outage_log import OUTAGES
 from eventstore.persistent.consumer import Consumer
 from eventstore.persistent.group import GroupRuntime
 from eventstore.persistent.groups import (
@@ -436,7 +437,7 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                         raise ConnectionError("the members connection ended")
             except Exception as error:
                 if isinstance(error, _CONNECTION_ERRORS):
-                    logger.warning("event=pg_group_members_lost error=%s", error)
+                    OUTAGES.failed("eventStore", error)  # one line per outage
                 else:
                     logger.exception("event=pg_group_members_crashed")
                 async with self._lock:

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from eventstore.outage_log import OUTAGES
 from eventstore.persistent.records import (
     ALL_KEY,
     GroupRecord,
@@ -147,7 +148,7 @@ class PostgresGroupTables:
                     asyncpg.InternalClientError,
                 ) as error:
                     # Never drop a park: retry until stored (or the store closes).
-                    logger.warning("event=pg_group_write_failed error=%s", error)
+                    OUTAGES.failed("eventStore", error)  # one line per outage
                     await asyncio.sleep(0.5)
 
     # -- the running group's writes (queued) -----------------------------------------------------

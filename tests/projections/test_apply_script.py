@@ -18,7 +18,7 @@ from domain.events import (
     OrderStatus,
     PaymentTaken,
 )
-from projections.keys import NamespaceKeys
+from projections.keys import NamespaceKeys, ProjectionKeys
 from projections.mapping import change_of, fold_stats, fold_views
 from projections.queries import OrderQueries
 from projections.redis_store import ApplyResult, RedisViewStore
@@ -134,7 +134,7 @@ async def test_without_a_namespace_the_store_asks_for_recovery(redis: Redis, pre
     store = RedisViewStore(redis, prefix=prefix)
     change = change_of(sample_log().decoded()[0])
     assert await store.apply(change) == ApplyResult.RESET
-    assert await redis.exists(NamespaceKeys(f"{prefix}:n1").order("a")) == 0
+    assert await redis.exists(NamespaceKeys(ProjectionKeys(prefix).namespace(1)).order("a")) == 0
 
 
 async def test_an_order_that_does_not_start_with_placed_is_invalid(

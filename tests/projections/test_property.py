@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -42,7 +43,7 @@ from projections.mapping import change_of
 from projections.queries import OrderQueries
 from projections.recovery import recover
 from projections.redis_store import ApplyResult, RedisViewStore
-from tests.projections.conftest import make_client, wipe
+from tests.projections.conftest import cluster_url_for, make_client, wipe
 from tests.projections.factories import item
 from tests.projections.store_helpers import actual_views, append, expected_views
 
@@ -150,8 +151,10 @@ async def deliver(
             await recover(store, views)
 
 
-async def scenario(socket: Path, target: str, plan: list[Intent], seed: int, prefix: str) -> None:
-    redis: Redis = make_client(target, socket)
+async def scenario(
+    socket: Path, target: str, plan: list[Intent], seed: int, prefix: str, cluster_url: str | None
+) -> None:
+    redis: Redis = make_client(target, socket, cluster_url)
     with tempfile.TemporaryDirectory() as directory:
         store = await SQLiteEventStore.open(Path(directory))
         try:
@@ -194,6 +197,14 @@ async def scenario(socket: Path, target: str, plan: list[Intent], seed: int, pre
 )
 @given(plan=st.lists(intents, min_size=1, max_size=30), seed=st.integers(0, 2**32))
 def test_views_equal_a_fold_of_the_log_whatever_the_delivery(
-    embedded_redis_socket: Path, redis_target: str, prefix: str, plan: list[Intent], seed: int
+    embedded_redis_socket: Path,
+    redis_target: str,
+    prefix: str,
+    plan: list[Intent],
+    seed: int,
+    request: pytest.FixtureRequest,
 ) -> None:
-    asyncio.run(scenario(embedded_redis_socket, redis_target, plan, seed, f"{prefix}{seed}"))
+    cluster_url = cluster_url_for(redis_target, request)
+    asyncio.run(
+        scenario(embedded_redis_socket, redis_target, plan, seed, f"{prefix}{seed}", cluster_url)
+    )

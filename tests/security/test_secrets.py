@@ -118,8 +118,9 @@ def test_every_secret_the_docs_show_is_a_refused_sample() -> None:
             if value.startswith(("$", "...", "<")):
                 continue  # a shell substitution or a placeholder
             shown.add(value)
-    assert README_SAMPLE in shown
     assert shown <= DOCUMENTED_SAMPLES, shown - DOCUMENTED_SAMPLES
+    # Samples an earlier README showed stay refused: their text is public for good.
+    assert README_SAMPLE in DOCUMENTED_SAMPLES
 
 
 def test_a_weak_secret_on_loopback_serves_with_a_warning(tmp_path: Path) -> None:

@@ -165,6 +165,11 @@ BAD_SETTINGS: list[tuple[str, str, str]] = [
     ("KAFKA_PARTITIONS", "six", "KAFKA_PARTITIONS must be a whole number, at least 1, got 'six'"),
     ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL must be one of PLAINTEXT"),
     ("KAFKA_IDEMPOTENT", "maybe", "KAFKA_IDEMPOTENT must be true or false, got 'maybe'"),
+    ("JWT_ISSUER", "idp.example", "JWT_ISSUER must be an https:// URL"),
+    ("JWT_ISSUER", "http://idp.example", "JWT_ISSUER must be an https:// URL"),
+    ("JWT_ISSUER", "https://idp.example/realms/shop", "JWT_AUDIENCE must be set with JWT_ISSUER"),
+    ("JWT_AUDIENCE", "https://orders.example", "JWT_AUDIENCE is set without JWT_ISSUER"),
+    ("JWT_JWKS_URL", "https://idp.example/jwks", "JWT_JWKS_URL is set without JWT_ISSUER"),
 ]
 
 
@@ -212,3 +217,54 @@ def test_health_file_and_kafka_are_part_of_the_settings(tmp_path: Path) -> None:
     assert settings.kafka is not None
     assert settings.kafka.bootstrap_servers == "k:9092"
     assert Settings.from_env({}).kafka is None
+
+
+KEYCLOAK = {
+    "JWT_ISSUER": "https://keycloak.example/realms/shop",
+    "JWT_AUDIENCE": "orders-api",
+    "JWT_ROLE_CLAIM": "realm_access.roles",
+}
+
+
+def test_an_identity_provider_needs_no_secret_and_prints_no_tokens() -> None:
+    settings = Settings.from_env({"HOST": "0.0.0.0", **KEYCLOAK})
+    settings.check_can_serve()
+    assert not settings.prints_ready_tokens
+    provider = settings.identity_provider
+    assert provider is not None
+    assert (provider.issuer, provider.audience, provider.jwks_url) == (
+        "https://keycloak.example/realms/shop",
+        "orders-api",
+        None,
+    )
+    assert (provider.role_claim, provider.customer_claim) == ("realm_access.roles", "sub")
+    assert Settings.from_env({}).identity_provider is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("JWT_ROLE_CLAIM", "realm_access..roles"), ("JWT_CUSTOMER_CLAIM", ".sub")],
+)
+def test_a_claim_path_with_an_empty_step_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name} must be a claim name or a dotted path"):
+        Settings.from_env({**KEYCLOAK, name: value})
+
+
+@pytest.mark.parametrize(
+    "command", [["token", "--role", "staff", "--sub", "s"], ["demo", "--url", "http://127.0.0.1:1"]]
+)
+def test_tools_signing_with_the_secret_refuse_with_an_identity_provider(
+    command: list[str],
+) -> None:
+    env = {**os.environ, **KEYCLOAK, "JWT_SECRET": secrets.token_hex(32)}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *command],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "JWT_ISSUER is set" in done.stderr

@@ -319,10 +319,16 @@ async def test_a_well_formed_frame_with_a_bad_operation_gets_a_clear_answer(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_an_unused_variable_nested_60_deep_is_ignored_on_a_shared_field(
+async def test_a_variable_nested_60_deep_is_refused_by_name_on_a_shared_field(
     server: LiveServer, protocol: Protocol
 ) -> None:
+    """Deeper than MAX_VARIABLES_DEPTH (16), used or not: a clear error for the operation, and
+    the socket still serves."""
     token = server.token(sub="staff-frames", role="staff")
     async with graphql_ws(server.ws_url, token, protocol) as ws:
-        stats = await ws.subscribe(STATS, {"pad": _nested(60, kind="object")})
+        refused = await (await ws.subscribe(STATS, {"pad": _nested(60, kind="object")})).message()
+        errors = refused.payload if refused.kind == "error" else refused.payload["errors"]
+        errors = errors if isinstance(errors, list) else [errors]
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+        stats = await ws.subscribe(STATS)
         assert (await stats.event("dashboardStats"))["totalOrders"] >= 0

@@ -1,4 +1,5 @@
-// The live operations dashboard: stats, the newest orders, an order's history, the projections.
+// The live operations dashboard: charts of the service's metrics, stats, the newest orders, an
+// order's history, the projections.
 // Plain DOM over the public GraphQL API (the way a customer's frontend would use it).
 import "./dashboard.css";
 
@@ -20,6 +21,7 @@ import {
   type Projection,
   type Stats,
 } from "./api";
+import { LiveCharts } from "./live-charts";
 
 const TOKEN_KEY = "orders.dashboard.token";
 const NEWEST = 20;
@@ -116,11 +118,13 @@ function start(token: string): void {
   const detailBox = h("section", { id: "detail" }, h("h2", {}, "Order history"), h("p", { class: "hint" }, "Click an order."));
   const projectionsBox = h("section", { id: "projections" }, h("h2", {}, "Projections"));
   const errorLine = h("p", { id: "error", class: "error" });
+  const charts = new LiveCharts(token);
   app.replaceChildren(
     h("header", {}, h("h1", {}, "Orders dashboard"), connection, signOut),
     errorLine,
-    h("main", {}, statsBox, ordersBox, detailBox, projectionsBox),
+    h("main", {}, charts.element, statsBox, ordersBox, detailBox, projectionsBox),
   );
+  charts.start();
 
   const orders = new Map<string, OrderView>();
   let selected: { id: string; stop: () => void } | null = null;
@@ -143,6 +147,7 @@ function start(token: string): void {
     if (stopped) return;
     stopped = true;
     api.dispose();
+    charts.stop();
     clearInterval(projectionsTimer);
     sessionStorage.removeItem(TOKEN_KEY);
     askForToken(message);

@@ -1,0 +1,129 @@
+"""One log line per outage per part, and one when it is over with how many failures it held.
+
+Every layer reports to it: the API when a request meets a part that is down, the store's writer
+when a commit fails, the processes while they wait for a dependency at start. During an outage
+of a few seconds under load, a line per failed request or commit would be thousands of lines
+(and tracebacks) that all say the same thing; an operator needs when it began, what it was, when
+it ended and how much it cost.
+
+It lives in the lowest package (the event store's) so that the store adapters, the projections,
+the relay and the API can all share one instance per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+QUIET_PERIOD: Final = 10.0
+"""An outage counts as over when its part has not failed for this long (or as soon as a caller
+says it recovered)."""
+
+_logger = logging.getLogger("outages")
+
+
+@dataclass(slots=True)
+class _Outage:
+    started: float
+    last: float
+    failures: int
+    error: str
+
+
+class OutageLog:
+    """Per part: a warning when it starts failing (`event=outage part=... error=...`), silence
+    while it keeps failing, and one line when it is over (`event=outage_over part=...
+    failures=N lasted_s=...`): at `recovered(part)`, or once it has been quiet for
+    `quiet_period` (checked on the running event loop, else at the part's next failure)."""
+
+    def __init__(
+        self,
+        *,
+        quiet_period: float = QUIET_PERIOD,
+        clock: Callable[[], float] = time.monotonic,
+        logger: logging.Logger = _logger,
+    ) -> None:
+        self._quiet = quiet_period
+        self._clock = clock
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._open: dict[str, _Outage] = {}
+
+    def failed(self, part: str, error: BaseException | str, **fields: object) -> bool:
+        """Note one failure of `part`; True (and a line) when it begins an outage. `fields`
+        go on that line (e.g. a hint of what to change)."""
+        now = self._clock()
+        with self._lock:
+            outage = self._open.get(part)
+            if outage is not None and now - outage.last >= self._quiet:
+                self._close(part, outage, outage.last)
+                outage = None
+            if outage is not None:
+                outage.last = now
+                outage.failures += 1
+                return False
+            self._open[part] = _Outage(started=now, last=now, failures=1, error=_text(error))
+        template = "event=outage part=%s error=%s" + "".join(f" {key}=%s" for key in fields)
+        self._logger.warning(template, part, _text(error), *fields.values())
+        self._watch(part)
+        return True
+
+    def recovered(self, part: str) -> None:
+        """`part` answered again: its outage (if one is open) is over now."""
+        with self._lock:
+            outage = self._open.get(part)
+            if outage is not None:
+                self._close(part, outage, self._clock())
+
+    def is_out(self, part: str) -> bool:
+        """Whether an outage of `part` is open (it failed within the quiet period)."""
+        with self._lock:
+            outage = self._open.get(part)
+            return outage is not None and self._clock() - outage.last < self._quiet
+
+    def _close(self, part: str, outage: _Outage, ended: float) -> None:
+        del self._open[part]
+        self._logger.info(
+            "event=outage_over part=%s failures=%d lasted_s=%.1f",
+            part,
+            outage.failures,
+            max(0.0, ended - outage.started),
+        )
+
+    def _watch(self, part: str) -> None:
+        """Close the outage once it has been quiet long enough, on the running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a thread of its own: the next failure or `recovered` closes it
+        loop.call_later(self._quiet, self._check_quiet, part, loop)
+
+    def _check_quiet(self, part: str, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            outage = self._open.get(part)
+            if outage is None:
+                return
+            quiet_for = self._clock() - outage.last
+            if quiet_for >= self._quiet:
+                self._close(part, outage, outage.last)
+                return
+        loop.call_later(self._quiet - quiet_for, self._check_quiet, part, loop)
+
+
+def _text(error: BaseException | str) -> str:
+    """The error's type (and its cause's, e.g. asyncpg's TooManyConnectionsError behind a
+    StoreUnavailable) and message."""
+    if isinstance(error, str):
+        return error
+    cause = error.__cause__
+    kind = type(error).__name__ + (f" ({type(cause).__name__})" if cause is not None else "")
+    return f"{kind}: {error}"
+
+
+OUTAGES = OutageLog()
+"""The process's outage log."""

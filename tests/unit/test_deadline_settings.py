@@ -1,0 +1,24 @@
+"""STORE_TIMEOUT and REDIS_TIMEOUT: seconds, more than 0, refused by name otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.config import Settings, SettingsError
+
+
+def test_deadlines_default_to_five_and_one_seconds() -> None:
+    settings = Settings.from_env({})
+    assert (settings.store_timeout, settings.redis_timeout) == (5.0, 1.0)
+
+
+def test_deadlines_are_read_in_seconds() -> None:
+    settings = Settings.from_env({"STORE_TIMEOUT": "2.5", "REDIS_TIMEOUT": "0.25"})
+    assert (settings.store_timeout, settings.redis_timeout) == (2.5, 0.25)
+
+
+@pytest.mark.parametrize("name", ["STORE_TIMEOUT", "REDIS_TIMEOUT"])
+@pytest.mark.parametrize("bad", ["0", "-1", "soon", "inf", "nan"])
+def test_a_deadline_that_is_not_a_positive_number_is_refused_by_name(name: str, bad: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: bad})
