@@ -86,6 +86,34 @@ def rights_of(principal: Principal | None) -> tuple[str, str]:
     return (principal.role.value, "" if principal.is_staff else principal.sub)
 
 
+@dataclass(eq=False, slots=True)
+class SharedResult:
+    """One result of a shared execution, with its graphql-transport-ws `next` message encoded
+    once for every member: the messages differ only by operation id, so the payload is encoded
+    by the first member to send it and only the id is spliced in for each (members that use the
+    same id, as many clients do, share the whole frame)."""
+
+    result: ExecutionResult
+    _payload: bytes | None = None
+    _frame: tuple[str, str, int] | None = None
+
+    def next_frame(
+        self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
+    ) -> tuple[str, int]:
+        """The `next` message for `operation_id` as text, and its size in bytes."""
+        frame = self._frame
+        if frame is not None and frame[0] == operation_id:
+            return frame[1], frame[2]
+        if self._payload is None:
+            self._payload = encode_payload(self.result)
+        encoded = b'{"id":%b,"type":"next","payload":%b}' % (
+            orjson.dumps(operation_id),
+            self._payload,
+        )
+        self._frame = (operation_id, encoded.decode(), len(encoded))
+        return self._frame[1], self._frame[2]
+
+
 Key = tuple[bytes, tuple[str, str]]
 """A digest of the operation (document, name, variables) and the caller's rights."""
 
@@ -96,8 +124,8 @@ class _Stream:
 
     key: Key
     replay_last: bool
-    members: set[asyncio.Queue[ExecutionResult | None]] = field(default_factory=set)
-    last: ExecutionResult | None = None
+    members: set[asyncio.Queue[SharedResult | None]] = field(default_factory=set)
+    last: SharedResult | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -128,7 +156,7 @@ class SharedSubscriptions:
         key: Key,
         field_name: str,
         start: Callable[[], AsyncGenerator[ExecutionResult, None]],
-    ) -> AsyncIterator[asyncio.Queue[ExecutionResult | None]]:
+    ) -> AsyncIterator[asyncio.Queue[SharedResult | None]]:
         """A queue of the shared stream's results (END when it ends), for the block's duration.
         `start()` begins the execution when nobody runs it yet."""
         stream = self._streams.get(key)
@@ -136,7 +164,7 @@ class SharedSubscriptions:
             stream = _Stream(key=key, replay_last=field_name in REPLAYS_LAST)
             self._streams[key] = stream
             stream.task = asyncio.create_task(self._pump(stream, start), name="shared-stream")
-        queue: asyncio.Queue[ExecutionResult | None] = asyncio.Queue(MEMBER_QUEUE)
+        queue: asyncio.Queue[SharedResult | None] = asyncio.Queue(MEMBER_QUEUE)
         if stream.replay_last and stream.last is not None:
             queue.put_nowait(stream.last)
         stream.members.add(queue)
@@ -155,11 +183,12 @@ class SharedSubscriptions:
         try:
             async with contextlib.aclosing(start()) as results:
                 async for result in results:
+                    shared = SharedResult(result)
                     if stream.replay_last:
-                        stream.last = result
+                        stream.last = shared
                     for queue in tuple(stream.members):
                         try:
-                            queue.put_nowait(result)
+                            queue.put_nowait(shared)
                         except asyncio.QueueFull:
                             # A member that does not read must not hold the others back.
                             stream.members.discard(queue)
@@ -173,7 +202,7 @@ class SharedSubscriptions:
                 _force_end(queue)
 
 
-def _force_end(queue: asyncio.Queue[ExecutionResult | None]) -> None:
+def _force_end(queue: asyncio.Queue[SharedResult | None]) -> None:
     while True:
         try:
             queue.put_nowait(END)

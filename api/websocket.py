@@ -65,7 +65,7 @@ from api.extensions import INTERNAL_ERROR_CODE
 from api.limits import TOO_COMPLEX
 from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError
-from api.shared_subscriptions import END, SharedSubscriptions, shared_field
+from api.shared_subscriptions import END, SharedResult, SharedSubscriptions, shared_field
 from api.ws_frames import PROTOCOL_ERROR, InvalidFrame, Protocol, check_message, decode_frame
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
 from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
@@ -175,12 +175,16 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
         return encoded if isinstance(encoded, bytes) else encoded.encode()
 
     async def send_encoded(self, encoded: bytes) -> None:
-        """Send an encoded message as one text frame; a connection already closed (by the
-        client, or by us) raises strawberry's `WebSocketDisconnected`."""
+        """Send an encoded message as one text frame."""
+        await self.send_text(encoded.decode())
+
+    async def send_text(self, text: str) -> None:
+        """Send one text frame; a connection already closed (by the client, or by us) raises
+        strawberry's `WebSocketDisconnected`."""
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             raise WebSocketDisconnected
         try:
-            await self.ws.send_text(encoded.decode())
+            await self.ws.send_text(text)
         except (WebSocketDisconnect, StarletteWebSocketDisconnected) as exc:
             raise WebSocketDisconnected from exc
 
@@ -393,19 +397,34 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
             return
         adapter = _adapter(self)
         encoded = adapter.encode(cast(Mapping[str, object], message))
+        await self._send_next(fields["id"], encoded.decode(), len(encoded))
+
+    async def _send_next(self, operation_id: str, text: str, size: int) -> None:
+        """Send an encoded `next` message, or refuse it when over the response limit."""
         limit = _response_limit(self.context)
-        if len(encoded) > limit:
-            operation_id: str = fields["id"]
-            _log_refused(self.protocol, len(encoded), limit)
+        if size > limit:
+            _log_refused(self.protocol, size, limit)
             operation = self.operations.pop(operation_id, None)
             if operation is not None:
                 operation.completed = True  # nothing more for this id, not even `complete`
-            await adapter.send_json(
+            await _adapter(self).send_json(
                 {"id": operation_id, "type": "error", "payload": [_too_large(limit)]}
             )
             raise _OperationStreamClosed
         WS_MESSAGES_PUSHED.inc()
-        await adapter.send_encoded(encoded)
+        await _adapter(self).send_text(text)
+
+    async def _send_shared_next(
+        self, operation: Operation[AppContext, None], shared: SharedResult
+    ) -> None:
+        """A shared result's `next` message, its payload encoded once for every member."""
+        if operation.completed:
+            return
+        adapter = _adapter(self)
+        text, size = shared.next_frame(
+            operation.id, lambda result: adapter.encode(_next_payload(result))
+        )
+        await self._send_next(operation.id, text, size)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         """A persisted query's document from the store, or its refusal as an `error` message."""
@@ -449,17 +468,28 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         try:
             async with shared.join(key, field_name, start) as queue:
                 first = True
-                while (result := await queue.get()) is not END:
+                while (shared_result := await queue.get()) is not END:
+                    result = shared_result.result
                     if first and isinstance(result, PreExecutionError):
                         await self._handle_pre_execution_error(operation, result)
                         return
                     first = False
-                    await operation.send_next(result)
+                    await self._send_shared_next(operation, shared_result)
             await operation.send_operation_message(
                 TransportCompleteMessage(id=operation.id, type="complete")
             )
         except _OperationStreamClosed:
             return
+
+
+def _next_payload(result: ExecutionResult) -> dict[str, object]:
+    """A `next` message's payload, as strawberry's `Operation.send_next` builds it."""
+    payload: dict[str, object] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return payload
 
 
 def _shared_start(

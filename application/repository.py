@@ -20,16 +20,20 @@ from typing import Protocol
 
 from application.codec import DecodedEvent, decode_event, decode_record
 from application.snapshot import Snapshot
-from application.snapshots import SnapshotStore
+from application.snapshots import SnapshotStore, snapshot_stream, trusted_snapshot
 from application.written import WrittenOrder, placed_by
 from domain.events import OrderEvent, order_stream
 from domain.order import OrderState, fold
+from eventstore.marked import read_from_mark
 from eventstore.port import EventStore, EventStoreError, RecordedEvent
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 """Events per stream read while folding: bounds memory per load, not the stream's length."""
+FIRST_PAGE = 64
+"""Events read with the snapshot: more than a snapshot's tail under the default policy, and few
+enough for a store to read them without leaving the event loop (the embedded one does)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,11 +99,18 @@ class OrderRepository:
         self._snapshots = snapshots
 
     async def _pages(
-        self, order_id: str, after_version: int = 0
+        self, order_id: str, after_version: int = 0, first: list[RecordedEvent] | None = None
     ) -> AsyncGenerator[list[RecordedEvent], None]:
-        """Every event of the order with version > `after_version`, oldest first, in pages."""
+        """Every event of the order with version > `after_version`, oldest first, in pages.
+        `first`, when given, is the first page, already read."""
         stream = order_stream(order_id)
         next_version = after_version + 1
+        if first is not None:
+            if first:
+                yield first
+            if len(first) < FIRST_PAGE:
+                return
+            next_version = first[-1].version + 1
         while True:
             records = await self._store.read_stream(
                 stream, from_version=next_version, limit=PAGE_SIZE
@@ -179,13 +190,33 @@ class OrderRepository:
             # A cache that cannot be read is a cache miss, never a failed load.
             logger.warning("event=snapshot_read_failed order=%s error=%r", order_id, error)
             return None
-        if snapshot is None:
-            return None
-        if until_version is not None and snapshot.version > until_version:
-            return None
-        if as_of is not None and snapshot.max_occurred_at > as_of:
-            return None
-        return snapshot
+        return _usable(snapshot, until_version=until_version, as_of=as_of)
+
+    async def _start_with_page(
+        self, order_id: str, *, until_version: int | None, as_of: datetime | None
+    ) -> tuple[Snapshot | None, list[RecordedEvent] | None]:
+        """The snapshot the fold may start from and the first page after it, in one read where
+        the store can (None for the page: it was not read)."""
+        if self._snapshots is None:
+            return None, None
+
+        def start(record: RecordedEvent | None) -> tuple[Snapshot | None, int]:
+            snapshot = None if record is None else trusted_snapshot(order_id, record)
+            snapshot = _usable(snapshot, until_version=until_version, as_of=as_of)
+            return snapshot, _first_version(snapshot)
+
+        try:
+            return await read_from_mark(
+                self._store,
+                snapshot_stream(order_id),
+                order_stream(order_id),
+                start,
+                limit=FIRST_PAGE,
+            )
+        except EventStoreError:
+            # The reads one at a time, so a snapshot that cannot be read stays a cache miss.
+            snapshot = await self._start(order_id, until_version=until_version, as_of=as_of)
+            return snapshot, None
 
     async def _fold(
         self,
@@ -195,27 +226,32 @@ class OrderRepository:
         as_of: datetime | None = None,
         timed: bool = False,
     ) -> _Folded:
-        snapshot = await self._start(order_id, until_version=until_version, as_of=as_of)
+        snapshot, first = await self._start_with_page(
+            order_id, until_version=until_version, as_of=as_of
+        )
         return await self._fold_paged(
-            order_id, snapshot, until_version=until_version, as_of=as_of, timed=timed
+            order_id, snapshot, first, until_version=until_version, as_of=as_of, timed=timed
         )
 
     async def _fold_paged(
         self,
         order_id: str,
         snapshot: Snapshot | None,
+        first: list[RecordedEvent] | None = None,
         *,
         until_version: int | None = None,
         as_of: datetime | None = None,
         timed: bool,
     ) -> _Folded:
         """Fold the stream from `snapshot` (None: from the start), falling back to a fold from
-        the start when the stream does not hold the snapshot's event."""
+        the start when the stream does not hold the snapshot's event. `first` is the first page
+        after `snapshot`, when already read."""
         if snapshot is not None:
-            folded = await self._fold_from(order_id, snapshot, until_version, as_of, timed)
+            folded = await self._fold_from(order_id, snapshot, first, until_version, as_of, timed)
             if folded is not None:
                 return folded
-        folded = await self._fold_from(order_id, None, until_version, as_of, timed)
+            first = None  # read from the snapshot on: not the start of the stream
+        folded = await self._fold_from(order_id, None, first, until_version, as_of, timed)
         assert folded is not None  # only a snapshot can be distrusted
         return folded
 
@@ -223,6 +259,7 @@ class OrderRepository:
         self,
         order_id: str,
         snapshot: Snapshot | None,
+        first: list[RecordedEvent] | None,
         until_version: int | None,
         as_of: datetime | None,
         timed: bool,
@@ -231,9 +268,8 @@ class OrderRepository:
         does not hold the event the snapshot was taken at (deleted and written again, or
         truncated): then the snapshot must not be trusted."""
         fold = _Fold(order_id, snapshot, until_version=until_version, as_of=as_of, timed=timed)
-        # From a snapshot, read its own last event too: it proves the stream is the one it saw.
-        after = 0 if snapshot is None else max(snapshot.version - 1, 0)
-        async with aclosing(self._pages(order_id, after)) as pages:
+        after = _first_version(snapshot) - 1
+        async with aclosing(self._pages(order_id, after, first)) as pages:
             async for page in pages:
                 if not fold.add(page):
                     _distrust(order_id, snapshot)
@@ -244,6 +280,25 @@ class OrderRepository:
             _distrust(order_id, fold.snapshot)
             return None
         return fold.result()
+
+
+def _usable(
+    snapshot: Snapshot | None, *, until_version: int | None, as_of: datetime | None
+) -> Snapshot | None:
+    """`snapshot`, if a fold up to `until_version` and as of `as_of` may start from it."""
+    if snapshot is None:
+        return None
+    if until_version is not None and snapshot.version > until_version:
+        return None
+    if as_of is not None and snapshot.max_occurred_at > as_of:
+        return None
+    return snapshot
+
+
+def _first_version(snapshot: Snapshot | None) -> int:
+    """The first version a fold from `snapshot` reads. From a snapshot it reads the snapshot's
+    own last event too: that proves the stream is the one the snapshot saw."""
+    return 1 if snapshot is None else max(snapshot.version, 1)
 
 
 class _Fold:

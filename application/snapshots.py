@@ -16,7 +16,7 @@ import orjson
 
 from application.snapshot import Snapshot, UnusableSnapshot, snapshot_from_dict, snapshot_to_dict
 from domain.events import order_stream
-from eventstore.port import ANY, EventStore, NewEvent, WrongExpectedVersion
+from eventstore.port import ANY, EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
 
 logger = logging.getLogger(__name__)
 
@@ -38,27 +38,8 @@ class SnapshotStore:
 
     async def load(self, order_id: str) -> Snapshot | None:
         """The newest snapshot of the order this code may trust, None when there is none."""
-        stream = snapshot_stream(order_id)
-        records = await self._store.read_stream(stream, backwards=True, limit=1)
-        if not records:
-            return None
-        record = records[0]
-        try:
-            if record.type != SNAPSHOT_EVENT_TYPE:
-                raise UnusableSnapshot(f"event type {record.type!r}")
-            snapshot = snapshot_from_dict(orjson.loads(record.data))
-            if snapshot.state.id != order_id:
-                raise UnusableSnapshot(f"snapshot of order {snapshot.state.id!r}")
-        except (UnusableSnapshot, orjson.JSONDecodeError) as reason:
-            # Stale snapshots are expected after a deploy that changed the state's shape.
-            logger.info(
-                "event=snapshot_ignored stream=%s version=%d reason=%s",
-                stream,
-                record.version,
-                reason,
-            )
-            return None
-        return snapshot
+        records = await self._store.read_stream(snapshot_stream(order_id), backwards=True, limit=1)
+        return trusted_snapshot(order_id, records[0]) if records else None
 
     async def save(self, snapshot: Snapshot) -> bool:
         """Store `snapshot` as the order's newest, unless a trusted one at least as new is there
@@ -94,3 +75,24 @@ class SnapshotStore:
         except WrongExpectedVersion:
             # Like EventStoreDB, the store refuses to delete a stream that never existed.
             logger.debug("event=snapshot_delete_missing order=%s", order_id)
+
+
+def trusted_snapshot(order_id: str, record: RecordedEvent) -> Snapshot | None:
+    """The snapshot of the order that `record` (its snapshot stream's newest event) holds, None
+    when this code may not trust it."""
+    try:
+        if record.type != SNAPSHOT_EVENT_TYPE:
+            raise UnusableSnapshot(f"event type {record.type!r}")
+        snapshot = snapshot_from_dict(orjson.loads(record.data))
+        if snapshot.state.id != order_id:
+            raise UnusableSnapshot(f"snapshot of order {snapshot.state.id!r}")
+    except (UnusableSnapshot, orjson.JSONDecodeError) as reason:
+        # Stale snapshots are expected after a deploy that changed the state's shape.
+        logger.info(
+            "event=snapshot_ignored stream=%s version=%d reason=%s",
+            record.stream,
+            record.version,
+            reason,
+        )
+        return None
+    return snapshot

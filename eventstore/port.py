@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 class StreamState(enum.Enum):
@@ -330,4 +332,23 @@ class WritePathCheck(Protocol):
 
     async def check_writes(self) -> None:
         """Return when appends can be made durable now; raise StoreUnavailable when not."""
+        ...
+
+
+@runtime_checkable
+class MarkedReads(Protocol):
+    """What an adapter that reads a stream's mark and the events it points to in one read offers
+    (`eventstore.marked.read_from_mark` composes two reads for the others)."""
+
+    async def read_from_mark(
+        self,
+        mark_stream: str,
+        stream: str,
+        start: Callable[[RecordedEvent | None], tuple[T, int]],
+        *,
+        limit: int,
+    ) -> tuple[T, list[RecordedEvent]]:
+        """Read the newest readable event of `mark_stream` (None: none, or deleted), let
+        `start` turn it into a value and a version of `stream`, and read up to `limit` events of
+        `stream` from that version, both in one read: (the value, the events)."""
         ...

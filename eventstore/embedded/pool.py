@@ -31,6 +31,13 @@ class ReaderPool:
             raise StoreUnavailable("the event store is closed")
         return await asyncio.to_thread(self._run, read)
 
+    def run_here(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `read` on the calling thread (the event loop's): only for reads so short that the
+        hop to a worker thread and back would cost more than the read itself."""
+        if self._closed:
+            raise StoreUnavailable("the event store is closed")
+        return self._run(read)
+
     def _run(self, read: Callable[[sqlite3.Connection], T]) -> T:
         try:
             conn = self._acquire()

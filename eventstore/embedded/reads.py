@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from eventstore.embedded.schema import EVENT_COLUMNS
 from eventstore.embedded.streams import load_head, load_metadata
@@ -15,6 +16,8 @@ _HIDDEN_STREAMS = (
     "NOT (stream GLOB '$persistentsubscription-*-parked'"
     " OR stream GLOB '$persistentsubscription-*-checkpoint')"
 )
+T = TypeVar("T")
+
 _NOT_SYSTEM = "substr(type, 1, 1) <> '$' AND substr(stream, 1, 1) <> '$'"
 
 
@@ -51,6 +54,24 @@ def read_stream(
         )
         params = (stream, start, head.version, _limit(limit))
     return [row_to_event(row) for row in conn.execute(sql, params)]
+
+
+def read_from_mark(
+    conn: sqlite3.Connection,
+    mark_stream: str,
+    stream: str,
+    start: Callable[[RecordedEvent | None], tuple[T, int]],
+    *,
+    limit: int,
+) -> tuple[T, list[RecordedEvent]]:
+    """The newest readable event of `mark_stream` turned by `start` into a value and a version,
+    and up to `limit` events of `stream` from that version, in one read transaction."""
+    try:
+        marks = read_stream(conn, mark_stream, backwards=True, limit=1)
+    except StreamDeleted:
+        marks = []
+    value, from_version = start(marks[0] if marks else None)
+    return value, read_stream(conn, stream, from_version=from_version, limit=limit)
 
 
 def _filter_sql(selection: EventFilter) -> tuple[list[str], list[Any]]:

@@ -12,10 +12,10 @@ import importlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -41,8 +41,14 @@ from eventstore.streams import METADATA_EVENT_TYPE, metastream_of
 logger = logging.getLogger(__name__)
 
 _PERSISTENT_MODULE = "eventstore.embedded.persistent"
+INLINE_READ_LIMIT = 64
+"""Marked reads of at most this many events run on the event loop: measured, such a read (an
+indexed range of a few dozen rows, from pages WAL readers keep cached) takes about as long as the
+hop to a reader thread and back, so the hop would double a snapshot load."""
 PROBE_AFTER = 5.0
 """A write path that committed this recently needs no probe."""
+
+T = TypeVar("T")
 
 
 class _PersistentBackend(SubscriptionGroups, Protocol):
@@ -212,6 +218,25 @@ class SQLiteEventStore:
                 limit=limit,
             )
         )
+
+    @bounded
+    async def read_from_mark(
+        self,
+        mark_stream: str,
+        stream: str,
+        start: Callable[[RecordedEvent | None], tuple[T, int]],
+        *,
+        limit: int,
+    ) -> tuple[T, list[RecordedEvent]]:
+        """The mark and the events it points to in one read (see `MarkedReads`): on the event
+        loop up to `INLINE_READ_LIMIT` events, else in one hop to a reader."""
+        self._check_open()
+        read = partial(
+            reads.read_from_mark, mark_stream=mark_stream, stream=stream, start=start, limit=limit
+        )
+        if limit <= INLINE_READ_LIMIT:
+            return self._pool.run_here(read)
+        return await self._pool.run(read)
 
     @bounded
     async def read_all(

@@ -15,7 +15,7 @@ import pytest
 
 from api.schema.event_log import read_event_page
 from application.handler import CommandHandler
-from application.repository import OrderRepository
+from application.repository import FIRST_PAGE, OrderRepository
 from application.snapshot import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
 from application.snapshots import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
 from application.snapshotter import Snapshotter
@@ -199,3 +199,20 @@ async def test_a_failed_snapshot_never_fails_a_command(
 
     assert (await repository.load(order_id)).version == 5
     assert any("snapshot_failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_tail_longer_than_the_first_read_is_folded_to_the_end(store: EventStore) -> None:
+    # The snapshot and the first events after it come in one read; a tail longer than that read
+    # (a policy of 150 events, or no snapshot yet) continues page by page.
+    repository, snapshotter, handler = wiring(store, every=150)
+    order_id = await amended_order(handler, 299)
+    await snapshotter.drain()
+    snapshot = await SnapshotStore(store).load(order_id)
+    assert snapshot is not None
+    loaded = await repository.load(order_id)
+    assert loaded.version == 299
+    assert loaded.snapshot_version == snapshot.version
+    assert loaded.version - snapshot.version > FIRST_PAGE
+    assert loaded.state == (await OrderRepository(store).load(order_id)).state
+    fresh = await amended_order(handler, 120)
+    assert (await repository.load(fresh)).version == 120
