@@ -2,8 +2,8 @@
 
 domain imports nothing of ours; eventstore nothing of domain or application; application not api;
 projections and relay (the Kafka relay) not api, and nothing below api imports relay; telemetry
-(traces) and metrics (Prometheus instruments), used by every layer, import none of ours; and no two packages import each other, directly
-or around a cycle.
+(traces) and metrics (Prometheus instruments), used by every layer, import none of ours; and no
+two packages import each other, directly or around a cycle.
 """
 
 from __future__ import annotations
