@@ -208,9 +208,23 @@ def _response_limit(context: AppContext) -> int:
     return context.services.settings.request_limits.max_response_bytes
 
 
-def _reclaimer(view: object) -> MemoryReclaimer | None:
+def _released(view: object) -> None:
+    """A connection or its operations closed: the view's reclaimer frees their memory soon."""
     reclaimer = getattr(view, "reclaimer", None)
-    return reclaimer if isinstance(reclaimer, MemoryReclaimer) else None
+    if isinstance(reclaimer, MemoryReclaimer):
+        reclaimer.released()
+
+
+async def _breaks_protocol(
+    handler: LegacyWSHandler | TransportWSHandler, message: object, protocol: Protocol
+) -> bool:
+    """Whether `message` breaks `protocol`; if so the connection is closed with 4400."""
+    try:
+        check_message(cast(Mapping[str, object], message), protocol)
+    except InvalidFrame as invalid:
+        await _adapter(handler).refuse_frame(invalid.reason)
+        return True
+    return False
 
 
 class LegacyGraphQLWSHandler(LegacyWSHandler):
@@ -228,15 +242,11 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
         try:
             await super().handle()
         finally:
-            if (reclaimer := _reclaimer(self.view)) is not None:
-                reclaimer.released()
+            _released(self.view)
 
     async def handle_message(self, message: OperationMessage) -> None:
         """Messages that break the protocol close the connection with 4400."""
-        try:
-            check_message(cast(Mapping[str, object], message), self.protocol)
-        except InvalidFrame as invalid:
-            await _adapter(self).refuse_frame(invalid.reason)
+        if await _breaks_protocol(self, message, self.protocol):
             return
         await super().handle_message(message)
 
@@ -318,8 +328,7 @@ class LegacyGraphQLWSHandler(LegacyWSHandler):
         finally:
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
-            if (reclaimer := _reclaimer(self.view)) is not None:
-                reclaimer.released()
+            _released(self.view)
 
     async def _send_quietly(self, message: OperationMessage) -> None:
         try:
@@ -365,10 +374,7 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def handle_message(self, message: TransportMessage) -> None:
         """Messages that break the protocol close the connection with 4400."""
-        try:
-            check_message(cast(Mapping[str, object], message), self.protocol)
-        except InvalidFrame as invalid:
-            await _adapter(self).refuse_frame(invalid.reason)
+        if await _breaks_protocol(self, message, self.protocol):
             return
         await super().handle_message(message)
 
@@ -377,8 +383,7 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         try:
             await super().shutdown()
         finally:
-            if (reclaimer := _reclaimer(self.view)) is not None:
-                reclaimer.released()
+            _released(self.view)
 
     async def handle_task_exception(self, error: Exception) -> None:
         """An operation that failed because its client left is no error of the server's."""
@@ -446,8 +451,7 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
             try:
                 await self._run_operation(operation)
             finally:
-                if (reclaimer := _reclaimer(self.view)) is not None:
-                    reclaimer.released()
+                _released(self.view)
 
     async def _run_operation(self, operation: Operation[AppContext, None]) -> None:
         field_name = shared_field(operation.query, operation.operation_name)
