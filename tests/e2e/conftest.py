@@ -4,8 +4,10 @@ The server runs exactly as a user starts it (`python -m api.cli serve`) on a fre
 DATA_DIR; tests share it and stay independent through unique order ids. Every test runs once per
 store: `[embedded]` (the SQLite default), `[esdb]` (ESDB_URL pointing at the repository's
 EventStoreDB-compatible gRPC test server, started as its own subprocess) and `[postgres]`
-(DATABASE_URL naming a throwaway database on the test PostgreSQL server). With ESDB_URL in
-E2E_SERVER_ENV the suite runs only `[esdb]`, against that server (a real EventStoreDB, say).
+(DATABASE_URL naming a throwaway database on the test PostgreSQL server); with REDIS_CLUSTER=1
+(`.ci/run` sets it) also `[cluster]`: the embedded store with its views in a Redis Cluster of three
+masters started here. With ESDB_URL in E2E_SERVER_ENV the suite runs only `[esdb]`, against that
+server (a real EventStoreDB, say).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from tests.e2e.gql import GraphQLClient, Orders
 from tests.live_server import LiveServer, running_server
 from tests.processes import EsdbTestServerProcess
+from tests.redis_topologies.servers import running_redis_cluster
 
 
 def _extra_server_env() -> dict[str, str]:
@@ -35,7 +38,12 @@ def _extra_server_env() -> dict[str, str]:
 
 # An ESDB_URL given in E2E_SERVER_ENV replaces both stores: running `[embedded]` with it would test
 # EventStoreDB under the wrong name, and the test server is not needed.
-STORES = ["esdb"] if "ESDB_URL" in _extra_server_env() else ["embedded", "esdb", "postgres"]
+STORES = (
+    ["esdb"]
+    if "ESDB_URL" in _extra_server_env()
+    else ["embedded", "esdb", "postgres"]
+    + (["cluster"] if os.environ.get("REDIS_CLUSTER") == "1" else [])
+)
 
 
 @contextmanager
@@ -43,6 +51,10 @@ def _event_store(store: str, root: Path) -> Iterator[dict[str, str]]:
     """The environment pointing the service at `store`, with the test server running if needed."""
     if store == "embedded" or "ESDB_URL" in _extra_server_env():
         yield {}
+        return
+    if store == "cluster":
+        with running_redis_cluster(root / "redis-cluster") as cluster:
+            yield {"REDIS_URL": cluster.url}
         return
     if store == "postgres":
         import asyncio
