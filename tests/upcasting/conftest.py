@@ -13,6 +13,7 @@ from tests.projections.conftest import (  # noqa: F401  (fixtures, re-exported f
     embedded_redis_socket,
     prefix,
     redis,
+    redis_cluster_url,
     redis_target,
 )
 
