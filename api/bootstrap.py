@@ -20,10 +20,10 @@ from application.repository import OrderRepository
 from application.snapshot import SnapshotPolicy
 from application.snapshots import SnapshotStore
 from application.snapshotter import Snapshotter
+from eventstore.group_worker import RunnerState
 from eventstore.outage_log import OUTAGES
 from eventstore.port import EventStore, StoreUnavailable, StoreWithGroups
 from projections.service import ReadSide, open_read_side
-from projections.views import RunnerState
 from relay.config import KafkaSettings
 from relay.main import running_relays
 

@@ -18,9 +18,9 @@ from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
 from eventstore.embedded.lock import DataDirLock, DataDirLocked
+from eventstore.group_worker import RunnerState
 from metrics.exposition import serving_metrics
 from projections.status import KNOWN_PROJECTIONS
-from projections.views import RunnerState
 from telemetry import tracing
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import pytest
 
 from application.codec import decode_record
 from domain.events import order_stream
+from eventstore.group_worker import RunnerState
 from eventstore.port import ANY, NewEvent, RecordedEvent, StoreWithGroups
-from projections.views import RunnerState
 from relay.config import KafkaSettings, KafkaSettingsError
 from relay.main import running_relays
 from relay.worker import GROUP
