@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from api.config import Settings
 from api.parked_events import PROJECTION_GROUPS, groups_of, parked_reason
 from eventstore.embedded.lock import DataDirLock, DataDirLocked
+from eventstore.embedded.schema import DB_FILE_NAME
 from eventstore.persistent.groups import PersistentGroups
 from eventstore.port import (
     RecordedEvent,
@@ -62,6 +63,9 @@ async def run_parked(settings: Settings, args: argparse.Namespace) -> int:
     name = f"orders parked {args.action}"
     if args.action == "list" and args.limit < 1:
         sys.stderr.write(f"{name}: --limit must be at least 1\n")
+        return 2
+    if settings.store_kind == "embedded" and not (settings.data_dir / DB_FILE_NAME).exists():
+        sys.stderr.write(f"{name}: no event store in {settings.data_dir} (check DATA_DIR)\n")
         return 2
     try:
         if settings.store_kind == "embedded" and args.action == "replay":

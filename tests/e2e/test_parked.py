@@ -185,9 +185,14 @@ async def _until_applied(live: LiveServer, order_id: str) -> None:
 
 async def test_unknown_groups_and_bad_limits_are_refused(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    env = {**_environment_without_external_services(), "DATA_DIR": str(data_dir)}
+    nothing = _orders_cli(env, "parked", "list", GROUP)
+    assert (nothing.returncode, nothing.stderr) == (
+        2,
+        f"orders parked list: no event store in {data_dir} (check DATA_DIR)\n",
+    )
     store = await SQLiteEventStore.open(data_dir)  # an empty store, no group yet
     await store.close()
-    env = {**_environment_without_external_services(), "DATA_DIR": str(data_dir)}
     unknown = _orders_cli(env, "parked", "list", "nope")
     assert unknown.returncode == 2
     assert unknown.stderr == (
