@@ -45,12 +45,12 @@ class Backend:
 
         Events appended to a soft-deleted stream re-create it as EventStoreDB does: its `$tb`
         becomes the revision of the first new event, so only they are readable."""
-        deleted = events and await self._soft_deleted(stream)
         result = await self.store.append(stream, events, expected)
-        if deleted:
+        recreated_from = result.version - len(events)  # a revision: the first new event's
+        # Only a stream that had events before can have been deleted: a new one costs no read.
+        if events and recreated_from > 0:
             metadata = await self.store.get_stream_metadata(stream)
-            recreated_from = result.version - len(events)  # a revision: the first new event's
-            if metadata.get(TRUNCATE_BEFORE) == DELETED_STREAM and recreated_from > 0:
+            if metadata_count(metadata.get(TRUNCATE_BEFORE)) == DELETED_STREAM:
                 await self.store.set_stream_metadata(
                     stream, {**metadata, TRUNCATE_BEFORE: recreated_from}
                 )
