@@ -27,14 +27,18 @@ from api.setting_values import (
     choice,
     claim_path,
     deadline,
+    existing_file,
     flag,
     getter,
+    host_name,
     listening_port,
     long_secret,
     parsed,
     port_number,
     provider_url,
     seconds,
+    servers,
+    topic_name,
     url,
     whole_at_least_1,
 )
@@ -198,7 +202,7 @@ class Settings:
                 "a whole number of seconds, at least 1",
             ),
             identity_provider=_identity_provider(get),
-            host=get("HOST") or "127.0.0.1",
+            host=host_name("HOST", get("HOST"), "127.0.0.1"),
             port=parsed("PORT", get("PORT"), 8000, port_number, "a port number"),
             log_level=choice("LOG_LEVEL", get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
             snapshot_every=parsed(
@@ -229,8 +233,8 @@ def kafka_settings(environ: Mapping[str, str]) -> KafkaSettings | None:
     """The relay's settings from `environ` (`KAFKA_*`), or None when KAFKA_BOOTSTRAP_SERVERS is
     unset (no relay)."""
     get = getter(environ)
-    servers = get("KAFKA_BOOTSTRAP_SERVERS")
-    if servers is None:
+    bootstrap_servers = get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap_servers is None:
         return None
     protocol = choice(
         "KAFKA_SECURITY_PROTOCOL",
@@ -251,8 +255,8 @@ def kafka_settings(environ: Mapping[str, str]) -> KafkaSettings | None:
             )
     whole_number = "a whole number, at least 1"
     return KafkaSettings(
-        bootstrap_servers=servers,
-        topic=get("KAFKA_TOPIC") or DEFAULT_TOPIC,
+        bootstrap_servers=servers("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers),
+        topic=topic_name("KAFKA_TOPIC", get("KAFKA_TOPIC"), DEFAULT_TOPIC),
         idempotent=flag("KAFKA_IDEMPOTENT", get("KAFKA_IDEMPOTENT"), True),
         partitions=parsed(
             "KAFKA_PARTITIONS", get("KAFKA_PARTITIONS"), 6, whole_at_least_1, whole_number
@@ -268,9 +272,9 @@ def kafka_settings(environ: Mapping[str, str]) -> KafkaSettings | None:
         sasl_mechanism=mechanism,
         sasl_username=get("KAFKA_SASL_USERNAME"),
         sasl_password=get("KAFKA_SASL_PASSWORD"),
-        ssl_cafile=get("KAFKA_SSL_CAFILE"),
-        ssl_certfile=get("KAFKA_SSL_CERTFILE"),
-        ssl_keyfile=get("KAFKA_SSL_KEYFILE"),
+        ssl_cafile=existing_file("KAFKA_SSL_CAFILE", get("KAFKA_SSL_CAFILE")),
+        ssl_certfile=existing_file("KAFKA_SSL_CERTFILE", get("KAFKA_SSL_CERTFILE")),
+        ssl_keyfile=existing_file("KAFKA_SSL_KEYFILE", get("KAFKA_SSL_KEYFILE")),
         client_id=get("KAFKA_CLIENT_ID") or "orders-relay",
         request_timeout_ms=parsed(
             "KAFKA_REQUEST_TIMEOUT_MS",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
+import string
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 MIN_SECRET_BYTES = 32
 """HS256 keys shorter than the hash (32 bytes) can be brute-forced from one token (RFC 7518)."""
@@ -184,3 +187,65 @@ def deadline(name: str, raw: str | None, default: float) -> float:
     if not 0 < value < math.inf:
         raise SettingsError(f"{name} must be a number of seconds, more than 0, got {raw!r}")
     return value
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+"""One dot-separated label of a host name (RFC 1123; `_` too, as container names have it)."""
+
+TOPIC_CHARACTERS = frozenset(string.ascii_letters + string.digits + "._-")
+MAX_TOPIC_LENGTH = 249
+"""Kafka's own limits on a topic's name: a longer one, or another character, is refused by the
+broker only once the relay runs (and retries for ever)."""
+
+
+def topic_name(name: str, raw: str | None, default: str) -> str:
+    """A Kafka topic's name."""
+    if raw is None:
+        return default
+    if len(raw) <= MAX_TOPIC_LENGTH and raw not in (".", "..") and set(raw) <= TOPIC_CHARACTERS:
+        return raw
+    raise SettingsError(
+        f"{name} must be a Kafka topic name (at most {MAX_TOPIC_LENGTH} letters, digits, '.', "
+        f"'_' or '-'), got {raw!r}"
+    )
+
+
+def _host_and_port(server: str) -> tuple[str, str | None]:
+    if server.endswith("]"):  # an IPv6 address without a port
+        return server, None
+    host, sep, port = server.rpartition(":")
+    return (host, port) if sep else (server, None)
+
+
+def servers(name: str, raw: str) -> str:
+    """A comma-separated list of host[:port] (a broker's default port when none is given)."""
+    for server in raw.split(","):
+        host, port = _host_and_port(server.strip())
+        bad_port = port is not None and listening_port(port) is None
+        if not host or any(c.isspace() for c in host) or bad_port:
+            raise SettingsError(
+                f"{name} must be host:port pairs separated by commas (e.g. kafka:9092), got {raw!r}"
+            )
+    return raw
+
+
+def host_name(name: str, raw: str | None, default: str) -> str:
+    """An address to listen on: an IP address (IPv6 with or without brackets) or a host name."""
+    if raw is None:
+        return default
+    try:
+        ipaddress.ip_address(raw.strip("[]"))
+        return raw
+    except ValueError:
+        pass
+    labels = raw.removesuffix(".").split(".")
+    if len(raw) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return raw
+    raise SettingsError(f"{name} must be an IP address or a host name, got {raw!r}")
+
+
+def existing_file(name: str, raw: str | None) -> str | None:
+    """The path of a file that is there (read later, when a connection is made)."""
+    if raw is None or Path(raw).is_file():
+        return raw
+    raise SettingsError(f"{name} must be the path of a file, got {raw!r} (no file there)")

@@ -199,6 +199,7 @@ def test_no_bootstrap_servers_means_no_relay() -> None:
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_USERNAME"),
         ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
         ({"KAFKA_PARTITIONS": "0"}, "KAFKA_PARTITIONS"),
+        ({"KAFKA_SSL_CAFILE": "/nowhere/ca.pem"}, "KAFKA_SSL_CAFILE must be the path of a file"),
     ],
 )
 def test_bad_settings_are_refused_by_name(environ: dict[str, str], complaint: str) -> None:
