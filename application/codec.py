@@ -49,6 +49,10 @@ DECODE_ERRORS = (UnknownSchemaVersion, ValueError, KeyError, TypeError, Arithmet
 (its consumers park it)."""
 
 
+SYSTEM_ACTOR = "system"
+"""The actor an event's metadata names when no caller acted (no principal: the service itself)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventContext:
     """Who and what caused an event: becomes its metadata."""

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from application.codec import EventContext, decode_record, encode
+from application.codec import SYSTEM_ACTOR, EventContext, decode_record, encode
 from application.idempotency import IdempotencyIds, legacy_event_id, legacy_order_id
 from application.repository import LoadedOrder, Orders
 from application.snapshotter import Snapshotter
@@ -54,8 +54,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 """Reads and decisions per command without an expected version before giving up on a busy order."""
-
-SYSTEM_ACTOR = "system"
 
 
 def _now() -> datetime:
