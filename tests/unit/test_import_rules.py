@@ -89,7 +89,7 @@ def test_the_rules_see_imports() -> None:
 ADAPTERS = {
     "eventstore.embedded": sorted((ROOT / "eventstore" / "embedded").rglob("*.py")),
     "eventstore.postgres": sorted((ROOT / "eventstore" / "postgres").rglob("*.py")),
-    "eventstore.esdb": sorted((ROOT / "eventstore").glob("esdb*.py")),
+    "eventstore.esdb": sorted((ROOT / "eventstore" / "esdb").rglob("*.py")),
 }
 """Each store adapter (module prefix) and its files: what two of them share lives beside them in
 `eventstore/` (streams, rows, notify, catchup, persistent/)."""
