@@ -8,20 +8,20 @@ connections in worker threads. Its persistent-subscription groups (`groups`) are
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
 from eventstore.embedded import operations, reads, subscriptions
 from eventstore.embedded.lock import DataDirLock
+from eventstore.embedded.persistent import EmbeddedPersistentSubscriptions
 from eventstore.embedded.pool import ReaderPool
 from eventstore.embedded.schema import DB_FILE_NAME, connect, create_schema
 from eventstore.embedded.writer import GroupCommitWriter, WriterStats
@@ -40,7 +40,6 @@ from eventstore.streams import METADATA_EVENT_TYPE, metastream_of
 
 logger = logging.getLogger(__name__)
 
-_PERSISTENT_MODULE = "eventstore.embedded.persistent"
 INLINE_READ_LIMIT = 64
 """Marked reads of at most this many events run on the event loop: measured, such a read (an
 indexed range of a few dozen rows, from pages WAL readers keep cached) takes about as long as the
@@ -49,13 +48,6 @@ PROBE_AFTER = 5.0
 """A write path that committed this recently needs no probe."""
 
 T = TypeVar("T")
-
-
-class _PersistentBackend(SubscriptionGroups, Protocol):
-    """What `EmbeddedPersistentSubscriptions` provides: the groups, plus a lifecycle."""
-
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
 
 
 def _create(path: Path) -> None:
@@ -86,7 +78,7 @@ class SQLiteEventStore:
         self._pool = pool
         self._notifier = notifier
         self._lock = lock
-        self._persistent: _PersistentBackend | None = None
+        self._persistent: EmbeddedPersistentSubscriptions | None = None
         self._closed = False
 
     @classmethod
@@ -113,24 +105,14 @@ class SQLiteEventStore:
         writer = GroupCommitWriter(path, notifier.notify)
         writer.start()
         store = cls(path, writer, ReaderPool(path), notifier, lock)
+        persistent = EmbeddedPersistentSubscriptions(store, path)
         try:
-            store._persistent = await store._open_persistent()
+            await persistent.start()
         except BaseException:
             await store.close()
             raise
+        store._persistent = persistent
         return store
-
-    async def _open_persistent(self) -> _PersistentBackend | None:
-        try:
-            module = importlib.import_module(_PERSISTENT_MODULE)
-        except ModuleNotFoundError as error:
-            if error.name != _PERSISTENT_MODULE:
-                raise
-            logger.info("event=persistent_subscriptions_unavailable reason=not_in_build")
-            return None
-        backend: _PersistentBackend = module.EmbeddedPersistentSubscriptions(self, self.path)
-        await backend.start()
-        return backend
 
     @property
     def writer_stats(self) -> WriterStats:
@@ -305,7 +287,7 @@ class SQLiteEventStore:
         """The store's persistent-subscription groups (`eventstore.persistent`)."""
         self._check_open()
         if self._persistent is None:
-            raise NotImplementedError("persistent subscriptions are not available in this build")
+            raise StoreUnavailable("the event store was opened read-only: it has no groups")
         return self._persistent
 
     # -- lifecycle -------------------------------------------------------------------------
