@@ -326,7 +326,43 @@ CREATE TABLE es_persistent_members (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Stream reads clamp `$tb` to the head, as `eventstore.streams.StreamHead.first_readable` does:
+# EventStoreDB's "deleted" `$tb` (long.MaxValue, 2^63 - 1) + 1 was out of bigint's range.
+_V4 = r"""
+CREATE OR REPLACE FUNCTION es_read_stream(
+    p_stream text, p_from bigint, p_backwards boolean, p_limit bigint
+)
+RETURNS TABLE (
+    r_tombstoned boolean, r_position bigint, r_id bytea, r_stream text, r_version bigint,
+    r_type text, r_data bytea, r_metadata bytea, r_content_type text, r_recorded_at bigint
+) LANGUAGE sql STABLE AS $fn$
+    WITH h AS (SELECT * FROM es_head(p_stream)),
+    b AS (
+        SELECT h.tombstoned AS t, h.version AS last,
+               greatest(1, coalesce(h.version - h.max_count + 1, 1),
+                        -- least() skips NULLs: no `$tb` must not clamp to the head.
+                        CASE WHEN h.truncate_before IS NULL THEN 1
+                             ELSE least(h.truncate_before, h.version) + 1 END) AS first
+          FROM h
+    )
+    SELECT b.t, e.position, uuid_send(e.id), e.stream, e.version, e.type, e.data, e.metadata,
+           e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::int8
+      FROM b LEFT JOIN LATERAL (
+        (SELECT * FROM es_events x
+          WHERE p_backwards AND NOT b.t AND x.stream = p_stream AND x.version >= b.first
+            AND x.version <= least(coalesce(p_from, b.last), b.last)
+          ORDER BY x.version DESC LIMIT p_limit)
+        UNION ALL
+        (SELECT * FROM es_events x
+          WHERE NOT p_backwards AND NOT b.t AND x.stream = p_stream
+            AND x.version >= greatest(coalesce(p_from, b.first), b.first) AND x.version <= b.last
+          ORDER BY x.version LIMIT p_limit)
+      ) e ON true
+     ORDER BY CASE WHEN p_backwards THEN -e.version ELSE e.version END
+$fn$;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """Migration n + 1 takes the schema from version n to n + 1. Append, never edit."""
 
 
