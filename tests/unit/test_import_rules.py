@@ -115,3 +115,20 @@ def test_the_store_adapters_do_not_import_each_other() -> None:
         if any(module.startswith(other) for other in ADAPTERS if other != adapter)
     ]
     assert crossing == []
+
+
+def test_what_the_stores_share_imports_no_adapter() -> None:
+    # The SQL core and the persistent engine sit below the adapters, or a dialect's change
+    # would reach every store through them.
+    shared = [
+        *(ROOT / "eventstore" / "sql").rglob("*.py"),
+        *(ROOT / "eventstore" / "persistent").rglob("*.py"),
+    ]
+    assert shared
+    reaching = [
+        (str(path.relative_to(ROOT)), line, module)
+        for path in shared
+        for module, line in _modules_imported(path)
+        if any(module.startswith(adapter) for adapter in ADAPTERS)
+    ]
+    assert reaching == []
