@@ -105,18 +105,6 @@ def _modules_imported(path: Path) -> set[tuple[str, int]]:
     return found
 
 
-def test_the_store_adapters_do_not_import_each_other() -> None:
-    assert all(ADAPTERS.values())
-    crossing = [
-        (str(path.relative_to(ROOT)), line, module)
-        for adapter, paths in ADAPTERS.items()
-        for path in paths
-        for module, line in _modules_imported(path)
-        if any(module.startswith(other) for other in ADAPTERS if other != adapter)
-    ]
-    assert crossing == []
-
-
 def test_what_the_stores_share_imports_no_adapter() -> None:
     # The SQL core and the persistent engine sit below the adapters, or a dialect's change
     # would reach every store through them.
@@ -132,3 +120,15 @@ def test_what_the_stores_share_imports_no_adapter() -> None:
         if any(module.startswith(adapter) for adapter in ADAPTERS)
     ]
     assert reaching == []
+
+
+def test_the_store_adapters_do_not_import_each_other() -> None:
+    assert all(ADAPTERS.values())
+    crossing = [
+        (str(path.relative_to(ROOT)), line, module)
+        for adapter, paths in ADAPTERS.items()
+        for path in paths
+        for module, line in _modules_imported(path)
+        if any(module.startswith(other) for other in ADAPTERS if other != adapter)
+    ]
+    assert crossing == []
