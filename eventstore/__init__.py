@@ -1,7 +1,9 @@
 """The generic event store: the port and its adapters (embedded SQLite, PostgreSQL, EventStoreDB).
 
 - `port`: the `EventStore` and `SubscriptionGroups` protocols, their values and errors;
-- `embedded/`, `postgres/`, `esdb*.py`: the adapters;
+- `embedded/`, `postgres/`, `esdb/`: the adapters;
+- `sql/`: the SQL core the embedded and PostgreSQL stores share (the port's calls, catch-up
+  subscriptions, group rows); each of them adds only its dialect;
 - `persistent/`: the persistent-subscription engine the embedded and PostgreSQL stores share;
 - what the stores without a server share: `streams` (the rules of stream heads and metadata),
   `rows` (a log row as a `RecordedEvent`), `notify` (waking subscribers when the head moves),

@@ -23,14 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from eventstore.persistent.records import (
-    ALL_KEY,
-    GroupRecord,
-    settings_from_json,
-    settings_to_json,
-    stream_key,
-)
+from eventstore.persistent.records import GroupRecord, stream_key
 from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.sql import group_rows
 
 logger = logging.getLogger(__name__)
 
@@ -99,15 +94,9 @@ class _Tables:
     def insert_group(self, record: GroupRecord) -> bool:
         """Store a new group; False if one of that name exists."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO persistent_groups"
-            " (stream_key, group_name, settings, start_after, checkpoint) VALUES (?, ?, ?, ?, ?)",
-            (
-                stream_key(record.stream),
-                record.group,
-                settings_to_json(record.settings).decode(),
-                record.start_after,
-                record.checkpoint,
-            ),
+            f"INSERT OR IGNORE INTO persistent_groups ({group_rows.GROUP_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?)",
+            group_rows.group_params(record),
         )
         return cursor.rowcount == 1
 
@@ -122,7 +111,7 @@ class _Tables:
         self._db.execute(
             "UPDATE persistent_groups SET settings = ?, start_after = ?"
             " WHERE stream_key = ? AND group_name = ?",
-            (settings_to_json(settings).decode(), start_after, stream_key(stream), group),
+            group_rows.settings_params(group, stream, settings, start_after),
         )
 
     def delete_group(self, group: str, stream: str | None) -> bool:
@@ -148,41 +137,21 @@ class _Tables:
     def get_group(self, group: str, stream: str | None) -> GroupRecord | None:
         """One group, or None."""
         row = self._db.execute(
-            "SELECT settings, start_after, checkpoint FROM persistent_groups"
+            f"SELECT {group_rows.GROUP_COLUMNS} FROM persistent_groups"
             " WHERE stream_key = ? AND group_name = ?",
             (stream_key(stream), group),
         ).fetchone()
-        if row is None:
-            return None
-        return GroupRecord(
-            group=group,
-            stream=stream,
-            settings=settings_from_json(row[0]),
-            start_after=row[1],
-            checkpoint=row[2],
-        )
+        return None if row is None else group_rows.group_record(row)
 
     def list_groups(self, stream: str | None, *, every_stream: bool) -> list[GroupRecord]:
         """The groups on `stream` ($all when None), or on every target when `every_stream`."""
-        sql = (
-            "SELECT stream_key, group_name, settings, start_after, checkpoint"
-            " FROM persistent_groups"
-        )
-        params: tuple[str, ...] = ()
-        if not every_stream:
-            sql += " WHERE stream_key = ?"
-            params = (stream_key(stream),)
-        rows = self._db.execute(sql + " ORDER BY stream_key, group_name", params).fetchall()
-        return [
-            GroupRecord(
-                group=row[1],
-                stream=None if row[0] == ALL_KEY else row[0],
-                settings=settings_from_json(row[2]),
-                start_after=row[3],
-                checkpoint=row[4],
-            )
-            for row in rows
-        ]
+        where, params = group_rows.groups_filter(stream, every_stream=every_stream, placeholder="?")
+        rows = self._db.execute(
+            f"SELECT {group_rows.GROUP_COLUMNS} FROM persistent_groups{where}"
+            " ORDER BY stream_key, group_name",
+            params,
+        ).fetchall()
+        return [group_rows.group_record(row) for row in rows]
 
     def save_checkpoint(self, group: str, stream: str | None, checkpoint: int) -> None:
         """Record that everything up to `checkpoint` (inclusive) is done."""
@@ -193,27 +162,10 @@ class _Tables:
 
     def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None:
         """Append events to the group's parked list."""
-        key = stream_key(stream)
         self._db.executemany(
-            "INSERT INTO persistent_parked (stream_key, group_name, event_id, stream, type,"
-            " version, position, data, metadata, content_type, recorded_at)"
+            f"INSERT INTO persistent_parked ({group_rows.PARKED_COLUMNS})"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    key,
-                    group,
-                    str(e.id),
-                    e.stream,
-                    e.type,
-                    e.version,
-                    e.position,
-                    e.data,
-                    e.metadata,
-                    e.content_type,
-                    e.recorded_at.isoformat(),
-                )
-                for e in events
-            ],
+            group_rows.parked_params(group, stream, events, as_text=True),
         )
 
     def count_parked(self, group: str, stream: str | None) -> int:

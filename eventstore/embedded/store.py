@@ -1,46 +1,41 @@
 """`SQLiteEventStore`: the embedded adapter of the `EventStore` port.
 
 One SQLite file (WAL, synchronous=FULL) written by a group-commit thread and read by pooled
-connections in worker threads. Its persistent-subscription groups (`groups`) are
+connections in worker threads: the SQLite dialect of `eventstore.sql.SQLEventStore`. Its
+persistent-subscription groups (`groups`) are
 `eventstore.embedded.persistent.EmbeddedPersistentSubscriptions`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-import orjson
-
-from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
-from eventstore.embedded import operations, reads, subscriptions
+from eventstore.deadline import bounded
+from eventstore.embedded import operations, reads
 from eventstore.embedded.lock import DataDirLock
+from eventstore.embedded.persistent import EmbeddedPersistentSubscriptions
 from eventstore.embedded.pool import ReaderPool
 from eventstore.embedded.schema import DB_FILE_NAME, connect, create_schema
 from eventstore.embedded.writer import GroupCommitWriter, WriterStats
 from eventstore.notify import HeadNotifier
 from eventstore.port import (
-    ANY,
     AppendResult,
-    EventFilter,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
     StoreUnavailable,
     SubscriptionGroups,
 )
-from eventstore.streams import METADATA_EVENT_TYPE, metastream_of
+from eventstore.sql.store import Read, SQLEventStore, SQLOperations, SQLReads
 
 logger = logging.getLogger(__name__)
 
-_PERSISTENT_MODULE = "eventstore.embedded.persistent"
 INLINE_READ_LIMIT = 64
 """Marked reads of at most this many events run on the event loop: measured, such a read (an
 indexed range of a few dozen rows, from pages WAL readers keep cached) takes about as long as the
@@ -49,13 +44,6 @@ PROBE_AFTER = 5.0
 """A write path that committed this recently needs no probe."""
 
 T = TypeVar("T")
-
-
-class _PersistentBackend(SubscriptionGroups, Protocol):
-    """What `EmbeddedPersistentSubscriptions` provides: the groups, plus a lifecycle."""
-
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
 
 
 def _create(path: Path) -> None:
@@ -67,11 +55,12 @@ def _create(path: Path) -> None:
         conn.close()
 
 
-class SQLiteEventStore:
+class SQLiteEventStore(SQLEventStore):
     """The embedded event store. Build it with `await SQLiteEventStore.open(data_dir)`."""
 
-    call_timeout: float = DEFAULT_STORE_TIMEOUT
-    """STORE_TIMEOUT: seconds each call on a request's path may take (`eventstore.deadline`)."""
+    reads: ClassVar[SQLReads] = reads
+    operations: ClassVar[SQLOperations] = operations
+    page_size = 500
 
     def __init__(
         self,
@@ -81,13 +70,12 @@ class SQLiteEventStore:
         notifier: HeadNotifier,
         lock: DataDirLock | None = None,
     ) -> None:
+        super().__init__(notifier)
         self.path = path
         self._writer = writer
         self._pool = pool
-        self._notifier = notifier
         self._lock = lock
-        self._persistent: _PersistentBackend | None = None
-        self._closed = False
+        self._persistent: EmbeddedPersistentSubscriptions | None = None
 
     @classmethod
     async def open(cls, data_dir: Path, *, read_only: bool = False) -> SQLiteEventStore:
@@ -113,33 +101,25 @@ class SQLiteEventStore:
         writer = GroupCommitWriter(path, notifier.notify)
         writer.start()
         store = cls(path, writer, ReaderPool(path), notifier, lock)
+        persistent = EmbeddedPersistentSubscriptions(store, path)
         try:
-            store._persistent = await store._open_persistent()
+            await persistent.start()
         except BaseException:
             await store.close()
             raise
+        store._persistent = persistent
         return store
-
-    async def _open_persistent(self) -> _PersistentBackend | None:
-        try:
-            module = importlib.import_module(_PERSISTENT_MODULE)
-        except ModuleNotFoundError as error:
-            if error.name != _PERSISTENT_MODULE:
-                raise
-            logger.info("event=persistent_subscriptions_unavailable reason=not_in_build")
-            return None
-        backend: _PersistentBackend = module.EmbeddedPersistentSubscriptions(self, self.path)
-        await backend.start()
-        return backend
 
     @property
     def writer_stats(self) -> WriterStats:
         """Commits and writes so far: writes / commits is the group-commit factor."""
         return self._writer.stats if self._writer is not None else WriterStats(commits=0, writes=0)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreUnavailable("the event store is closed")
+    # -- the dialect: reads in reader threads, writes through the group-commit thread ------
+
+    async def _run(self, read: Read) -> Any:
+        self._check_open()
+        return await self._pool.run(read)
 
     def _writable(self) -> GroupCommitWriter:
         self._check_open()
@@ -147,18 +127,14 @@ class SQLiteEventStore:
             raise StoreUnavailable("the event store was opened read-only")
         return self._writer
 
-    # -- writes ----------------------------------------------------------------------------
+    async def _submit(self, write: Callable[..., Any]) -> Any:
+        return await self._writable().submit(write)
 
-    @bounded
-    async def append(
-        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    async def _append(
+        self, stream: str, events: tuple[NewEvent, ...], expected: ExpectedVersion
     ) -> AppendResult:
-        """Append atomically once durable; idempotent for the same ids at the same expectation.
-        Any stream name is accepted, `$`-prefixed system streams included."""
-        writer = self._writable()
-        batch = tuple(events)
-        result: AppendResult = await writer.submit(
-            partial(operations.append, stream=stream, events=batch, expected=expected)
+        result: AppendResult = await self._submit(
+            partial(operations.append, stream=stream, events=events, expected=expected)
         )
         return result
 
@@ -172,52 +148,6 @@ class SQLiteEventStore:
         if error is None and time.monotonic() - at < PROBE_AFTER:
             return
         await writer.submit(operations.probe_write)
-
-    @bounded
-    async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
-        """Soft delete: `$tb` metadata hides every event so far; appending again resumes."""
-        await self._writable().submit(
-            partial(operations.delete, stream=stream, expected=expected, event_id=uuid.uuid4())
-        )
-
-    @bounded
-    async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
-        """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
-        await self._writable().submit(
-            partial(operations.tombstone, stream=stream, expected=expected, event_id=uuid.uuid4())
-        )
-
-    @bounded
-    async def set_stream_metadata(
-        self, stream: str, metadata: dict[str, object], expected: ExpectedVersion = ANY
-    ) -> None:
-        """Replace the metadata; `expected` is about the metastream `$$<stream>`, as on
-        EventStoreDB."""
-        event = NewEvent(id=uuid.uuid4(), type=METADATA_EVENT_TYPE, data=orjson.dumps(metadata))
-        await self.append(metastream_of(stream), [event], expected)
-
-    # -- reads -----------------------------------------------------------------------------
-
-    @bounded
-    async def read_stream(
-        self,
-        stream: str,
-        *,
-        from_version: int | None = None,
-        backwards: bool = False,
-        limit: int | None = None,
-    ) -> list[RecordedEvent]:
-        """Readable events of one stream (`$maxCount` and `$tb` honoured); missing: []."""
-        self._check_open()
-        return await self._pool.run(
-            partial(
-                reads.read_stream,
-                stream=stream,
-                from_version=from_version,
-                backwards=backwards,
-                limit=limit,
-            )
-        )
 
     @bounded
     async def read_from_mark(
@@ -238,66 +168,6 @@ class SQLiteEventStore:
             return self._pool.run_here(read)
         return await self._pool.run(read)
 
-    @bounded
-    async def read_all(
-        self,
-        *,
-        from_position: int | None = None,
-        backwards: bool = False,
-        limit: int | None = None,
-        filter: EventFilter | None = None,
-    ) -> list[RecordedEvent]:
-        """Events of the global log from `from_position` (inclusive), filtered."""
-        self._check_open()
-        return await self._pool.run(
-            partial(
-                reads.read_all,
-                from_position=from_position,
-                backwards=backwards,
-                limit=limit,
-                filter=filter,
-            )
-        )
-
-    @bounded
-    async def head_position(self) -> int:
-        """The newest event's position, 0 when the log is empty."""
-        self._check_open()
-        return await self._pool.run(reads.head_position)
-
-    @bounded
-    async def get_stream_metadata(self, stream: str) -> dict[str, object]:
-        """The newest metadata of `stream`, empty when none was set."""
-        self._check_open()
-        metadata: dict[str, Any] = await self._pool.run(
-            partial(reads.stream_metadata, stream=stream)
-        )
-        return metadata
-
-    def subscribe_stream(
-        self, stream: str, *, after_version: int | None = None
-    ) -> AsyncIterator[RecordedEvent]:
-        """Catch-up subscription to one stream after `after_version` (exclusive), then live."""
-        self._check_open()
-        return subscriptions.subscribe_stream(
-            self._pool, self._notifier, stream, after_version=after_version
-        )
-
-    def subscribe_all(
-        self, *, after_position: int | None = None, filter: EventFilter | None = None
-    ) -> AsyncIterator[RecordedEvent]:
-        """Catch-up subscription to the global log after `after_position` (exclusive), then
-        live."""
-        self._check_open()
-        return subscriptions.subscribe_all(
-            self._pool, self._notifier, after_position=after_position, filter=filter
-        )
-
-    @property
-    def live_waiters(self) -> int:
-        """Subscribers currently waiting for the next commit (0 once all are closed)."""
-        return self._notifier.waiting
-
     # -- persistent subscriptions ----------------------------------------------------------
 
     @property
@@ -305,7 +175,7 @@ class SQLiteEventStore:
         """The store's persistent-subscription groups (`eventstore.persistent`)."""
         self._check_open()
         if self._persistent is None:
-            raise NotImplementedError("persistent subscriptions are not available in this build")
+            raise StoreUnavailable("the event store was opened read-only: it has no groups")
         return self._persistent
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -12,7 +12,9 @@ runtime, stores its checkpoints and unlocks before the new owner can take the lo
 processes never deliver one partition at once. A process runs the partitions it owns with one
 `GroupRuntime` fed by one catch-up subscription that skips the other partitions' events: one read
 of the log per process and group, whatever the number of partitions. Its checkpoints go to its
-partitions; the group's checkpoint is the lowest partition's.
+partitions; the group's checkpoint is the lowest partition's. That part of a group in one process
+(its consumers, the locks it holds, its runtime) is `shared_group.SharedGroup`; this module is the
+members meeting.
 
 Members meet on a dedicated connection per store (it holds the locks and LISTENs on
 `MEMBERS_CHANNEL`): a member wakes on a notification (a member joined, left or gave partitions up;
@@ -37,14 +39,12 @@ import dataclasses
 import logging
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from functools import partial
-from typing import Any, Self
+from collections.abc import Iterable
+from typing import Any
 
 import asyncpg
 
 from eventstore.outage_log import OUTAGES
-from eventstore.persistent.consumer import Consumer
 from eventstore.persistent.group import GroupRuntime
 from eventstore.persistent.groups import (
     GroupDeleted,
@@ -57,18 +57,13 @@ from eventstore.persistent.records import GroupRecord, settings_from_json, strea
 from eventstore.port import (
     EventStore,
     MaxSubscribersReached,
-    NackAction,
     PersistentSubscription,
-    RecordedEvent,
     SubscriptionDropped,
     SubscriptionInfo,
 )
-from eventstore.postgres.persistent_tables import (
-    PostgresGroupTables,
-    partition_key,
-    partition_of,
-)
+from eventstore.postgres.persistent_tables import PostgresGroupTables
 from eventstore.postgres.schema import MEMBERS_CHANNEL
+from eventstore.postgres.shared_group import SharedGroup, group_name, lock_key
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +74,6 @@ MEMBER_TIMEOUT = 10.0
 """A member whose heartbeat is older than this is taken for dead (a dead process's backend is
 noticed at once: this covers a process alive but stuck)."""
 
-_LOCK_CLASS = 0x6F70  # the top bits of the advisory-lock keys of group partitions
 _MEMBERS_LOCK = 0xFFFF  # the "partition" whose lock serialises a group's consumer count
 
 _CONNECTION_ERRORS = (
@@ -106,14 +100,6 @@ _OTHERS = (
 )
 
 
-def lock_key(key: GroupKey, partition: int) -> int:
-    """The session advisory lock held by the process running `partition` of group `key`. Two
-    groups whose names' crc32 collide (about one pair in four billion) share their partitions'
-    locks: a partition of one then waits while the same partition of the other runs elsewhere."""
-    group = zlib.crc32(f"{key[0]}::{key[1]}".encode()) & 0xFFFF_FFFF
-    return (_LOCK_CLASS << 48) | (group << 16) | partition
-
-
 def assign(partitions: Iterable[int], members: Iterable[str]) -> dict[int, str]:
     """Each partition's owner among `members`: the member ranking it highest (rendezvous
     hashing) among those still below their fair share, so every member computes the same
@@ -133,134 +119,6 @@ def assign(partitions: Iterable[int], members: Iterable[str]) -> dict[int, str]:
     return owners
 
 
-@dataclasses.dataclass(slots=True)
-class _Epoch:
-    """One runtime's run over a set of partitions: where each started, and how far it got."""
-
-    owned: frozenset[int]
-    floors: dict[int, int | None]  # each partition's checkpoint when the run began
-    fed: int | None  # the key of the last event handed to the runtime
-    saved: int | None  # the runtime's last checkpoint
-    scanned: int | None = None  # the key of the last event read, ours or not
-    advanced: int | None = None  # the last checkpoint written for idle partitions
-
-    def on_save(self, checkpoint: int) -> None:
-        self.saved = checkpoint
-
-
-class _Front:
-    """What a consumer of a shared group holds (a `PersistentSubscription`): it reads from its
-    consumer of whichever runtime this process runs for the group now, and waits while the
-    process owns no partition of it."""
-
-    def __init__(self, shared: _SharedGroup, buffer_size: int) -> None:
-        self._shared = shared
-        self.buffer_size = buffer_size
-        self.inner: Consumer | None = None
-        self._changed = asyncio.Event()
-        self._error: BaseException | None = None
-        self.stopped = False
-
-    def attach(self, inner: Consumer | None) -> Consumer | None:
-        """Read from `inner` from now on; the consumer read before."""
-        old, self.inner = self.inner, inner
-        self._changed.set()
-        return old
-
-    def end(self, error: BaseException) -> None:
-        """The group stopped: iteration raises `error`."""
-        if self._error is None:
-            self._error = error
-        self._changed.set()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> RecordedEvent:
-        while True:
-            if self._error is not None:
-                raise self._error
-            if self.stopped:
-                raise StopAsyncIteration
-            inner = self.inner
-            if inner is None:
-                self._changed.clear()
-                await self._changed.wait()
-                continue
-            try:
-                event = await anext(inner)
-            except StopAsyncIteration:
-                # Its runtime stopped (the process's partitions changed): wait for the next.
-                if self.inner is inner:
-                    self.inner = None
-                continue
-            except Exception as error:
-                # The runtime dropped its consumers (its read failed): so does this one.
-                self._error = error
-                self._shared.disconnect(self)
-                raise
-            self._shared.delivered += 1
-            return event
-
-    async def ack(self, event: RecordedEvent) -> None:
-        # An event of a partition given up since is simply not acked: its new owner has it.
-        if self.inner is not None:
-            await self.inner.ack(event)
-
-    async def nack(self, event: RecordedEvent, action: NackAction) -> None:
-        if self.inner is not None:
-            await self.inner.nack(event, action)
-
-    async def stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        member = self._shared.disconnect(self)
-        inner = self.attach(None)
-        if inner is not None:
-            await inner.stop()
-        if member:
-            await self._shared.settle(self._shared)  # the member's count, and who owns what
-
-
-class _SharedGroup:
-    """This process's part of one group: its consumers, the partitions it holds, its runtime."""
-
-    def __init__(
-        self,
-        record: GroupRecord,
-        count: int,
-        wake: asyncio.Event,
-        settle: Callable[[_SharedGroup], Awaitable[None]],
-    ) -> None:
-        self.record = record
-        self.key: GroupKey = (stream_key(record.stream), record.group)
-        self.count = count  # the group's partitions
-        self.fronts: list[_Front] = []
-        self.held: set[int] = set()  # partitions whose lock this process holds
-        self.owned: frozenset[int] = frozenset()  # partitions the runtime runs
-        self.runtime: GroupRuntime | None = None
-        self.epoch: _Epoch | None = None
-        self.delivered = 0
-        self._wake = wake
-        self.settle = settle
-
-    def connect(self, buffer_size: int) -> _Front:
-        front = _Front(self, buffer_size)
-        self.fronts.append(front)
-        if self.runtime is not None:
-            front.attach(self.runtime.connect(buffer_size))
-        return front
-
-    def disconnect(self, front: _Front) -> bool:
-        """Forget a consumer; whether it was one of the group's."""
-        if front not in self.fronts:
-            return False
-        self.fronts.remove(front)
-        self._wake.set()
-        return True
-
-
 class PostgresPersistentSubscriptions(PersistentGroups):
     """Every persistent-subscription group of one PostgreSQL store (`store` is used only through
     the `EventStore` port), shared with the other processes on the database (see the module
@@ -272,7 +130,7 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         self._pool = pool
         self._dsn = dsn
         self.member_id = uuid.uuid4().hex
-        self._shared: dict[GroupKey, _SharedGroup] = {}
+        self._shared: dict[GroupKey, SharedGroup] = {}
         self._conn: Any = None
         self._pid = 0
         self._lock = asyncio.Lock()  # one user of the connection (and of the groups) at a time
@@ -340,7 +198,14 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                 shared = self._shared.get(key)
                 if shared is None:
                     count = len(await self._group_tables.partitions(group, stream)) or 1
-                    shared = _SharedGroup(record, count, self._wake, self._settle)
+                    shared = SharedGroup(
+                        record,
+                        count,
+                        wake=self._wake,
+                        settle=self._settle,
+                        tables=self._group_tables,
+                        feed=self._feed,
+                    )
                     self._shared[key] = shared
                     self._wake.set()
                 limit = record.settings.max_subscriber_count
@@ -366,7 +231,9 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                         shared.delivered,
                     )
                     if not shared.fronts:
-                        await conn.execute("SELECT pg_notify($1, $2)", MEMBERS_CHANNEL, _name(key))
+                        await conn.execute(
+                            "SELECT pg_notify($1, $2)", MEMBERS_CHANNEL, group_name(key)
+                        )
                 front = shared.connect(buffer_size)
                 await self._round_now(shared)
             return front
@@ -442,20 +309,20 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                     logger.exception("event=pg_group_members_crashed")
                 async with self._lock:
                     for shared in self._shared.values():
-                        await self._run(shared, frozenset())  # the locks went with the connection
+                        await shared.run(frozenset())  # the locks went with the connection
                         shared.held.clear()
                 if self._conn is not None and not self._conn.is_closed():
                     self._conn.terminate()
                 self._conn = None
                 await asyncio.sleep(HEARTBEAT)
 
-    async def _settle(self, shared: _SharedGroup) -> None:
+    async def _settle(self, shared: SharedGroup) -> None:
         """A consumer left: tell the other members now."""
         if self._open and self._shared.get(shared.key) is shared:
             async with self._lock:
                 await self._round_now(shared)
 
-    async def _round_now(self, shared: _SharedGroup) -> None:
+    async def _round_now(self, shared: SharedGroup) -> None:
         """A look at `shared` right away (under the lock); a failure is left to the loop."""
         if self._conn is None or self._conn.is_closed():
             self._wake.set()
@@ -465,184 +332,36 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         except _CONNECTION_ERRORS:
             self._wake.set()
 
-    async def _round(self, shared: _SharedGroup) -> None:
+    async def _round(self, shared: SharedGroup) -> None:
         """Refresh this member's row, drop dead members, take or give up partitions as the
         assignment says, act on a replay request, and checkpoint idle partitions."""
         conn = self._conn
-        target, group = shared.key
-        async with conn.transaction():
-            await conn.execute(
-                _UPSERT, target, group, self.member_id, self._pid, len(shared.fronts),
-                shared.delivered,
-            )  # fmt: skip
-            gone = await conn.fetch(
-                "DELETE FROM es_persistent_members m WHERE m.stream_key = $1"
-                f" AND m.group_name = $2 AND m.member_id <> $4 AND NOT ({_LIVE})"
-                " RETURNING m.member_id",
-                target, group, MEMBER_TIMEOUT, self.member_id,
-            )  # fmt: skip
-            members = await conn.fetch(
-                "SELECT member_id FROM es_persistent_members"
-                " WHERE stream_key = $1 AND group_name = $2 AND consumers > 0",
-                target,
-                group,
+        look = await _look(conn, shared, self.member_id, self._pid)
+        if look.gone:
+            logger.info(
+                "event=pg_group_members_gone group=%s members=%d", shared.key[1], len(look.gone)
             )
-            row = await conn.fetchrow(
-                "SELECT replay, settings::text AS settings FROM es_persistent_groups"
-                " WHERE stream_key = $1 AND group_name = $2",
-                target,
-                group,
-            )
-            parts = await conn.fetch(
-                "SELECT partition, replayed FROM es_persistent_partitions"
-                " WHERE stream_key = $1 AND group_name = $2",
-                target,
-                group,
-            )
-        if gone:
-            logger.info("event=pg_group_members_gone group=%s members=%d", group, len(gone))
-        if row is None or settings_from_json(row["settings"]) != shared.record.settings:
+        if look.settings is None or settings_from_json(look.settings) != shared.record.settings:
             # Deleted or updated by another process: its consumers reconnect, as they would here.
-            name = _name(shared.key)
-            error = GroupDeleted(f"{name} was deleted") if row is None else None
+            name = group_name(shared.key)
+            error = GroupDeleted(f"{name} was deleted") if look.settings is None else None
             self._shared.pop(shared.key, None)
             await self._shutdown(shared, error or GroupUpdated(f"{name} was updated"))
             return
-        owners = assign((p["partition"] for p in parts), (m["member_id"] for m in members))
-        mine = {p for p, owner in owners.items() if owner == self.member_id}
-        changed = bool(gone)
-        lost = shared.held - mine
-        if lost:
-            await self._run(shared, frozenset())
-            await self._group_tables.flush()
-            await conn.execute(
-                "SELECT pg_advisory_unlock(k) FROM unnest($1::bigint[]) k",
-                [lock_key(shared.key, p) for p in sorted(lost)],
-            )
-            shared.held -= lost
-            changed = True
-        gained = sorted(mine - shared.held)
-        if gained:
-            rows = await conn.fetch(
-                "SELECT k, pg_try_advisory_lock(k) AS taken FROM unnest($1::bigint[]) k",
-                [lock_key(shared.key, p) for p in gained],
-            )
-            taken = {r["k"] for r in rows if r["taken"]}
-            shared.held |= {p for p in gained if lock_key(shared.key, p) in taken}
-        if shared.held != shared.owned:
-            await self._run(shared, frozenset(shared.held))
-        if changed:
-            await conn.execute("SELECT pg_notify($1, $2)", MEMBERS_CHANNEL, _name(shared.key))
-        replayed = {p["partition"]: p["replayed"] for p in parts}
-        await self._replay(shared, row["replay"], replayed)
-        self._checkpoint_idle(shared)
+        owners = assign(look.replayed, look.members)
+        gave_up = await shared.hold(conn, {p for p, m in owners.items() if m == self.member_id})
+        if gave_up or look.gone:
+            await conn.execute("SELECT pg_notify($1, $2)", MEMBERS_CHANNEL, group_name(shared.key))
+        await shared.replay(look.replay, look.replayed)
+        shared.checkpoint_idle()
 
-    async def _replay(self, shared: _SharedGroup, request: int, replayed: dict[int, int]) -> None:
-        """Move the parked events of the partitions held here that have not acted on replay
-        request `request` into the runtime, ahead of new events."""
-        due = {p for p in shared.owned if replayed.get(p, 0) < request}
-        if not due or shared.runtime is None:
-            return
-        target, group = shared.key
-        record = shared.record
-        events = await self._group_tables.take_parked_of(
-            group, record.stream, due, shared.count, record.settings.consumer_strategy, request
-        )
-        if events:
-            logger.info(
-                "event=persistent_replay group=%s target=%s events=%d", group, target, len(events)
-            )
-            shared.runtime.replay_parked(events)
-
-    def _checkpoint_idle(self, shared: _SharedGroup) -> None:
-        """When every event handed to the runtime is checkpointed, the partitions it runs are
-        done up to the last event read, theirs or not: say so, or partitions that see no events
-        would hold the group's checkpoint back."""
-        epoch = shared.epoch
-        if epoch is None or epoch.saved != epoch.fed or epoch.scanned is None:
-            return
-        if epoch.saved is not None and epoch.scanned <= epoch.saved:
-            return
-        if epoch.advanced is not None and epoch.scanned <= epoch.advanced:
-            return
-        epoch.advanced = epoch.scanned
-        self._group_tables.advance(
-            shared.record.group, shared.record.stream, sorted(epoch.owned), epoch.scanned
-        )
-
-    # -- running partitions ----------------------------------------------------------------------
-
-    async def _run(self, shared: _SharedGroup, owned: frozenset[int]) -> None:
-        """Stop the runtime of the partitions run so far (its checkpoints queued) and start one
-        over `owned`, from each partition's checkpoint; the consumers move to it."""
-        old, shared.runtime, shared.epoch = shared.runtime, None, None
-        if old is not None:
-            await old.stop(None)
-            for front in shared.fronts:
-                inner = front.attach(None)
-                if inner is not None:
-                    await inner.stop()  # what it was handed and not read is delivered anew
-        if owned != shared.owned:
-            logger.info(
-                "event=pg_group_partitions group=%s target=%s partitions=%s",
-                shared.key[1],
-                shared.key[0],
-                ",".join(str(p) for p in sorted(owned)) or "-",
-            )
-        shared.owned = owned
-        if not owned:
-            return
-        stored = await self._group_tables.partitions(shared.record.group, shared.record.stream)
-        floors = {p: stored.get(p, (None, 0))[0] for p in owned}
-        start = (
-            None if None in floors.values() else min(f for f in floors.values() if f is not None)
-        )
-        epoch = _Epoch(owned=owned, floors=floors, fed=start, saved=start)
-        record = dataclasses.replace(shared.record, checkpoint=start)
-        runtime = GroupRuntime(
-            record,
-            partial(self._partition_feed, shared, epoch),
-            self._group_tables.for_partitions(owned, epoch.on_save),
-        )
-        runtime.start()
-        shared.runtime, shared.epoch = runtime, epoch
-        for front in shared.fronts:
-            if not front.stopped:
-                front.attach(runtime.connect(front.buffer_size))
-
-    async def _partition_feed(
-        self, shared: _SharedGroup, epoch: _Epoch, record: GroupRecord, after: int | None
-    ) -> AsyncIterator[RecordedEvent]:
-        """The group's target after `after`, one read for every partition run here: the events
-        of the partitions in `epoch` that are past their partition's checkpoint."""
-        on_stream = record.stream is not None
-        count, owned, floors = shared.count, epoch.owned, epoch.floors
-        strategy = record.settings.consumer_strategy
-        source = self._feed(record, after)
-        try:
-            async for event in source:
-                placed = event if event.link is None else event.link
-                key = placed.version if on_stream else placed.position
-                part = partition_of(partition_key(strategy, event.stream, event.metadata), count)
-                if part in owned:
-                    floor = floors[part]
-                    if floor is None or key > floor:
-                        epoch.fed = epoch.scanned = key
-                        yield event
-                        continue
-                epoch.scanned = key
-        finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _shutdown(self, shared: _SharedGroup, error: BaseException) -> None:
+    async def _shutdown(self, shared: SharedGroup, error: BaseException) -> None:
         """Stop this process's part of a group: consumers end with `error`, checkpoints are
         stored before the locks go, and the member leaves."""
         for front in list(shared.fronts):
             front.end(error)
         shared.fronts.clear()
-        await self._run(shared, frozenset())
+        await shared.run(frozenset())
         await self._group_tables.flush()
         conn = self._conn
         if conn is None or conn.is_closed():
@@ -661,9 +380,57 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                 group,
                 self.member_id,
             )
-            await conn.execute("SELECT pg_notify($1, $2)", MEMBERS_CHANNEL, _name(shared.key))
+            await conn.execute("SELECT pg_notify($1, $2)", MEMBERS_CHANNEL, group_name(shared.key))
         shared.held.clear()
 
 
-def _name(key: GroupKey) -> str:
-    return f"{key[0]}::{key[1]}"
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Look:
+    """What a member's round reads of its group, in one transaction."""
+
+    gone: list[str]  # members found dead (and removed)
+    members: list[str]  # the live members with consumers
+    settings: str | None  # the group's settings as stored (None: the group is gone)
+    replay: int  # the group's newest replay request
+    replayed: dict[int, int]  # each partition's last replay request acted on
+
+
+async def _look(conn: Any, shared: SharedGroup, member_id: str, pid: int) -> _Look:
+    """Refresh this member's row, remove dead members, and read the group's members, settings
+    and partitions."""
+    target, group = shared.key
+    async with conn.transaction():
+        await conn.execute(
+            _UPSERT, target, group, member_id, pid, len(shared.fronts), shared.delivered
+        )
+        gone = await conn.fetch(
+            "DELETE FROM es_persistent_members m WHERE m.stream_key = $1"
+            f" AND m.group_name = $2 AND m.member_id <> $4 AND NOT ({_LIVE})"
+            " RETURNING m.member_id",
+            target, group, MEMBER_TIMEOUT, member_id,
+        )  # fmt: skip
+        members = await conn.fetch(
+            "SELECT member_id FROM es_persistent_members"
+            " WHERE stream_key = $1 AND group_name = $2 AND consumers > 0",
+            target,
+            group,
+        )
+        row = await conn.fetchrow(
+            "SELECT replay, settings::text AS settings FROM es_persistent_groups"
+            " WHERE stream_key = $1 AND group_name = $2",
+            target,
+            group,
+        )
+        parts = await conn.fetch(
+            "SELECT partition, replayed FROM es_persistent_partitions"
+            " WHERE stream_key = $1 AND group_name = $2",
+            target,
+            group,
+        )
+    return _Look(
+        gone=[r["member_id"] for r in gone],
+        members=[r["member_id"] for r in members],
+        settings=None if row is None else row["settings"],
+        replay=0 if row is None else row["replay"],
+        replayed={p["partition"]: p["replayed"] for p in parts},
+    )

@@ -26,15 +26,10 @@ import asyncpg
 import orjson
 
 from eventstore.outage_log import OUTAGES
-from eventstore.persistent.records import (
-    ALL_KEY,
-    GroupRecord,
-    settings_from_json,
-    settings_to_json,
-    stream_key,
-)
+from eventstore.persistent.records import GroupRecord, stream_key
 from eventstore.port import ConsumerStrategy, RecordedEvent, SubscriptionSettings
 from eventstore.rows import row_to_event
+from eventstore.sql import group_rows
 
 logger = logging.getLogger(__name__)
 
@@ -74,17 +69,6 @@ def partition_of(key: str, count: int) -> int:
     """The partition, of a group with `count`, of the events with this `partition_key`: they all
     go to one partition, so a pinned group keeps their order."""
     return zlib.crc32(key.encode()) % count if count > 1 else 0
-
-
-def _record(row: Any, group: str | None = None, stream: str | None = None) -> GroupRecord:
-    key = row["stream_key"]
-    return GroupRecord(
-        group=row["group_name"] if group is None else group,
-        stream=(None if key == ALL_KEY else key) if stream is None else stream,
-        settings=settings_from_json(row["settings"]),
-        start_after=row["start_after"],
-        checkpoint=row["checkpoint"],
-    )
 
 
 class PostgresGroupTables:
@@ -155,27 +139,11 @@ class PostgresGroupTables:
 
     def park(self, group: str, stream: str | None, events: list[RecordedEvent]) -> None:
         """Append events to the group's parked list (stored in order, see the module doc)."""
-        rows = [
-            (
-                stream_key(stream),
-                group,
-                e.id,
-                e.stream,
-                e.type,
-                e.version,
-                e.position,
-                e.data,
-                e.metadata,
-                e.content_type,
-                e.recorded_at,
-            )
-            for e in events
-        ]
+        rows = group_rows.parked_params(group, stream, events, as_text=False)
 
         async def write(conn: Any) -> None:
             await conn.executemany(
-                "INSERT INTO es_persistent_parked (stream_key, group_name, event_id, stream, type,"
-                " version, position, data, metadata, content_type, recorded_at)"
+                f"INSERT INTO es_persistent_parked ({group_rows.PARKED_COLUMNS})"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 rows,
             )
@@ -215,13 +183,9 @@ class PostgresGroupTables:
         count = PARTITIONS if record.stream is None else 1
         async with self._pool.acquire() as conn, conn.transaction():
             status: str = await conn.execute(
-                "INSERT INTO es_persistent_groups (stream_key, group_name, settings, start_after,"
-                " checkpoint) VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT DO NOTHING",
-                key,
-                record.group,
-                settings_to_json(record.settings).decode(),
-                record.start_after,
-                record.checkpoint,
+                f"INSERT INTO es_persistent_groups ({group_rows.GROUP_COLUMNS})"
+                " VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT DO NOTHING",
+                *group_rows.group_params(record),
             )
             if not status.endswith(" 1"):
                 return False
@@ -246,10 +210,7 @@ class PostgresGroupTables:
         await self._pool.execute(
             "UPDATE es_persistent_groups SET settings = $1::jsonb, start_after = $2"
             " WHERE stream_key = $3 AND group_name = $4",
-            settings_to_json(settings).decode(),
-            start_after,
-            stream_key(stream),
-            group,
+            *group_rows.settings_params(group, stream, settings, start_after),
         )
 
     async def delete_group(self, group: str, stream: str | None) -> bool:
@@ -280,17 +241,19 @@ class PostgresGroupTables:
             stream_key(stream),
             group,
         )
-        return None if row is None else _record(row, group, stream)
+        return None if row is None else group_rows.group_record(row)
 
     async def list_groups(self, stream: str | None, *, every_stream: bool) -> list[GroupRecord]:
         """The groups on `stream` ($all when None), or on every target when `every_stream`."""
-        sql = f"SELECT {_GROUP_COLUMNS} FROM es_persistent_groups g"
-        params: tuple[str, ...] = ()
-        if not every_stream:
-            sql += " WHERE g.stream_key = $1"
-            params = (stream_key(stream),)
-        rows = await self._pool.fetch(sql + " ORDER BY g.stream_key, g.group_name", *params)
-        return [_record(row) for row in rows]
+        where, params = group_rows.groups_filter(
+            stream, every_stream=every_stream, placeholder="$1"
+        )
+        rows = await self._pool.fetch(
+            f"SELECT {_GROUP_COLUMNS} FROM es_persistent_groups g{where}"
+            " ORDER BY g.stream_key, g.group_name",
+            *params,
+        )
+        return [group_rows.group_record(row) for row in rows]
 
     async def count_parked(self, group: str, stream: str | None) -> int:
         """How many events the group has parked (queued parks included)."""

@@ -238,6 +238,41 @@ CREATE TABLE es_persistent_parked (
 CREATE INDEX es_persistent_parked_group ON es_persistent_parked (stream_key, group_name, seq);
 """
 
+
+def _read_stream_function(create: str, first_after_tb: str) -> str:
+    """`es_read_stream` as migration 2 created it and migration 4 replaced it: they differ only
+    in where `$tb` puts the first readable version."""
+    return rf"""
+{create} FUNCTION es_read_stream(p_stream text, p_from bigint, p_backwards boolean, p_limit bigint)
+RETURNS TABLE (
+    r_tombstoned boolean, r_position bigint, r_id bytea, r_stream text, r_version bigint,
+    r_type text, r_data bytea, r_metadata bytea, r_content_type text, r_recorded_at bigint
+) LANGUAGE sql STABLE AS $fn$
+    WITH h AS (SELECT * FROM es_head(p_stream)),
+    b AS (
+        SELECT h.tombstoned AS t, h.version AS last,
+               greatest(1, coalesce(h.version - h.max_count + 1, 1),
+                        {first_after_tb}) AS first
+          FROM h
+    )
+    SELECT b.t, e.position, uuid_send(e.id), e.stream, e.version, e.type, e.data, e.metadata,
+           e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::int8
+      FROM b LEFT JOIN LATERAL (
+        (SELECT * FROM es_events x
+          WHERE p_backwards AND NOT b.t AND x.stream = p_stream AND x.version >= b.first
+            AND x.version <= least(coalesce(p_from, b.last), b.last)
+          ORDER BY x.version DESC LIMIT p_limit)
+        UNION ALL
+        (SELECT * FROM es_events x
+          WHERE NOT p_backwards AND NOT b.t AND x.stream = p_stream
+            AND x.version >= greatest(coalesce(p_from, b.first), b.first) AND x.version <= b.last
+          ORDER BY x.version LIMIT p_limit)
+      ) e ON true
+     ORDER BY CASE WHEN p_backwards THEN -e.version ELSE e.version END
+$fn$;
+"""
+
+
 # One round trip for a whole batch of appends, and one for a stream read (head, limits, events).
 _V2 = r"""
 CREATE FUNCTION es_append_batch(
@@ -267,35 +302,9 @@ $fn$;
 
 -- The readable events of a stream ($maxCount, $tb honoured) from p_from (inclusive; NULL: the
 -- first, or the last backwards), with the head's tombstone flag on every row (one row of NULL
--- events when there are none).
-CREATE FUNCTION es_read_stream(p_stream text, p_from bigint, p_backwards boolean, p_limit bigint)
-RETURNS TABLE (
-    r_tombstoned boolean, r_position bigint, r_id bytea, r_stream text, r_version bigint,
-    r_type text, r_data bytea, r_metadata bytea, r_content_type text, r_recorded_at bigint
-) LANGUAGE sql STABLE AS $fn$
-    WITH h AS (SELECT * FROM es_head(p_stream)),
-    b AS (
-        SELECT h.tombstoned AS t, h.version AS last,
-               greatest(1, coalesce(h.version - h.max_count + 1, 1),
-                        coalesce(h.truncate_before + 1, 1)) AS first
-          FROM h
-    )
-    SELECT b.t, e.position, uuid_send(e.id), e.stream, e.version, e.type, e.data, e.metadata,
-           e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::int8
-      FROM b LEFT JOIN LATERAL (
-        (SELECT * FROM es_events x
-          WHERE p_backwards AND NOT b.t AND x.stream = p_stream AND x.version >= b.first
-            AND x.version <= least(coalesce(p_from, b.last), b.last)
-          ORDER BY x.version DESC LIMIT p_limit)
-        UNION ALL
-        (SELECT * FROM es_events x
-          WHERE NOT p_backwards AND NOT b.t AND x.stream = p_stream
-            AND x.version >= greatest(coalesce(p_from, b.first), b.first) AND x.version <= b.last
-          ORDER BY x.version LIMIT p_limit)
-      ) e ON true
-     ORDER BY CASE WHEN p_backwards THEN -e.version ELSE e.version END
-$fn$;
-"""
+-- events when there are none).""" + _read_stream_function(
+    "CREATE", "coalesce(h.truncate_before + 1, 1)"
+)
 
 # Groups shared by processes: a group is split into fixed partitions (each with its own checkpoint,
 # and the replay request it last acted on), run by the members owning them. The partitions start
@@ -326,7 +335,15 @@ CREATE TABLE es_persistent_members (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Stream reads clamp `$tb` to the head, as `eventstore.streams.StreamHead.first_readable` does:
+# EventStoreDB's "deleted" `$tb` (long.MaxValue, 2^63 - 1) + 1 was out of bigint's range.
+_V4 = _read_stream_function(
+    "CREATE OR REPLACE",
+    # least() skips NULLs: no `$tb` must not clamp to the head.
+    "CASE WHEN h.truncate_before IS NULL THEN 1 ELSE least(h.truncate_before, h.version) + 1 END",
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """Migration n + 1 takes the schema from version n to n + 1. Append, never edit."""
 
 

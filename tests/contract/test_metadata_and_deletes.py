@@ -148,3 +148,31 @@ async def test_a_subscription_reaching_a_tombstone_ends_with_stream_deleted(
     subscription = store.subscribe_stream(stream)
     with pytest.raises(StreamDeleted):
         await anext(subscription)
+
+
+DELETED_STREAM_TB = 2**63 - 1
+"""EventStoreDB's `$tb` of a soft-deleted stream (`EventNumber.DeletedStream`, long.MaxValue)."""
+
+
+async def test_soft_delete_append_again_and_read(store: EventStore) -> None:
+    stream = unique_stream()
+    await store.append(stream, new_events(3), NO_STREAM)
+    await store.delete_stream(stream)
+    assert await store.read_stream(stream) == []
+    await store.append(stream, new_events(2, start=3), NO_STREAM)
+    assert await versions(store, stream) == [4, 5]
+    assert await versions(store, stream, backwards=True) == [5, 4]
+    assert await versions(store, stream, from_version=1, limit=1) == [4]
+    assert [e.data for e in await store.read_stream(stream)] == [b'{"n": 3}', b'{"n": 4}']
+
+
+async def test_the_deleted_marker_tb_hides_every_event(store: EventStore) -> None:
+    # What a soft delete writes on EventStoreDB: stream reads clamp it to the head (+ 1 would
+    # overflow a SQL bigint).
+    stream = unique_stream()
+    await store.append(stream, new_events(3), NO_STREAM)
+    await store.set_stream_metadata(stream, {"$tb": DELETED_STREAM_TB})
+    assert await store.read_stream(stream) == []
+    assert await store.read_stream(stream, backwards=True) == []
+    assert await store.read_stream(stream, from_version=2, limit=5) == []
+    assert await store.get_stream_metadata(stream) == {"$tb": DELETED_STREAM_TB}

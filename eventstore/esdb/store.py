@@ -25,16 +25,16 @@ from esdbclient.exceptions import (
 from esdbclient.streams import AsyncReadResponse
 
 from eventstore.deadline import DEFAULT_STORE_TIMEOUT, bounded
-from eventstore.esdb_client import CurrentRevisionMismatch, EsdbClient
-from eventstore.esdb_errors import translated
-from eventstore.esdb_mapping import (
+from eventstore.esdb.client import CurrentRevisionMismatch, EsdbClient
+from eventstore.esdb.errors import translated
+from eventstore.esdb.mapping import (
     reraise_if_cancelling,
     server_filter,
     to_esdb_event,
     to_esdb_expected,
     to_recorded,
 )
-from eventstore.esdb_persistent import EsdbGroups
+from eventstore.esdb.persistent import EsdbGroups
 from eventstore.port import (
     ANY,
     EXISTS,

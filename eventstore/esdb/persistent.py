@@ -17,9 +17,9 @@ from esdbclient.exceptions import (
 from esdbclient.persistent import ConsumerStrategy as EsdbConsumerStrategy
 from esdbclient.protos.Grpc import persistent_pb2
 
-from eventstore.esdb_client import AckingPersistentSubscription, EsdbClient
-from eventstore.esdb_errors import translated
-from eventstore.esdb_mapping import server_filter, to_recorded
+from eventstore.esdb.client import AckingPersistentSubscription, EsdbClient
+from eventstore.esdb.errors import translated
+from eventstore.esdb.mapping import server_filter, to_recorded
 from eventstore.port import (
     ConsumerStrategy,
     EventFilter,
@@ -116,7 +116,7 @@ class EsdbPersistentSubscription:
         raise StopAsyncIteration
 
     async def ack(self, event: RecordedEvent) -> None:
-        """Acknowledge a delivery (sent in a batch within `esdb_client.ACK_DELAY`). Raises
+        """Acknowledge a delivery (sent in a batch within `client.ACK_DELAY`). Raises
         `SubscriptionDropped` when the subscription already ended (its server was lost): the
         delivery will come again."""
         try:
