@@ -162,6 +162,13 @@ class LibraryOutages(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not logging.WARNING <= record.levelno < logging.CRITICAL:
             return True
+        orphaned = _orphaned_pool_release(record)
+        if orphaned is not None:
+            # asyncpg returns a connection to its pool in a shielded task: when the caller was
+            # cancelled meanwhile (a deadline, a stopping subscriber) and the server had just
+            # ended the connection, asyncio reports the task's error with a traceback
+            self._outages.failed("eventStore", orphaned)
+            return False
         library = record.name.split(".", 1)[0]
         part = LIBRARY_PARTS.get(library) or FOLDED_LIBRARIES.get(library)
         if part is None:
@@ -176,6 +183,21 @@ class LibraryOutages(logging.Filter):
             message = str(record.msg)
         self._outages.failed(part, f"{library}: {message}")
         return False
+
+
+def _orphaned_pool_release(record: logging.LogRecord) -> BaseException | None:
+    """The error of asyncio's "Task exception was never retrieved" for asyncpg's pool release
+    that met a connection the server ended (a PostgreSQL restart): an outage, not a bug."""
+    if record.name != "asyncio" or not record.exc_info or record.exc_info[1] is None:
+        return None
+    error = record.exc_info[1]
+    if not any(k.__module__.startswith("asyncpg") for k in type(error).__mro__):
+        return None
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):
+        message = str(record.msg)
+    return error if "PoolConnectionHolder.release" in message else None
 
 
 def _text(error: BaseException | str) -> str:

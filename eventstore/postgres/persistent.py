@@ -69,6 +69,7 @@ from eventstore.postgres.persistent_tables import (
     partition_of,
 )
 from eventstore.postgres.schema import MEMBERS_CHANNEL
+from eventstore.postgres.stale import explained
 
 logger = logging.getLogger(__name__)
 
@@ -437,7 +438,7 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                         raise ConnectionError("the members connection ended")
             except Exception as error:
                 if isinstance(error, _CONNECTION_ERRORS):
-                    OUTAGES.failed("eventStore", error)  # one line per outage
+                    OUTAGES.failed("eventStore", explained(error))  # one line per outage
                 else:
                     logger.exception("event=pg_group_members_crashed")
                 async with self._lock:
