@@ -128,7 +128,8 @@ async def test_a_broker_outage_is_one_line_and_one_with_its_count_when_it_ends(
     starts = [line for line in during if "event=outage " in line]
     assert len(starts) == 1, "\n".join(during)
     assert "part=kafka" in starts[0], starts
-    assert not any("logger=aiokafka" in line for line in lines), "\n".join(lines)
+    shown = [line for line in lines if "level=DEBUG" not in line]
+    assert not any("logger=aiokafka" in line for line in shown), "\n".join(shown)
     assert "Traceback" not in "\n".join(lines)
     assert len(lines) <= 12, "\n".join(lines)  # the outage, the relay's own moves, its end
     (ended,) = [line for line in lines if "event=outage_over part=kafka" in line]
@@ -158,4 +159,46 @@ async def test_a_broker_refusing_the_idempotent_producer_gets_one_line_naming_th
     retries = [line for line in lines if "event=relay_retry" in line]
     assert all("IdempotenceRefused" in line for line in retries), retries
     assert not any("InitProducerIdRequest" in line for line in lines), "\n".join(lines)
+    assert "Traceback" not in "\n".join(lines)
+
+
+async def test_a_relay_started_with_the_broker_down_says_so_once_and_publishes_when_it_is_up(
+    database: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", idempotent=False)
+    store = await PostgresEventStore.open(database)
+    env = {
+        "DATABASE_URL": database,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKA_IDEMPOTENT": "false",
+        "LOG_LEVEL": "DEBUG",  # the retries are seen
+    }
+    try:
+        await write_orders(store, 2, tag="waiting")
+        with relay_process(tmp_path, env) as relay:
+
+            async def said() -> bool:
+                return _has(relay, "event=outage part=kafka")
+
+            await eventually(said, within=30)
+
+            async def retried() -> bool:
+                return sum("event=relay_retry" in line for line in relay.lines()) >= 4
+
+            await eventually(retried, within=30)
+            waiting = [line for line in relay.lines() if "level=DEBUG" not in line]
+            with running_tansu(tmp_path, port):
+                await read_topic(kafka, at_least=len(await order_log(store)), within=60)
+
+                async def over() -> bool:
+                    return _has(relay, "event=outage_over part=kafka")
+
+                await eventually(over, within=30)
+            lines = relay.lines()
+    finally:
+        await store.close()
+    assert sum("event=outage " in line for line in waiting) == 1, "\n".join(waiting)
+    shown = [line for line in lines if "level=DEBUG" not in line]
+    assert not any("logger=aiokafka" in line for line in shown), "\n".join(shown)
     assert "Traceback" not in "\n".join(lines)
