@@ -409,7 +409,11 @@ class PostgresPersistentSubscriptions(PersistentGroups):
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self._dsn)
-        await conn.add_listener(MEMBERS_CHANNEL, lambda *_: self._wake.set())
+        try:
+            await conn.add_listener(MEMBERS_CHANNEL, lambda *_: self._wake.set())
+        except BaseException:
+            conn.terminate()  # ended before it listened (a restart): never left open
+            raise
         conn.add_termination_listener(lambda _: self._wake.set())
         self._conn = conn
         self._pid = conn.get_server_pid()
