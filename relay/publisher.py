@@ -116,8 +116,9 @@ class KafkaPublisher:
             await producer.stop()
             raise ProducerNotStarted(settings.idempotent) from None
         except BaseException as error:
+            refused = settings.idempotent and _refused_idempotence(producer, error)
             await producer.stop()
-            if settings.idempotent and _refused_idempotence(producer, error):
+            if refused:
                 # The broker answers: an outage of it being away is over, and this one is not
                 # fixed by waiting but by a setting, which its one line names.
                 if not (OUTAGES.error_of("kafka") or "").startswith(IdempotenceRefused.__name__):
