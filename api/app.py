@@ -5,9 +5,10 @@ dashboard at /dashboard and its bundles under /static; clients built once."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +19,7 @@ from strawberry.schema import BaseSchema
 from api.bootstrap import Startup
 from api.budgets import IdentityBudgets
 from api.config import Settings
+from api.factory_serving import factory_extras
 from api.gc_tuning import tune_for_serving
 from api.health import healthz, livez, readyz
 from api.limits import RequestLimitsMiddleware
@@ -109,9 +111,31 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """Zero-argument factory for uvicorn (`--factory api.app:app_from_env`)."""
+    """Zero-argument factory for uvicorn (`--factory api.app:app_from_env`), with what `orders
+    serve` installs that an application can install from inside (`api.factory_serving`): the
+    SIGTERM grace, METRICS_PORT, the secret warnings and the tracer's flush at exit."""
     settings = Settings.from_env()
     settings.check_can_serve()
     configure_logging(settings.log_level, settings.log_format)
+    for warning in settings.secret_warnings():
+        logger.warning("event=weak_secret detail=%r", warning)
     tracing.start("orders-api")
-    return create_app(settings, tune_gc=True)
+    drain = Drain()
+    app = create_app(settings, tune_gc=True, drain=drain)
+    serving = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        try:
+            async with (
+                factory_extras(
+                    drain, settings.shutdown_grace, settings.host, settings.metrics_port
+                ),
+                serving(app) as state,
+            ):
+                yield state or {}
+        finally:
+            tracing.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from api.log_format import LOG_FORMATS
+from eventstore.outage_log import LibraryOutages
 
 
 class _DropConnectionLines(logging.Filter):
@@ -132,6 +133,9 @@ def configure_logging(level: str = "INFO", log_format: str = "logfmt") -> None:
         numeric = logging.INFO
     handler = logging.StreamHandler()
     handler.setFormatter(LOG_FORMATS.get(log_format, LOG_FORMATS["logfmt"])())
+    # the outage rule first (a library's complaint about a part that is down is that part's
+    # outage), then the repeats of whatever library lines remain
+    handler.addFilter(LibraryOutages())
     handler.addFilter(FoldLibraryRepeats())
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     for name in ("uvicorn", "uvicorn.error"):

@@ -10,8 +10,16 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
 
+from eventstore.outage_log import OUTAGES
 from relay.config import KafkaSettings
 from relay.message import KafkaMessage
 
@@ -34,17 +42,47 @@ class ProducerNotStarted(OSError):
 
     def __init__(self, idempotent: bool) -> None:
         hint = (
-            "; if aiokafka logs 'Unexpected error during InitProducerIdRequest', the broker "
-            "refuses the idempotent producer: set KAFKA_IDEMPOTENT=false"
+            "; the broker may not grant the idempotent producer an id: if it never does, set "
+            "KAFKA_IDEMPOTENT=false"
             if idempotent
             else ""
         )
         super().__init__(f"the Kafka producer did not start within {START_TIMEOUT:g} s{hint}")
 
 
+class IdempotenceRefused(OSError):
+    """The broker answered but refused the idempotent producer (its InitProducerId request: an
+    older broker, a cluster without the IdempotentWrite permission, a broker that does not
+    implement it). An outage of the relay's part `kafka` whose message says what to set."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(
+            "the broker refuses the idempotent producer: set "
+            "KAFKA_IDEMPOTENT=false, or allow IdempotentWrite on the cluster"
+        )
+
+
+_UNREACHABLE = (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError, KafkaTimeoutError)
+"""Errors of a broker that did not answer (an outage), not of one that refused."""
+
+
+def _refused_idempotence(producer: Any, error: BaseException) -> bool:
+    """Whether `producer.start()` failed on the idempotent producer's InitProducerId request:
+    start() bootstraps (the cluster's brokers are known after it) and then asks for a producer
+    id, the only step left that can fail with an answer from the broker."""
+    if not isinstance(error, KafkaError) or isinstance(error, _UNREACHABLE):
+        return False
+    return bool(producer.client.cluster.brokers())
+
+
 async def _outcome(futures: list[asyncio.Future[Any]]) -> list[BaseException | None]:
     results = await asyncio.gather(*futures, return_exceptions=True)
-    return [r if isinstance(r, BaseException) else None for r in results]
+    outcome = [r if isinstance(r, BaseException) else None for r in results]
+    if None in outcome:
+        # the broker acknowledged records: an outage of it (opened by the relay or by the
+        # Kafka client's complaints) is over now, with its count
+        OUTAGES.recovered("kafka")
+    return outcome
 
 
 class Publisher(Protocol):
@@ -77,8 +115,15 @@ class KafkaPublisher:
         except TimeoutError:
             await producer.stop()
             raise ProducerNotStarted(settings.idempotent) from None
-        except BaseException:
+        except BaseException as error:
+            refused = settings.idempotent and _refused_idempotence(producer, error)
             await producer.stop()
+            if refused:
+                # The broker answers: an outage of it being away is over, and this one is not
+                # fixed by waiting but by a setting, which its one line names.
+                if not (OUTAGES.error_of("kafka") or "").startswith(IdempotenceRefused.__name__):
+                    OUTAGES.recovered("kafka")
+                raise IdempotenceRefused(error) from error
             raise
         return cls(producer, settings.topic)
 

@@ -55,7 +55,11 @@ class Listener:
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self._dsn)
-        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except BaseException:
+            conn.terminate()  # ended before it listened (a restart): never left open
+            raise
         self._conn = conn
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -96,5 +100,13 @@ class Listener:
                 await self._task
             self._task = None
         if self._conn is not None and not self._conn.is_closed():
-            await self._conn.close()
+            try:
+                await self._conn.close()
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ):
+                self._conn.terminate()  # the server ended it meanwhile: closed all the same
         self._conn = None

@@ -64,6 +64,7 @@ from eventstore.port import (
 from eventstore.postgres.persistent_tables import PostgresGroupTables
 from eventstore.postgres.schema import MEMBERS_CHANNEL
 from eventstore.postgres.shared_group import SharedGroup, group_name, lock_key
+from eventstore.postgres.stale import explained
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +276,11 @@ class PostgresPersistentSubscriptions(PersistentGroups):
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self._dsn)
-        await conn.add_listener(MEMBERS_CHANNEL, lambda *_: self._wake.set())
+        try:
+            await conn.add_listener(MEMBERS_CHANNEL, lambda *_: self._wake.set())
+        except BaseException:
+            conn.terminate()  # ended before it listened (a restart): never left open
+            raise
         conn.add_termination_listener(lambda _: self._wake.set())
         self._conn = conn
         self._pid = conn.get_server_pid()
@@ -304,7 +309,7 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                         raise ConnectionError("the members connection ended")
             except Exception as error:
                 if isinstance(error, _CONNECTION_ERRORS):
-                    OUTAGES.failed("eventStore", error)  # one line per outage
+                    OUTAGES.failed("eventStore", explained(error))  # one line per outage
                 else:
                     logger.exception("event=pg_group_members_crashed")
                 async with self._lock:

@@ -28,6 +28,7 @@ import orjson
 from eventstore.outage_log import OUTAGES
 from eventstore.persistent.records import GroupRecord, stream_key
 from eventstore.port import ConsumerStrategy, RecordedEvent, SubscriptionSettings
+from eventstore.postgres.stale import explained
 from eventstore.rows import row_to_event
 from eventstore.sql import group_rows
 
@@ -132,7 +133,7 @@ class PostgresGroupTables:
                     asyncpg.InternalClientError,
                 ) as error:
                     # Never drop a park: retry until stored (or the store closes).
-                    OUTAGES.failed("eventStore", error)  # one line per outage
+                    OUTAGES.failed("eventStore", explained(error))  # one line per outage
                     await asyncio.sleep(0.5)
 
     # -- the running group's writes (queued) -----------------------------------------------------

@@ -27,6 +27,7 @@ from eventstore.postgres import operations, reads
 from eventstore.postgres.live import FALLBACK_POLL, Listener
 from eventstore.postgres.persistent import PostgresPersistentSubscriptions
 from eventstore.postgres.schema import migrate
+from eventstore.postgres.stale import explained, never_started
 from eventstore.postgres.writer import GroupCommitWriter, WriterStats
 from eventstore.sql.store import Read, SQLEventStore, SQLOperations, SQLReads
 
@@ -85,7 +86,7 @@ class PostgresEventStore(SQLEventStore):
         except _CONNECTION_ERRORS as error:
             # e.g. the connection limit reached after the pool's first connections
             pool.terminate()
-            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {explained(error)}") from error
         except BaseException:
             await pool.close()
             raise
@@ -106,22 +107,27 @@ class PostgresEventStore(SQLEventStore):
         try:
             yield
         except _CONNECTION_ERRORS as error:
-            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {explained(error)}") from error
 
     # -- the dialect: reads on pooled connections, writes through the group-commit task -----
 
     async def _run(self, read: Read) -> Any:
         """Run `read` on a pooled connection; losing PostgreSQL raises `StoreUnavailable`."""
         self._check_open()
-        try:
-            async with self._pool.acquire() as conn:
-                try:
-                    return await read(conn)
-                except _CONNECTION_ERRORS:
-                    conn.terminate()  # never reused: the pool opens a fresh one
-                    raise
-        except _CONNECTION_ERRORS as error:
-            raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
+        attempts = self._pool.get_max_size() + 1  # every idle one may have been ended at once
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._pool.acquire() as conn:
+                    try:
+                        return await read(conn)
+                    except _CONNECTION_ERRORS:
+                        conn.terminate()  # never reused: the pool opens a fresh one
+                        raise
+            except _CONNECTION_ERRORS as error:
+                if attempt < attempts and never_started(error):
+                    continue  # ended while idle in the pool: eventstore.postgres.stale
+                raise StoreUnavailable(f"PostgreSQL is unavailable: {explained(error)}") from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _submit(self, write: Callable[..., Any]) -> Any:
         return await self._writer.submit(write)

@@ -32,6 +32,7 @@ from eventstore.outage_log import OUTAGES
 from eventstore.port import AppendResult, EventStoreError, StoreUnavailable
 from eventstore.postgres import operations
 from eventstore.postgres.schema import NOTIFY_CHANNEL, POSITION_LOCK
+from eventstore.postgres.stale import EndedConnection, explained, never_started
 from metrics.instruments import COMMIT_WRITES
 
 logger = logging.getLogger(__name__)
@@ -131,48 +132,88 @@ class GroupCommitWriter:
                 return
 
     async def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+        """The batch in one transaction; again on a fresh connection when the one it got had
+        been ended by the server while idle in the pool (`eventstore.postgres.stale`)."""
+        # every idle connection of the pool may have been ended at once: one more attempt than
+        # the pool holds finds a fresh one (a refused attempt costs no round trip)
+        attempts = self._pool.get_max_size() + 1
+        for attempt in range(attempts):
+            try:
+                return await self._run_batch_once(batch)
+            except EndedConnection as ended:
+                if attempt == attempts - 1:
+                    raise ended.__cause__ or ended from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _run_batch_once(
+        self, batch: list[_Pending]
+    ) -> list[tuple[Any, BaseException | None]]:
+        committed: list[tuple[Any, BaseException | None]] | None = None
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        outcomes = await self._write(conn, batch)
+                except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
+                    conn.terminate()  # broken mid-protocol: never reused, a fresh one instead
+                    if never_started(error):
+                        # Refused before it was sent, COMMIT included, and the server rolled the
+                        # session back when it ended it: nothing of the batch is committed.
+                        raise EndedConnection() from error
+                    raise
+                committed = outcomes
+        except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+            if committed is None:
+                raise
+            # The COMMIT was answered; only returning the connection to the pool failed (the
+            # server ended the session right after): the pool drops it, the batch stands.
+        assert committed is not None
+        return committed
+
+    async def _write(
+        self, conn: Any, batch: list[_Pending]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """The batch's writes inside the transaction: each one's result or refusal."""
         recorded_at = datetime.now(UTC)
         outcomes: list[tuple[Any, BaseException | None]] = []
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", POSITION_LOCK)
-                    index = 0
-                    while index < len(batch):
-                        pending = batch[index]
-                        if pending.op is not None:
-                            try:
-                                outcomes.append((await pending.op(conn, recorded_at), None))
-                            except (EventStoreError, ValueError) as refused:
-                                outcomes.append((None, refused))
-                            index += 1
-                            continue
-                        run = []
-                        while index < len(batch) and batch[index].append is not None:
-                            run.append(batch[index].append)
-                            index += 1
-                        answers = await operations.append_many(
-                            conn, [a for a in run if a is not None], recorded_at
-                        )
-                        outcomes += [
-                            (None, a) if isinstance(a, Exception) else (a, None) for a in answers
-                        ]
-                    # The payload names this store, whose own subscribers `on_commit` wakes already.
-                    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._origin)
-            except (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError):
-                conn.terminate()  # broken mid-protocol: never reused, the pool opens a fresh one
-                raise
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", POSITION_LOCK)
+        index = 0
+        while index < len(batch):
+            pending = batch[index]
+            if pending.op is not None:
+                try:
+                    outcomes.append((await pending.op(conn, recorded_at), None))
+                except (EventStoreError, ValueError) as refused:
+                    outcomes.append((None, refused))
+                index += 1
+                continue
+            run = []
+            while index < len(batch) and batch[index].append is not None:
+                run.append(batch[index].append)
+                index += 1
+            answers = await operations.append_many(
+                conn, [a for a in run if a is not None], recorded_at
+            )
+            outcomes += [(None, a) if isinstance(a, Exception) else (a, None) for a in answers]
+        # The payload names this store, whose own subscribers `on_commit` wakes already.
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, self._origin)
         return outcomes
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             outcomes = await self._run_batch(batch)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+        except (
+            asyncpg.PostgresError,
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as error:
             lost = isinstance(
                 error,
                 asyncpg.PostgresConnectionError
                 | asyncpg.OperatorInterventionError
-                | asyncpg.InsufficientResourcesError,
+                | asyncpg.InsufficientResourcesError
+                | asyncpg.InternalClientError,
             )
             if len(batch) > 1 and isinstance(error, asyncpg.PostgresError) and not lost:
                 # A statement failed mid-batch (a bug, or a constraint): the transaction is gone.
@@ -182,9 +223,9 @@ class GroupCommitWriter:
                     await self._commit([pending])
                 return
             # One line per outage (eventstore.outage_log), not a traceback per failed commit.
-            OUTAGES.failed("eventStore", error)
+            OUTAGES.failed("eventStore", explained(error))
             failure: EventStoreError = StoreUnavailable(
-                f"the event store could not commit: {error}"
+                f"the event store could not commit: {explained(error)}"
             )
             if isinstance(error, asyncpg.IntegrityConstraintViolationError):
                 failure = EventStoreError(str(error))

@@ -245,7 +245,10 @@ def test_dockerfile_runs_the_orders_command_with_a_healthcheck_on_its_port() -> 
     (default,) = instructions("CMD")
     cli.build_parser().parse_args(json.loads(default.arguments))
     (healthcheck,) = instructions("HEALTHCHECK")
-    assert "/healthz" in healthcheck.arguments
+    # liveness only: a Redis or store outage takes the instance out of rotation (/readyz),
+    # it must not get the container restarted
+    assert "/livez" in healthcheck.arguments
+    assert "/healthz" not in healthcheck.arguments
     assert "PORT" in healthcheck.arguments
     env_names = set()
     for instruction in instructions("ENV"):

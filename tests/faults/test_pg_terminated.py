@@ -1,0 +1,167 @@
+"""PostgreSQL ending the sessions of an `orders project` process and of a writer, again and again
+(`pg_terminate_backend`, what a restart does to every session): the store's clients meet an
+outage, never asyncpg's "cannot switch to state ...; another operation (2) is in progress" (a
+pooled connection the server had ended while idle, handed out before asyncpg noticed), and the
+projector lives on without a traceback.
+
+The fault is real: the server sends each backend's client the FATAL "terminating connection due to
+administrator command" and closes it, as a restart does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from eventstore.port import StoreUnavailable
+from eventstore.postgres.store import PostgresEventStore
+from tests.postgres_db import ADMIN_URL, create_database, drop_database
+from tests.redis_server import running_redis_server
+from tests.relay.topic import write_orders
+
+KILLING = 8.0
+"""Seconds of sessions being ended, every 50-300 ms."""
+ASYNCPG_BUSY = ("another operation", "cannot switch to state")
+
+
+class Collected(logging.Handler):
+    """Every record this process logs, as text (its traceback included)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(logging.Formatter().format(record))
+
+
+@pytest.fixture
+def collected() -> Iterator[Collected]:
+    handler = Collected()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    url = await create_database("orders_terminated")
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@contextmanager
+def projector(tmp: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    base = {k: v for k, v in os.environ.items() if k not in ("ESDB_URL", "REDIS_URL")}
+    base.update(env, PYTHONUNBUFFERED="1", DATA_DIR=str(tmp / "data"))
+    with (tmp / "project.log").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "project", "--workers", "2"],
+            env=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _end_sessions(database: str) -> None:
+    """Every session on `database` but the caller's is ended by the server."""
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await admin.close()
+
+
+async def test_sessions_ended_under_the_projector_and_writer_are_outages_not_busy_connections(
+    database: str, tmp_path: Path, collected: Collected
+) -> None:
+    name = database.rsplit("/", 1)[1]
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    store = await PostgresEventStore.open(database)
+    log = tmp_path / "project.log"
+    written = {"ok": 0, "unavailable": 0}
+    stop = asyncio.Event()
+
+    async def writer(n: int) -> None:
+        while not stop.is_set():
+            try:
+                await write_orders(store, 1, tag=f"w{n}")
+                written["ok"] += 1
+            except StoreUnavailable:
+                written["unavailable"] += 1
+                await asyncio.sleep(0.05)
+
+    try:
+        with (
+            running_redis_server(redis_dir) as socket_path,
+            projector(
+                tmp_path, {"DATABASE_URL": database, "REDIS_URL": f"unix://{socket_path}"}
+            ) as process,
+        ):
+            deadline = time.monotonic() + 30
+            while "event=pg_group_partitions" not in log.read_text(errors="replace"):
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                await asyncio.sleep(0.1)
+            writers = [asyncio.create_task(writer(n)) for n in range(4)]
+            ends = 0
+            until = time.monotonic() + KILLING
+            while time.monotonic() < until:
+                await _end_sessions(name)
+                ends += 1
+                await asyncio.sleep(random.uniform(0.05, 0.3))
+            back = written["ok"]
+            deadline = time.monotonic() + 20
+            while written["ok"] < back + 8:  # the writers are served again
+                assert time.monotonic() < deadline, written
+                await asyncio.sleep(0.1)
+            stop.set()
+            await asyncio.gather(*writers)
+            assert process.poll() is None, log.read_text(errors="replace")
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(process.wait, 20) == 0, log.read_text()
+    finally:
+        stop.set()
+        with contextlib.suppress(StoreUnavailable):
+            await store.close()
+    projected = log.read_text(errors="replace")
+    ours = "\n".join(collected.lines)
+    print(f"{ends} rounds of ended sessions; writes {written}")
+    assert "event=outage part=eventStore" in projected  # the fault was met
+    for busy in ASYNCPG_BUSY:
+        assert busy not in projected, projected
+        assert busy not in ours, ours
+    assert "Traceback" not in projected, projected
