@@ -3,11 +3,13 @@
 It keeps the log's rules exactly as the SQL stores do (`eventstore.streams`: expectations,
 idempotent retries, `$tb` soft deletes, `$maxCount`, tombstones, metadata in `$$<stream>`), so it
 passes the same contract suite; it does no I/O and keeps nothing across processes. Every call
-completes on the event loop without waiting, so a test on it runs in microseconds a command.
+completes on the event loop, yielding once to the other tasks, so a test on it runs in
+microseconds a command.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +102,12 @@ class InMemoryEventStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable("the event store is closed")
+
+    async def _turn(self) -> None:
+        # Every call lets the other tasks run once, as a store's I/O would: concurrent commands
+        # and background work (snapshots, groups) interleave as they do on a real store.
+        await asyncio.sleep(0)
+        self._check_open()
 
     # -- the log's rules ----------------------------------------------------------------------
 
@@ -227,12 +235,12 @@ class InMemoryEventStore:
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> AppendResult:
         """Append atomically; idempotent for the same ids at the same expectation."""
-        self._check_open()
+        await self._turn()
         return self._append_now(stream, tuple(events), expected)
 
     async def delete_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Soft delete: `$tb` hides every event so far; appending again resumes numbering."""
-        self._check_open()
+        await self._turn()
         if self._tombstoned(stream):
             raise StreamDeleted(stream)
         head = self._head(stream)
@@ -245,7 +253,7 @@ class InMemoryEventStore:
 
     async def tombstone_stream(self, stream: str, expected: ExpectedVersion = ANY) -> None:
         """Hard delete: every later read or append of the stream raises `StreamDeleted`."""
-        self._check_open()
+        await self._turn()
         if self._tombstoned(stream):
             raise StreamDeleted(stream)
         head = self._head(stream)
@@ -304,7 +312,7 @@ class InMemoryEventStore:
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         """Readable events of one stream (`$maxCount` and `$tb` honoured); missing: []."""
-        self._check_open()
+        await self._turn()
         return self._read_stream_now(
             stream, from_version=from_version, backwards=backwards, limit=limit
         )
@@ -318,7 +326,7 @@ class InMemoryEventStore:
         limit: int,
     ) -> tuple[T, list[RecordedEvent]]:
         """The mark and the events it points to, read at one moment (see `MarkedReads`)."""
-        self._check_open()
+        await self._turn()
         try:
             marks = self._read_stream_now(mark_stream, backwards=True, limit=1)
         except StreamDeleted:
@@ -358,19 +366,19 @@ class InMemoryEventStore:
         filter: EventFilter | None = None,
     ) -> list[RecordedEvent]:
         """Events of the global log from `from_position` (inclusive), filtered."""
-        self._check_open()
+        await self._turn()
         return self._read_all_now(
             from_position=from_position, backwards=backwards, limit=limit, filter=filter
         )
 
     async def head_position(self) -> int:
         """The newest event's position, 0 when the log is empty."""
-        self._check_open()
+        await self._turn()
         return len(self._log)
 
     async def get_stream_metadata(self, stream: str) -> dict[str, object]:
         """The newest metadata of `stream`, empty when none was set."""
-        self._check_open()
+        await self._turn()
         if self._head(stream).tombstoned:
             raise StreamDeleted(stream)
         return self._metadata(stream)
