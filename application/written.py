@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from application.codec import DecodedEvent
 from application.timestamps import format_timestamp
@@ -50,6 +50,8 @@ class Accepted:
 def as_stored(moment: datetime) -> datetime:
     """`moment` as an event's metadata stores it and a reader parses it back (UTC, to the
     microsecond), so a written order's moments equal the view's."""
+    if moment.tzinfo is UTC:
+        return moment  # the handler's clock: already what the round trip gives
     return datetime.fromisoformat(format_timestamp(moment))
 
 
