@@ -85,33 +85,43 @@ class CommandHandler:
         `NotOrderOwner`)."""
         kind = type(command).__name__
         try:
-            command = _checked(command, expected_version, idempotency_key)
-            if idempotency_key is not None and isinstance(command, PlaceOrder):
-                legacy = await self._placements.legacy(command, idempotency_key)
-                if legacy is not None:
-                    count_command(kind, None)
-                    return legacy
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                # A placement is first decided on no order: the append's expectation checks that.
-                first_placement = isinstance(command, PlaceOrder) and attempt == 1
-                loaded = NEW_ORDER if first_placement else await self._orders.load(command.order_id)
-                try:
-                    accepted = await self._attempt(
-                        command, loaded, expected_version, idempotency_key, actor, correlation_id
-                    )
-                except WrongExpectedVersion as conflict:
-                    count_conflict(kind)
-                    if expected_version is not None or attempt == MAX_ATTEMPTS:
-                        expected = loaded.version if expected_version is None else expected_version
-                        raise ConcurrencyConflict(expected, conflict.actual or 0) from conflict
-                    count_retry(kind)
-                    continue
-                count_command(kind, None)
-                return accepted
-            raise AssertionError("unreachable: the last attempt returns or raises")
+            accepted = await self._handle(
+                command, expected_version, idempotency_key, actor, correlation_id
+            )
         except Exception as error:
             count_command(kind, error)
             raise
+        count_command(kind, None)
+        return accepted
+
+    async def _handle(
+        self,
+        command: Command,
+        expected_version: int | None,
+        key: str | None,
+        actor: str,
+        correlation_id: str,
+    ) -> Accepted:
+        command = _checked(command, expected_version, key)
+        if key is not None and isinstance(command, PlaceOrder):
+            legacy = await self._placements.legacy(command, key)
+            if legacy is not None:
+                return legacy
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            # A placement is first decided on no order: the append's expectation checks that.
+            placing = isinstance(command, PlaceOrder) and attempt == 1
+            loaded = NEW_ORDER if placing else await self._orders.load(command.order_id)
+            try:
+                return await self._attempt(
+                    command, loaded, expected_version, key, actor, correlation_id
+                )
+            except WrongExpectedVersion as conflict:
+                count_conflict(type(command).__name__)
+                if expected_version is not None or attempt == MAX_ATTEMPTS:
+                    expected = loaded.version if expected_version is None else expected_version
+                    raise ConcurrencyConflict(expected, conflict.actual or 0) from conflict
+                count_retry(type(command).__name__)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _attempt(
         self,
