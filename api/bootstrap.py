@@ -7,11 +7,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from api.auth import Authenticator
 from api.config import Settings
+from api.services import Services
 from application.handler import CommandHandler
 from application.idempotency import IdempotencyIds
 from application.idempotency_secret import load_idempotency_ids
@@ -23,42 +22,15 @@ from application.snapshotter import Snapshotter
 from eventstore.outage_log import OUTAGES
 from eventstore.port import EventStore, StoreUnavailable, StoreWithGroups
 from projections.service import ReadSide, open_read_side
-from projections.views import RunnerState
 from relay.config import KafkaSettings
 from relay.main import running_relays
 
 logger = logging.getLogger(__name__)
 
 
-class Worker(Protocol):
-    """What /healthz reads of a background worker run by this process (a Kafka relay's)."""
-
-    @property
-    def state(self) -> RunnerState: ...
-
-    @property
-    def last_error(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Services:
-    """Everything a request may use, built once per process."""
-
-    settings: Settings
-    store: EventStore
-    repository: OrderRepository
-    handler: CommandHandler
-    authenticator: Authenticator
-    snapshotter: Snapshotter
-    read_side: ReadSide
-    relays: list[Worker] = field(default_factory=list)  # the Kafka relays this process runs
-
-
 async def open_store(settings: Settings) -> StoreWithGroups:
     """EventStoreDB when `ESDB_URL` is set, PostgreSQL when `DATABASE_URL` is, else the embedded
-    SQLite store under `DATA_DIR`. Both URLs at once is refused: no store silently wins."""
-    if settings.esdb_url and settings.database_url:
-        raise ValueError("ESDB_URL and DATABASE_URL are both set: set only one")
+    SQLite store under `DATA_DIR` (`Settings` refuses both URLs at once: no store silently wins)."""
     if settings.database_url:
         from eventstore.postgres import PostgresEventStore
 

@@ -1,5 +1,5 @@
 """The `orders` command: serve the API, run projector workers, rebuild views, place a demo batch,
-issue tokens, print the schema, relay the log to Kafka."""
+issue tokens, print the schema, relay the log to Kafka, list and replay parked events."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from api.auth import DEFAULT_TTL, Authenticator, Role
 from api.config import Settings, SettingsError
 from api.logs import configure_logging
+from api.parked_cli import add_parked_parser, run_parked
 from eventstore.embedded.lock import DataDirLock, DataDirLocked
+from eventstore.group_worker import RunnerState
 from metrics.exposition import serving_metrics
 from projections.status import KNOWN_PROJECTIONS
-from projections.views import RunnerState
 from telemetry import tracing
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kafka", help="publish the order events to KAFKA_TOPIC (KAFKA_BOOTSTRAP_SERVERS)"
     )
     kafka.add_argument("--workers", type=int, default=1, help="workers sharing the group")
+    add_parked_parser(commands)
     return parser
 
 
@@ -362,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if command == "rebuild":
         return asyncio.run(rebuild(settings, args.projection))
+    if command == "parked":
+        return asyncio.run(run_parked(settings, args))
     if command == "relay":
         health = settings.health_file
         return asyncio.run(

@@ -1,18 +1,17 @@
 """Settings from the environment (CONTRACT section 3), read once at start-up, in one place.
 
-Every variable any `orders` command reads is read here (the limits through `api.limits`, the
-relay's `KAFKA_*` through `relay.config`), and a value the service cannot use is refused by name
-with the form it accepts (`PORT must be a port number, got 'abc'`): the CLI prints that one line
-and exits 2, before anything is opened.
+Every variable any `orders` command or part reads is read here: the service's, the limits'
+(through `api.limits`, handed this module's view of the environment), the persisted queries' and
+the relay's `KAFKA_*`. Each value is checked by name (`api.setting_values`), and one the service
+cannot use is refused with the form it accepts (`PORT must be a port number, got 'abc'`): the CLI
+prints that one line and exits 2, before anything is opened.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,37 +20,41 @@ from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimit
 from api.oidc import IdentityProvider
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
+from api.setting_values import (
+    MIN_SECRET_BYTES,
+    SECRET_HINT,
+    Getter,
+    choice,
+    claim_path,
+    deadline,
+    existing_file,
+    flag,
+    getter,
+    host_name,
+    listening_port,
+    long_secret,
+    parsed,
+    port_number,
+    provider_url,
+    seconds,
+    servers,
+    topic_name,
+    url,
+    whole_at_least_1,
+)
+from api.setting_values import SettingsError as SettingsError
+from api.setting_values import is_loopback as is_loopback
 from application.snapshot import DEFAULT_SNAPSHOT_EVERY
 from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
 from projections.redis_url import RedisUrlError
 from projections.redis_url import check_url as check_redis_url
-from relay.config import KafkaSettings, KafkaSettingsError
-
-MIN_SECRET_BYTES = 32
-"""HS256 keys shorter than the hash (32 bytes) can be brute-forced from one token (RFC 7518)."""
+from relay.config import DEFAULT_TOPIC, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HEALTH_DETAILS = ("staff", "open")
 ESDB_SCHEMES = ("esdb://", "esdb+discover://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 REDIS_SCHEMES = REDIS_URL_SCHEMES
-SECRET_HINT = "e.g. `openssl rand -hex 32`"
-
-
-class SettingsError(ValueError):
-    """A setting the service cannot run with; the message names it and says what to do."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only listens on this machine (so only local users reach it)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
 DEFAULT_STORE_TIMEOUT = 5.0
@@ -157,102 +160,173 @@ class Settings:
             return "eventstoredb"
         return "postgres" if self.database_url else "embedded"
 
+    def __post_init__(self) -> None:
+        # The one check of the pair, whichever way the settings were made.
+        if self.esdb_url and self.database_url:
+            raise SettingsError(
+                "ESDB_URL and DATABASE_URL are both set: each names an event store; set only one "
+                "(ESDB_URL: EventStoreDB, DATABASE_URL: PostgreSQL, neither: embedded)"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `environ` (default: the process environment); unset or empty means
         the default. Raises `SettingsError` naming the first variable whose value is unusable
         and the form it accepts."""
         env = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        esdb_url = _url("ESDB_URL", get("ESDB_URL"), ESDB_SCHEMES)
-        database_url = _url("DATABASE_URL", get("DATABASE_URL"), POSTGRES_SCHEMES)
-        if esdb_url and database_url:
-            raise SettingsError(
-                "ESDB_URL and DATABASE_URL are both set: each names an event store; set only one "
-                "(ESDB_URL: EventStoreDB, DATABASE_URL: PostgreSQL, neither: embedded)"
-            )
-        secret = _secret("JWT_SECRET", get("JWT_SECRET"))
-        idempotency_secret = _secret("IDEMPOTENCY_SECRET", get("IDEMPOTENCY_SECRET"))
-        if secret is not None and idempotency_secret == secret:
-            raise SettingsError(
-                "IDEMPOTENCY_SECRET must differ from JWT_SECRET: each guards something else, "
-                f"and one leaking must not give away the other ({SECRET_HINT})"
-            )
-        try:
+        get = getter(env)
+        jwt_secret, idempotency_secret = _secrets(get("JWT_SECRET"), get("IDEMPOTENCY_SECRET"))
+        try:  # each names its variable (a limit, a persisted-query manifest)
             connection_limits = ConnectionLimits.from_env(env)
             query_limits = QueryLimits.from_env(env)
             request_limits = RequestLimits.from_env(env)
             budget_limits = BudgetLimits.from_env(env)
             persisted_queries = PersistedQuerySettings.from_env(env)
-            kafka = KafkaSettings.from_env(env)
-        except (ValueError, KafkaSettingsError) as error:  # each names its variable (a limit, a
-            # persisted-query manifest, a Kafka setting)
+        except ValueError as error:
             raise SettingsError(str(error)) from None
-        data_dir = Path(get("DATA_DIR") or "data")
-        if data_dir.exists() and not data_dir.is_dir():
-            raise SettingsError(f"DATA_DIR must be a directory, got {str(data_dir)!r} (a file)")
         health_file = get("HEALTH_FILE")
-        metrics_port = get("METRICS_PORT")
         return cls(
-            esdb_url=esdb_url,
-            database_url=database_url,
+            esdb_url=url("ESDB_URL", get("ESDB_URL"), ESDB_SCHEMES),
+            database_url=url("DATABASE_URL", get("DATABASE_URL"), POSTGRES_SCHEMES),
+            kafka=kafka_settings(env),
+            data_dir=_data_dir(get("DATA_DIR")),
             redis_url=_redis_url(get("REDIS_URL")),
-            data_dir=data_dir,
-            jwt_secret=secret or secrets.token_urlsafe(32),
-            jwt_secret_generated=secret is None,
+            jwt_secret=jwt_secret or secrets.token_urlsafe(32),
+            jwt_secret_generated=jwt_secret is None,
             idempotency_secret=idempotency_secret,
-            max_token_ttl=_parsed(
+            max_token_ttl=parsed(
                 "MAX_TOKEN_TTL",
                 get("MAX_TOKEN_TTL"),
                 DEFAULT_MAX_TTL,
-                _whole_at_least_1,
+                whole_at_least_1,
                 "a whole number of seconds, at least 1",
             ),
             identity_provider=_identity_provider(get),
-            host=get("HOST") or "127.0.0.1",
-            port=_parsed("PORT", get("PORT"), 8000, _port_number, "a port number"),
-            log_level=_choice("LOG_LEVEL", get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
-            snapshot_every=_parsed(
+            host=host_name("HOST", get("HOST"), "127.0.0.1"),
+            port=parsed("PORT", get("PORT"), 8000, port_number, "a port number"),
+            log_level=choice("LOG_LEVEL", get("LOG_LEVEL"), "INFO", LOG_LEVELS, str.upper),
+            snapshot_every=parsed(
                 "SNAPSHOT_EVERY",
                 get("SNAPSHOT_EVERY"),
                 DEFAULT_SNAPSHOT_EVERY,
-                _whole_at_least_1,
+                whole_at_least_1,
                 "a whole number of events, at least 1",
             ),
             connection_limits=connection_limits,
             query_limits=query_limits,
             request_limits=request_limits,
             budget_limits=budget_limits,
-            health_details=_choice(
+            health_details=choice(
                 "HEALTH_DETAILS", get("HEALTH_DETAILS"), "staff", HEALTH_DETAILS, str.lower
             ),
             health_file=Path(health_file) if health_file else None,
-            kafka=kafka,
-            metrics_port=None
-            if metrics_port is None
-            else _parsed(
-                "METRICS_PORT", metrics_port, 0, _listening_port, "a port number, 1-65535"
-            ),
-            log_format=_choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
-            shutdown_grace=_seconds(
-                "SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE
-            ),
+            metrics_port=_metrics_port(get("METRICS_PORT")),
+            log_format=choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
+            shutdown_grace=seconds("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE),
             persisted_queries=persisted_queries,
-            store_timeout=_deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
-            redis_timeout=_deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
+            store_timeout=deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
+            redis_timeout=deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
         )
 
 
-def _identity_provider(get: Callable[[str], str | None]) -> IdentityProvider | None:
-    issuer = _provider_url("JWT_ISSUER", get("JWT_ISSUER"))
-    jwks_url = _provider_url("JWT_JWKS_URL", get("JWT_JWKS_URL"))
+def kafka_settings(environ: Mapping[str, str]) -> KafkaSettings | None:
+    """The relay's settings from `environ` (`KAFKA_*`), or None when KAFKA_BOOTSTRAP_SERVERS is
+    unset (no relay)."""
+    get = getter(environ)
+    bootstrap_servers = get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap_servers is None:
+        return None
+    protocol = choice(
+        "KAFKA_SECURITY_PROTOCOL",
+        get("KAFKA_SECURITY_PROTOCOL"),
+        "PLAINTEXT",
+        SECURITY_PROTOCOLS,
+        str.upper,
+    )
+    mechanism = get("KAFKA_SASL_MECHANISM")
+    if mechanism is not None:
+        mechanism = choice("KAFKA_SASL_MECHANISM", mechanism, "", SASL_MECHANISMS, str.upper)
+    if protocol.startswith("SASL_"):
+        mechanism = mechanism or "PLAIN"
+        if get("KAFKA_SASL_USERNAME") is None or get("KAFKA_SASL_PASSWORD") is None:
+            raise SettingsError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+    whole_number = "a whole number, at least 1"
+    return KafkaSettings(
+        bootstrap_servers=servers("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers),
+        topic=topic_name("KAFKA_TOPIC", get("KAFKA_TOPIC"), DEFAULT_TOPIC),
+        idempotent=flag("KAFKA_IDEMPOTENT", get("KAFKA_IDEMPOTENT"), True),
+        partitions=parsed(
+            "KAFKA_PARTITIONS", get("KAFKA_PARTITIONS"), 6, whole_at_least_1, whole_number
+        ),
+        replication_factor=parsed(
+            "KAFKA_REPLICATION_FACTOR",
+            get("KAFKA_REPLICATION_FACTOR"),
+            1,
+            whole_at_least_1,
+            whole_number,
+        ),
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=get("KAFKA_SASL_USERNAME"),
+        sasl_password=get("KAFKA_SASL_PASSWORD"),
+        ssl_cafile=existing_file("KAFKA_SSL_CAFILE", get("KAFKA_SSL_CAFILE")),
+        ssl_certfile=existing_file("KAFKA_SSL_CERTFILE", get("KAFKA_SSL_CERTFILE")),
+        ssl_keyfile=existing_file("KAFKA_SSL_KEYFILE", get("KAFKA_SSL_KEYFILE")),
+        client_id=get("KAFKA_CLIENT_ID") or "orders-relay",
+        request_timeout_ms=parsed(
+            "KAFKA_REQUEST_TIMEOUT_MS",
+            get("KAFKA_REQUEST_TIMEOUT_MS"),
+            30_000,
+            whole_at_least_1,
+            whole_number,
+        ),
+    )
+
+
+def _secrets(jwt: str | None, idempotency: str | None) -> tuple[str | None, str | None]:
+    """JWT_SECRET and IDEMPOTENCY_SECRET, each long enough, and not the same."""
+    jwt_secret = long_secret("JWT_SECRET", jwt)
+    idempotency_secret = long_secret("IDEMPOTENCY_SECRET", idempotency)
+    if jwt_secret is not None and idempotency_secret == jwt_secret:
+        raise SettingsError(
+            "IDEMPOTENCY_SECRET must differ from JWT_SECRET: each guards something else, "
+            f"and one leaking must not give away the other ({SECRET_HINT})"
+        )
+    return jwt_secret, idempotency_secret
+
+
+def _data_dir(raw: str | None) -> Path:
+    data_dir = Path(raw or "data")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"DATA_DIR must be a directory, got {str(data_dir)!r} (a file)")
+    return data_dir
+
+
+def _metrics_port(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    return parsed("METRICS_PORT", raw, 0, listening_port, "a port number, 1-65535")
+
+
+def _redis_url(raw: str | None) -> str | None:
+    redis_url = url("REDIS_URL", raw, REDIS_SCHEMES)
+    if redis_url is not None:
+        try:
+            check_redis_url(redis_url)
+        except RedisUrlError as error:
+            raise SettingsError(str(error)) from None
+    return redis_url
+
+
+def _identity_provider(get: Getter) -> IdentityProvider | None:
+    issuer = provider_url("JWT_ISSUER", get("JWT_ISSUER"))
+    jwks_url = provider_url("JWT_JWKS_URL", get("JWT_JWKS_URL"))
     audience = get("JWT_AUDIENCE")
-    role_claim = _claim_path("JWT_ROLE_CLAIM", get("JWT_ROLE_CLAIM"), "role")
-    customer_claim = _claim_path("JWT_CUSTOMER_CLAIM", get("JWT_CUSTOMER_CLAIM"), "sub")
+    role_claim = claim_path("JWT_ROLE_CLAIM", get("JWT_ROLE_CLAIM"), "role")
+    customer_claim = claim_path("JWT_CUSTOMER_CLAIM", get("JWT_CUSTOMER_CLAIM"), "sub")
     if issuer is None:
         others = ("JWT_JWKS_URL", "JWT_AUDIENCE", "JWT_ROLE_CLAIM", "JWT_CUSTOMER_CLAIM")
         named = [name for name in others if get(name) is not None]
@@ -275,132 +349,3 @@ def _identity_provider(get: Callable[[str], str | None]) -> IdentityProvider | N
         role_claim=role_claim,
         customer_claim=customer_claim,
     )
-
-
-def _provider_url(name: str, raw: str | None) -> str | None:
-    """https only, except on a loopback host (a provider started beside the service)."""
-    if raw is None:
-        return None
-    scheme, sep, rest = raw.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if sep and scheme.lower() == "https" and host:
-        return raw
-    if sep and scheme.lower() == "http" and host and is_loopback(host):
-        return raw
-    raise SettingsError(
-        f"{name} must be an https:// URL (http:// only on a loopback host), got {raw!r}"
-    )
-
-
-def _claim_path(name: str, raw: str | None, default: str) -> str:
-    if raw is None:
-        return default
-    if raw.startswith("http") or all(raw.split(".")):
-        return raw
-    raise SettingsError(
-        f"{name} must be a claim name or a dotted path to one (e.g. realm_access.roles), "
-        f"got {raw!r}"
-    )
-
-
-def _secret(name: str, value: str | None) -> str | None:
-    if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
-        raise SettingsError(
-            f"{name} is {len(value.encode())} bytes; it must be at least "
-            f"{MIN_SECRET_BYTES} ({SECRET_HINT})."
-        )
-    return value
-
-
-def _port_number(raw: str) -> int | None:
-    value = _whole(raw)
-    return value if value is not None and 0 <= value <= 65_535 else None
-
-
-def _listening_port(raw: str) -> int | None:
-    value = _port_number(raw)
-    return value if value else None
-
-
-def _whole(raw: str) -> int | None:
-    return int(raw) if raw.isascii() and raw.isdigit() else None
-
-
-def _whole_at_least_1(raw: str) -> int | None:
-    value = _whole(raw)
-    return value if value is not None and value >= 1 else None
-
-
-def _parsed(
-    name: str,
-    raw: str | None,
-    default: int,
-    parse: Callable[[str], int | None],
-    form: str,
-) -> int:
-    if raw is None:
-        return default
-    value = parse(raw)
-    if value is None:
-        raise SettingsError(f"{name} must be {form}, got {raw!r}")
-    return value
-
-
-def _choice(
-    name: str,
-    raw: str | None,
-    default: str,
-    accepted: tuple[str, ...],
-    normal: Callable[[str], str],
-) -> str:
-    if raw is None:
-        return default
-    if normal(raw) not in accepted:
-        raise SettingsError(f"{name} must be one of {', '.join(accepted)}, got {raw!r}")
-    return normal(raw)
-
-
-def _url(name: str, raw: str | None, schemes: tuple[str, ...]) -> str | None:
-    if raw is not None and not raw.lower().startswith(schemes):
-        # Only the scheme is echoed: the rest of a URL may hold a password.
-        scheme, sep, _ = raw.partition("://")
-        shown = repr(f"{scheme}://...") if sep else "a value with no scheme"
-        starts = ", ".join(schemes)
-        raise SettingsError(f"{name} must be a URL starting with {starts}, got {shown}")
-    return raw
-
-
-def _redis_url(raw: str | None) -> str | None:
-    url = _url("REDIS_URL", raw, REDIS_SCHEMES)
-    if url is not None:
-        try:
-            check_redis_url(url)
-        except RedisUrlError as error:
-            raise SettingsError(str(error)) from None
-    return url
-
-
-def _seconds(name: str, raw: str | None, default: float) -> float:
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < math.inf:
-        raise SettingsError(f"{name} must be a number of seconds, 0 or more, got {raw!r}")
-    return value
-
-
-def _deadline(name: str, raw: str | None, default: float) -> float:
-    """A deadline setting: seconds, more than 0 (unset: `default`)."""
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise SettingsError(f"{name} must be a number of seconds, more than 0, got {raw!r}")
-    return value

@@ -9,7 +9,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from api.auth import Principal
-from api.bootstrap import Services
+from api.services import Services
+from application.codec import SYSTEM_ACTOR
 from application.handler import CommandHandler
 from application.repository import OrderRepository
 from eventstore.port import EventStore
@@ -54,4 +55,4 @@ class AppContext:
     @property
     def actor(self) -> str:
         """Who the events' metadata names as acting: the caller's subject."""
-        return self.principal.sub if self.principal is not None else "system"
+        return self.principal.sub if self.principal is not None else SYSTEM_ACTOR

@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import Unauthenticated
-from api.bootstrap import Services
+from api.services import Services
 from api.shutdown import Drain
+from eventstore.group_worker import RunnerState
 from eventstore.port import EventStoreError, WritePathCheck
 from projections.status import views_behind
-from projections.views import RunnerState, ViewsUnavailable
+from projections.views import ViewsUnavailable
 
 logger = logging.getLogger(__name__)
 

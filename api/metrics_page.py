@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import Unauthenticated
-from api.bootstrap import Services
 from api.config import is_loopback
+from api.services import Services
 from metrics.exposition import CONTENT_TYPE, render
 
 

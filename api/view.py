@@ -24,7 +24,6 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Principal, Unauthenticated
-from api.bootstrap import Services
 from api.budgets import CALLER_STATE, RATE_LIMITED, Caller, IdentityBudgets, RateLimited
 from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
@@ -32,6 +31,7 @@ from api.limits import BudgetLimits
 from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError, PersistedQuerySettings
 from api.request_record import note_errors
+from api.services import Services
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import TextWebSocketAdapter
 from api.ws_request_log import LoggedLegacyWSHandler, LoggedTransportWSHandler

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.auth import Principal
+from application.codec import SYSTEM_ACTOR
 
 STAFF_ACTOR = "staff"
 """The actor a customer sees for any actor that is neither itself nor the system."""
-
-SYSTEM_ACTOR = "system"
 
 STAFF_CANCELLATION_REASON = "Cancelled by the shop."
 """The reason a customer sees for a cancellation staff made (the real one is internal)."""

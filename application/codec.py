@@ -20,6 +20,7 @@ import orjson
 from application.timestamps import format_timestamp
 from domain.events import (
     EVENT_TYPE_NAMES,
+    ORDER_STREAM_PREFIX,
     ItemAdded,
     ItemRemoved,
     LineItem,
@@ -35,10 +36,21 @@ from domain.upcasting import (
     UnknownSchemaVersion,
     upcast,
 )
-from eventstore.port import NewEvent, RecordedEvent
+from eventstore.port import EventFilter, NewEvent, RecordedEvent
 from telemetry.tracing import METADATA_KEY as TRACEPARENT_KEY
 
 logger = logging.getLogger(__name__)
+
+ORDER_EVENTS = EventFilter(stream_prefixes=(ORDER_STREAM_PREFIX,))
+"""The order events in the log: what the views are made of and what the relay publishes."""
+
+DECODE_ERRORS = (UnknownSchemaVersion, ValueError, KeyError, TypeError, ArithmeticError)
+"""What decoding a stored event may raise: such an event can never be projected or published
+(its consumers park it)."""
+
+
+SYSTEM_ACTOR = "system"
+"""The actor an event's metadata names when no caller acted (no principal: the service itself)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from application.codec import EventContext, encode
+from application.codec import SYSTEM_ACTOR, EventContext, encode
 from application.idempotency import IdempotencyIds
 from application.placements import KeyedPlacements
 from application.repository import NEW_ORDER, LoadedOrder, Orders
@@ -34,13 +34,10 @@ from eventstore.port import EventStore, WrongExpectedVersion
 from metrics.instruments import count_command, count_conflict, count_retry
 from telemetry.tracing import current_traceparent, traced
 
-__all__ = ["MAX_ATTEMPTS", "SYSTEM_ACTOR", "Accepted", "CommandHandler"]
+__all__ = ["MAX_ATTEMPTS", "Accepted", "CommandHandler"]
 
 MAX_ATTEMPTS = 5
 """Loads and decisions per command without an expected version before giving up on a busy order."""
-
-SYSTEM_ACTOR = "system"
-
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypedDict, cast
@@ -266,7 +267,14 @@ class EsdbGroups:
                 )
             except NotFound:
                 return []
-        return [to_recorded(link, delivery=True) for link in links]
+        # Each keeps its parked link: EventStoreDB writes the reason into the link's metadata.
+        return [
+            dataclasses.replace(
+                to_recorded(link, delivery=True),
+                link=None if link.link is None else to_recorded(link.link),
+            )
+            for link in links
+        ]
 
     async def replay_parked(self, group: str, *, stream: str | None = None) -> None:
         """Redeliver the parked events ahead of new ones."""

@@ -70,7 +70,9 @@ class StreamHead:
         if self.max_count is not None:
             first = max(first, self.version - self.max_count + 1)
         if self.truncate_before is not None:
-            first = max(first, self.truncate_before + 1)
+            # No version lies past the head: clamped, EventStoreDB's "deleted" `$tb`
+            # (long.MaxValue) stays a valid SQL integer.
+            first = max(first, min(self.truncate_before, self.version) + 1)
         return first
 
 

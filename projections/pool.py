@@ -8,10 +8,10 @@ import logging
 from types import TracebackType
 from typing import Self
 
+from eventstore.group_worker import RunnerState
 from eventstore.port import StoreWithGroups
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
-from projections.views import RunnerState
 
 logger = logging.getLogger(__name__)
 

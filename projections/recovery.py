@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from application.codec import DECODE_ERRORS, ORDER_EVENTS
 from eventstore.port import EventStore, RecordedEvent
-from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
+from projections.decoding import to_change
 from projections.mapping import ViewChange
 from projections.redis_store import ApplyResult, RedisViewStore
 

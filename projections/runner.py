@@ -15,14 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 
-from eventstore.consuming import ensure_group, pump
+from application.codec import DECODE_ERRORS, ORDER_EVENTS
+from eventstore.group_worker import Batches, GroupWorker, RunnerState
 from eventstore.outage_log import OUTAGES
 from eventstore.port import (
     ConsumerStrategy,
@@ -39,14 +39,14 @@ from metrics.instruments import (
     PROJECTOR_LAG_SECONDS,
     PROJECTOR_PARKED,
 )
-from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
+from projections.decoding import to_change
 from projections.fields import StatsFields
 from projections.keys import NamespaceKeys
 from projections.mapping import ViewChange
 from projections.recovery import ViewsLost, recover
 from projections.redis_store import ApplyResult, RedisViewStore
 from projections.status import forget_worker, record_status
-from projections.views import ProjectionStatus, RunnerState
+from projections.views import ProjectionStatus
 from telemetry.tracing import apply_spans
 
 logger = logging.getLogger(__name__)
@@ -80,10 +80,7 @@ class RunnerSettings:
     backoff_max: float = 1.0
 
 
-_STOP = object()
-
-
-class ProjectorRunner:
+class ProjectorRunner(GroupWorker):
     """One worker of the projection. `await run(stop)` until `stop` is set."""
 
     def __init__(
@@ -94,15 +91,12 @@ class ProjectorRunner:
         settings: RunnerSettings | None = None,
         worker_id: str | None = None,
     ) -> None:
-        self.store = store
-        self.views = views
         self.settings = settings or RunnerSettings()
-        self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self.state = RunnerState.STOPPED
+        super().__init__("projector", store, self.settings, GROUP_SETTINGS, worker_id)
+        self.views = views
         self.position: int | None = None
         self.lag = 0
         self.parked = 0
-        self.last_error: str | None = None
         self._state_before_recovery = RunnerState.STOPPED
         self._run_id: str | None = None
         self._written_mark: tuple[str | None, int | None] = (None, None)
@@ -127,22 +121,15 @@ class ProjectorRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, reconnecting after errors with exponential backoff."""
-        delay = self.settings.backoff_initial
         while not stop.is_set():
             try:
                 await self._ensure_group()
                 await self._recover()
-                subscription = await self.store.groups.read_subscription(
-                    self.settings.group, buffer_size=self.settings.buffer_size
-                )
-                delay = self.settings.backoff_initial
-                try:
-                    await self._consume(subscription, stop)
-                finally:
-                    await subscription.stop()
+                async with self._subscribed(stop) as batches:
+                    await self._consume(batches)
             except (EventStoreError, RedisError, OSError, ViewsLost) as error:
                 self._failed(error)
-                if delay == self.settings.backoff_initial:  # once per outage, not per retry
+                if self.backoff.first_failure:  # once per outage, not per retry
                     logger.warning(
                         "event=projector_error worker=%s error=%r", self.worker_id, error
                     )
@@ -159,24 +146,16 @@ class ProjectorRunner:
                 await self._publish_status_quietly()
             else:
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
-            delay = min(delay * 2, self.settings.backoff_max)
+            await self.backoff.wait(stop)
         self.state = RunnerState.STOPPED
         with contextlib.suppress(RedisError, OSError):
             await forget_worker(self.views.redis, self.views.keys, self.worker_id)
         logger.info("event=projector_stopped worker=%s", self.worker_id)
 
     def _failed(self, error: BaseException) -> None:
-        self.state = RunnerState.ERROR
-        self.last_error = f"{type(error).__name__}: {error}"
+        self._record_failure(error)
         self.lag = LAG_UNKNOWN  # the log cannot be read now, so how far behind is unknown
         self._lag_events.set(LAG_UNKNOWN)
-
-    async def _ensure_group(self) -> None:
-        if await ensure_group(self.store.groups, self.settings.group, GROUP_SETTINGS):
-            logger.info("event=projector_group_created group=%s", self.settings.group)
 
     async def _recover(self) -> None:
         """Catch the views up from their watermark before serving as current."""
@@ -199,43 +178,18 @@ class ProjectorRunner:
         self.state = RunnerState.RUNNING
         self._next_health = 0.0
 
-    async def _consume(self, subscription: PersistentSubscription, stop: asyncio.Event) -> None:
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        reader = asyncio.create_task(
-            pump(subscription, queue), name=f"projector-{self.worker_id}-reader"
-        )
-        stopper = asyncio.create_task(stop.wait())
-        stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
-        try:
-            while True:
-                if time.monotonic() >= self._next_health:
-                    await self._health()
-                try:
-                    async with asyncio.timeout(max(0.0, self._next_health - time.monotonic())):
-                        first = await queue.get()
-                except TimeoutError:
-                    continue
-                batch: list[RecordedEvent] = []
-                item = first
-                while True:
-                    if item is _STOP:
-                        await self._handle(subscription, batch)
-                        return
-                    if isinstance(item, BaseException):
-                        await self._handle(subscription, batch)
-                        raise item
-                    assert isinstance(item, RecordedEvent)
-                    batch.append(item)
-                    if len(batch) >= self.settings.batch_size or queue.empty():
-                        break
-                    item = queue.get_nowait()
-                await self._handle(subscription, batch)
-        finally:
-            stopper.cancel()
-            reader.cancel()
-            for task in (stopper, reader):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def _consume(self, batches: Batches) -> None:
+        while True:
+            if time.monotonic() >= self._next_health:
+                await self._health()
+            batch = await batches.next_within(max(0.0, self._next_health - time.monotonic()))
+            if batch is None:
+                continue
+            await self._handle(batches.subscription, batch.events)
+            if batch.stopped:
+                return
+            if batch.error is not None:
+                raise batch.error
 
     async def _handle(
         self, subscription: PersistentSubscription, batch: Sequence[RecordedEvent]

@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from eventstore.group_worker import RunnerState
 from projections.keys import ProjectionKeys
-from projections.views import ProjectionStatus, RunnerState
+from projections.views import ProjectionStatus
 
 STALE_AFTER = 10.0
 """A worker silent this long is reported as stopped (it records every second or so)."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from domain.events import LineItem, OrderStatus
+from eventstore.group_worker import RunnerState
 
 
 class ViewsUnavailable(RuntimeError):
@@ -84,15 +84,6 @@ class OrderPage:
     def start_cursor(self) -> str | None:
         """The cursor of the page's first order (None: an empty page)."""
         return self.cursors[0] if self.cursors else None
-
-
-class RunnerState(StrEnum):
-    """Where a projector worker is; a projection reports the most severe over its workers."""
-
-    STOPPED = "stopped"
-    RUNNING = "running"
-    CATCHING_UP = "catching-up"
-    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

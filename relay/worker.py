@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError
 
-from eventstore.consuming import ensure_group, pump
+from application.codec import DECODE_ERRORS, ORDER_EVENTS
+from eventstore.group_worker import Batches, GroupWorker, RunnerState
 from eventstore.outage_log import OUTAGES
 from eventstore.port import (
     ConsumerStrategy,
@@ -32,8 +32,6 @@ from eventstore.port import (
     SubscriptionSettings,
 )
 from metrics.instruments import RELAY_LAG_SECONDS, RELAY_PUBLISHED
-from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
-from projections.views import RunnerState
 from relay.message import KafkaMessage, to_message
 from relay.publisher import Outcome, Publisher
 
@@ -76,12 +74,10 @@ class PublishFailed(RuntimeError):
     """The broker did not acknowledge some of a batch (they are nacked for a retry)."""
 
 
-_STOP = object()
-
 PublisherOpener = Callable[[], Awaitable[Publisher]]
 
 
-class KafkaRelay:
+class KafkaRelay(GroupWorker):
     """One worker of the relay. `await run(stop)` until `stop` is set."""
 
     def __init__(
@@ -92,61 +88,46 @@ class KafkaRelay:
         settings: RelaySettings | None = None,
         worker_id: str | None = None,
     ) -> None:
-        self.store = store
-        self.open_publisher = open_publisher
         self.settings = settings or RelaySettings()
-        self.worker_id = worker_id or uuid.uuid4().hex[:12]
-        self.state = RunnerState.STOPPED
+        super().__init__("relay", store, self.settings, GROUP_SETTINGS, worker_id)
+        self.open_publisher = open_publisher
         self.published = 0
         self.parked = 0
-        self.last_error: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, reconnecting after errors with exponential backoff."""
-        delay = self.settings.backoff_initial
         publisher: Publisher | None = None
         while not stop.is_set():
             try:
                 if publisher is None:
                     publisher = await self.open_publisher()
                 await self._ensure_group()
-                subscription = await self.store.groups.read_subscription(
-                    self.settings.group, buffer_size=self.settings.buffer_size
-                )
-                self.state = RunnerState.RUNNING
-                OUTAGES.recovered("kafka")
-                OUTAGES.recovered("eventStore")
-                logger.info("event=relay_running worker=%s", self.worker_id)
-                delay = self.settings.backoff_initial
-                try:
-                    await self._consume(subscription, publisher, stop)
-                finally:
-                    await subscription.stop()
+                async with self._subscribed(stop) as batches:
+                    self.state = RunnerState.RUNNING
+                    OUTAGES.recovered("kafka")
+                    OUTAGES.recovered("eventStore")
+                    logger.info("event=relay_running worker=%s", self.worker_id)
+                    await self._consume(batches, publisher)
             except (EventStoreError, KafkaError, PublishFailed, OSError) as error:
-                self._failed(error, delay)
+                self._failed(error)
                 if not isinstance(error, EventStoreError) and publisher is not None:
                     # a fresh producer after a broker error: its metadata may be stale
                     await self._close_quietly(publisher)
                     publisher = None
             except Exception as error:
                 # A bug: loud, with its traceback, but the worker goes on after the backoff.
-                self.state = RunnerState.ERROR
-                self.last_error = f"{type(error).__name__}: {error}"
+                self._record_failure(error)
                 logger.exception("event=relay_crashed worker=%s", self.worker_id)
             else:
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
-            delay = min(delay * 2, self.settings.backoff_max)
+            await self.backoff.wait(stop)
         if publisher is not None:
             await self._close_quietly(publisher)
         self.state = RunnerState.STOPPED
         logger.info("event=relay_stopped worker=%s published=%d", self.worker_id, self.published)
 
-    def _failed(self, error: BaseException, delay: float) -> None:
-        self.state = RunnerState.ERROR
-        self.last_error = f"{type(error).__name__}: {error}"
+    def _failed(self, error: BaseException) -> None:
+        self._record_failure(error)
         # One line per outage of its part (eventstore.outage_log), then one when it is over.
         OUTAGES.failed("eventStore" if isinstance(error, EventStoreError) else "kafka", error)
         logger.debug("event=relay_retry worker=%s error=%r", self.worker_id, error)
@@ -157,60 +138,35 @@ class KafkaRelay:
         except (KafkaError, OSError) as error:
             logger.debug("event=relay_close_failed worker=%s error=%r", self.worker_id, error)
 
-    async def _ensure_group(self) -> None:
-        if await ensure_group(self.store.groups, self.settings.group, GROUP_SETTINGS):
-            logger.info("event=relay_group_created group=%s", self.settings.group)
-
-    async def _consume(
-        self, subscription: PersistentSubscription, publisher: Publisher, stop: asyncio.Event
-    ) -> None:
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        reader = asyncio.create_task(
-            pump(subscription, queue), name=f"relay-{self.worker_id}-reader"
-        )
-        stopper = asyncio.create_task(stop.wait())
-        stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
+    async def _consume(self, batches: Batches, publisher: Publisher) -> None:
+        subscription = batches.subscription
         sent: deque[tuple[list[RecordedEvent], Outcome]] = deque()
         try:
             while True:
-                if sent and queue.empty():
+                if sent and batches.empty():
                     # nothing new to send: settle what the broker has answered meanwhile
                     await self._settle(subscription, sent)
                     continue
-                item = await queue.get()
-                batch: list[RecordedEvent] = []
-                while True:
-                    if item is _STOP:
-                        await self._send(subscription, publisher, batch, sent)
-                        # what the broker answers within the grace is acked; the rest (a
-                        # broker that is down) is delivered again to the next relay
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(self.settings.stop_grace):
-                                while sent:
-                                    await self._settle(subscription, sent)
-                        return
-                    if isinstance(item, BaseException):
-                        await self._send(subscription, publisher, batch, sent)
-                        while sent:
-                            await self._settle(subscription, sent)
-                        raise item
-                    assert isinstance(item, RecordedEvent)
-                    batch.append(item)
-                    if len(batch) >= self.settings.batch_size or queue.empty():
-                        break
-                    item = queue.get_nowait()
-                await self._send(subscription, publisher, batch, sent)
+                batch = await batches.next()
+                await self._send(subscription, publisher, batch.events, sent)
+                if batch.stopped:
+                    # what the broker answers within the grace is acked; the rest (a broker
+                    # that is down) is delivered again to the next relay
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.settings.stop_grace):
+                            while sent:
+                                await self._settle(subscription, sent)
+                    return
+                if batch.error is not None:
+                    while sent:
+                        await self._settle(subscription, sent)
+                    raise batch.error
                 while len(sent) > self.settings.in_flight:
                     await self._settle(subscription, sent)
         finally:
             # Batches still in `sent` are never acked: the group delivers them again. Their
             # records are left to the producer (cancelling them mid-send helps nobody).
             sent.clear()
-            stopper.cancel()
-            reader.cancel()
-            for task in (stopper, reader):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     async def _send(
         self,

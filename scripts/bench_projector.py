@@ -28,7 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from application.codec import EventContext, encode
+from application.codec import ORDER_EVENTS, EventContext, encode
 from domain.events import (
     ItemAdded,
     LineItem,
@@ -40,7 +40,7 @@ from domain.events import (
 )
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM, EventStore, StoreWithGroups
-from projections.decoding import ORDER_EVENTS, to_change
+from projections.decoding import to_change
 from projections.embedded_redis import start_embedded_redis
 from projections.rebuild import rebuild
 from projections.recovery import recover

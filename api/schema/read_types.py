@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from api.context import AppContext
+from api.parked_events import PROJECTION_GROUPS
+from api.permissions import IsStaff
 from api.schema.arguments import MAX_EVENT_PAGE, EventPageSize, FromVersion, non_negative, page_size
 from api.schema.line_items import LineItemGQL
+from api.schema.parked import (
+    MAX_PARKED_PAGE,
+    PARKED_PAGE,
+    ParkedEventGQL,
+    parked_events,
+    parked_page_size,
+)
 from api.schema.types import Event, OrderStatusGQL, PageInfo
 from application.written import WrittenOrder
 from projections.views import DashboardStats, OrderPage, OrderView, ProjectionStatus, StatusStats
@@ -207,6 +217,30 @@ class ProjectionStatusGQL:
     )
     parked: int = strawberry.field(description="Events parked after failing too often.")
     last_error: str | None = strawberry.field(description="The last error a worker hit, if any.")
+    group: str | None = strawberry.field(
+        description=(
+            "The persistent-subscription group its workers share: what `orders parked list` "
+            "and `orders parked replay` take."
+        )
+    )
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description=(
+            f"The events its group parked, oldest first: at most `first` (default {PARKED_PAGE}, "
+            f"at most {MAX_PARKED_PAGE}); `parked` counts them all. Read from the event store, "
+            "so they are there as soon as parked. Staff only."
+        ),
+        permission_classes=[IsStaff],
+    )
+    async def parked_events(
+        self,
+        info: Info[AppContext, None],
+        first: Annotated[
+            int | None, strawberry.argument(description="At most this many events.")
+        ] = PARKED_PAGE,
+    ) -> list[ParkedEventGQL]:
+        """The group's parked events, from the event store."""
+        return await parked_events(info.context.store, self.group, parked_page_size(first))
 
     @classmethod
     def of(cls, status: ProjectionStatus) -> ProjectionStatusGQL:
@@ -218,4 +252,5 @@ class ProjectionStatusGQL:
             state=status.state,
             parked=status.parked,
             last_error=status.last_error,
+            group=PROJECTION_GROUPS.get(status.name),
         )

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from api import cli
+from api.config import kafka_settings
 from examples.inventory.service import InventorySettings
-from relay.config import KafkaSettings
 from tests.deploy.compose import (
     _names_read_by,
     active_services,
@@ -69,11 +69,11 @@ def test_the_relay_runs_on_eventstoredb_against_the_broker(single: dict[str, Any
     parsed = cli.build_parser().parse_args(command_of(relay))
     assert (parsed.command, parsed.target, parsed.workers) == ("relay", "kafka", 1)
     env = environment(relay)
-    read = variables_the_code_reads() | _names_read_by(KafkaSettings.from_env)
+    read = variables_the_code_reads() | _names_read_by(kafka_settings)
     assert set(env) - read == set(), "the relay sets variables nothing reads"
     # `orders relay kafka` refuses the embedded store (its groups live in `orders serve`)
     assert settings_of(env).store_kind == "eventstoredb"
-    kafka = KafkaSettings.from_env(env)
+    kafka = kafka_settings(env)
     assert kafka is not None
     assert kafka.bootstrap_servers == advertised(single)
     assert kafka.idempotent  # a real Kafka: the idempotent producer stays on
@@ -88,7 +88,7 @@ def test_the_inventory_example_reads_the_relays_topic(single: dict[str, Any]) ->
     env = environment(inventory)
     assert set(env) - _names_read_by(InventorySettings.from_env) == set()
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == advertised(single)
-    relay = KafkaSettings.from_env(environment(single["services"]["relay"]))
+    relay = kafka_settings(environment(single["services"]["relay"]))
     assert relay is not None
     assert env["KAFKA_TOPIC"] == relay.topic
     # its database lives on the mounted volume

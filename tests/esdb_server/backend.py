@@ -10,19 +10,26 @@ import uuid
 from collections.abc import AsyncGenerator, Sequence
 
 from eventstore.port import (
+    ANY,
+    EXISTS,
+    NO_STREAM,
     EventFilter,
     EventStore,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
     StreamDeleted,
+    WrongExpectedVersion,
 )
+from eventstore.streams import TRUNCATE_BEFORE, metadata_count, metastream_of
 
 from .filters import hidden_from_all
 
 PAGE = 256
 LINK_TYPE = "$>"
 EVERYTHING = EventFilter(include_system=True)
+DELETED_STREAM = 2**63 - 1
+"""The `$tb` a soft delete writes: EventStoreDB's `EventNumber.DeletedStream` (long.MaxValue)."""
 
 
 class Backend:
@@ -34,9 +41,52 @@ class Backend:
     async def append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> tuple[int, int]:
-        """Appends; returns (new version, last event's position). Raises the port's errors."""
+        """Appends; returns (new version, last event's position). Raises the port's errors.
+
+        Events appended to a soft-deleted stream re-create it as EventStoreDB does: its `$tb`
+        becomes the revision of the first new event, so only they are readable."""
         result = await self.store.append(stream, events, expected)
+        recreated_from = result.version - len(events)  # a revision: the first new event's
+        # Only a stream that had events before can have been deleted: a new one costs no read.
+        if events and recreated_from > 0:
+            metadata = await self.store.get_stream_metadata(stream)
+            if metadata_count(metadata.get(TRUNCATE_BEFORE)) == DELETED_STREAM:
+                await self.store.set_stream_metadata(
+                    stream, {**metadata, TRUNCATE_BEFORE: recreated_from}
+                )
         return result.version, result.position
+
+    async def raw_version(self, stream: str) -> int:
+        """How many events were ever appended to the stream, the hidden ones included (what
+        EventStoreDB's index calls the last event number, plus one). Raises `StreamDeleted`."""
+        return (await self.store.append(stream, [], ANY)).version
+
+    async def soft_delete(self, stream: str, expected: ExpectedVersion) -> None:
+        """EventStoreDB's soft delete: a `$metadata` event holding only `$tb` = DELETED_STREAM.
+
+        A stream already soft-deleted can be deleted again with ANY, NO_STREAM or its last
+        revision; EXISTS finds it deleted. A stream never written refuses any expectation.
+        Raises `WrongExpectedVersion` (actual: the raw version, None when never written),
+        `StreamDeleted`."""
+        version = await self.raw_version(stream)
+        deleted = await self._soft_deleted(stream)
+        if version == 0 and not await self.store.read_stream(metastream_of(stream), limit=1):
+            raise WrongExpectedVersion(stream, expected, None)
+        if expected is EXISTS and deleted:
+            raise StreamDeleted(stream)
+        fits = (
+            expected is ANY
+            or (expected is EXISTS and version > 0)
+            or (expected is NO_STREAM and (deleted or version == 0))
+            or expected == version
+        )
+        if not fits:
+            raise WrongExpectedVersion(stream, expected, version or None)
+        await self.store.set_stream_metadata(stream, {TRUNCATE_BEFORE: DELETED_STREAM})
+
+    async def _soft_deleted(self, stream: str) -> bool:
+        metadata = await self.store.get_stream_metadata(stream)
+        return metadata_count(metadata.get(TRUNCATE_BEFORE)) == DELETED_STREAM
 
     async def last_event(self, stream: str) -> RecordedEvent | None:
         """The stream's last readable event; None when the stream does not exist (or was deleted).

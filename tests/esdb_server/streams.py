@@ -130,16 +130,11 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
     async def _delete(
         self, stream: str, expected: ExpectedVersion, context: Any, *, hard: bool
     ) -> int:
-        store = self._backend.store
         try:
             if hard:
-                await store.tombstone_stream(stream, expected)
+                await self._backend.store.tombstone_stream(stream, expected)
             else:
-                # EventStoreDB refuses to soft-delete a stream with no readable events, whatever
-                # the expectation ("Actual version: -1", which clients read as not found).
-                if await self._backend.last_event(stream) is None:
-                    raise WrongExpectedVersion(stream, expected, None)
-                await store.delete_stream(stream, expected)
+                await self._backend.soft_delete(stream, expected)
         except WrongExpectedVersion as conflict:
             await errors.abort(
                 context,

@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from application.codec import EventContext, decode_record, encode
+from application.codec import DECODE_ERRORS, ORDER_EVENTS, EventContext, decode_record, encode
 from domain.events import OrderEvent, order_stream
 from eventstore.port import ANY, EventStore, NewEvent
-from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
 from projections.mapping import fold_stats, fold_views
 from projections.queries import OrderQueries
 from projections.views import DashboardStats, OrderView, ViewsUnavailable

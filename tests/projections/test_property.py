@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from application.codec import decode_record
+from application.codec import ORDER_EVENTS, decode_record
 from domain.commands import (
     AddItem,
     CancelOrder,
@@ -38,7 +38,7 @@ from domain.order import OrderState, evolve
 from domain.validation import validate
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import RecordedEvent
-from projections.decoding import ORDER_EVENTS, to_change
+from projections.decoding import to_change
 from projections.mapping import change_of
 from projections.queries import OrderQueries
 from projections.recovery import recover

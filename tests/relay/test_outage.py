@@ -8,8 +8,8 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
+from eventstore.group_worker import RunnerState
 from eventstore.port import StoreWithGroups
-from projections.views import RunnerState
 from relay.config import KafkaSettings
 from relay.main import running_relays
 from relay.worker import RelaySettings

@@ -10,11 +10,12 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 
+from api.config import SettingsError, kafka_settings
 from application.codec import decode_record
 from domain.events import order_stream
+from eventstore.group_worker import RunnerState
 from eventstore.port import ANY, NewEvent, RecordedEvent, StoreWithGroups
-from projections.views import RunnerState
-from relay.config import KafkaSettings, KafkaSettingsError
+from relay.config import KafkaSettings
 from relay.main import running_relays
 from relay.worker import GROUP
 from tests.relay.topic import Published, eventually, order_log, read_topic, write_orders
@@ -174,20 +175,20 @@ async def test_an_event_that_cannot_be_upcast_is_parked_and_the_rest_flow(
 
 
 def test_the_default_turns_the_idempotent_producer_on() -> None:
-    settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
+    settings = kafka_settings({"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
     assert settings is not None
     assert settings.topic == "order-events"
     assert settings.idempotent is True
     options = settings.producer_options()
     assert options["enable_idempotence"] is True
     assert options["acks"] == "all"
-    off = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "k:1", "KAFKA_IDEMPOTENT": "false"})
+    off = kafka_settings({"KAFKA_BOOTSTRAP_SERVERS": "k:1", "KAFKA_IDEMPOTENT": "false"})
     assert off is not None
     assert off.producer_options()["enable_idempotence"] is False
 
 
 def test_no_bootstrap_servers_means_no_relay() -> None:
-    assert KafkaSettings.from_env({}) is None
+    assert kafka_settings({}) is None
 
 
 @pytest.mark.parametrize(
@@ -198,15 +199,16 @@ def test_no_bootstrap_servers_means_no_relay() -> None:
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_USERNAME"),
         ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
         ({"KAFKA_PARTITIONS": "0"}, "KAFKA_PARTITIONS"),
+        ({"KAFKA_SSL_CAFILE": "/nowhere/ca.pem"}, "KAFKA_SSL_CAFILE must be the path of a file"),
     ],
 )
 def test_bad_settings_are_refused_by_name(environ: dict[str, str], complaint: str) -> None:
-    with pytest.raises(KafkaSettingsError, match=complaint):
-        KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "k:1", **environ})
+    with pytest.raises(SettingsError, match=complaint):
+        kafka_settings({"KAFKA_BOOTSTRAP_SERVERS": "k:1", **environ})
 
 
 def test_sasl_reaches_the_client_options() -> None:
-    settings = KafkaSettings.from_env(
+    settings = kafka_settings(
         {
             "KAFKA_BOOTSTRAP_SERVERS": "k:1",
             "KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",

@@ -14,7 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from application.codec import EventContext, encode
+from application.codec import ORDER_EVENTS, EventContext, encode
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -26,7 +26,6 @@ from domain.events import (
     order_stream,
 )
 from eventstore.port import ANY, EventStore, RecordedEvent
-from projections.decoding import ORDER_EVENTS
 from relay.config import KafkaSettings
 
 

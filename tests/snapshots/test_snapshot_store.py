@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from api.schema.event_log import read_event_page
+from application.codec import ORDER_EVENTS
 from application.handler import CommandHandler
 from application.repository import FIRST_PAGE, OrderRepository
 from application.snapshot import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
@@ -22,7 +23,6 @@ from application.snapshotter import Snapshotter
 from domain.commands import AddItem, PlaceOrder, RemoveItem
 from domain.events import LineItem
 from eventstore.port import ANY, EventStore, NewEvent, StoreUnavailable
-from projections.decoding import ORDER_EVENTS
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

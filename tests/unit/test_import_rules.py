@@ -1,9 +1,11 @@
 """The house's layering, read from the source with `ast` (nothing is imported or run).
 
 domain imports nothing of ours; eventstore nothing of domain or application; application not api;
-projections and relay (the Kafka relay) not api, and nothing below api imports relay; telemetry
-(traces) and metrics (Prometheus instruments), used by every layer, import none of ours; and no
-two packages import each other, directly or around a cycle.
+projections and relay (the Kafka relay) not api, and nothing below api imports relay; projections
+and relay are siblings, neither importing the other (what both need, the group-worker skeleton
+`eventstore.group_worker` and the order events' filter and decode errors in `application.codec`,
+lives below them); telemetry (traces) and metrics (Prometheus instruments), used by every layer,
+import none of ours; and no two packages import each other, directly or around a cycle.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "eventstore": {"api", "application", "domain", "projections", "relay"},
     "application": {"api", "projections", "relay"},
     "projections": {"api", "relay"},
-    "relay": {"api"},
+    "relay": {"api", "projections"},
     "telemetry": {"api", "application", "domain", "eventstore", "projections", "relay"},
     "metrics": {"api", "application", "domain", "eventstore", "projections", "relay", "telemetry"},
 }
@@ -81,6 +83,7 @@ def test_the_rules_see_imports() -> None:
     assert "domain" in _imports("application")
     assert "eventstore" in _imports("application")
     assert "telemetry" in _imports("application")
+    assert "eventstore" in _imports("relay")  # the group-worker skeleton, among others
 
 
 ADAPTERS = {
@@ -112,3 +115,49 @@ def test_the_store_adapters_do_not_import_each_other() -> None:
         if any(module.startswith(other) for other in ADAPTERS if other != adapter)
     ]
     assert crossing == []
+
+
+def _module_path(module: str) -> Path | None:
+    """Where our module `module` lives (None: not ours, or not a module but a name in one)."""
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _reachable(start: str) -> set[str]:
+    """Our modules `start` imports, directly or through others (lazy imports included)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        path = _module_path(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # `from package import module` names a module too
+                todo += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return seen
+
+
+COMPOSITION_ROOT = "api.bootstrap"
+"""Builds the clients and wires the process: what requests use is typed in `api.services`."""
+
+
+@pytest.mark.parametrize(
+    "room", ["api.context", "api.schema", "api.view", "api.health", "api.metrics_page"]
+)
+def test_what_a_request_runs_does_not_import_the_composition_root(room: str) -> None:
+    reached = _reachable(room)
+    assert "api.services" in reached  # the types it is handed (and a sign the reader follows)
+    assert COMPOSITION_ROOT not in reached
+
+
+def test_the_composition_root_is_found_where_it_is_imported() -> None:
+    # The rule above would pass vacuously if the reader could not see the root at all.
+    assert COMPOSITION_ROOT in _reachable("api.app")
