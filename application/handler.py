@@ -39,6 +39,7 @@ __all__ = ["MAX_ATTEMPTS", "Accepted", "CommandHandler"]
 MAX_ATTEMPTS = 5
 """Loads and decisions per command without an expected version before giving up on a busy order."""
 
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

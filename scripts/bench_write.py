@@ -414,6 +414,13 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             f"(median of the per-round ratios {pairs}; ratio of the medians {ratio:.2f}x). Rounds "
             "ran interleaved: baseline and full path alternately.",
         ]
+        full_cpu, base_cpu = summaries[0].server_us_per_command, summaries[1].server_us_per_command
+        if full_cpu and base_cpu:
+            # Less sensitive than commands/s to other work taking the cores between rounds.
+            lines.append(
+                f"Server CPU per command, baseline / full path: **{base_cpu / full_cpu:.2f}x** "
+                f"({base_cpu:.0f} / {full_cpu:.0f} µs)."
+            )
     stats: _postgres.CommitStats | None = getattr(args, "commit_stats", None)
     if stats is not None and len(summaries) >= 2 and summaries[1].throughput:
         lines += [
