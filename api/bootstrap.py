@@ -15,7 +15,7 @@ from application.handler import CommandHandler
 from application.idempotency import IdempotencyIds
 from application.idempotency_secret import load_idempotency_ids
 from application.recent_orders import RecentOrders
-from application.repository import OrderRepository
+from application.repository import OrderRepository, Orders
 from application.snapshot import SnapshotPolicy
 from application.snapshots import SnapshotStore
 from application.snapshotter import Snapshotter
@@ -92,11 +92,15 @@ def build_services(
     snapshots = SnapshotStore(store)
     repository = OrderRepository(store, snapshots)
     snapshotter = Snapshotter(repository, snapshots, SnapshotPolicy(every=settings.snapshot_every))
+    # Only the embedded store has one writing process (its DATA_DIR lock), the condition of
+    # deciding on remembered orders (`application.recent_orders`).
+    sole_writer = not (settings.esdb_url or settings.database_url)
+    orders: Orders = RecentOrders(repository) if sole_writer else repository
     return Services(
         settings=settings,
         store=store,
         repository=repository,
-        handler=CommandHandler(store, RecentOrders(repository), snapshotter=snapshotter, ids=ids),
+        handler=CommandHandler(store, orders, snapshotter=snapshotter, ids=ids),
         authenticator=Authenticator(
             settings.jwt_secret,
             max_ttl=settings.max_token_ttl,

@@ -6,7 +6,6 @@ right) itself, so the client sees the right `extensions.code`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from strawberry.permission import BasePermission
@@ -15,7 +14,6 @@ from strawberry.types.unset import UNSET
 
 from api.auth import Forbidden, Principal, Unauthenticated
 from api.context import AppContext
-from domain.order import OrderState
 from domain.validation import ID_PATTERN
 
 
@@ -32,6 +30,18 @@ def _order_id(kwargs: dict[str, Any]) -> str | None:
     order_input = kwargs.get("input")
     order_id = getattr(order_input, "order_id", None)
     return None if order_id is None else str(order_id)
+
+
+class SignedIn(BasePermission):
+    """Any valid caller: what the command then may do is the domain's to judge (a customer
+    cancels only its own orders: `domain.decide.check_owner`)."""
+
+    message = "Authentication required: send a valid Bearer token."
+
+    def has_permission(self, source: Any, info: Info[AppContext, None], **kwargs: Any) -> bool:
+        """Whether there is a caller."""
+        _principal(info)
+        return True
 
 
 class IsStaff(BasePermission):
@@ -64,10 +74,10 @@ class OwnsOrder(BasePermission):
     """Staff, or the customer who placed the order named by `id` or `input.orderId`.
 
     An order that does not exist has no owner to protect: the field itself answers (null, an
-    empty list, `OrderNotFound`). But anyone may place that id a moment later, even while the
-    field waits or reads, so this check alone never lets a value through: reads check the owner
-    again on what they return (`ensure_owner`), and commands on the state they decide on
-    (`customer_guard`). Ownership never changes once an order exists.
+    empty list). But anyone may place that id a moment later, even while the field waits or
+    reads, so this check alone never lets a value through: reads check the owner again on what
+    they return (`ensure_owner`). Commands do not use it: `decide` refuses a customer's command
+    on another customer's order. Ownership never changes once an order exists.
     """
 
     message = "This order belongs to another customer."
@@ -111,18 +121,12 @@ def ensure_owner(principal: Principal | None, customer_id: str | None) -> None:
         raise Forbidden(OwnsOrder.message)
 
 
-def customer_guard(principal: Principal | None) -> Callable[[OrderState | None], None] | None:
-    """For a customer, a check the handler runs on every state it loads: the order, if it
-    exists, must be the customer's."""
+def acting_customer(principal: Principal | None) -> str | None:
+    """Whom a command about an existing order comes from, for `decide`'s ownership rule: the
+    customer's id, or None for staff (who act on any order)."""
     if principal is None or principal.is_staff:
         return None
-    customer = principal.sub
-
-    def guard(state: OrderState | None) -> None:
-        if state is not None and state.customer_id != customer:
-            raise Forbidden(OwnsOrder.message)
-
-    return guard
+    return principal.sub
 
 
 def _customer_id(kwargs: dict[str, Any]) -> str | None:

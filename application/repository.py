@@ -12,7 +12,8 @@ one does.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Iterator, Sequence
+import time
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -25,7 +26,16 @@ from application.written import WrittenOrder, placed_by
 from domain.events import OrderEvent, order_stream
 from domain.order import OrderState, fold
 from eventstore.marked import read_from_mark
-from eventstore.port import EventStore, EventStoreError, RecordedEvent
+from eventstore.port import (
+    AppendResult,
+    EventStore,
+    EventStoreError,
+    NewEvent,
+    RecordedEvent,
+    expect_version,
+)
+from metrics.instruments import APPEND_DURATION
+from telemetry.tracing import traced
 
 logger = logging.getLogger(__name__)
 
@@ -43,27 +53,34 @@ class LoadedOrder:
     `version` is the stream's version (the number of events read), which is what an append must
     expect; `state.version` agrees with it. `state` is None when the stream holds no order.
     `snapshot_version` is the version of the trusted snapshot the load started from (0: none), so
-    the snapshot policy can tell how many events have piled up since. `fresh` is False for a
-    remembered state (a guess, possibly stale): only an append expecting `version` can confirm it.
-    `placed_at` is the first event's `occurredAt` when the load read it (not from a snapshot).
+    the snapshot policy can tell how many events have piled up since. `placed_at` is the first
+    event's `occurredAt` when the load read it (not from a snapshot).
     """
 
     state: OrderState | None
     version: int
     snapshot_version: int = 0
-    fresh: bool = True
     placed_at: datetime | None = None
 
 
-class Orders(Protocol):
-    """The orders the command handler decides on: `OrderRepository`, or a wrapper around it."""
+NEW_ORDER = LoadedOrder(state=None, version=0)
+"""An order not placed yet: what a placement is decided on."""
 
-    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
-        """The order to decide on. With `guess` a remembered state (`fresh` False) will do."""
+
+class Orders(Protocol):
+    """The orders the command handler decides on and appends to: `OrderRepository`, or a
+    decorator around it (`application.recent_orders`)."""
+
+    async def load(self, order_id: str) -> LoadedOrder:
+        """The order to decide on and the version its append must expect."""
         ...
 
-    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
-        """The handler's append succeeded: `after` is the order as appended (None: unknown)."""
+    def append(
+        self, order_id: str, expected: int, events: Sequence[NewEvent], after: LoadedOrder | None
+    ) -> Awaitable[AppendResult]:
+        """Append `events` if the order is still at version `expected`, else raise
+        `WrongExpectedVersion`. `after` is the order as the events leave it (None: not known,
+        as for a keyed placement the store may answer with an earlier one's result)."""
         ...
 
 
@@ -121,13 +138,21 @@ class OrderRepository:
                 return
             next_version = records[-1].version + 1
 
-    def appended(self, order_id: str, after: LoadedOrder | None) -> None:
-        """Nothing to do: the store holds what was appended."""
-
-    async def load(self, order_id: str, *, guess: bool = False) -> LoadedOrder:
-        """The order's current state and the version an append must expect, always read from
-        the store (`guess` changes nothing here)."""
+    async def load(self, order_id: str) -> LoadedOrder:
+        """The order's current state and the version an append must expect, read from the
+        store."""
         return (await self._fold(order_id)).loaded()
+
+    @traced(lambda *_, **__: "append")
+    async def append(
+        self, order_id: str, expected: int, events: Sequence[NewEvent], after: LoadedOrder | None
+    ) -> AppendResult:
+        """Append `events` to the order's stream if it is at version `expected` (0: no stream).
+        `after` is for decorators; the store holds what was appended."""
+        started = time.perf_counter()
+        result = await self._store.append(order_stream(order_id), events, expect_version(expected))
+        APPEND_DURATION.observe(time.perf_counter() - started)
+        return result
 
     async def snapshot(self, order_id: str) -> Snapshot | None:
         """A snapshot of the order's current state (None: no such order). Not stored."""

@@ -1,9 +1,9 @@
 """Takes snapshots after appends: best-effort, in the background, never on a command's path.
 
-The command handler calls `after_append` once its events are durably written; when the policy says
-a snapshot is due, a background task folds the order (from its previous snapshot, so it reads only
-the events since) and stores the result. A failure is logged and forgotten: the next due append
-tries again, and loads stay correct without any snapshot.
+The command handler asks whether an append makes a snapshot `due`, and once its events are
+durably written asks to `take` it: a background task folds the order (from its previous snapshot,
+so it reads only the events since) and stores the result. A failure is logged and forgotten: the
+next due append tries again, and loads stay correct without any snapshot.
 """
 
 from __future__ import annotations
@@ -42,19 +42,23 @@ class Snapshotter:
         """When snapshots are taken."""
         return self._policy
 
-    def after_append(self, order_id: str, loaded: LoadedOrder, version: int) -> bool:
-        """The order, loaded as `loaded`, is now at `version`: snapshot it if due (at once, or
-        right after the one in flight). Returns whether a snapshot was scheduled."""
+    def due(self, order_id: str, loaded: LoadedOrder, version: int) -> bool:
+        """Whether the order, loaded as `loaded`, is due a snapshot once an append takes it to
+        `version` (a snapshot scheduled already counts as taken)."""
         if self._closed:
             return False
         newest = max(loaded.snapshot_version, self._scheduled_at.get(order_id, 0))
-        if not self._policy.is_due(version=version, snapshot_version=newest):
-            return False
+        return self._policy.is_due(version=version, snapshot_version=newest)
+
+    def take(self, order_id: str, version: int) -> None:
+        """Snapshot the order, now durably at `version`: at once, or right after the snapshot
+        in flight."""
+        if self._closed:
+            return
         if order_id in self._in_flight:
             self._again[order_id] = version
-            return True
+            return
         self._start(order_id, version)
-        return True
 
     def _start(self, order_id: str, version: int) -> None:
         task = asyncio.create_task(self._take(order_id), name=f"snapshot-{order_id}")

@@ -8,8 +8,9 @@ moments the domain state does not hold: when the order was placed (its first eve
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from application.codec import DecodedEvent
 from application.timestamps import format_timestamp
@@ -30,9 +31,27 @@ class WrittenOrder:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """A command's events are durably appended: the order's new version and the last position.
+
+    `order` is the order as the command left it, folded at `version`. It is None only for a
+    placement with an idempotency key: the store may have answered the append with an earlier
+    one's result, whose events (and moments) only the stream knows (`OrderRepository.placed`).
+    """
+
+    order_id: str
+    version: int
+    position: int
+    event_ids: tuple[uuid.UUID, ...]
+    order: WrittenOrder | None = None
+
+
 def as_stored(moment: datetime) -> datetime:
     """`moment` as an event's metadata stores it and a reader parses it back (UTC, to the
     microsecond), so a written order's moments equal the view's."""
+    if moment.tzinfo is UTC:
+        return moment  # the handler's clock: already what the round trip gives
     return datetime.fromisoformat(format_timestamp(moment))
 
 

@@ -2,7 +2,9 @@
 
 Commands carry raw input; `domain.validation` checks and normalises them before any rule runs.
 `expectedVersion` is not here: it is the command handler's business (optimistic concurrency),
-not a domain decision.
+not a domain decision. `by_customer` on a command about an existing order names the customer who
+asks (None: staff or the system, who may act on any order): a customer acts only on its own
+orders, and `decide` enforces it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class TakePayment:
     amount: Decimal
     method: str
     transaction_id: str
+    by_customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +42,7 @@ class ShipOrder:
     order_id: str
     tracking_id: str
     carrier: str
+    by_customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +51,7 @@ class CancelOrder:
 
     order_id: str
     reason: str
+    by_customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +60,7 @@ class AddItem:
 
     order_id: str
     item: LineItem
+    by_customer: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +69,7 @@ class RemoveItem:
 
     order_id: str
     product_id: str
+    by_customer: str | None = None
 
 
 Command = PlaceOrder | TakePayment | ShipOrder | CancelOrder | AddItem | RemoveItem

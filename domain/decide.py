@@ -19,7 +19,7 @@ from domain.commands import (
     ShipOrder,
     TakePayment,
 )
-from domain.errors import InvalidTransition, OrderAlreadyExists, OrderNotFound
+from domain.errors import InvalidTransition, NotOrderOwner, OrderAlreadyExists, OrderNotFound
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -38,9 +38,11 @@ def decide(state: OrderState | None, command: Command) -> tuple[OrderEvent, ...]
     """The events that `command` records on the order in `state` (None: no such order yet).
 
     `command` must have passed `validate` (input rules come before state rules). Raises
-    `OrderNotFound`, `OrderAlreadyExists` or `InvalidTransition` when the order's state refuses
-    the command.
+    `NotOrderOwner` when a customer asks about another customer's order (before any other rule,
+    so the refusal tells nothing of the order), and `OrderNotFound`, `OrderAlreadyExists` or
+    `InvalidTransition` when the order's state refuses the command.
     """
+    check_owner(state, command)
     if isinstance(command, PlaceOrder):
         if state is not None:
             raise OrderAlreadyExists(command.order_id)
@@ -74,6 +76,18 @@ def decide(state: OrderState | None, command: Command) -> tuple[OrderEvent, ...]
             return _add_item(state, command)
         case RemoveItem():
             return _remove_item(state, command)
+
+
+def check_owner(state: OrderState | None, command: Command) -> None:
+    """Raise `NotOrderOwner` when `command` comes from a customer and the order is another
+    customer's. An order that does not exist has no owner to protect: the other rules answer.
+    The first rule `decide` applies; the handler also applies it before judging an expected
+    version, whose conflict would tell the order's version."""
+    if isinstance(command, PlaceOrder) or state is None:
+        return
+    customer = command.by_customer
+    if customer is not None and customer != state.customer_id:
+        raise NotOrderOwner(command.order_id)
 
 
 def _require(state: OrderState, allowed: bool, verb: str) -> None:

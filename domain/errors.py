@@ -72,3 +72,15 @@ class ConcurrencyConflict(DomainError):
         )
         self.expected_version = expected_version
         self.actual_version = actual_version
+
+
+class NotOrderOwner(Exception):
+    """A customer's command on an order another customer placed.
+
+    Not a `DomainError`: the contract answers it as an access refusal (the top-level `FORBIDDEN`
+    error), never as a `CommandResult` member, and it says nothing about the order's state.
+    """
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} belongs to another customer")
+        self.order_id = order_id

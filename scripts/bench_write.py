@@ -414,6 +414,13 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             f"(median of the per-round ratios {pairs}; ratio of the medians {ratio:.2f}x). Rounds "
             "ran interleaved: baseline and full path alternately.",
         ]
+        full_cpu, base_cpu = summaries[0].server_us_per_command, summaries[1].server_us_per_command
+        if full_cpu and base_cpu:
+            # Less sensitive than commands/s to other work taking the cores between rounds.
+            lines.append(
+                f"Server CPU per command, baseline / full path: **{base_cpu / full_cpu:.2f}x** "
+                f"({base_cpu:.0f} / {full_cpu:.0f} µs)."
+            )
     stats: _postgres.CommitStats | None = getattr(args, "commit_stats", None)
     if stats is not None and len(summaries) >= 2 and summaries[1].throughput:
         lines += [
@@ -440,6 +447,8 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
                 f"ratios {pairs}), {other.server_us_per_command or 0:.0f} / "
                 f"{first.server_us_per_command or 0:.0f} µs of server CPU per command.",
             ]
+    if getattr(args, "compare_env", None) and len(summaries) >= 2 and summaries[0].throughput:
+        lines += ["", *_compared_lines(summaries, args)]
     if args.compare_order and len(summaries) >= 2 and summaries[0].throughput:
         without, selecting = summaries[0], summaries[1]
         pairs = ", ".join(
@@ -460,6 +469,45 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         f"(1-minute load average at the end: {load:.1f}; other processes skew the figures.)",
     ]
     return "\n".join(lines)
+
+
+def _compared_lines(summaries: Sequence[Summary], args: argparse.Namespace) -> list[str]:
+    """The `--compare-env` server against the plain one (and each against the baseline)."""
+    plain, compared = summaries[0], summaries[1]
+    lines = [
+        f"With {' '.join(args.compare_env)} / without: **{pair_ratio(compared, plain):.2f}x** the "
+        f"commands/s (median of the per-round ratios), {compared.server_us_per_command or 0:.0f} "
+        f"/ {plain.server_us_per_command or 0:.0f} µs of server CPU per command."
+    ]
+    if len(summaries) >= 3 and summaries[2].throughput:
+        baseline = summaries[2]
+        lines.append(
+            f"Against the no-op baseline: without {pair_ratio(plain, baseline):.2f}x, with "
+            f"{pair_ratio(compared, baseline):.2f}x (medians of the per-round ratios)."
+        )
+    return lines
+
+
+def _variants(
+    args: argparse.Namespace, env: dict[str, str], store: str
+) -> list[tuple[str, str, dict[str, str]]]:
+    """The servers to start: (directory name, label, environment) each."""
+    if args.snapshot_every:
+        return [
+            (
+                f"server-every-{every}",
+                f"{store}, snapshots every {every}",
+                {**env, "SNAPSHOT_EVERY": str(every)},
+            )
+            for every in args.snapshot_every
+        ]
+    variants = [("server", store, env)]
+    if args.compare_env:
+        extra = dict(pair.split("=", 1) for pair in args.compare_env)
+        variants.append(
+            ("server-compared", f"{store}, {' '.join(args.compare_env)}", {**env, **extra})
+        )
+    return variants
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -511,6 +559,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="one embedded server per snapshot interval (SNAPSHOT_EVERY), in interleaved rounds",
     )
     parser.add_argument(
+        "--compare-env",
+        nargs="+",
+        metavar="K=V",
+        help="also measure a second embedded server with this extra environment, in interleaved "
+        "rounds (e.g. an application setting switched off)",
+    )
+    parser.add_argument(
         "--compare-order",
         action="store_true",
         help="measure the server a second time with the mutations selecting "
@@ -534,8 +589,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for pair in args.server_env:
         if "=" not in pair:
             parser.error(f"--server-env takes K=V, got {pair!r}")
-    if args.snapshot_every and (args.url or args.store != "embedded"):
-        parser.error("--snapshot-every starts embedded servers: not with --url or --store")
+    if any("=" not in pair for pair in args.compare_env or ()):
+        parser.error("--compare-env takes K=V")
+    if (args.snapshot_every or args.compare_env) and (args.url or args.store != "embedded"):
+        parser.error(
+            "--snapshot-every and --compare-env start embedded servers: not with --url or --store"
+        )
     if args.amend < 0:
         parser.error("--amend takes a count >= 0")
     if args.store == "esdb" and (
@@ -577,10 +636,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     store = "EventStoreDB"
                 if args.no_projectors:
                     store += ", no in-process projectors"
-                intervals: list[int | None] = list(args.snapshot_every or [None])
-                for every in intervals:
-                    server_env = env if every is None else {**env, "SNAPSHOT_EVERY": str(every)}
-                    name = "server" if every is None else f"server-every-{every}"
+                for name, label, server_env in _variants(args, env, store):
                     server = ServerProcess(
                         data_dir=root / name,
                         jwt_secret=secret,
@@ -592,7 +648,6 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                         server.command = [*serve_command(), "--no-projectors"]
                     started.append(server)
                     await asyncio.to_thread(server.start)
-                    label = store if every is None else f"{store}, snapshots every {every}"
                     targets.append(
                         Target(
                             label=f"full command path ({label})",

@@ -21,6 +21,7 @@ from typing import TypeVar
 import pytest
 
 from eventstore.embedded import SQLiteEventStore
+from eventstore.memory import InMemoryEventStore
 from eventstore.port import NewEvent, StoreWithGroups
 
 T = TypeVar("T")
@@ -72,6 +73,7 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "embedded": embedded_adapter,
     "esdb": esdb_adapter,
     "postgres": postgres_adapter,
+    "memory": lambda _tmp_path: InMemoryEventStore(),
 }
 
 

@@ -18,6 +18,7 @@ from domain.commands import (
 from domain.decide import decide
 from domain.errors import (
     InvalidTransition,
+    NotOrderOwner,
     OrderAlreadyExists,
     OrderNotFound,
     ValidationFailed,
@@ -358,3 +359,24 @@ def test_decide_returns_new_events_and_leaves_the_state_alone() -> None:
     decide(state, validate(pay()))
 
     assert state == fold([placed()])
+
+
+# ownership: a customer acts only on its own orders
+
+
+def test_the_customer_who_placed_the_order_may_cancel_it() -> None:
+    mine = CancelOrder(order_id=ORDER_ID, reason="changed my mind", by_customer=CUSTOMER_ID)
+    given(placed()).when(mine).then(OrderCancelled(reason="changed my mind"))
+
+
+def test_another_customer_is_refused_before_any_rule_about_the_order() -> None:
+    theirs = CancelOrder(order_id=ORDER_ID, reason="x", by_customer="someone-else")
+    # A shipped order would refuse the cancellation too: ownership is judged first, so the
+    # refusal tells nothing of the order's state.
+    with pytest.raises(NotOrderOwner):
+        decide(fold([placed(), paid(), shipped()]), theirs)
+
+
+def test_a_customer_asking_about_a_missing_order_is_told_it_is_missing() -> None:
+    with pytest.raises(OrderNotFound):
+        decide(None, CancelOrder(order_id=ORDER_ID, reason="x", by_customer="someone-else"))
