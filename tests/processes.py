@@ -77,6 +77,9 @@ class _Subprocess:
 
     def __init__(self, *, log_path: Path, port: int | None) -> None:
         self.port = port if port is not None else free_port()
+        # A port picked here may be taken by another process before the server binds it (the
+        # suite runs beside other work): such a start is retried on a new port.
+        self._port_picked = port is None
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
@@ -196,6 +199,18 @@ class ServerProcess(_Subprocess):
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the process and wait until `/healthz` answers 200 (or fail with its log)."""
+        for attempt in range(3):
+            try:
+                self._start(timeout)
+                return
+            except ServerStartError as error:
+                if not (self._port_picked and "address already in use" in str(error)):
+                    raise
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+
+    def _start(self, timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._spawn(self.command, self._environment())
         deadline = time.monotonic() + timeout
