@@ -1,4 +1,4 @@
--- Applies a batch of order events to the views, each atomically and idempotently.
+-- Applies a batch of order events to the views, each idempotently, the whole batch atomically.
 -- KEYS[1] the pointer key, KEYS[2] the building key.
 -- ARGV[1] target namespace ("" = live: the pointer's, and also the one a rebuild is building),
 -- ARGV[2] publish ("1"/"0"), ARGV[3] a JSON array of changes (one argument, decoded here in C
@@ -14,6 +14,13 @@
 -- or 'R' alone when there is no namespace (Redis lost its data: recover, then apply again).
 -- Field names and kinds come from the tables ORDER, STATS, CHANGE and KIND, which Python
 -- prepends (projections/lua_scripts.py).
+--
+-- Each change is checked and applied, in order, to the order's state held here (read from its
+-- hash once per batch); what the batch did is written at the end: one HSET per order touched,
+-- the index moves grouped into one ZREM / ZADD per index key (an order placed and paid in the
+-- same batch enters the PAID index only), the counters and revenue as one HINCRBY per field,
+-- and the highest position. The script runs atomically, so nobody sees the views between two
+-- changes of a batch, and the position is stored with the changes it covers.
 local target, publish = ARGV[1], ARGV[2] == '1'
 local changes = cjson.decode(ARGV[3])
 if ARGV[4] then
@@ -22,6 +29,15 @@ if ARGV[4] then
     if traceparents[i] ~= '' then c.traceparent = traceparents[i] end
   end
 end
+
+-- What an order's state is read for (without publishing; publishing needs the whole hash).
+local NEEDED = {ORDER.version, ORDER.customer, ORDER.placed_position, ORDER.status, ORDER.units,
+  ORDER.scale, ORDER.item_count, ORDER.items}
+-- Revenue (exact integers that may exceed a Lua number's 2^53) is summed here as a number only
+-- while every term has at most this many digits and the sum stays below REVENUE_SAFE; anything
+-- larger goes to HINCRBY as the string it is.
+local SAFE_DIGITS = 12
+local REVENUE_SAFE = 2 ^ 52
 
 local function revenue_field(status, scale)
   return STATS.revenue_prefix .. status .. STATS.revenue_separator .. scale
@@ -32,137 +48,215 @@ local function negate(units)
   return '-' .. units
 end
 
--- Count deltas and the highest position are summed over the batch and written once per namespace;
--- revenue (exact integers that may exceed a Lua number's 2^53) is written per change as strings.
+-- Per namespace: count deltas, revenue deltas, the highest position, and the orders touched
+-- (their state, in first-touch order).
 local pending = {}
 
-local function totals(ns)
+local function batch_of(ns)
   local t = pending[ns]
   if not t then
-    t = {counts = {}, pos = nil}
+    t = {ns = ns, stats = ns .. KEY.stats, counts = {}, revenue = {}, pos = nil, orders = {},
+      touched = {}}
     pending[ns] = t
   end
   return t
 end
 
+local function add_revenue(t, field, units)
+  local digits = #units
+  if string.sub(units, 1, 1) == '-' then digits = digits - 1 end
+  if digits > SAFE_DIGITS then
+    redis.call('HINCRBY', t.stats, field, units)
+    return
+  end
+  local sum, n = t.revenue[field] or 0, tonumber(units)
+  if math.abs(sum) + math.abs(n) >= REVENUE_SAFE then
+    redis.call('HINCRBY', t.stats, field, string.format('%.0f', sum))
+    sum = 0
+  end
+  t.revenue[field] = sum + n
+end
+
+local function count(t, field, delta)
+  t.counts[field] = (t.counts[field] or 0) + delta
+end
+
+local function order_of(t, id, full)
+  local okey = t.ns .. KEY.order .. id
+  local o = t.orders[okey]
+  if o then return o end
+  local h = {}
+  if full then
+    local flat = redis.call('HGETALL', okey)
+    for n = 1, #flat, 2 do h[flat[n]] = flat[n + 1] end
+  else
+    local values = redis.call('HMGET', okey, unpack(NEEDED))
+    for n, field in ipairs(NEEDED) do
+      if values[n] then h[field] = values[n] end
+    end
+  end
+  o = {key = okey, id = id, h = h, changed = {}, status = h[ORDER.status],
+    units = h[ORDER.units], scale = h[ORDER.scale]}
+  t.orders[okey] = o
+  t.touched[#t.touched + 1] = o
+  return o
+end
+
+local function set(o, field, value)
+  o.h[field] = value
+  o.changed[field] = true
+end
+
+local function set_total(o, total, units, scale)
+  set(o, ORDER.total, total)
+  set(o, ORDER.units, units)
+  set(o, ORDER.scale, scale)
+end
+
+local function amend_items(o, kind, a1, a5)
+  local h = o.h
+  local items = h[ORDER.items]
+  local n = tonumber(h[ORDER.item_count])
+  if kind == KIND.add then
+    -- append to the JSON array as text: no decode needed
+    if items == '[]' then items = '[' .. a1 .. ']'
+    else items = string.sub(items, 1, -2) .. ',' .. a1 .. ']' end
+    n = n + tonumber(a5)
+  else
+    local list = cjson.decode(items)
+    for k, item in ipairs(list) do
+      if item.id == a1 then
+        n = n - item.qty
+        table.remove(list, k)
+        break
+      end
+    end
+    -- cjson writes an empty table as an object
+    if #list == 0 then items = '[]' else items = cjson.encode(list) end
+  end
+  set(o, ORDER.items, items)
+  set(o, ORDER.item_count, tostring(n))
+end
+
 local function apply_to(ns, c)
   local id, version, pos, at, kind = c[1], tonumber(c[2]), c[3], c[4], c[5]
   local a1, a2, a3, a4, a5, a6 = c[6], c[7], c[8], c[9], c[10], c[11]
-  local okey = ns .. KEY.order .. id
-  local h = redis.call('HMGET', okey, ORDER.version, ORDER.customer, ORDER.placed_position,
-    ORDER.status, ORDER.units, ORDER.scale, ORDER.item_count)
-  local stored = tonumber(h[1] or '0')
+  local t = batch_of(ns)
+  local o = order_of(t, id, publish)
+  local h = o.h
+  local stored = tonumber(h[ORDER.version] or '0')
   if version <= stored then return 'd' end
   if version > stored + 1 then return 'g' end
-  local t = totals(ns)
-  local counts = t.counts
-  local cust, ppos, old_status, old_units, old_scale
-  local status, units, scale
-  local fields = {ORDER.updated, at, ORDER.version, version, ORDER.position, pos}
+  local old_status = h[ORDER.status]
   if stored == 0 then
     if kind ~= KIND.placed then return 'i' end
-    cust, ppos, status, units, scale = a1, pos, 'PENDING', a4, a5
-    for _, v in ipairs({ORDER.id, id, ORDER.customer, cust, ORDER.items, a2, ORDER.item_count, a6,
-        ORDER.total, a3, ORDER.units, units, ORDER.scale, scale, ORDER.created, at,
-        ORDER.placed_position, pos}) do
-      fields[#fields + 1] = v
-    end
-    counts[STATS.orders] = (counts[STATS.orders] or 0) + 1
+    set(o, ORDER.id, id)
+    set(o, ORDER.customer, a1)
+    set(o, ORDER.items, a2)
+    set(o, ORDER.item_count, a6)
+    set_total(o, a3, a4, a5)
+    set(o, ORDER.created, at)
+    set(o, ORDER.placed_position, pos)
+    set(o, ORDER.status, 'PENDING')
+    count(t, STATS.orders, 1)
   else
     if kind == KIND.placed then return 'i' end
-    cust, ppos, old_status, old_units, old_scale = h[2], h[3], h[4], h[5], h[6]
-    status, units, scale = old_status, old_units, old_scale
     if kind == KIND.status then
-      status = a1
+      set(o, ORDER.status, a1)
     elseif kind == KIND.shipped then
-      status = 'SHIPPED'
-      for _, v in ipairs({ORDER.tracking_id, a1, ORDER.carrier, a2}) do
-        fields[#fields + 1] = v
-      end
+      set(o, ORDER.status, 'SHIPPED')
+      set(o, ORDER.tracking_id, a1)
+      set(o, ORDER.carrier, a2)
     elseif kind == KIND.add or kind == KIND.remove then
-      local items = redis.call('HGET', okey, ORDER.items)
-      local count = tonumber(h[7])
-      if kind == KIND.add then
-        -- append to the JSON array as text: no decode needed
-        if items == '[]' then items = '[' .. a1 .. ']'
-        else items = string.sub(items, 1, -2) .. ',' .. a1 .. ']' end
-        count = count + tonumber(a5)
-      else
-        local list = cjson.decode(items)
-        for n, item in ipairs(list) do
-          if item.id == a1 then
-            count = count - item.qty
-            table.remove(list, n)
-            break
-          end
-        end
-        -- cjson writes an empty table as an object
-        if #list == 0 then items = '[]' else items = cjson.encode(list) end
-      end
-      units, scale = a3, a4
-      for _, v in ipairs({ORDER.items, items, ORDER.item_count, count, ORDER.total, a2,
-          ORDER.units, units, ORDER.scale, scale}) do
-        fields[#fields + 1] = v
-      end
+      amend_items(o, kind, a1, a5)
+      set_total(o, a2, a3, a4)
     end
   end
-  fields[#fields + 1] = ORDER.status
-  fields[#fields + 1] = status
-  redis.call('HSET', okey, unpack(fields))
-
-  if old_status ~= status then
-    local member = ppos .. KEY.separator .. id
-    if old_status then
-      redis.call('ZREM', ns .. KEY.status_index .. old_status, member)
-      redis.call('ZREM', ns .. KEY.customer_status_index .. old_status .. KEY.separator .. cust,
-        member)
-      local was = STATS.count_prefix .. old_status
-      counts[was] = (counts[was] or 0) - 1
-    else
-      redis.call('ZADD', ns .. KEY.all_index, 0, member)
-      redis.call('ZADD', ns .. KEY.customer_index .. cust, 0, member)
-    end
-    redis.call('ZADD', ns .. KEY.status_index .. status, 0, member)
-    redis.call('ZADD', ns .. KEY.customer_status_index .. status .. KEY.separator .. cust, 0,
-      member)
-    local now = STATS.count_prefix .. status
-    counts[now] = (counts[now] or 0) + 1
-  end
-  if old_status ~= status or old_units ~= units or old_scale ~= scale then
-    -- revenue moves with the order between statuses, and with its total when amended
-    local stats = ns .. KEY.stats
-    if old_status and old_units ~= '0' then
-      redis.call('HINCRBY', stats, revenue_field(old_status, old_scale), negate(old_units))
-    end
-    if units ~= '0' then
-      redis.call('HINCRBY', stats, revenue_field(status, scale), units)
-    end
-  end
+  set(o, ORDER.updated, at)
+  set(o, ORDER.version, tostring(version))
+  set(o, ORDER.position, pos)
   if not t.pos or pos > t.pos then t.pos = pos end
   if publish then
     -- The message carries the view this change made: a subscriber gets every version, even when
-    -- one batch applies several changes to an order before it could re-read the hash.
-    local flat = redis.call('HGETALL', okey)
-    local view = {}
-    for n = 1, #flat, 2 do view[flat[n]] = flat[n + 1] end
+    -- one batch applies several changes to an order.
     redis.call('PUBLISH', ns .. KEY.changes, cjson.encode(
       {[CHANGE.namespace] = ns, [CHANGE.order_id] = id, [CHANGE.version] = version,
-       [CHANGE.customer_id] = cust, [CHANGE.status] = status,
-       [CHANGE.previous_status] = old_status, [CHANGE.position] = pos, [CHANGE.view] = view,
+       [CHANGE.customer_id] = h[ORDER.customer], [CHANGE.status] = h[ORDER.status],
+       [CHANGE.previous_status] = old_status, [CHANGE.position] = pos, [CHANGE.view] = h,
        [CHANGE.traceparent] = c.traceparent}))
   end
   return 'o'
 end
 
+local function add_member(moves, key, member)
+  local members = moves[key]
+  if not members then
+    members = {}
+    moves[key] = members
+  end
+  members[#members + 1] = member
+end
+
+-- One order's net effect on the batch: its hash, the index moves and the counters' deltas from
+-- where it stood before the batch (o.status, o.units, o.scale) to where it stands now.
+local function settle(t, o, removes, adds)
+  local fields = {}
+  for field in pairs(o.changed) do
+    fields[#fields + 1] = field
+    fields[#fields + 1] = o.h[field]
+  end
+  if #fields == 0 then return end
+  redis.call('HSET', o.key, unpack(fields))
+  local h, ns = o.h, t.ns
+  local status, units, scale = h[ORDER.status], h[ORDER.units], h[ORDER.scale]
+  if o.status ~= status then
+    local member = h[ORDER.placed_position] .. KEY.separator .. o.id
+    local cust = h[ORDER.customer]
+    if o.status then
+      add_member(removes, ns .. KEY.status_index .. o.status, member)
+      add_member(removes, ns .. KEY.customer_status_index .. o.status .. KEY.separator .. cust,
+        member)
+      count(t, STATS.count_prefix .. o.status, -1)
+    else
+      add_member(adds, ns .. KEY.all_index, member)
+      add_member(adds, ns .. KEY.customer_index .. cust, member)
+    end
+    add_member(adds, ns .. KEY.status_index .. status, member)
+    add_member(adds, ns .. KEY.customer_status_index .. status .. KEY.separator .. cust, member)
+    count(t, STATS.count_prefix .. status, 1)
+  end
+  if o.status ~= status or o.units ~= units or o.scale ~= scale then
+    -- revenue moves with the order between statuses, and with its total when amended
+    if o.status and o.units ~= '0' then
+      add_revenue(t, revenue_field(o.status, o.scale), negate(o.units))
+    end
+    if units ~= '0' then add_revenue(t, revenue_field(status, scale), units) end
+  end
+end
+
 local function flush()
-  for ns, t in pairs(pending) do
-    local stats = ns .. KEY.stats
+  for _, t in pairs(pending) do
+    local removes, adds = {}, {}
+    for _, o in ipairs(t.touched) do settle(t, o, removes, adds) end
+    -- every member moves at most once (one per order), so the removes and adds never overlap
+    for key, members in pairs(removes) do redis.call('ZREM', key, unpack(members)) end
+    for key, members in pairs(adds) do
+      local scored = {}
+      for _, member in ipairs(members) do
+        scored[#scored + 1] = 0
+        scored[#scored + 1] = member
+      end
+      redis.call('ZADD', key, unpack(scored))
+    end
     for field, delta in pairs(t.counts) do
-      if delta ~= 0 then redis.call('HINCRBY', stats, field, delta) end
+      if delta ~= 0 then redis.call('HINCRBY', t.stats, field, delta) end
+    end
+    for field, delta in pairs(t.revenue) do
+      if delta ~= 0 then redis.call('HINCRBY', t.stats, field, string.format('%.0f', delta)) end
     end
     if t.pos then
-      local seen = redis.call('HGET', stats, STATS.position)
-      if not seen or t.pos > seen then redis.call('HSET', stats, STATS.position, t.pos) end
+      local seen = redis.call('HGET', t.stats, STATS.position)
+      if not seen or t.pos > seen then redis.call('HSET', t.stats, STATS.position, t.pos) end
     end
   end
 end
