@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -135,3 +136,40 @@ def test_a_malformed_event_is_refused_or_read_as_the_reference_does(
 def test_what_the_fast_path_does_not_read_takes_the_reference_path(change: dict[str, Any]) -> None:
     record = replace(recorded(OrderShipped(tracking_id="T", carrier="UPS")), version=2, **change)
     assert packed(record) == reference(record)
+
+
+EXAMPLES: list[OrderEvent] = [
+    OrderPlaced(order_id="o", customer_id="c", items=(item("p1"),), total=Decimal("10.00")),
+    PaymentTaken(amount=Decimal("10.00"), method="card", transaction_id="t"),
+    OrderCancelled(reason="no"),
+    OrderShipped(tracking_id="T", carrier="UPS"),
+    ItemAdded(item=item("p2", "2.50", 2), total=Decimal("15.00")),
+    ItemRemoved(product_id="p1", total=Decimal("5.00")),
+]
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def without_each_field(data: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`data` missing one field at a time, a line item's fields included."""
+    for key in data:
+        yield key, _without(data, key)
+    if "item" in data:
+        for inner in data["item"]:
+            yield f"item.{inner}", {**data, "item": _without(data["item"], inner)}
+    if "items" in data:
+        for inner in data["items"][0]:
+            yield f"items.{inner}", {**data, "items": [_without(data["items"][0], inner)]}
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda e: type(e).__name__)
+def test_an_event_missing_any_field_is_refused_as_the_reference_refuses_it(
+    event: OrderEvent,
+) -> None:
+    record = recorded(event)
+    for missing, data in without_each_field(orjson.loads(record.data)):
+        broken = replace(record, data=orjson.dumps(data))
+        assert reference(broken) is KeyError, missing
+        assert packed(broken) is KeyError, missing
