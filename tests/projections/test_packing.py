@@ -112,9 +112,13 @@ def test_a_malformed_event_is_refused_or_read_as_the_reference_does(
     event: OrderEvent, path: list[int], value: Any, drop: bool, in_metadata: bool
 ) -> None:
     record = recorded(event)
-    field = "metadata" if in_metadata else "data"
-    payload = orjson.loads(getattr(record, field))
-    broken = replace(record, **{field: orjson.dumps(mutate(payload, path, value, drop))})
+    if in_metadata:
+        metadata = orjson.dumps(mutate(orjson.loads(record.metadata), path, value, drop))
+        broken = replace(record, metadata=metadata)
+    else:
+        broken = replace(
+            record, data=orjson.dumps(mutate(orjson.loads(record.data), path, value, drop))
+        )
     assert packed(broken) == reference(broken)
 
 
