@@ -136,6 +136,23 @@ class RedisViewStore:
         rebuilt); with it, to that namespace only (a rebuild filling its copy). `traceparents`
         (one per change, "" for none) travel in the published changes to the websocket push.
         """
+        return await self.apply_packed(
+            [change_args(c) for c in changes],
+            namespace=namespace,
+            publish=publish,
+            traceparents=traceparents,
+        )
+
+    async def apply_packed(
+        self,
+        changes: Sequence[Sequence[str]],
+        *,
+        namespace: str = "",
+        publish: bool = True,
+        traceparents: Sequence[str] | None = None,
+    ) -> list[ApplyResult]:
+        """`apply_batch` of changes already packed as the script takes them (`change_args`, or
+        `projections.packing.packed_change` straight from the stored events)."""
         if not changes:
             return []
         try:
@@ -160,7 +177,7 @@ class RedisViewStore:
 
     async def _apply_chunks(
         self,
-        changes: Sequence[ViewChange],
+        changes: Sequence[Sequence[str]],
         *,
         namespace: str,
         publish: bool,
@@ -170,7 +187,7 @@ class RedisViewStore:
         flag = "1" if publish else "0"
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(changes), CHUNK):
-                chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
+                chunk = orjson.dumps(changes[start : start + CHUNK])
                 args: list[str | bytes] = [namespace, flag, chunk]
                 if traceparents is not None:
                     args.append(orjson.dumps(traceparents[start : start + CHUNK]))

@@ -39,10 +39,10 @@ from metrics.instruments import (
     PROJECTOR_LAG_SECONDS,
     PROJECTOR_PARKED,
 )
-from projections.decoding import DECODE_ERRORS, ORDER_EVENTS, to_change
+from projections.decoding import DECODE_ERRORS, ORDER_EVENTS
 from projections.fields import StatsFields
 from projections.keys import NamespaceKeys
-from projections.mapping import ViewChange
+from projections.packing import Packed, packed_change
 from projections.recovery import ViewsLost, recover
 from projections.redis_store import ApplyResult, RedisViewStore
 from projections.status import forget_worker, record_status
@@ -242,31 +242,31 @@ class ProjectorRunner:
     ) -> None:
         if not batch:
             return
-        changes: list[ViewChange] = []
+        changes: list[Packed] = []
         events: list[RecordedEvent] = []
         for event in batch:
             try:
-                changes.append(to_change(event))
+                changes.append(packed_change(event))
                 events.append(event)
             except DECODE_ERRORS as error:
                 self._note_error(f"cannot decode {event.stream}@{event.version}: {error}")
                 await subscription.nack(event, NackAction.PARK)
         with apply_spans(events) as traceparents:
-            results = await self.views.apply_batch(changes, traceparents=traceparents)
+            results = await self.views.apply_packed(changes, traceparents=traceparents)
         if ApplyResult.RESET in results:
             # Redis came back empty under us: rebuild the views from their (new) watermark, then
             # apply the batch again; what recovery already applied comes back as duplicates.
             await self._recover()
-            results = await self.views.apply_batch(changes)
+            results = await self.views.apply_packed(changes)
             if ApplyResult.RESET in results:
                 raise ViewsLost("Redis lost the views again")
         applied = 0
-        for event, change, result in zip(events, changes, results, strict=True):
+        for event, result in zip(events, results, strict=True):
             if result is ApplyResult.OK or result is ApplyResult.DUPLICATE:
                 applied += result is ApplyResult.OK
                 await subscription.ack(event)
-                if self.position is None or change.position > self.position:
-                    self.position = change.position
+                if self.position is None or event.position > self.position:
+                    self.position = event.position
             elif result is ApplyResult.GAP:
                 await subscription.nack(event, NackAction.RETRY)
             else:
