@@ -206,12 +206,16 @@ class ProjectorRunner:
         )
         stopper = asyncio.create_task(stop.wait())
         stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
+        health: asyncio.Task[str | None] | None = None
         try:
             while True:
-                if time.monotonic() >= self._next_health:
-                    await self._health()
+                health = await self._tend_health(health)
+                # a check under way is looked at again with the next events, or a tick later
+                wait = self._next_health - time.monotonic()
+                if health is not None:
+                    wait = self.settings.health_interval
                 try:
-                    async with asyncio.timeout(max(0.0, self._next_health - time.monotonic())):
+                    async with asyncio.timeout(max(0.0, wait)):
                         first = await queue.get()
                 except TimeoutError:
                     continue
@@ -233,7 +237,9 @@ class ProjectorRunner:
         finally:
             stopper.cancel()
             reader.cancel()
-            for task in (stopper, reader):
+            if health is not None:
+                health.cancel()
+            for task in (stopper, reader, *([health] if health is not None else [])):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
@@ -282,9 +288,25 @@ class ProjectorRunner:
         info = await self.views.redis.info("server")
         return str(info.get("run_id", ""))
 
-    async def _health(self) -> None:
-        """Notice a Redis that lost or rewound the views; raise the watermark; record status."""
-        self._next_health = time.monotonic() + self.settings.health_interval
+    async def _tend_health(
+        self, health: asyncio.Task[str | None] | None
+    ) -> asyncio.Task[str | None] | None:
+        """Start the periodic health check beside the consuming, not in its way (its round
+        trips to Redis and the store would hold up the events waiting behind it); take the
+        result of the last one: its error ends the consuming (backoff), views found behind are
+        recovered here, between two batches. Returns the check still running, if any."""
+        if health is not None and health.done():
+            cause, health = health.result(), None
+            if cause is not None:
+                await self._recover()
+        if health is None and time.monotonic() >= self._next_health:
+            self._next_health = time.monotonic() + self.settings.health_interval
+            health = asyncio.create_task(self._health(), name=f"projector-{self.worker_id}-health")
+        return health
+
+    async def _health(self) -> str | None:
+        """Notice a Redis that lost or rewound the views (returns why: the caller recovers);
+        raise the watermark; record status."""
         namespace = await self.views.current_namespace()
         mark, _ = await self.views.watermark(namespace)
         restarted = await self._redis_run_id() != self._run_id
@@ -292,13 +314,9 @@ class ProjectorRunner:
         known_ns, known_mark = self._written_mark
         rewound = known_ns == namespace and known_mark is not None and (mark or 0) < known_mark
         if restarted or rewound or namespace is None:
-            logger.warning(
-                "event=projector_views_behind worker=%s cause=%s",
-                self.worker_id,
-                "restarted" if restarted else "lost_data",
-            )
-            await self._recover()
-            return
+            cause = "restarted" if restarted else "lost_data"
+            logger.warning("event=projector_views_behind worker=%s cause=%s", self.worker_id, cause)
+            return cause
         info = await self.store.groups.get_subscription_info(self.settings.group)
         self.parked = info.parked
         self._parked.set(info.parked)
@@ -311,6 +329,7 @@ class ProjectorRunner:
             self._written_mark = (namespace, checkpoint)
         await self._measure_lag(namespace)
         await self._publish_status_quietly()
+        return None
 
     async def _measure_lag(self, namespace: str) -> None:
         raw = await self.views.redis.hget(NamespaceKeys(namespace).stats, StatsFields.POSITION)
