@@ -1,7 +1,9 @@
-"""The Redis view store: applies view changes through one Lua script each, pipelined.
+"""The Redis view store: applies view changes through the Lua script, a chunk of them a call,
+the chunks pipelined.
 
-Every write goes through `apply.lua` (see it for the protocol): version check, order hash, indexes,
-counters, position and publish in one atomic step, so a redelivered event can never count twice.
+Every write goes through `apply.lua` (see it for the protocol): version checks, order hashes,
+indexes, counters, position and publish, a chunk in one atomic step, so a redelivered event can
+never count twice and the position is never stored without the changes it covers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class ApplyResult(StrEnum):
     INVALID = "i"  # can never follow the view: park
     RESET = "R"  # Redis has no namespace (flushed or restarted empty): recover first
 
+
+_RESULTS = {result.value: result for result in ApplyResult}
+"""A script's letter -> its result: a dict lookup, where calling the enum costs a microsecond
+per change."""
 
 CHUNK = 250
 """Changes per script call: enough to amortise a call's overhead, short enough (a few ms of
@@ -172,7 +178,7 @@ class RedisViewStore:
             letters = as_text(reply)
             if letters == ApplyResult.RESET:
                 letters *= len(changes[start : start + CHUNK])
-            results.extend(ApplyResult(letter) for letter in letters)
+            results.extend([_RESULTS[letter] for letter in letters])
         return results
 
     async def _apply_chunks(

@@ -337,6 +337,9 @@ class ProjectorRunner:
             self.position = max(self.position or 0, int(raw))
         start = None if self.position is None else self.position + 1
         behind = await self.store.read_all(from_position=start, limit=LAG_CAP, filter=ORDER_EVENTS)
+        # the consuming goes on meanwhile: what it applied since is not behind any more
+        applied = self.position or 0
+        behind = [event for event in behind if event.position > applied]
         self.lag = len(behind)
         oldest = behind[0].recorded_at if behind else None
         self._lag_events.set(self.lag)
