@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from application.codec import DECODE_ERRORS, ORDER_EVENTS
 from eventstore.port import EventStore, RecordedEvent
-from projections.decoding import to_change
-from projections.mapping import ViewChange
+from projections.packing import Packed, packed_change
 from projections.redis_store import ApplyResult, RedisViewStore
 
 logger = logging.getLogger(__name__)
@@ -42,12 +41,12 @@ class CatchUpResult:
     unprojectable: int
 
 
-def _changes(records: list[RecordedEvent]) -> tuple[list[ViewChange], int]:
-    changes: list[ViewChange] = []
+def _changes(records: list[RecordedEvent]) -> tuple[list[Packed], int]:
+    changes: list[Packed] = []
     failed = 0
     for record in records:
         try:
-            changes.append(to_change(record))
+            changes.append(packed_change(record))
         except DECODE_ERRORS as error:
             failed += 1
             logger.error(
@@ -80,7 +79,7 @@ async def catch_up(
     first: int | None = None
     last: int | None = None
 
-    def tally(changes: list[ViewChange], results: list[ApplyResult]) -> None:
+    def tally(changes: list[Packed], results: list[ApplyResult]) -> None:
         for change, result in zip(changes, results, strict=True):
             if result is ApplyResult.OK:
                 counts["applied"] += 1
@@ -90,19 +89,20 @@ async def catch_up(
                 raise ViewsLost("Redis lost the views during a catch-up")
             else:
                 counts["failed"] += 1
+                order_id, version, position = change[:3]  # as packed: position padded
                 logger.error(
-                    "event=catch_up_unprojectable result=%s order=%s version=%d position=%d",
+                    "event=catch_up_unprojectable result=%s order=%s version=%s position=%d",
                     result.name,
-                    change.order_id,
-                    change.version,
-                    change.position,
+                    order_id,
+                    version,
+                    int(position),
                 )
 
     fetch = asyncio.ensure_future(
         store.read_all(from_position=from_position, limit=page_size, filter=ORDER_EVENTS)
     )
     applying: asyncio.Future[list[ApplyResult]] | None = None
-    previous: list[ViewChange] = []
+    previous: list[Packed] = []
     try:
         while records := await fetch:
             first = records[0].position if first is None else first
@@ -115,7 +115,7 @@ async def catch_up(
             if applying is not None:
                 tally(previous, await applying)
             applying = asyncio.ensure_future(
-                views.apply_batch(changes, namespace=namespace, publish=publish)
+                views.apply_packed(changes, namespace=namespace, publish=publish)
             )
             previous = changes
             done += len(records)

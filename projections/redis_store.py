@@ -1,7 +1,9 @@
-"""The Redis view store: applies view changes through one Lua script each, pipelined.
+"""The Redis view store: applies view changes through the Lua script, a chunk of them a call,
+the chunks pipelined.
 
-Every write goes through `apply.lua` (see it for the protocol): version check, order hash, indexes,
-counters, position and publish in one atomic step, so a redelivered event can never count twice.
+Every write goes through `apply.lua` (see it for the protocol): version checks, order hashes,
+indexes, counters, position and publish, a chunk in one atomic step, so a redelivered event can
+never count twice and the position is never stored without the changes it covers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class ApplyResult(StrEnum):
     INVALID = "i"  # can never follow the view: park
     RESET = "R"  # Redis has no namespace (flushed or restarted empty): recover first
 
+
+_RESULTS = {result.value: result for result in ApplyResult}
+"""A script's letter -> its result: a dict lookup, where calling the enum costs a microsecond
+per change."""
 
 CHUNK = 250
 """Changes per script call: enough to amortise a call's overhead, short enough (a few ms of
@@ -136,6 +142,23 @@ class RedisViewStore:
         rebuilt); with it, to that namespace only (a rebuild filling its copy). `traceparents`
         (one per change, "" for none) travel in the published changes to the websocket push.
         """
+        return await self.apply_packed(
+            [change_args(c) for c in changes],
+            namespace=namespace,
+            publish=publish,
+            traceparents=traceparents,
+        )
+
+    async def apply_packed(
+        self,
+        changes: Sequence[Sequence[str]],
+        *,
+        namespace: str = "",
+        publish: bool = True,
+        traceparents: Sequence[str] | None = None,
+    ) -> list[ApplyResult]:
+        """`apply_batch` of changes already packed as the script takes them (`change_args`, or
+        `projections.packing.packed_change` straight from the stored events)."""
         if not changes:
             return []
         try:
@@ -155,12 +178,12 @@ class RedisViewStore:
             letters = as_text(reply)
             if letters == ApplyResult.RESET:
                 letters *= len(changes[start : start + CHUNK])
-            results.extend(ApplyResult(letter) for letter in letters)
+            results.extend([_RESULTS[letter] for letter in letters])
         return results
 
     async def _apply_chunks(
         self,
-        changes: Sequence[ViewChange],
+        changes: Sequence[Sequence[str]],
         *,
         namespace: str,
         publish: bool,
@@ -170,7 +193,7 @@ class RedisViewStore:
         flag = "1" if publish else "0"
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(changes), CHUNK):
-                chunk = orjson.dumps([change_args(c) for c in changes[start : start + CHUNK]])
+                chunk = orjson.dumps(changes[start : start + CHUNK])
                 args: list[str | bytes] = [namespace, flag, chunk]
                 if traceparents is not None:
                     args.append(orjson.dumps(traceparents[start : start + CHUNK]))

@@ -39,10 +39,9 @@ from metrics.instruments import (
     PROJECTOR_LAG_SECONDS,
     PROJECTOR_PARKED,
 )
-from projections.decoding import to_change
 from projections.fields import StatsFields
 from projections.keys import NamespaceKeys
-from projections.mapping import ViewChange
+from projections.packing import Packed, packed_change
 from projections.recovery import ViewsLost, recover
 from projections.redis_store import ApplyResult, RedisViewStore
 from projections.status import forget_worker, record_status
@@ -179,48 +178,58 @@ class ProjectorRunner(GroupWorker):
         self._next_health = 0.0
 
     async def _consume(self, batches: Batches) -> None:
-        while True:
-            if time.monotonic() >= self._next_health:
-                await self._health()
-            batch = await batches.next_within(max(0.0, self._next_health - time.monotonic()))
-            if batch is None:
-                continue
-            await self._handle(batches.subscription, batch.events)
-            if batch.stopped:
-                return
-            if batch.error is not None:
-                raise batch.error
+        health: asyncio.Task[str | None] | None = None
+        try:
+            while True:
+                health = await self._tend_health(health)
+                # a check under way is looked at again with the next events, or a tick later
+                wait = self._next_health - time.monotonic()
+                if health is not None:
+                    wait = self.settings.health_interval
+                batch = await batches.next_within(max(0.0, wait))
+                if batch is None:
+                    continue
+                await self._handle(batches.subscription, batch.events)
+                if batch.stopped:
+                    return
+                if batch.error is not None:
+                    raise batch.error
+        finally:
+            if health is not None:
+                health.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await health
 
     async def _handle(
         self, subscription: PersistentSubscription, batch: Sequence[RecordedEvent]
     ) -> None:
         if not batch:
             return
-        changes: list[ViewChange] = []
+        changes: list[Packed] = []
         events: list[RecordedEvent] = []
         for event in batch:
             try:
-                changes.append(to_change(event))
+                changes.append(packed_change(event))
                 events.append(event)
             except DECODE_ERRORS as error:
                 self._note_error(f"cannot decode {event.stream}@{event.version}: {error}")
                 await subscription.nack(event, NackAction.PARK)
         with apply_spans(events) as traceparents:
-            results = await self.views.apply_batch(changes, traceparents=traceparents)
+            results = await self.views.apply_packed(changes, traceparents=traceparents)
         if ApplyResult.RESET in results:
             # Redis came back empty under us: rebuild the views from their (new) watermark, then
             # apply the batch again; what recovery already applied comes back as duplicates.
             await self._recover()
-            results = await self.views.apply_batch(changes)
+            results = await self.views.apply_packed(changes)
             if ApplyResult.RESET in results:
                 raise ViewsLost("Redis lost the views again")
         applied = 0
-        for event, change, result in zip(events, changes, results, strict=True):
+        for event, result in zip(events, results, strict=True):
             if result is ApplyResult.OK or result is ApplyResult.DUPLICATE:
                 applied += result is ApplyResult.OK
                 await subscription.ack(event)
-                if self.position is None or change.position > self.position:
-                    self.position = change.position
+                if self.position is None or event.position > self.position:
+                    self.position = event.position
             elif result is ApplyResult.GAP:
                 await subscription.nack(event, NackAction.RETRY)
             else:
@@ -236,9 +245,25 @@ class ProjectorRunner(GroupWorker):
         info = await self.views.redis.info("server")
         return str(info.get("run_id", ""))
 
-    async def _health(self) -> None:
-        """Notice a Redis that lost or rewound the views; raise the watermark; record status."""
-        self._next_health = time.monotonic() + self.settings.health_interval
+    async def _tend_health(
+        self, health: asyncio.Task[str | None] | None
+    ) -> asyncio.Task[str | None] | None:
+        """Start the periodic health check beside the consuming, not in its way (its round
+        trips to Redis and the store would hold up the events waiting behind it); take the
+        result of the last one: its error ends the consuming (backoff), views found behind are
+        recovered here, between two batches. Returns the check still running, if any."""
+        if health is not None and health.done():
+            cause, health = health.result(), None
+            if cause is not None:
+                await self._recover()
+        if health is None and time.monotonic() >= self._next_health:
+            self._next_health = time.monotonic() + self.settings.health_interval
+            health = asyncio.create_task(self._health(), name=f"projector-{self.worker_id}-health")
+        return health
+
+    async def _health(self) -> str | None:
+        """Notice a Redis that lost or rewound the views (returns why: the caller recovers);
+        raise the watermark; record status."""
         namespace = await self.views.current_namespace()
         mark, _ = await self.views.watermark(namespace)
         restarted = await self._redis_run_id() != self._run_id
@@ -246,13 +271,9 @@ class ProjectorRunner(GroupWorker):
         known_ns, known_mark = self._written_mark
         rewound = known_ns == namespace and known_mark is not None and (mark or 0) < known_mark
         if restarted or rewound or namespace is None:
-            logger.warning(
-                "event=projector_views_behind worker=%s cause=%s",
-                self.worker_id,
-                "restarted" if restarted else "lost_data",
-            )
-            await self._recover()
-            return
+            cause = "restarted" if restarted else "lost_data"
+            logger.warning("event=projector_views_behind worker=%s cause=%s", self.worker_id, cause)
+            return cause
         info = await self.store.groups.get_subscription_info(self.settings.group)
         self.parked = info.parked
         self._parked.set(info.parked)
@@ -265,6 +286,7 @@ class ProjectorRunner(GroupWorker):
             self._written_mark = (namespace, checkpoint)
         await self._measure_lag(namespace)
         await self._publish_status_quietly()
+        return None
 
     async def _measure_lag(self, namespace: str) -> None:
         raw = await self.views.redis.hget(NamespaceKeys(namespace).stats, StatsFields.POSITION)
@@ -272,6 +294,9 @@ class ProjectorRunner(GroupWorker):
             self.position = max(self.position or 0, int(raw))
         start = None if self.position is None else self.position + 1
         behind = await self.store.read_all(from_position=start, limit=LAG_CAP, filter=ORDER_EVENTS)
+        # the consuming goes on meanwhile: what it applied since is not behind any more
+        applied = self.position or 0
+        behind = [event for event in behind if event.position > applied]
         self.lag = len(behind)
         oldest = behind[0].recorded_at if behind else None
         self._lag_events.set(self.lag)

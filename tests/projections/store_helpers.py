@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from application.codec import DECODE_ERRORS, ORDER_EVENTS, EventContext, decode_record, encode
-from domain.events import OrderEvent, order_stream
+from domain.events import OrderEvent, OrderStatus, order_stream
 from eventstore.port import ANY, EventStore, NewEvent
 from projections.mapping import fold_stats, fold_views
 from projections.queries import OrderQueries
@@ -55,6 +55,35 @@ async def actual_views(
         if view is not None:
             views[order_id] = view
     return views, await queries.dashboard_stats()
+
+
+async def actual_lists(
+    queries: OrderQueries, customer_ids: list[str]
+) -> dict[tuple[str | None, OrderStatus | None], list[str]]:
+    """Every index's order ids, newest first: all, by status, by customer, by both."""
+    lists = {}
+    for customer_id in [None, *customer_ids]:
+        for status in [None, *OrderStatus]:
+            page = await queries.list_orders(customer_id=customer_id, status=status, first=100)
+            assert page.total_count == len(page.orders)
+            lists[customer_id, status] = [o.id for o in page.orders]
+    return lists
+
+
+def expected_lists(
+    views: dict[str, OrderView], customer_ids: list[str]
+) -> dict[tuple[str | None, OrderStatus | None], list[str]]:
+    """What `actual_lists` must read for these views (at most 100 orders)."""
+    newest_first = sorted(views.values(), key=lambda v: v.placed_position, reverse=True)
+    return {
+        (customer_id, status): [
+            v.id
+            for v in newest_first
+            if customer_id in (None, v.customer_id) and status in (None, v.status)
+        ]
+        for customer_id in [None, *customer_ids]
+        for status in [None, *OrderStatus]
+    }
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
