@@ -51,6 +51,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="flows before measuring")
     parser.add_argument("--before", type=Path, help="also a server from this source tree")
     parser.add_argument(
+        "--on-tree",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="also a tracing-on server (100%% sampled) from each of these source trees",
+    )
+    parser.add_argument(
         "--ratios",
         type=float,
         nargs="*",
@@ -66,6 +74,16 @@ def _server(root: Path, name: str, secret: str, env: dict[str, str]) -> ServerPr
     return ServerProcess(
         data_dir=root / name, jwt_secret=secret, log_path=root / f"{name}.log", env=env
     )
+
+
+def _tree_server(
+    root: Path, name: str, secret: str, tree: Path, env: dict[str, str]
+) -> ServerProcess:
+    """A server run from the source tree `tree` (`git archive <commit> | tar -x -C DIR`)."""
+    server = _server(root, name, secret, {**env, "PYTHONPATH": str(tree)})
+    # -P: the modules come from PYTHONPATH (the other tree), not from the cwd.
+    server.command = [sys.executable, "-P", "-m", "api.cli", "serve"]
+    return server
 
 
 async def bench(args: argparse.Namespace, console: Console, port: int) -> list[Summary]:
@@ -84,10 +102,12 @@ async def bench(args: argparse.Namespace, console: Console, port: int) -> list[S
                 on = _server(root, f"on-{ratio}", secret, {**endpoint, **loopback, **sampler})
                 servers.append((f"tracing on, {ratio:.0%} sampled", on))
             if args.before is not None:
-                before = _server(root, "before", secret, {"PYTHONPATH": str(args.before)})
-                # -P: the modules come from PYTHONPATH (the other tree), not from the cwd.
-                before.command = [sys.executable, "-P", "-m", "api.cli", "serve"]
+                before = _tree_server(root, "before", secret, args.before, {})
                 servers.append((f"tracing off, tree {args.before}", before))
+            for n, tree in enumerate(args.on_tree):
+                env = {**endpoint, **loopback, **_sampler(1.0)}
+                on = _tree_server(root, f"tree-{n}", secret, tree, env)
+                servers.append((f"tracing on, 100% sampled, tree {tree}", on))
             targets: list[Target] = []
             for label, server in servers:
                 started.append(server)

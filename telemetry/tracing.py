@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span, SpanKind, Tracer
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace import Span, SpanContext, SpanKind
+
+    from telemetry.spans import LeanTracer
 
 TRACEPARENT = "traceparent"
 """The W3C header (and Kafka header) name."""
@@ -40,12 +40,9 @@ _R = TypeVar("_R")
 @dataclass(frozen=True, slots=True)
 class _Tracing:
     provider: TracerProvider
-    tracer: Tracer
-    propagator: TraceContextTextMapPropagator
-    empty: Context
-    """A context without a span, to put a parent span in."""
-    in_context: Callable[[Span, Context], Context]
-    """`set_span_in_context`, imported once."""
+    tracer: LeanTracer
+    remote: Callable[[str], SpanContext | None]
+    """`telemetry.spans.remote_parent`, imported once."""
     kinds: Mapping[str, SpanKind]
 
 
@@ -73,14 +70,13 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     global _active
     if _active is not None or not wanted(environ):
         return _active is not None
-    from opentelemetry.context import Context
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace import SpanKind, set_span_in_context
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace import SpanKind
 
     from telemetry.export import QuietOtlpExporter
+    from telemetry.spans import LeanTracer, remote_parent
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
@@ -89,13 +85,12 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     # endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*: the SDK reads them itself, from
     # the process's environment (`environ` only says whether to start).
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(QuietOtlpExporter()))
+    processor = BatchSpanProcessor(QuietOtlpExporter())
+    provider.add_span_processor(processor)  # so that the provider's shutdown flushes it
     _active = _Tracing(
         provider=provider,
-        tracer=provider.get_tracer("orders"),
-        propagator=TraceContextTextMapPropagator(),
-        empty=Context(),
-        in_context=set_span_in_context,
+        tracer=LeanTracer(provider, processor, "orders"),
+        remote=remote_parent,
         kinds={kind.name.lower(): kind for kind in SpanKind},
     )
     return True
@@ -120,13 +115,13 @@ ContextVar costs a fraction of `attach`/`detach`, and nothing else here reads th
 (no instrumentation library is installed): a child names its parent explicitly."""
 
 
-def _context_of(active: _Tracing, traceparent: str | None) -> Context | None:
-    """The parent context of a span started from a remote traceparent, else of the current span
-    (None: a root span)."""
+def _parent_of(active: _Tracing, traceparent: str | None) -> SpanContext | None:
+    """The parent of a span started from a remote traceparent, else the current span (None: a
+    root span)."""
     if traceparent:
-        return active.propagator.extract({TRACEPARENT: traceparent})
+        return active.remote(traceparent)
     parent = _current.get()
-    return None if parent is None else active.in_context(parent, active.empty)
+    return None if parent is None else parent.get_span_context()
 
 
 def _failed(span: Span, error: BaseException) -> None:
@@ -149,11 +144,8 @@ class _CurrentSpan:
         kind: str,
         attributes: Mapping[str, str | int] | None,
     ) -> None:
-        self._span = active.tracer.start_span(
-            name,
-            context=_context_of(active, parent),
-            kind=active.kinds[kind],
-            attributes=attributes,
+        self._span = active.tracer.start(
+            name, _parent_of(active, parent), active.kinds[kind], attributes
         )
         self._token: Token[Span | None] | None = None
 
@@ -188,7 +180,7 @@ def span(
 
 @contextmanager
 def _detached(active: _Tracing, name: str, parent: str | None) -> Iterator[None]:
-    detached = active.tracer.start_span(name, context=_context_of(active, parent))
+    detached = active.tracer.start(name, _parent_of(active, parent))
     try:
         yield
     finally:
@@ -215,9 +207,7 @@ def traced(
             active = _active
             if active is None:
                 return await function(*args, **kwargs)
-            one = active.tracer.start_span(
-                name_of(*args, **kwargs), context=_context_of(active, None)
-            )
+            one = active.tracer.start(name_of(*args, **kwargs), _parent_of(active, None))
             token = _current.set(one)
             try:
                 return await function(*args, **kwargs)
@@ -281,8 +271,8 @@ class StoredEvent(Protocol):
 @contextmanager
 def _apply(active: _Tracing, events: Sequence[StoredEvent]) -> Iterator[list[str]]:
     spans = [
-        active.tracer.start_span(
-            f"apply {event.type}", context=_context_of(active, traceparent_in(event.metadata))
+        active.tracer.start(
+            f"apply {event.type}", _parent_of(active, traceparent_in(event.metadata))
         )
         for event in events
     ]
