@@ -205,6 +205,11 @@ def _schema_url(url: str | None) -> bytes:
     return _field(b"\x1a", url.encode()) if url else b""
 
 
+def scope_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> bytes:
+    """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins."""
+    return _field(b"\x12", encode_span(span, names))
+
+
 class SpanEncoder:
     """Encodes batches of finished spans to an ExportTraceServiceRequest, grouped by resource
     and instrumentation scope as the exporter's own encoder groups them. The encoded resource
@@ -218,35 +223,48 @@ class SpanEncoder:
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The request's bytes."""
-        grouped: dict[int, dict[int, list[bytes]]] = {}
+        Scopes = dict[int, tuple["InstrumentationScope | None", list[bytes]]]
+        groups: dict[int, tuple[Resource, Scopes]] = {}
         for span in spans:
-            by_scope = grouped.get(id(span.resource))
-            if by_scope is None:
-                by_scope = grouped[self._keep_resource(span.resource)] = {}
-            encoded = by_scope.get(id(span.instrumentation_scope))
-            if encoded is None:
-                encoded = by_scope[self._keep_scope(span.instrumentation_scope)] = []
-            encoded.append(_field(b"\x12", encode_span(span, self._names)))  # ScopeSpans.spans (2)
-        out = b""
-        for resource_id, by_scope in grouped.items():
-            resource, body = self._resources[resource_id]
-            for scope_id, encoded in by_scope.items():
-                scope, scope_spans = self._scopes[scope_id]
-                scope_spans += b"".join(encoded)
-                scope_spans += _schema_url(scope.schema_url if scope else None)
-                body += _field(b"\x12", scope_spans)  # ResourceSpans.scope_spans (2)
-            body += _schema_url(resource.schema_url)
-            out += _field(b"\x0a", body)  # ExportTraceServiceRequest.resource_spans (1)
-        return out
+            resource, scope = span.resource, span.instrumentation_scope
+            group = groups.get(id(resource))
+            if group is None:
+                group = groups[id(resource)] = (resource, {})
+            scoped = group[1].get(id(scope))
+            if scoped is None:
+                scoped = group[1][id(scope)] = (scope, [])
+            scoped[1].append(scope_span(span, self._names))
+        return b"".join(
+            self._resource_spans(resource, [self._scope_spans(s, e) for s, e in scopes.values()])
+            for resource, scopes in groups.values()
+        )
 
-    def _keep_resource(self, resource: Resource) -> int:
-        key = id(resource)
-        if key not in self._resources:
-            self._resources[key] = (resource, _resource(resource))
-        return key
+    def request(
+        self, resource: Resource, scope: InstrumentationScope | None, spans: Sequence[bytes]
+    ) -> bytes:
+        """The request for spans of one resource and scope, each already a `scope_span`."""
+        return self._resource_spans(resource, [self._scope_spans(scope, spans)])
 
-    def _keep_scope(self, scope: InstrumentationScope | None) -> int:
-        key = id(scope)
-        if key not in self._scopes:
-            self._scopes[key] = (scope, _scope(scope))
-        return key
+    def _scope_spans(self, scope: InstrumentationScope | None, spans: Sequence[bytes]) -> bytes:
+        """ResourceSpans.scope_spans (2): the scope, its spans, its schema URL."""
+        body = self._scope_bytes(scope) + b"".join(spans)
+        body += _schema_url(scope.schema_url if scope else None)
+        return _field(b"\x12", body)
+
+    def _resource_spans(self, resource: Resource, scope_spans: Sequence[bytes]) -> bytes:
+        """ExportTraceServiceRequest.resource_spans (1)."""
+        body = self._resource_bytes(resource) + b"".join(scope_spans)
+        body += _schema_url(resource.schema_url)
+        return _field(b"\x0a", body)
+
+    def _resource_bytes(self, resource: Resource) -> bytes:
+        kept = self._resources.get(id(resource))
+        if kept is None:
+            kept = self._resources[id(resource)] = (resource, _resource(resource))
+        return kept[1]
+
+    def _scope_bytes(self, scope: InstrumentationScope | None) -> bytes:
+        kept = self._scopes.get(id(scope))
+        if kept is None:
+            kept = self._scopes[id(scope)] = (scope, _scope(scope))
+        return kept[1]

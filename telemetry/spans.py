@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from time import time_ns
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -37,8 +37,15 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AnyValue, Attributes
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.trace import Link
+
+
+class EndedSpans(Protocol):
+    """Where a span goes when it ends (a span processor's `on_end`)."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Take an ended span."""
+
 
 _UNSET: Final = Status(StatusCode.UNSET)
 _TRACEPARENT: Final = re.compile(
@@ -139,9 +146,11 @@ class LeanTracer:
     """Starts `LeanSpan`s with the provider's resource, sampler and id generator, ending into
     `processor`. A parent is a span context (local or remote) given explicitly."""
 
-    def __init__(self, provider: TracerProvider, processor: SpanProcessor, name: str) -> None:
+    def __init__(
+        self, provider: TracerProvider, processor: EndedSpans, scope: InstrumentationScope
+    ) -> None:
         self.resource = provider.resource
-        self.scope = InstrumentationScope(name)
+        self.scope = scope
         self.processor = processor
         self._sampler = provider.sampler
         self._ids = provider.id_generator

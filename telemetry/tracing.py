@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, SpanContext, SpanKind
 
+    from telemetry.batch import EncodingBatchProcessor
     from telemetry.spans import LeanTracer
 
 TRACEPARENT = "traceparent"
@@ -39,7 +39,7 @@ _R = TypeVar("_R")
 
 @dataclass(frozen=True, slots=True)
 class _Tracing:
-    provider: TracerProvider
+    processor: EncodingBatchProcessor
     tracer: LeanTracer
     remote: Callable[[str], SpanContext | None]
     """`telemetry.spans.remote_parent`, imported once."""
@@ -72,9 +72,10 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
         return _active is not None
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace import SpanKind
 
+    from telemetry.batch import EncodingBatchProcessor
     from telemetry.export import QuietOtlpExporter
     from telemetry.spans import LeanTracer, remote_parent
 
@@ -85,11 +86,11 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     # endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*: the SDK reads them itself, from
     # the process's environment (`environ` only says whether to start).
     provider = TracerProvider(resource=resource)
-    processor = BatchSpanProcessor(QuietOtlpExporter())
-    provider.add_span_processor(processor)  # so that the provider's shutdown flushes it
+    scope = InstrumentationScope("orders")
+    processor = EncodingBatchProcessor(QuietOtlpExporter(), provider.resource, scope)
     _active = _Tracing(
-        provider=provider,
-        tracer=LeanTracer(provider, processor, "orders"),
+        processor=processor,
+        tracer=LeanTracer(provider, processor, scope),
         remote=remote_parent,
         kinds={kind.name.lower(): kind for kind in SpanKind},
     )
@@ -101,7 +102,7 @@ def stop() -> None:
     global _active
     active, _active = _active, None
     if active is not None:
-        active.provider.shutdown()
+        active.processor.shutdown()
 
 
 def enabled() -> bool:

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -85,7 +86,7 @@ def test_a_span_and_its_child_are_sampled_as_the_sdk_samples_them(
     )
     exporter = Kept()
     processor = SimpleSpanProcessor(exporter)
-    lean = LeanTracer(provider, processor, "orders")
+    lean = LeanTracer(provider, processor, InstrumentationScope("orders"))
     sdk = provider.get_tracer("orders")
 
     ours = lean.start("request", parent, SpanKind.SERVER, {"http.request.method": "POST"})
@@ -121,7 +122,7 @@ def test_a_span_and_its_child_are_sampled_as_the_sdk_samples_them(
 def test_a_span_keeps_what_is_set_until_it_ends() -> None:
     exporter = Kept()
     provider = TracerProvider()
-    lean = LeanTracer(provider, SimpleSpanProcessor(exporter), "orders")
+    lean = LeanTracer(provider, SimpleSpanProcessor(exporter), InstrumentationScope("orders"))
     span = lean.start("graphql", kind=SpanKind.INTERNAL)
     span.update_name("mutation Place")
     span.set_attribute("http.response.status_code", 200)
