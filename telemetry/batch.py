@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from telemetry.otlp import SpanEncoder, scope_span
+from telemetry.otlp import SpanCache, SpanEncoder, scope_span
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -56,7 +56,7 @@ class EncodingBatchProcessor:
         self._encoder = SpanEncoder()
         self._resource = resource
         self._scope = scope
-        self._names: dict[str, bytes] = {}
+        self._cache = SpanCache()
         self._queue: deque[bytes] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -72,7 +72,7 @@ class EncodingBatchProcessor:
         if len(queue) >= self._max_queue:
             self._dropped += 1
             return
-        queue.append(scope_span(span, self._names))
+        queue.append(scope_span(span, self._cache))
         if len(queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 

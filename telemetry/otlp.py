@@ -17,6 +17,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from opentelemetry.trace import StatusCode
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
@@ -34,8 +36,8 @@ _LOCAL_FLAGS: Final = _FIXED32.pack(_HAS_IS_REMOTE)
 _REMOTE_FLAGS: Final = _FIXED32.pack(_HAS_IS_REMOTE | _IS_REMOTE)
 
 _UNSET_STATUS: Final = b"\x7a\x00"  # Span.status (15), empty: the exporter's encoder writes it too
-_KINDS: Final = tuple(b"\x30" + bytes((kind + 1,)) for kind in range(5))  # proto's = API's + 1
-_NAMES_KEPT: Final = 1000
+_LOCAL_TAIL: Final = b"\x85\x01" + _LOCAL_FLAGS  # Span.flags (16), fixed32
+_REMOTE_TAIL: Final = b"\x85\x01" + _REMOTE_FLAGS
 
 
 def _varint(value: int) -> bytes:
@@ -82,10 +84,7 @@ def _key_values(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Repeated KeyValue messages under `tag` (their field in the enclosing message)."""
     if not attributes:
         return b""
-    return b"".join(
-        _field(tag, _field(b"\x0a", str(key).encode()) + _field(b"\x12", _any_value(value)))
-        for key, value in attributes.items()
-    )
+    return b"".join(_field(tag, _key_value(key, value)) for key, value in attributes.items())
 
 
 def _span_flags(parent: SpanContext | None) -> bytes:
@@ -135,40 +134,79 @@ def _links(span: ReadableSpan) -> bytes:
     return out
 
 
-def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> bytes:
-    """One Span message (its fields in field-number order, as protobuf writes them). `names`
-    keeps the encoded names of spans across calls (a process names its spans from a few)."""
+class SpanCache:
+    """Encoded pieces that repeat from span to span in a process: span names, attribute pairs,
+    kinds. Bounded: past `limit` entries each, a new piece is encoded and not kept."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        self.names: dict[str, bytes] = {}
+        self.pairs: dict[tuple[str, object], bytes] = {}
+        self.kinds: dict[object, bytes] = {}
+
+    def name(self, name: str) -> bytes:
+        """Span.name (5)."""
+        encoded = self.names.get(name)
+        if encoded is None:
+            encoded = _field(b"\x2a", name.encode())
+            if len(self.names) < self.limit:
+                self.names[name] = encoded
+        return encoded
+
+    def attributes(self, attributes: Mapping[str, Any]) -> bytes:
+        """Span.attributes (9), a str, int or bool value's pair kept (type and all: True is
+        not 1 here)."""
+        out = b""
+        pairs = self.pairs
+        for key, value in attributes.items():
+            kind = type(value)
+            encoded = pairs.get((key, value)) if kind is str or kind is int else None
+            if encoded is None:
+                encoded = _field(b"\x4a", _key_value(key, value))
+                if (kind is str or kind is int) and len(pairs) < self.limit:
+                    pairs[(key, value)] = encoded
+            out += encoded
+        return out
+
+
+def _key_value(key: object, value: object) -> bytes:
+    return _field(b"\x0a", str(key).encode()) + _field(b"\x12", _any_value(value))
+
+
+_IDS: Final = struct.Struct(">2sQQ2sQ")  # trace_id (1) in two halves, span_id (2)
+_PARENT: Final = struct.Struct(">2sQ")  # parent_span_id (4)
+_TIMES: Final = struct.Struct("<BQBQ")  # start (7) and end (8) time, fixed64
+_LOW64: Final = (1 << 64) - 1
+
+
+def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
+    """One Span message (its fields in field-number order, as protobuf writes them). `cache`
+    keeps pieces that repeat across spans."""
+    if cache is None:
+        cache = SpanCache(limit=0)
     context = span.context
     parent = span.parent
     # A finished span has all three.
     assert context is not None
     assert span.start_time is not None
     assert span.end_time is not None
-    out = bytearray(b"\x0a\x10")
-    out += context.trace_id.to_bytes(16, "big")
-    out += b"\x12\x08"
-    out += context.span_id.to_bytes(8, "big")
+    trace_id = context.trace_id
+    out = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context.span_id)
     if context.trace_state:
         out += _trace_state(context)
     if parent is not None:
-        out += b"\x22\x08"
-        out += parent.span_id.to_bytes(8, "big")
-    name = span.name
-    encoded_name = names.get(name) if names is not None else None
-    if encoded_name is None:
-        encoded_name = _field(b"\x2a", name.encode())
-        if names is not None and len(names) < _NAMES_KEPT:
-            names[name] = encoded_name
-    out += encoded_name
-    out += _KINDS[span.kind.value]
-    out += b"\x39"
-    out += _FIXED64.pack(span.start_time)
-    out += b"\x41"
-    out += _FIXED64.pack(span.end_time)
-    # The SDK's own containers, read directly: its properties copy them for each read.
+        out += _PARENT.pack(b"\x22\x08", parent.span_id)
+    out += cache.name(span.name)
+    kind = span.kind
+    encoded_kind = cache.kinds.get(kind)
+    if encoded_kind is None:
+        encoded_kind = cache.kinds[kind] = b"\x30" + bytes((kind.value + 1,))  # proto's = API's + 1
+    out += encoded_kind
+    out += _TIMES.pack(0x39, span.start_time, 0x41, span.end_time)
+    # The span's own containers, read directly: its properties copy them for each read.
     attributes = span._attributes
     if attributes:
-        out += _key_values(b"\x4a", attributes)
+        out += cache.attributes(attributes)
         if span.dropped_attributes:
             out += b"\x50" + _varint(span.dropped_attributes)
     if span._events:
@@ -179,10 +217,12 @@ def encode_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> by
         out += _links(span)
     if span.dropped_links:
         out += b"\x70" + _varint(span.dropped_links)
-    out += _status(span)
-    out += b"\x85\x01"
-    out += _span_flags(parent)
-    return bytes(out)
+    status = span.status
+    if status.status_code is StatusCode.UNSET and not status.description:
+        out += _UNSET_STATUS
+    else:
+        out += _status(span)
+    return out + (_REMOTE_TAIL if parent is not None and parent.is_remote else _LOCAL_TAIL)
 
 
 def _resource(resource: Resource) -> bytes:
@@ -205,9 +245,9 @@ def _schema_url(url: str | None) -> bytes:
     return _field(b"\x1a", url.encode()) if url else b""
 
 
-def scope_span(span: ReadableSpan, names: dict[str, bytes] | None = None) -> bytes:
+def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins."""
-    return _field(b"\x12", encode_span(span, names))
+    return _field(b"\x12", encode_span(span, cache))
 
 
 class SpanEncoder:
@@ -219,7 +259,7 @@ class SpanEncoder:
     def __init__(self) -> None:
         self._resources: dict[int, tuple[Resource, bytes]] = {}
         self._scopes: dict[int, tuple[InstrumentationScope | None, bytes]] = {}
-        self._names: dict[str, bytes] = {}
+        self._cache = SpanCache()
 
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The request's bytes."""
@@ -233,7 +273,7 @@ class SpanEncoder:
             scoped = group[1].get(id(scope))
             if scoped is None:
                 scoped = group[1][id(scope)] = (scope, [])
-            scoped[1].append(scope_span(span, self._names))
+            scoped[1].append(scope_span(span, self._cache))
         return b"".join(
             self._resource_spans(resource, [self._scope_spans(s, e) for s, e in scopes.values()])
             for resource, scopes in groups.values()

@@ -70,18 +70,22 @@ class LeanSpan(trace.Span, ReadableSpan):
         kind: SpanKind,
         attributes: dict[str, AnyValue],
     ) -> None:
-        ReadableSpan.__init__(
-            self,
-            name=name,
-            context=context,
-            parent=parent,
-            resource=tracer.resource,
-            attributes=attributes,
-            kind=kind,
-            status=_UNSET,
-            start_time=time_ns(),
-            instrumentation_scope=tracer.scope,
-        )
+        # ReadableSpan's fields, set as its __init__ sets them (without its keyword arguments,
+        # a measurable part of a span's cost); tests/integration/test_lean_spans.py reads them
+        # back through its properties.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = tracer.scope
+        self._parent = parent
+        self._start_time: int | None = time_ns()
+        self._end_time: int | None = None
+        self._attributes = attributes
+        self._events = ()
+        self._links = ()
+        self._resource = tracer.resource
+        self._status = _UNSET
         self._processor = tracer.processor
         self._own_context = context
         self._own_attributes = attributes  # the same dict, typed as the mutable one it is

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -25,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from telemetry.otlp import SpanEncoder
 from telemetry.spans import LeanSpan, LeanTracer, remote_parent
 
 
@@ -117,6 +120,9 @@ def test_a_span_and_its_child_are_sampled_as_the_sdk_samples_them(
         assert ended_child.parent == ours.get_span_context()
         assert ended_request.parent == parent
         assert dict(ended_request.attributes or {}) == {"http.request.method": "POST"}
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(SpanEncoder().encode(exporter.spans))
+        assert request == encode_spans(exporter.spans)
 
 
 def test_a_span_keeps_what_is_set_until_it_ends() -> None:
@@ -140,6 +146,11 @@ def test_a_span_keeps_what_is_set_until_it_ends() -> None:
     assert ended.instrumentation_scope is not None
     assert ended.instrumentation_scope.name == "orders"
     assert ended.resource is provider.resource
+    # Encoded as the exporter's own encoder would encode it.
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(SpanEncoder().encode(exporter.spans))
+    assert request == encode_spans(exporter.spans)
+    assert request.resource_spans[0].scope_spans[0].spans[0].name == "mutation Place"
 
 
 @pytest.mark.parametrize(
