@@ -9,6 +9,12 @@ here is one `is None` test: the hot paths pay nothing measurable.
 A trace crosses processes as a W3C `traceparent`: in the HTTP request's header, in each event's
 metadata (`$traceparent`, written by the command's handler), in the change the projector
 publishes to the API processes (for the websocket push), and in the Kafka message's headers.
+
+On, what a span costs matters (six a command, against a command of well under a millisecond):
+the spans are `telemetry.spans`' lean ones (the SDK's `ReadableSpan`, with the SDK provider's
+resource, sampler and ids), the current one is kept in a ContextVar of ours, and each is
+encoded to OTLP protobuf when it ends (`telemetry.otlp`) and sent in batches
+(`telemetry.batch`, `telemetry.export`). `scripts/bench_tracing.py` measures it.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ import functools
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span, SpanKind, Tracer
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace import Span, SpanContext, SpanKind
+
+    from telemetry.batch import EncodingBatchProcessor
+    from telemetry.spans import LeanTracer
 
 TRACEPARENT = "traceparent"
 """The W3C header (and Kafka header) name."""
@@ -38,9 +45,11 @@ _R = TypeVar("_R")
 
 @dataclass(frozen=True, slots=True)
 class _Tracing:
-    provider: TracerProvider
-    tracer: Tracer
-    propagator: TraceContextTextMapPropagator
+    processor: EncodingBatchProcessor
+    tracer: LeanTracer
+    remote: Callable[[str], SpanContext | None]
+    """`telemetry.spans.remote_parent`, imported once."""
+    kinds: Mapping[str, SpanKind]
 
 
 _active: _Tracing | None = None
@@ -69,10 +78,12 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
         return _active is not None
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanKind
 
+    from telemetry.batch import EncodingBatchProcessor
     from telemetry.export import QuietOtlpExporter
+    from telemetry.spans import LeanTracer, remote_parent
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
@@ -81,11 +92,13 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     # endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*: the SDK reads them itself, from
     # the process's environment (`environ` only says whether to start).
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(QuietOtlpExporter()))
+    scope = InstrumentationScope("orders")
+    processor = EncodingBatchProcessor(QuietOtlpExporter(), provider.resource, scope)
     _active = _Tracing(
-        provider=provider,
-        tracer=provider.get_tracer("orders"),
-        propagator=TraceContextTextMapPropagator(),
+        processor=processor,
+        tracer=LeanTracer(provider, processor, scope),
+        remote=remote_parent,
+        kinds={kind.name.lower(): kind for kind in SpanKind},
     )
     return True
 
@@ -95,7 +108,7 @@ def stop() -> None:
     global _active
     active, _active = _active, None
     if active is not None:
-        active.provider.shutdown()
+        active.processor.shutdown()
 
 
 def enabled() -> bool:
@@ -103,21 +116,30 @@ def enabled() -> bool:
     return _active is not None
 
 
-def _context_of(active: _Tracing, traceparent: str | None) -> Context | None:
-    if not traceparent:
-        return None
-    return active.propagator.extract({TRACEPARENT: traceparent})
+_current: ContextVar[Span | None] = ContextVar("orders_current_span", default=None)
+"""The span the running task is in. Ours rather than OpenTelemetry's context: setting a
+ContextVar costs a fraction of `attach`/`detach`, and nothing else here reads the current span
+(no instrumentation library is installed): a child names its parent explicitly."""
 
 
-def _kind(name: str) -> SpanKind:
-    from opentelemetry.trace import SpanKind
+def _parent_of(active: _Tracing, traceparent: str | None) -> SpanContext | None:
+    """The parent of a span started from a remote traceparent, else the current span (None: a
+    root span)."""
+    if traceparent:
+        return active.remote(traceparent)
+    parent = _current.get()
+    return None if parent is None else parent.get_span_context()
 
-    return SpanKind[name.upper()]
+
+def _failed(span: Span, error: BaseException) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 class _CurrentSpan:
     """A span made current for a block, then ended: what `start_as_current_span` does, without
-    its generator-based context managers (a third of a span's cost)."""
+    its generator-based context managers and OpenTelemetry's context (most of a span's cost)."""
 
     __slots__ = ("_span", "_token")
 
@@ -129,28 +151,22 @@ class _CurrentSpan:
         kind: str,
         attributes: Mapping[str, str | int] | None,
     ) -> None:
-        self._span = active.tracer.start_span(
-            name, context=_context_of(active, parent), kind=_kind(kind), attributes=attributes
+        self._span = active.tracer.start(
+            name, _parent_of(active, parent), active.kinds[kind], attributes
         )
-        self._token: object = None
+        self._token: Token[Span | None] | None = None
 
     def __enter__(self) -> Span:
-        from opentelemetry.context import attach
-        from opentelemetry.trace import set_span_in_context
-
-        self._token = attach(set_span_in_context(self._span))
+        self._token = _current.set(self._span)
         return self._span
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: object
     ) -> None:
-        from opentelemetry.context import detach
-
         if error is not None and not isinstance(error, GeneratorExit):
-            from opentelemetry.trace import Status, StatusCode
-
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        detach(self._token)  # type: ignore[arg-type]
+            _failed(self._span, error)
+        if self._token is not None:
+            _current.reset(self._token)
         self._span.end()
 
 
@@ -171,7 +187,7 @@ def span(
 
 @contextmanager
 def _detached(active: _Tracing, name: str, parent: str | None) -> Iterator[None]:
-    detached = active.tracer.start_span(name, context=_context_of(active, parent))
+    detached = active.tracer.start(name, _parent_of(active, parent))
     try:
         yield
     finally:
@@ -198,31 +214,41 @@ def traced(
             active = _active
             if active is None:
                 return await function(*args, **kwargs)
-            with _CurrentSpan(active, name_of(*args, **kwargs), None, "internal", None):
+            one = active.tracer.start(name_of(*args, **kwargs), _parent_of(active, None))
+            token = _current.set(one)
+            try:
                 return await function(*args, **kwargs)
+            except BaseException as error:
+                _failed(one, error)
+                raise
+            finally:
+                _current.reset(token)
+                one.end()
 
         return run
 
     return decorate
 
 
+def _traceparent_of(one: Span) -> str | None:
+    context = one.get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
 def current_traceparent() -> str | None:
     """The current span's traceparent, None when tracing is off or no span is current."""
-    active = _active
-    if active is None:
-        return None
-    carrier: dict[str, str] = {}
-    active.propagator.inject(carrier)
-    return carrier.get(TRACEPARENT)
+    current = _current.get()
+    return None if current is None else _traceparent_of(current)
 
 
 def current_trace_id() -> str:
     """The current span's trace id (32 hex digits), "" when tracing is off or none is current."""
-    if _active is None:
+    current = _current.get()
+    if current is None:
         return ""
-    from opentelemetry.trace import get_current_span
-
-    context = get_current_span().get_span_context()
+    context = current.get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
@@ -252,27 +278,16 @@ class StoredEvent(Protocol):
 @contextmanager
 def _apply(active: _Tracing, events: Sequence[StoredEvent]) -> Iterator[list[str]]:
     spans = [
-        active.tracer.start_span(
-            f"apply {event.type}", context=_context_of(active, traceparent_in(event.metadata))
+        active.tracer.start(
+            f"apply {event.type}", _parent_of(active, traceparent_in(event.metadata))
         )
         for event in events
     ]
-    traceparents: list[str] = []
-    for one in spans:
-        carrier: dict[str, str] = {}
-        active.propagator.inject(carrier, context=_with_span(one))
-        traceparents.append(carrier.get(TRACEPARENT, ""))
     try:
-        yield traceparents
+        yield [_traceparent_of(one) or "" for one in spans]
     finally:
         for one in spans:
             one.end()
-
-
-def _with_span(one: Span) -> Context:
-    from opentelemetry.trace import set_span_in_context
-
-    return set_span_in_context(one)
 
 
 def apply_spans(events: Sequence[StoredEvent]) -> AbstractContextManager[list[str] | None]:

@@ -1,0 +1,244 @@
+"""Lean spans for the OpenTelemetry SDK's pipeline. Imported only when tracing is on.
+
+The SDK's own span costs tens of µs to start and end (a lock, bounded containers for attributes,
+events and links, a copy of itself for the processors): with the six spans a command makes,
+more than the 10% of a command's cost that tracing may take. `LeanTracer` starts spans that are
+the SDK's `ReadableSpan` and OpenTelemetry's `Span` at a fraction of that, with everything else
+from the SDK's `TracerProvider`, configured by OpenTelemetry's variables: its resource
+(`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), its sampler (`OTEL_TRACES_SAMPLER`, `_ARG`)
+and its id generator; the spans go through the SDK's `BatchSpanProcessor` (`OTEL_BSP_*`) to the
+OTLP exporter (`telemetry.export`).
+
+What it leaves out, as the service needs none of it: span limits (`OTEL_SPAN_*_LIMIT`: a span
+here has at most three attributes and no events or links) and on-start processors (the
+processor sees a span when it ends).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import TYPE_CHECKING, Final, Protocol
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.util.types import AnyValue, Attributes
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Link
+
+
+class EndedSpans(Protocol):
+    """Where a span goes when it ends (a span processor's `on_end`)."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Take an ended span."""
+
+
+_UNSET: Final = Status(StatusCode.UNSET)
+_TRACEPARENT: Final = re.compile(
+    r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?[ \t]*"
+)
+_TRACEPARENT_MAX: Final = 512
+_NO_TRACE: Final = "0" * 32
+_NO_SPAN: Final = "0" * 16
+_FLAGS: Final = [TraceFlags(value) for value in range(4)]  # sampled (1), random trace id (2)
+
+
+class LeanSpan(trace.Span, ReadableSpan):
+    """A recording span: OpenTelemetry's `Span` while open, the SDK's `ReadableSpan` (itself,
+    no copy) for the processor once ended. Used by one task at a time, so no lock."""
+
+    def __init__(
+        self,
+        tracer: LeanTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, AnyValue],
+    ) -> None:
+        # ReadableSpan's fields, set as its __init__ sets them (without its keyword arguments,
+        # a measurable part of a span's cost); tests/integration/test_lean_spans.py reads them
+        # back through its properties.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = tracer.scope
+        self._parent = parent
+        self._start_time: int | None = time_ns()
+        self._end_time: int | None = None
+        self._attributes = attributes
+        self._events = ()
+        self._links = ()
+        self._resource = tracer.resource
+        self._status = _UNSET
+        self._processor = tracer.processor
+        self._own_context = context
+        self._own_attributes = attributes  # the same dict, typed as the mutable one it is
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span (once) and hand it to the processor."""
+        if self._end_time is None:
+            self._end_time = end_time if end_time is not None else time_ns()
+            self._processor.on_end(self)
+
+    def get_span_context(self) -> SpanContext:
+        """The span's ids and flags."""
+        return self._own_context
+
+    def set_attributes(self, attributes: Mapping[str, AnyValue]) -> None:
+        """Add attributes (ignored once ended, as the SDK's)."""
+        if self._end_time is None:
+            self._own_attributes.update(attributes)
+
+    def set_attribute(self, key: str, value: AnyValue) -> None:
+        """Add an attribute (ignored once ended)."""
+        if self._end_time is None:
+            self._own_attributes[key] = value
+
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None:
+        """Events are not kept (the service adds none)."""
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        """Links are not kept (the service adds none)."""
+
+    def update_name(self, name: str) -> None:
+        """Rename the span (ignored once ended)."""
+        if self._end_time is None:
+            self._name = name
+
+    def is_recording(self) -> bool:
+        """Whether the span is still open."""
+        return self._end_time is None
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """Set the status, as the SDK does: OK is final, UNSET never replaces another."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Exceptions become the status (`set_status`), not events."""
+
+
+class LeanTracer:
+    """Starts `LeanSpan`s with the provider's resource, sampler and id generator, ending into
+    `processor`. A parent is a span context (local or remote) given explicitly."""
+
+    def __init__(
+        self, provider: TracerProvider, processor: EndedSpans, scope: InstrumentationScope
+    ) -> None:
+        self.resource = provider.resource
+        self.scope = scope
+        self.processor = processor
+        self._sampler = provider.sampler
+        self._ids = provider.id_generator
+        self._random_ids = self._ids.is_trace_id_random()
+        # What the samplers OTEL_TRACES_SAMPLER names would answer, without asking them for
+        # each span: `always_on` and `always_off` always the same; the SDK's default and every
+        # `parentbased_*` the parent's decision (their delegates for a parent are the SDK's
+        # defaults, ALWAYS_ON for a sampled one and ALWAYS_OFF for another), asking only for a
+        # root span.
+        self._fixed = {id(ALWAYS_ON): True, id(ALWAYS_OFF): False}.get(id(self._sampler))
+        self._follows_parent = isinstance(self._sampler, ParentBased)
+
+    def start(
+        self,
+        name: str,
+        parent: SpanContext | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, AnyValue] | None = None,
+    ) -> trace.Span:
+        """A started span, recording unless the sampler drops it (then one that only carries
+        its context to its children)."""
+        if parent is not None and not parent.is_valid:
+            parent = None
+        if parent is None:
+            trace_id = self._ids.generate_trace_id()
+            random = self._random_ids
+            trace_state = None
+        else:
+            trace_id = parent.trace_id
+            random = parent.trace_flags.random_trace_id
+            trace_state = parent.trace_state
+        sampled = self._fixed
+        extra: Attributes = None
+        if sampled is None:
+            if parent is not None and self._follows_parent:
+                sampled = parent.trace_flags.sampled
+            else:
+                sampled, extra, trace_state = self._ask(name, trace_id, parent, kind, attributes)
+        context = SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=_FLAGS[(TraceFlags.SAMPLED if sampled else 0) | (2 if random else 0)],
+            trace_state=trace_state,
+        )
+        if not sampled:
+            return NonRecordingSpan(context)
+        kept = dict(attributes) if attributes else {}
+        if extra:
+            kept.update(extra)
+        return LeanSpan(self, name, context, parent, kind, kept)
+
+    def _ask(
+        self,
+        name: str,
+        trace_id: int,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, AnyValue] | None,
+    ) -> tuple[bool, Attributes, TraceState | None]:
+        """The sampler's decision, attributes and trace state, asked as the SDK's tracer asks."""
+        context = None if parent is None else trace.set_span_in_context(NonRecordingSpan(parent))
+        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, _NO_LINKS)
+        sampled = result.decision is Decision.RECORD_AND_SAMPLE
+        return sampled, result.attributes, result.trace_state
+
+
+_NO_LINKS: Final[Sequence[Link]] = ()
+
+
+def remote_parent(traceparent: str) -> SpanContext | None:
+    """The span a W3C traceparent names (remote), None for a malformed one: W3C's rules, as
+    OpenTelemetry's propagator applies them (which costs several times more: it builds a
+    context to put the span in, only for it to be taken out again)."""
+    if len(traceparent) > _TRACEPARENT_MAX:
+        return None
+    match = _TRACEPARENT.fullmatch(traceparent)
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    if trace_id == _NO_TRACE or span_id == _NO_SPAN:
+        return None
+    return SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16))
+    )
