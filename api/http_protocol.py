@@ -26,6 +26,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from api.budgets import Budget, LimitedLog
 from api.limits import ConnectionLimits
 from api.logs import refusals
+from api.ws_fanout import WEBSOCKET_PROTOCOL
 
 logger = logging.getLogger(__name__)
 
@@ -257,11 +258,12 @@ class AnsweringWebSocketProtocol(WebSocketsSansIOProtocol):
         self.lease.close()
 
     def handle_connect(self, event: Any) -> None:
-        """The handshake: the app finds the lease in its scope."""
+        """The handshake: the app finds the lease, and this protocol, in its scope."""
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if isinstance(scope, dict):
             scope[WEBSOCKET_LEASE] = self.lease
+            scope[WEBSOCKET_PROTOCOL] = self  # shared results are written to it (api.ws_fanout)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -14,6 +14,7 @@ from now on; for `dashboardStats` the current stats first, which the shared stre
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
@@ -28,6 +29,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.types.execution import ExecutionResult
 
 from api.auth import Principal
+from api.ws_fanout import text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ SHARED_FIELDS: Final = frozenset({"ordersUpdated", "dashboardStats"})
 `dashboardStats` starts with the current stats, which the shared stream keeps for late joiners."""
 REPLAYS_LAST: Final = frozenset({"dashboardStats"})
 MEMBER_QUEUE = 256
-"""Results a member may fall behind by before it is dropped (its socket is not reading)."""
+"""Results a member may fall behind by (beyond what its socket's write buffer holds) before it
+is dropped (its socket is not reading)."""
 
 END: Final = None
 
@@ -91,31 +94,118 @@ class SharedResult:
     """One result of a shared execution, with its graphql-transport-ws `next` message encoded
     once for every member: the messages differ only by operation id, so the payload is encoded
     by the first member to send it and only the id is spliced in for each (members that use the
-    same id, as many clients do, share the whole frame)."""
+    same id, as many clients do, share the whole message, and its websocket frame)."""
 
     result: ExecutionResult
     _payload: bytes | None = None
-    _frame: tuple[str, str, int] | None = None
+    _message: tuple[str, bytes] | None = None
+    _frame: tuple[str, bytes, int] | None = None
 
-    def next_frame(
+    def next_message(
         self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
-    ) -> tuple[str, int]:
-        """The `next` message for `operation_id` as text, and its size in bytes."""
-        frame = self._frame
-        if frame is not None and frame[0] == operation_id:
-            return frame[1], frame[2]
+    ) -> bytes:
+        """The encoded `next` message for `operation_id`."""
+        message = self._message
+        if message is not None and message[0] == operation_id:
+            return message[1]
         if self._payload is None:
             self._payload = encode_payload(self.result)
         encoded = b'{"id":%b,"type":"next","payload":%b}' % (
             orjson.dumps(operation_id),
             self._payload,
         )
-        self._frame = (operation_id, encoded.decode(), len(encoded))
-        return self._frame[1], self._frame[2]
+        self._message = (operation_id, encoded)
+        return encoded
+
+    def next_frame(
+        self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
+    ) -> tuple[str, int]:
+        """The `next` message for `operation_id` as text, and its size in bytes."""
+        encoded = self.next_message(operation_id, encode_payload)
+        return encoded.decode(), len(encoded)
+
+    def websocket_frame(
+        self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
+    ) -> tuple[bytes, int]:
+        """The `next` message for `operation_id` as a whole server-to-client websocket text
+        frame (`api.ws_fanout`), and the message's size in bytes (without the frame's head)."""
+        frame = self._frame
+        if frame is not None and frame[0] == operation_id:
+            return frame[1], frame[2]
+        encoded = self.next_message(operation_id, encode_payload)
+        whole = text_frame(encoded)
+        self._frame = (operation_id, whole, len(encoded))
+        return whole, len(encoded)
 
 
 Key = tuple[bytes, tuple[str, str]]
 """A digest of the operation (document, name, variables) and the caller's rights."""
+
+Direct = Callable[[SharedResult], bool]
+"""Sends a result to a member at once, without waking its task; False when it cannot now (the
+socket's buffer is full, or the result needs the task: an error, an answer over the limit)."""
+
+
+class Member:
+    """One subscriber of a shared stream. A result is sent at once by `direct` when nothing of
+    the member's waits before it; else it waits in the member's inbox for its task
+    (`results()`), and a member that falls MEMBER_QUEUE results behind is dropped: its
+    subscription completes, and the others are not held back."""
+
+    __slots__ = ("_busy", "_direct", "_inbox", "_waiter")
+
+    def __init__(self, direct: Direct | None = None) -> None:
+        self._direct = direct
+        self._inbox: collections.deque[SharedResult | None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._busy = False  # the task holds a result it has not sent yet
+
+    def deliver(self, shared: SharedResult) -> bool:
+        """Hand `shared` over; False when the member is too far behind (drop it)."""
+        inbox = self._inbox
+        if not inbox and not self._busy and self._direct is not None and self._direct(shared):
+            return True
+        if inbox is None:
+            inbox = self._inbox = collections.deque()
+        if len(inbox) >= MEMBER_QUEUE:
+            return False
+        inbox.append(shared)
+        self._wake()
+        return True
+
+    def end(self) -> None:
+        """No more results: the member's task finishes what its inbox holds, then ends."""
+        if self._inbox is None:
+            self._inbox = collections.deque()
+        self._inbox.append(END)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def results(self) -> AsyncIterator[SharedResult]:
+        """The results `direct` did not send, in order, until the stream ends for this member."""
+        while True:
+            inbox = self._inbox
+            if not inbox:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
+            shared = inbox.popleft()
+            if shared is END:
+                return
+            self._busy = True
+            try:
+                yield shared
+            finally:
+                self._busy = False
+                if not inbox:
+                    self._inbox = None  # an empty deque is 600 bytes; most members never need one
 
 
 @dataclass(eq=False, slots=True)
@@ -124,7 +214,7 @@ class _Stream:
 
     key: Key
     replay_last: bool
-    members: set[asyncio.Queue[SharedResult | None]] = field(default_factory=set)
+    members: set[Member] = field(default_factory=set)
     last: SharedResult | None = None
     task: asyncio.Task[None] | None = None
 
@@ -156,22 +246,23 @@ class SharedSubscriptions:
         key: Key,
         field_name: str,
         start: Callable[[], AsyncGenerator[ExecutionResult, None]],
-    ) -> AsyncIterator[asyncio.Queue[SharedResult | None]]:
-        """A queue of the shared stream's results (END when it ends), for the block's duration.
-        `start()` begins the execution when nobody runs it yet."""
+        member: Member,
+    ) -> AsyncIterator[Member]:
+        """`member` receives the shared stream's results for the block's duration (its
+        `results()` end when the stream does). `start()` begins the execution when nobody runs
+        it yet."""
         stream = self._streams.get(key)
         if stream is None:
             stream = _Stream(key=key, replay_last=field_name in REPLAYS_LAST)
             self._streams[key] = stream
             stream.task = asyncio.create_task(self._pump(stream, start), name="shared-stream")
-        queue: asyncio.Queue[SharedResult | None] = asyncio.Queue(MEMBER_QUEUE)
         if stream.replay_last and stream.last is not None:
-            queue.put_nowait(stream.last)
-        stream.members.add(queue)
+            member.deliver(stream.last)
+        stream.members.add(member)
         try:
-            yield queue
+            yield member
         finally:
-            stream.members.discard(queue)
+            stream.members.discard(member)
             if not stream.members and self._streams.get(key) is stream:
                 del self._streams[key]
                 if stream.task is not None:
@@ -186,26 +277,16 @@ class SharedSubscriptions:
                     shared = SharedResult(result)
                     if stream.replay_last:
                         stream.last = shared
-                    for queue in tuple(stream.members):
-                        try:
-                            queue.put_nowait(shared)
-                        except asyncio.QueueFull:
+                    # One loop over the members, on this task: most are sent to at once.
+                    for member in tuple(stream.members):
+                        if not member.deliver(shared):
                             # A member that does not read must not hold the others back.
-                            stream.members.discard(queue)
-                            _force_end(queue)
+                            stream.members.discard(member)
+                            member.end()
                     if result.errors and result.data is None:
                         break  # refused, or failed without data: the operation is over
         finally:
             if self._streams.get(stream.key) is stream:
                 del self._streams[stream.key]
-            for queue in tuple(stream.members):
-                _force_end(queue)
-
-
-def _force_end(queue: asyncio.Queue[SharedResult | None]) -> None:
-    while True:
-        try:
-            queue.put_nowait(END)
-            return
-        except asyncio.QueueFull:
-            queue.get_nowait()
+            for member in tuple(stream.members):
+                member.end()

@@ -62,10 +62,12 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.context import AppContext
 from api.extensions import INTERNAL_ERROR_CODE
+from api.http_protocol import WEBSOCKET_LEASE
 from api.limits import TOO_COMPLEX
 from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError
-from api.shared_subscriptions import END, SharedResult, SharedSubscriptions, shared_field
+from api.shared_subscriptions import Direct, Member, SharedResult, SharedSubscriptions, shared_field
+from api.ws_fanout import WEBSOCKET_PROTOCOL, FrameWriter, Written
 from api.ws_frames import PROTOCOL_ERROR, InvalidFrame, Protocol, check_message, decode_frame
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
 from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
@@ -469,21 +471,49 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
             operation.variables,
             _detached(self.context),
         )
+        member = Member(self._direct_sender(operation))
         try:
-            async with shared.join(key, field_name, start) as queue:
-                first = True
-                while (shared_result := await queue.get()) is not END:
+            async with shared.join(key, field_name, start, member):
+                async for shared_result in member.results():
                     result = shared_result.result
-                    if first and isinstance(result, PreExecutionError):
+                    if isinstance(result, PreExecutionError):  # only ever a stream's first
                         await self._handle_pre_execution_error(operation, result)
                         return
-                    first = False
                     await self._send_shared_next(operation, shared_result)
             await operation.send_operation_message(
                 TransportCompleteMessage(id=operation.id, type="complete")
             )
         except _OperationStreamClosed:
             return
+
+    def _direct_sender(self, operation: Operation[AppContext, None]) -> Direct | None:
+        """How the shared stream's loop sends `operation`'s results straight to the socket
+        (`api.ws_fanout`), without waking its task: a result that is an error, over the
+        response limit, or finds the client not reading goes to the task instead (False)."""
+        writer = FrameWriter.of(self.context.request.scope)
+        if writer is None:
+            return None
+        adapter = _adapter(self)
+        limit = _response_limit(self.context)
+        operations = self.operations
+
+        def encode(result: ExecutionResult) -> bytes:
+            return adapter.encode(_next_payload(result))
+
+        def send(shared: SharedResult) -> bool:
+            if operation.completed or operations.get(operation.id) is not operation:
+                return True  # stopped: its task is being cancelled, nothing more is sent
+            if isinstance(shared.result, PreExecutionError):
+                return False
+            frame, size = shared.websocket_frame(operation.id, encode)
+            if size > limit:
+                return False
+            written = writer.write(frame)
+            if written is Written.SENT:
+                WS_MESSAGES_PUSHED.inc()
+            return written is not Written.BLOCKED
+
+        return send
 
 
 def _next_payload(result: ExecutionResult) -> dict[str, object]:
@@ -525,5 +555,10 @@ async def _gone(*_: object) -> Any:
 def _detached(context: AppContext) -> AppContext:
     """A copy of a websocket's context without its connection: the same caller, request
     headers and services, but no way to the socket (whose buffers would stay alive with it)."""
-    request = WebSocket(dict(context.request.scope), receive=_gone, send=_gone)
+    scope = {
+        name: value
+        for name, value in context.request.scope.items()
+        if name not in (WEBSOCKET_PROTOCOL, WEBSOCKET_LEASE)
+    }
+    request = WebSocket(scope, receive=_gone, send=_gone)
     return dataclasses.replace(context, request=request, response=None)
