@@ -29,7 +29,8 @@ from graphql.utilities import get_operation_ast
 from strawberry.types.execution import ExecutionResult
 
 from api.auth import Principal
-from api.ws_fanout import text_frame
+from api.ws_fanout import Written, text_frame
+from metrics.instruments import WS_MESSAGES_PUSHED
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +142,17 @@ class SharedResult:
 Key = tuple[bytes, tuple[str, str]]
 """A digest of the operation (document, name, variables) and the caller's rights."""
 
-Direct = Callable[[SharedResult], bool]
-"""Sends a result to a member at once, without waking its task; False when it cannot now (the
-socket's buffer is full, or the result needs the task: an error, an answer over the limit)."""
+Direct = Callable[[SharedResult], Written]
+"""Sends a result to a member at once, without waking its task; HELD when it cannot now (the
+socket's buffer is full, or the result needs the task: an error, an answer over the limit),
+CLOSED when the member's operation or socket is over (nothing to send)."""
+
+SENT: Final = 1
+"""`Member.deliver`: sent at once."""
+HELD: Final = 0
+"""`Member.deliver`: waiting for the member's task."""
+BEHIND: Final = -1
+"""`Member.deliver`: the member is MEMBER_QUEUE results behind; drop it."""
 
 
 class Member:
@@ -160,18 +169,20 @@ class Member:
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False  # the task holds a result it has not sent yet
 
-    def deliver(self, shared: SharedResult) -> bool:
-        """Hand `shared` over; False when the member is too far behind (drop it)."""
+    def deliver(self, shared: SharedResult) -> int:
+        """Hand `shared` over: SENT, HELD, or BEHIND (drop the member)."""
         inbox = self._inbox
-        if not inbox and not self._busy and self._direct is not None and self._direct(shared):
-            return True
+        if not inbox and not self._busy and self._direct is not None:
+            written = self._direct(shared)
+            if written is not Written.HELD:
+                return SENT if written is Written.SENT else HELD
         if inbox is None:
             inbox = self._inbox = collections.deque()
         if len(inbox) >= MEMBER_QUEUE:
-            return False
+            return BEHIND
         inbox.append(shared)
         self._wake()
-        return True
+        return HELD
 
     def end(self) -> None:
         """No more results: the member's task finishes what its inbox holds, then ends."""
@@ -245,17 +256,19 @@ class SharedSubscriptions:
         self,
         key: Key,
         field_name: str,
-        start: Callable[[], AsyncGenerator[ExecutionResult, None]],
+        make_start: Callable[[], Callable[[], AsyncGenerator[ExecutionResult, None]]],
         member: Member,
     ) -> AsyncIterator[Member]:
         """`member` receives the shared stream's results for the block's duration (its
-        `results()` end when the stream does). `start()` begins the execution when nobody runs
-        it yet."""
+        `results()` end when the stream does). When nobody runs the execution yet,
+        `make_start()` says how to begin it (made only then: what it holds lives as long as
+        the stream)."""
         stream = self._streams.get(key)
         if stream is None:
             stream = _Stream(key=key, replay_last=field_name in REPLAYS_LAST)
             self._streams[key] = stream
-            stream.task = asyncio.create_task(self._pump(stream, start), name="shared-stream")
+            pump = self._pump(stream, make_start())
+            stream.task = asyncio.create_task(pump, name="shared-stream")
         if stream.replay_last and stream.last is not None:
             member.deliver(stream.last)
         stream.members.add(member)
@@ -278,11 +291,17 @@ class SharedSubscriptions:
                     if stream.replay_last:
                         stream.last = shared
                     # One loop over the members, on this task: most are sent to at once.
+                    sent = 0
                     for member in tuple(stream.members):
-                        if not member.deliver(shared):
+                        outcome = member.deliver(shared)
+                        if outcome is SENT:
+                            sent += 1
+                        elif outcome is BEHIND:
                             # A member that does not read must not hold the others back.
                             stream.members.discard(member)
                             member.end()
+                    if sent:
+                        WS_MESSAGES_PUSHED.inc(sent)
                     if result.errors and result.data is None:
                         break  # refused, or failed without data: the operation is over
         finally:

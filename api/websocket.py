@@ -464,16 +464,21 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         key = shared.key(
             operation.query, operation.operation_name, operation.variables, self.context.principal
         )
-        start = _shared_start(
-            self.schema,
-            operation.query,
-            operation.operation_name,
-            operation.variables,
-            _detached(self.context),
-        )
+        schema, context = self.schema, self.context
+
+        def make_start() -> Callable[[], AsyncGenerator[ExecutionResult, None]]:
+            # Only the subscriber that starts the stream pays for the detached context.
+            return _shared_start(
+                schema,
+                operation.query,
+                operation.operation_name,
+                operation.variables,
+                _detached(context),
+            )
+
         member = Member(self._direct_sender(operation))
         try:
-            async with shared.join(key, field_name, start, member):
+            async with shared.join(key, field_name, make_start, member):
                 async for shared_result in member.results():
                     result = shared_result.result
                     if isinstance(result, PreExecutionError):  # only ever a stream's first
@@ -489,29 +494,25 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
     def _direct_sender(self, operation: Operation[AppContext, None]) -> Direct | None:
         """How the shared stream's loop sends `operation`'s results straight to the socket
         (`api.ws_fanout`), without waking its task: a result that is an error, over the
-        response limit, or finds the client not reading goes to the task instead (False)."""
+        response limit, or finds the client not reading is HELD for the task to send."""
         writer = FrameWriter.of(self.context.request.scope)
         if writer is None:
             return None
         adapter = _adapter(self)
         limit = _response_limit(self.context)
         operations = self.operations
+        operation_id = operation.id
 
         def encode(result: ExecutionResult) -> bytes:
             return adapter.encode(_next_payload(result))
 
-        def send(shared: SharedResult) -> bool:
-            if operation.completed or operations.get(operation.id) is not operation:
-                return True  # stopped: its task is being cancelled, nothing more is sent
+        def send(shared: SharedResult) -> Written:
+            if operation.completed or operations.get(operation_id) is not operation:
+                return Written.CLOSED  # stopped: its task is being cancelled
             if isinstance(shared.result, PreExecutionError):
-                return False
-            frame, size = shared.websocket_frame(operation.id, encode)
-            if size > limit:
-                return False
-            written = writer.write(frame)
-            if written is Written.SENT:
-                WS_MESSAGES_PUSHED.inc()
-            return written is not Written.BLOCKED
+                return Written.HELD
+            frame, size = shared.websocket_frame(operation_id, encode)
+            return Written.HELD if size > limit else writer.write(frame)
 
         return send
 

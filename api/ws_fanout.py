@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
 
 WEBSOCKET_PROTOCOL: Final = "orders.websocket_protocol"
 """The websocket scope's key for the uvicorn protocol serving the socket."""
@@ -44,11 +43,11 @@ def text_frame(message: bytes) -> bytes:
 
 
 class Written(enum.Enum):
-    """What `FrameWriter.write` did."""
+    """What became of a frame offered to a socket."""
 
     SENT = "sent"
-    BLOCKED = "blocked"  # the client is not reading: not written, the caller keeps it
-    CLOSED = "closed"  # the socket is closing or gone: nothing will be sent on it again
+    HELD = "held"  # not written (the client is not reading, or the subscriber's task must send)
+    CLOSED = "closed"  # the socket or the operation is over: nothing more is sent on it
 
 
 class FrameWriter:
@@ -71,17 +70,13 @@ class FrameWriter:
 
     def write(self, frame: bytes) -> Written:
         """Write `frame` unless the socket is closing (CLOSED) or its client is not reading
-        (BLOCKED)."""
+        (HELD). Every way uvicorn's protocol closes (our close frame, the client's, a protocol
+        error, a lost connection) sets `close_sent` or closes the transport."""
         protocol = self._protocol
         transport = protocol.transport
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or transport.is_closing()
-            or protocol.conn.state is not State.OPEN
-        ):
+        if protocol.close_sent or transport.is_closing():
             return Written.CLOSED
         if not protocol.writable.is_set():
-            return Written.BLOCKED
+            return Written.HELD
         transport.write(frame)
         return Written.SENT
