@@ -19,7 +19,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -161,10 +161,11 @@ class Member:
     (`results()`), and a member that falls MEMBER_QUEUE results behind is dropped: its
     subscription completes, and the others are not held back."""
 
-    __slots__ = ("_busy", "_direct", "_inbox", "_waiter")
+    __slots__ = ("_busy", "_direct", "_inbox", "_waiter", "stream")
 
     def __init__(self, direct: Direct | None = None) -> None:
         self._direct = direct
+        self.stream: _Stream | None = None  # the stream joined, until it is left
         self._inbox: collections.deque[SharedResult | None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._busy = False  # the task holds a result it has not sent yet
@@ -196,27 +197,20 @@ class Member:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def results(self) -> AsyncIterator[SharedResult]:
-        """The results `direct` did not send, in order, until the stream ends for this member."""
-        while True:
-            inbox = self._inbox
-            if not inbox:
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-                continue
-            shared = inbox.popleft()
-            if shared is END:
-                return
-            self._busy = True
+    async def next(self) -> SharedResult | None:
+        """The next result `direct` did not send, in order; END when the stream ended for this
+        member. Results delivered meanwhile wait behind the one returned until the next call."""
+        self._busy = False
+        while not self._inbox:
+            self._inbox = None  # an empty deque is 600 bytes; most members never need one
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                yield shared
+                await self._waiter
             finally:
-                self._busy = False
-                if not inbox:
-                    self._inbox = None  # an empty deque is 600 bytes; most members never need one
+                self._waiter = None
+        shared = self._inbox.popleft()
+        self._busy = shared is not END
+        return shared
 
 
 @dataclass(eq=False, slots=True)
@@ -251,18 +245,16 @@ class SharedSubscriptions:
         digest.update(orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))
         return (digest.digest(), rights_of(principal))
 
-    @contextlib.asynccontextmanager
-    async def join(
+    def join(
         self,
         key: Key,
         field_name: str,
         make_start: Callable[[], Callable[[], AsyncGenerator[ExecutionResult, None]]],
         member: Member,
-    ) -> AsyncIterator[Member]:
-        """`member` receives the shared stream's results for the block's duration (its
-        `results()` end when the stream does). When nobody runs the execution yet,
-        `make_start()` says how to begin it (made only then: what it holds lives as long as
-        the stream)."""
+    ) -> None:
+        """`member` receives the shared stream's results until it `leave`s (its `next()` gives
+        END when the stream ends). When nobody runs the execution yet, `make_start()` says how
+        to begin it (made only then: what it holds lives as long as the stream)."""
         stream = self._streams.get(key)
         if stream is None:
             stream = _Stream(key=key, replay_last=field_name in REPLAYS_LAST)
@@ -272,14 +264,18 @@ class SharedSubscriptions:
         if stream.replay_last and stream.last is not None:
             member.deliver(stream.last)
         stream.members.add(member)
-        try:
-            yield member
-        finally:
-            stream.members.discard(member)
-            if not stream.members and self._streams.get(key) is stream:
-                del self._streams[key]
-                if stream.task is not None:
-                    stream.task.cancel()
+        member.stream = stream
+
+    def leave(self, key: Key, member: Member) -> None:
+        """`member` gets nothing more; the stream stops when it was the last."""
+        stream, member.stream = member.stream, None
+        if stream is None:
+            return
+        stream.members.discard(member)
+        if not stream.members and self._streams.get(key) is stream:
+            del self._streams[key]
+            if stream.task is not None:
+                stream.task.cancel()
 
     async def _pump(
         self, stream: _Stream, start: Callable[[], AsyncGenerator[ExecutionResult, None]]

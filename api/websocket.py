@@ -17,6 +17,7 @@ Apollo's persisted queries (`api.persisted_queries`) in the operation's `extensi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
@@ -66,7 +67,7 @@ from api.http_protocol import WEBSOCKET_LEASE
 from api.limits import TOO_COMPLEX
 from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError
-from api.shared_subscriptions import Direct, Member, SharedResult, SharedSubscriptions, shared_field
+from api.shared_subscriptions import END, Member, SharedResult, SharedSubscriptions, shared_field
 from api.ws_fanout import WEBSOCKET_PROTOCOL, FrameWriter, Written
 from api.ws_frames import PROTOCOL_ERROR, InvalidFrame, Protocol, check_message, decode_frame
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
@@ -449,11 +450,18 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Shared fields join the shared stream; anything else runs as strawberry runs it."""
-        with _counted_subscription(operation.query, operation.operation_name):
-            try:
-                await self._run_operation(operation)
-            finally:
-                _released(self.view)
+        # Counted in `orders_ws_subscriptions` while it runs (no context manager: every
+        # object an operation's task keeps costs each of thousands of subscribers).
+        field = subscribed_field(operation.query, operation.operation_name)
+        gauge = None if field is None else WS_SUBSCRIPTIONS.labels(subscription_label(field))
+        if gauge is not None:
+            gauge.inc()
+        try:
+            await self._run_operation(operation)
+        finally:
+            if gauge is not None:
+                gauge.dec()
+            _released(self.view)
 
     async def _run_operation(self, operation: Operation[AppContext, None]) -> None:
         field_name = shared_field(operation.query, operation.operation_name)
@@ -476,45 +484,63 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
                 _detached(context),
             )
 
-        member = Member(self._direct_sender(operation))
+        member = Member(_DirectSender.of(self, operation))
+        shared.join(key, field_name, make_start, member)
         try:
-            async with shared.join(key, field_name, make_start, member):
-                async for shared_result in member.results():
-                    result = shared_result.result
-                    if isinstance(result, PreExecutionError):  # only ever a stream's first
-                        await self._handle_pre_execution_error(operation, result)
-                        return
-                    await self._send_shared_next(operation, shared_result)
+            while (shared_result := await member.next()) is not END:
+                result = shared_result.result
+                if isinstance(result, PreExecutionError):  # only ever a stream's first
+                    await self._handle_pre_execution_error(operation, result)
+                    return
+                await self._send_shared_next(operation, shared_result)
+        except _OperationStreamClosed:
+            return
+        finally:
+            shared.leave(key, member)
+        with contextlib.suppress(_OperationStreamClosed):
             await operation.send_operation_message(
                 TransportCompleteMessage(id=operation.id, type="complete")
             )
-        except _OperationStreamClosed:
-            return
 
-    def _direct_sender(self, operation: Operation[AppContext, None]) -> Direct | None:
-        """How the shared stream's loop sends `operation`'s results straight to the socket
-        (`api.ws_fanout`), without waking its task: a result that is an error, over the
-        response limit, or finds the client not reading is HELD for the task to send."""
-        writer = FrameWriter.of(self.context.request.scope)
-        if writer is None:
-            return None
-        adapter = _adapter(self)
-        limit = _response_limit(self.context)
-        operations = self.operations
-        operation_id = operation.id
 
-        def encode(result: ExecutionResult) -> bytes:
-            return adapter.encode(_next_payload(result))
+class _DirectSender:
+    """How the shared stream's loop sends one operation's results straight to its socket
+    (`api.ws_fanout`), without waking the operation's task: a result that is an error, over
+    the response limit, or finds the client not reading is HELD for the task to send."""
 
-        def send(shared: SharedResult) -> Written:
-            if operation.completed or operations.get(operation_id) is not operation:
-                return Written.CLOSED  # stopped: its task is being cancelled
-            if isinstance(shared.result, PreExecutionError):
-                return Written.HELD
-            frame, size = shared.websocket_frame(operation_id, encode)
-            return Written.HELD if size > limit else writer.write(frame)
+    __slots__ = ("_adapter", "_limit", "_operation", "_operations", "_writer")
 
-        return send
+    def __init__(
+        self,
+        handler: SharingGraphQLTransportWSHandler,
+        operation: Operation[AppContext, None],
+        writer: FrameWriter,
+    ) -> None:
+        self._adapter = _adapter(handler)
+        self._limit = _response_limit(handler.context)
+        self._operations = handler.operations
+        self._operation = operation
+        self._writer = writer
+
+    @classmethod
+    def of(
+        cls, handler: SharingGraphQLTransportWSHandler, operation: Operation[AppContext, None]
+    ) -> _DirectSender | None:
+        """The sender for `operation`, when its socket takes frames written directly."""
+        writer = FrameWriter.of(handler.context.request.scope)
+        return None if writer is None else cls(handler, operation, writer)
+
+    def _encode(self, result: ExecutionResult) -> bytes:
+        return self._adapter.encode(_next_payload(result))
+
+    def __call__(self, shared: SharedResult) -> Written:
+        operation = self._operation
+        if operation.completed or self._operations.get(operation.id) is not operation:
+            return Written.CLOSED  # stopped: its task is being cancelled
+        if isinstance(shared.result, PreExecutionError):
+            return Written.HELD
+        frame, size = shared.websocket_frame(operation.id, self._encode)
+        return Written.HELD if size > self._limit else self._writer.write(frame)
 
 
 def _next_payload(result: ExecutionResult) -> dict[str, object]:

@@ -12,7 +12,15 @@ from strawberry.types.execution import ExecutionResult
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from api.shared_subscriptions import BEHIND, HELD, MEMBER_QUEUE, SENT, Member, SharedResult
+from api.shared_subscriptions import (
+    BEHIND,
+    END,
+    HELD,
+    MEMBER_QUEUE,
+    SENT,
+    Member,
+    SharedResult,
+)
 from api.ws_fanout import Written, text_frame
 
 
@@ -35,7 +43,7 @@ def test_a_frame_of_any_length_parses_as_one_final_text_frame(size: int) -> None
     frame = text_frame(message)
     parsed = _parse(frame)
     assert (parsed.opcode, parsed.fin, bytes(parsed.data)) == (Opcode.TEXT, True, message)
-    assert not (parsed.rsv1 or parsed.rsv2 or parsed.rsv3)
+    assert (parsed.rsv1, parsed.rsv2, parsed.rsv3) == (False, False, False)
 
 
 def test_the_frame_carries_the_members_own_id_and_the_size_counts_the_message_only() -> None:
@@ -44,7 +52,8 @@ def test_the_frame_carries_the_members_own_id_and_the_size_counts_the_message_on
     encode = lambda given: orjson.dumps({"data": given.data})  # noqa: E731
     for operation_id in ("1", "2", "1"):
         frame, size = shared.websocket_frame(operation_id, encode)
-        message = orjson.dumps({"id": operation_id, "type": "next", "payload": {"data": result.data}})
+        payload = {"data": result.data}
+        message = orjson.dumps({"id": operation_id, "type": "next", "payload": payload})
         assert bytes(_parse(frame).data) == message
         assert size == len(message)
 
@@ -54,7 +63,7 @@ def _result(n: int) -> SharedResult:
 
 
 async def _drain(member: Member, into: list[int]) -> None:
-    async for shared in member.results():
+    while (shared := await member.next()) is not END:
         assert shared.result.data is not None
         into.append(shared.result.data["n"])
 
