@@ -76,8 +76,14 @@ def rss_kib(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 @dataclass(slots=True, kw_only=True)
@@ -107,6 +113,7 @@ class Result:
     messages: int = 0
     failures: int = 0
     server_cpu_s: float = 0.0
+    server_system_s: float = 0.0  # of server_cpu_s, in the kernel (socket writes, mostly)
     client_cpu_s: float = 0.0
 
 
@@ -280,12 +287,14 @@ async def bench(args: argparse.Namespace, url: str, secret: str, pid: int) -> Re
         args.rate,
         args.duration,
     )
-    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
+    (server_user, server_system), client_cpu = cpu_split(pid), time.process_time()
     with profiled(pid, args.profile, args.duration):
         try:
             acked = await place_paced(endpoint, load_token, rate=args.rate, duration=args.duration)
             await _wait_for_pushes(args, deliveries, acked, len(warm))
-            result.server_cpu_s = cpu_seconds(pid) - server_cpu
+            user, system = cpu_split(pid)
+            result.server_system_s = system - server_system
+            result.server_cpu_s = user - server_user + result.server_system_s
             result.client_cpu_s = time.process_time() - client_cpu
             _collect(args, result, deliveries, acked, len(warm))
         finally:
@@ -319,7 +328,8 @@ def markdown(args: argparse.Namespace, result: Result) -> str:
     def ms(fraction: float) -> str:
         return f"{percentile(result.latencies_ms, fraction):.1f}"
 
-    per_message = 1e6 * result.server_cpu_s / max(1, result.messages)
+    messages = max(1, result.messages)
+    per_message = 1e6 * result.server_cpu_s / messages
     per_connection = (result.rss_subscribed_kib - result.rss_before_kib) / result.subscribers
     rows = [
         "| measure | value |",
@@ -333,7 +343,7 @@ def markdown(args: argparse.Namespace, result: Result) -> str:
         f"| **push latency, ack -> received, p50 / p99 / max** | **{ms(0.5)} / {ms(0.99)} / "
         f"{ms(1.0)} ms** |",
         f"| server CPU during the load (per message pushed) | {result.server_cpu_s:.1f} s "
-        f"({per_message:.0f} µs) |",
+        f"({per_message:.1f} µs, of which system {1e6 * result.server_system_s / messages:.1f}) |",
         f"| this client's CPU (subscribers + load) | {result.client_cpu_s:.1f} s |",
         f"| server RSS before / with the subscribers | {result.rss_before_kib / 1024:.1f} / "
         f"{result.rss_subscribed_kib / 1024:.1f} MiB |",
@@ -361,6 +371,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run the server from this source tree instead (e.g. `git archive main` unpacked, "
         "for a before/after comparison)",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server (for comparisons only: the benchmark's figures are on "
+        "the defaults)",
+    )
     parser.add_argument("--profile", help="py-spy the server during the load into this file")
     return parser.parse_args(argv)
 
@@ -382,6 +400,7 @@ def raise_open_files(needed: int) -> None:
 def server_env(args: argparse.Namespace) -> dict[str, str]:
     """The server's environment: its defaults, quiet; from `--server-path`'s sources if given."""
     env = {"LOG_LEVEL": "WARNING"}
+    env.update(setting.split("=", 1) for setting in args.server_env)
     if args.server_path:
         env["PYTHONPATH"] = str(Path(args.server_path).resolve())
         env["PYTHONSAFEPATH"] = "1"  # `-m` must not put this checkout first on the path
