@@ -29,7 +29,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.types.execution import ExecutionResult
 
 from api.auth import Principal
-from api.ws_fanout import Written, text_frame
+from api.ws_fanout import Written, frame_head
 from metrics.instruments import WS_MESSAGES_PUSHED
 
 logger = logging.getLogger(__name__)
@@ -133,10 +133,15 @@ class SharedResult:
         frame = self._frame
         if frame is not None and frame[0] == operation_id:
             return frame[1], frame[2]
-        encoded = self.next_message(operation_id, encode_payload)
-        whole = text_frame(encoded)
-        self._frame = (operation_id, whole, len(encoded))
-        return whole, len(encoded)
+        if self._payload is None:
+            self._payload = encode_payload(self.result)
+        # Clients that number their operations share one frame; those that give each a UUID
+        # (the graphql-ws client does) get theirs in one join.
+        head = b'{"id":%b,"type":"next","payload":' % orjson.dumps(operation_id)
+        size = len(head) + len(self._payload) + 1
+        whole = b"".join((frame_head(size), head, self._payload, b"}"))
+        self._frame = (operation_id, whole, size)
+        return whole, size
 
 
 Key = tuple[bytes, tuple[str, str]]
@@ -158,7 +163,7 @@ BEHIND: Final = -1
 class Member:
     """One subscriber of a shared stream. A result is sent at once by `direct` when nothing of
     the member's waits before it; else it waits in the member's inbox for its task
-    (`results()`), and a member that falls MEMBER_QUEUE results behind is dropped: its
+    (`next()`), and a member that falls MEMBER_QUEUE results behind is dropped: its
     subscription completes, and the others are not held back."""
 
     __slots__ = ("_busy", "_direct", "_inbox", "_waiter", "stream")

@@ -29,17 +29,19 @@ WEBSOCKET_PROTOCOL: Final = "orders.websocket_protocol"
 _FIN_TEXT: Final = 0x81
 
 
-def text_frame(message: bytes) -> bytes:
-    """`message` (UTF-8 text) as one unmasked, final text frame: what a server sends (RFC 6455
-    5.2), without compression (the server negotiates none)."""
-    size = len(message)
+def frame_head(size: int) -> bytes:
+    """The head of an unmasked, final text frame carrying `size` bytes: what a server sends
+    (RFC 6455 5.2), without compression (the server negotiates none)."""
     if size < 126:
-        head = bytes((_FIN_TEXT, size))
-    elif size < 65536:
-        head = bytes((_FIN_TEXT, 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((_FIN_TEXT, 127)) + size.to_bytes(8, "big")
-    return head + message
+        return bytes((_FIN_TEXT, size))
+    if size < 65536:
+        return bytes((_FIN_TEXT, 126)) + size.to_bytes(2, "big")
+    return bytes((_FIN_TEXT, 127)) + size.to_bytes(8, "big")
+
+
+def text_frame(message: bytes) -> bytes:
+    """`message` (UTF-8 text) as one whole frame."""
+    return frame_head(len(message)) + message
 
 
 class Written(enum.Enum):

@@ -72,6 +72,7 @@ class SubscriberProtocol(asyncio.Protocol):
         query: str,
         on_next: NextHandler,
         on_end: Callable[[str], None],
+        operation_id: str = "1",
     ) -> None:
         self.index = index
         self.on_next = on_next
@@ -84,7 +85,7 @@ class SubscriberProtocol(asyncio.Protocol):
         init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
         self._init = client_frame(orjson.dumps(init))
         self._subscribe = client_frame(
-            orjson.dumps({"type": "subscribe", "id": "1", "payload": {"query": query}})
+            orjson.dumps({"type": "subscribe", "id": operation_id, "payload": {"query": query}})
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

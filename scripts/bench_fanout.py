@@ -211,7 +211,9 @@ async def connect_all(
     async def one(index: int) -> SubscriberProtocol:
         address = addresses[index % len(addresses)]
         token = tokens[index // args.sockets_per_identity]
-        protocol = SubscriberProtocol(index, token, query, record, ended)
+        # The graphql-ws client names each operation with a UUID; `--same-ids` numbers them.
+        operation_id = "1" if args.same_ids else str(uuid.uuid4())
+        protocol = SubscriberProtocol(index, token, query, record, ended, operation_id)
         async with gates[address]:
             return await open_subscriber(endpoint.host, endpoint.port, address, protocol)
 
@@ -365,6 +367,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sockets-per-identity", type=int, default=10, help="subscribers sharing one token"
+    )
+    parser.add_argument(
+        "--same-ids",
+        action="store_true",
+        help="every subscriber's operation id is 1 (they then share one frame); by default each "
+        "has a UUID, as the graphql-ws client gives it",
     )
     parser.add_argument(
         "--server-path",
