@@ -6,6 +6,7 @@ socket and those its task sends once the socket stopped taking them."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 
@@ -20,9 +21,16 @@ from tests.e2e.gql import JSON, GraphQLClient, new_id
 from tests.e2e.ws import graphql_ws
 from tests.live_server import LiveServer, running_server
 
-WATCH = "subscription($c: ID) { ordersUpdated(customerId: $c) { id items { name } } }"
-PER_REQUEST = 10
-ITEMS = 100
+ALIASES = 30
+WATCH = (
+    "subscription($c: ID) { ordersUpdated(customerId: $c) { id "
+    + " ".join(f"a{n}: items {{ name }}" for n in range(ALIASES))
+    + " } }"
+)
+"""Every item name thirty times over: a large order's push is about 600 KB, so a few of them
+fill what the kernel buffers for the stalled socket (up to 4 MB) and its transport's own."""
+LARGE_ORDERS = 12
+SMALL_ORDERS = MEMBER_QUEUE + 30
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +46,27 @@ def _placements(count: int) -> str:
     return f"mutation Place({variables}) {{ {fields} }}"
 
 
-async def _place(gql: GraphQLClient, customer: str, order_ids: list[str]) -> None:
-    """Orders of ITEMS long-named items each (about 12 KB a push), PER_REQUEST at a time."""
-    items: list[JSON] = [
-        {"productId": f"p-{n}", "name": f"{n:03d}-" + "x" * 96, "price": "1.00", "qty": 1}
-        for n in range(ITEMS)
-    ]
-    for start in range(0, len(order_ids), PER_REQUEST):
-        batch = order_ids[start : start + PER_REQUEST]
+async def _place(
+    gql: GraphQLClient, customer: str, order_ids: list[str], items: list[JSON], per_request: int
+) -> None:
+    for start in range(0, len(order_ids), per_request):
+        batch = order_ids[start : start + per_request]
         variables: JSON = {
             f"o{n}": {"orderId": order_id, "customerId": customer, "items": items}
             for n, order_id in enumerate(batch)
         }
         data = await gql.data(_placements(len(batch)), variables)
         assert [r["__typename"] for r in data.values()] == ["CommandAccepted"] * len(batch)
+
+
+async def _place_large_then_small(gql: GraphQLClient, customer: str, order_ids: list[str]) -> None:
+    large: list[JSON] = [
+        {"productId": f"p-{n}", "name": f"{n:03d}" + "x" * 197, "price": "1.00", "qty": 1}
+        for n in range(100)
+    ]
+    small: list[JSON] = [{"productId": "p-1", "name": "small", "price": "1.00", "qty": 1}]
+    await _place(gql, customer, order_ids[:LARGE_ORDERS], large, per_request=8)
+    await _place(gql, customer, order_ids[LARGE_ORDERS:], small, per_request=30)
 
 
 def _small_receive_buffer(server: LiveServer) -> socket.socket:
@@ -66,7 +81,7 @@ async def test_a_stalled_subscriber_is_completed_after_falling_behind_and_holds_
     server: LiveServer,
 ) -> None:
     customer = new_id("c")
-    order_ids = [new_id() for _ in range(MEMBER_QUEUE + 60)]
+    order_ids = [new_id() for _ in range(LARGE_ORDERS + SMALL_ORDERS)]
     token = server.token(sub="staff-slow", role="staff")
     stalled = await connect(
         server.ws_url,
@@ -88,13 +103,14 @@ async def test_a_stalled_subscriber_is_completed_after_falling_behind_and_holds_
         live = await reading.subscribe(WATCH, {"c": customer})
         await live.assert_quiet()  # both subscribed before the first order
 
-        await _place(GraphQLClient(http, token), customer, order_ids)
+        await _place_large_then_small(GraphQLClient(http, token), customer, order_ids)
 
         got = [(await live.event("ordersUpdated", within=30.0))["id"] for _ in order_ids]
         assert got == order_ids  # the reader was not held back by the stalled one
         stalled_got: list[str] = []
         while True:
-            message = orjson.loads(await stalled.recv())
+            async with asyncio.timeout(30.0):
+                message = orjson.loads(await stalled.recv())
             if message["type"] != "next":
                 break
             stalled_got.append(message["payload"]["data"]["ordersUpdated"]["id"])
