@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
@@ -472,18 +473,8 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         key = shared.key(
             operation.query, operation.operation_name, operation.variables, self.context.principal
         )
-        schema, context = self.schema, self.context
-
-        def make_start() -> Callable[[], AsyncGenerator[ExecutionResult, None]]:
-            # Only the subscriber that starts the stream pays for the detached context.
-            return _shared_start(
-                schema,
-                operation.query,
-                operation.operation_name,
-                operation.variables,
-                _detached(context),
-            )
-
+        # Only the subscriber that starts the stream pays for the detached context.
+        make_start = functools.partial(_detached_start, self.schema, operation, self.context)
         member = Member(_DirectSender.of(self, operation))
         shared.join(key, field_name, make_start, member)
         try:
@@ -551,6 +542,15 @@ def _next_payload(result: ExecutionResult) -> dict[str, object]:
     if result.extensions:
         payload["extensions"] = result.extensions
     return payload
+
+
+def _detached_start(
+    schema: BaseSchema, operation: Operation[AppContext, None], context: AppContext
+) -> Callable[[], AsyncGenerator[ExecutionResult, None]]:
+    """How a shared stream starts `operation`'s execution, detached from its socket."""
+    return _shared_start(
+        schema, operation.query, operation.operation_name, operation.variables, _detached(context)
+    )
 
 
 def _shared_start(

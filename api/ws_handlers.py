@@ -174,7 +174,10 @@ class _SocketBudget:
         if task is None:
             self.end_operation()
         else:
-            task.add_done_callback(lambda _: self.end_operation())
+            task.add_done_callback(self._operation_done)
+
+    def _operation_done(self, _: asyncio.Task[Any]) -> None:
+        self.end_operation()
 
     def close(self) -> None:
         """The socket is closing: give back its place among the identity's sockets."""
