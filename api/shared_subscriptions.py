@@ -44,6 +44,9 @@ is dropped (its socket is not reading)."""
 
 END: Final = None
 
+YIELD_EVERY: Final = 500
+"""Members a shared result is handed to before the fan-out lets other work run."""
+
 MAX_CACHED_QUERY = 8192
 """Only query texts up to this many characters are remembered by `shared_field`; longer ones
 are looked at each time, so the cache holds at most a few megabytes of text."""
@@ -282,6 +285,27 @@ class SharedSubscriptions:
             if stream.task is not None:
                 stream.task.cancel()
 
+    @staticmethod
+    async def _fan_out(stream: _Stream, shared: SharedResult) -> None:
+        """One loop over the members, on the stream's task: most are sent to at once. Every
+        YIELD_EVERY members the loop lets the event loop run: 10,000 writes take 100 ms or
+        more, which requests (commands with deadlines) must not wait behind."""
+        sent = 0
+        for index, member in enumerate(tuple(stream.members), start=1):
+            if member.stream is not stream:
+                continue  # left while the loop yielded
+            outcome = member.deliver(shared)
+            if outcome is SENT:
+                sent += 1
+            elif outcome is BEHIND:
+                # A member that does not read must not hold the others back.
+                stream.members.discard(member)
+                member.end()
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        if sent:
+            WS_MESSAGES_PUSHED.inc(sent)
+
     async def _pump(
         self, stream: _Stream, start: Callable[[], AsyncGenerator[ExecutionResult, None]]
     ) -> None:
@@ -291,18 +315,7 @@ class SharedSubscriptions:
                     shared = SharedResult(result)
                     if stream.replay_last:
                         stream.last = shared
-                    # One loop over the members, on this task: most are sent to at once.
-                    sent = 0
-                    for member in tuple(stream.members):
-                        outcome = member.deliver(shared)
-                        if outcome is SENT:
-                            sent += 1
-                        elif outcome is BEHIND:
-                            # A member that does not read must not hold the others back.
-                            stream.members.discard(member)
-                            member.end()
-                    if sent:
-                        WS_MESSAGES_PUSHED.inc(sent)
+                    await self._fan_out(stream, shared)
                     if result.errors and result.data is None:
                         break  # refused, or failed without data: the operation is over
         finally:
