@@ -15,15 +15,18 @@ that arrives before the acknowledgement counts as 0. The server's resident memor
 serving process; the embedded Redis is a process of its own and not counted) is read before the
 subscribers connect and once they all are subscribed: the difference over their number is the
 memory per connection. Subscribers and load run in this one process, on the same machine as the
-server: on 2 cores, receiving 10,000 messages a second costs this client more CPU than the server
-spends sending them, so the figures are an upper bound. Prints a markdown table.
+server; the subscribers are raw asyncio sockets (`scripts._ws_subscriber`), a few µs a message,
+since a websocket library's client would spend more CPU receiving than the server sending. Server
+CPU is reported with its system share (the kernel's socket writes). Prints a markdown table.
 
-It runs on the server's default settings. The subscribers and the load hold staff tokens (the
-operator's dashboards and tools): staff are held only to the global caps (MAX_WEBSOCKETS, ...),
-not to the per-identity budgets that keep one customer from starving another (README
-"Budgets"), so 1,000 sockets on one staff subject are within bounds where a customer token
-would be limited to MAX_WEBSOCKETS_PER_IDENTITY. The sockets open at most 50 at a time, within
-MAX_ANONYMOUS_WEBSOCKETS_PER_ADDRESS (a socket counts as its address's until acknowledged).
+It runs on the server's default settings, the way many clients would come: the sockets come from
+`--addresses` loopback addresses (127.0.0.1, .2, ...), each opening at most
+HANDSHAKES_PER_ADDRESS at a time (a socket counts as its address's until acknowledged,
+MAX_ANONYMOUS_WEBSOCKETS_PER_ADDRESS); they hold staff tokens (the operator's dashboards: every
+subscriber of one staff query shares one execution), one identity per `--sockets-per-identity`
+sockets, within MAX_WEBSOCKETS_PER_IDENTITY though staff are held only to the global caps
+(README "Budgets"). Each operation has a UUID id, as the graphql-ws client names them. This
+process and the server (which inherits it) get a soft open-files limit for the sockets.
 """
 
 from __future__ import annotations
