@@ -26,6 +26,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from api.budgets import Budget, LimitedLog
 from api.limits import ConnectionLimits
 from api.logs import refusals
+from api.ws_fanout import WEBSOCKET_PROTOCOL
+from api.ws_lean import LeanEvent, LeanQueue
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +248,13 @@ class AnsweringWebSocketProtocol(WebSocketsSansIOProtocol):
 
     counts: ConnectionCounts = ConnectionCounts(ConnectionLimits())
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The same behaviour in a few dozen bytes instead of ~3 KiB a socket (api.ws_lean).
+        self.queue = LeanQueue()  # type: ignore[assignment]
+        self.writable = LeanEvent()  # type: ignore[assignment]
+        self.writable.set()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Take the websocket's place in the counts (the upgrade checked there is room)."""
         super().connection_made(transport)
@@ -257,11 +266,23 @@ class AnsweringWebSocketProtocol(WebSocketsSansIOProtocol):
         self.lease.close()
 
     def handle_connect(self, event: Any) -> None:
-        """The handshake: the app finds the lease in its scope."""
+        """The handshake: the app finds the lease, and this protocol, in its scope."""
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if isinstance(scope, dict):
             scope[WEBSOCKET_LEASE] = self.lease
+            scope[WEBSOCKET_PROTOCOL] = self  # shared results are written to it (api.ws_fanout)
+        # The scope has its own copy of the headers, and the response is made; the parsed
+        # request stays referenced by the websockets library's parser for the connection's
+        # lifetime, so its headers (1-3 KiB) are emptied rather than kept.
+        event.headers.clear()
+
+    async def send(self, message: Any) -> None:
+        """Send; once the handshake is answered, its request and response (some 4 KiB of
+        headers, read by uvicorn only until then) are let go."""
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            self.request = self.response = None  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -139,8 +139,9 @@ class ConnectionLimits:
     """Open HTTP connections from one client address at most: a connection says who it is only
     with its first request, so until then it is counted by where it comes from. One more from
     that address gets 503. (Behind a reverse proxy every client shares its address: raise it.)"""
-    max_websockets: int = 4000
-    """Open websockets at most (about 40 KiB each); one more upgrade gets 503."""
+    max_websockets: int = 10_000
+    """Open websockets at most (about 30 KiB each: 300 MiB at the cap); one more upgrade gets
+    503. The process needs a file descriptor for each (`ulimit -n`)."""
     max_anonymous_websockets_per_address: int = 64
     """Websockets from one client address whose `connection_init` is not acknowledged yet; one
     more upgrade from that address gets 503."""

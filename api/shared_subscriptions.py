@@ -14,11 +14,12 @@ from now on; for `dashboardStats` the current stats first, which the shared stre
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,6 +29,8 @@ from graphql.utilities import get_operation_ast
 from strawberry.types.execution import ExecutionResult
 
 from api.auth import Principal
+from api.ws_fanout import Written, frame_head
+from metrics.instruments import WS_MESSAGES_PUSHED
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ SHARED_FIELDS: Final = frozenset({"ordersUpdated", "dashboardStats"})
 `dashboardStats` starts with the current stats, which the shared stream keeps for late joiners."""
 REPLAYS_LAST: Final = frozenset({"dashboardStats"})
 MEMBER_QUEUE = 256
-"""Results a member may fall behind by before it is dropped (its socket is not reading)."""
+"""Results a member may fall behind by (beyond what its socket's write buffer holds) before it
+is dropped (its socket is not reading)."""
 
 END: Final = None
 
@@ -91,31 +95,127 @@ class SharedResult:
     """One result of a shared execution, with its graphql-transport-ws `next` message encoded
     once for every member: the messages differ only by operation id, so the payload is encoded
     by the first member to send it and only the id is spliced in for each (members that use the
-    same id, as many clients do, share the whole frame)."""
+    same id, as many clients do, share the whole message, and its websocket frame)."""
 
     result: ExecutionResult
     _payload: bytes | None = None
-    _frame: tuple[str, str, int] | None = None
+    _message: tuple[str, bytes] | None = None
+    _frame: tuple[str, bytes, int] | None = None
 
-    def next_frame(
+    def next_message(
         self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
-    ) -> tuple[str, int]:
-        """The `next` message for `operation_id` as text, and its size in bytes."""
-        frame = self._frame
-        if frame is not None and frame[0] == operation_id:
-            return frame[1], frame[2]
+    ) -> bytes:
+        """The encoded `next` message for `operation_id`."""
+        message = self._message
+        if message is not None and message[0] == operation_id:
+            return message[1]
         if self._payload is None:
             self._payload = encode_payload(self.result)
         encoded = b'{"id":%b,"type":"next","payload":%b}' % (
             orjson.dumps(operation_id),
             self._payload,
         )
-        self._frame = (operation_id, encoded.decode(), len(encoded))
-        return self._frame[1], self._frame[2]
+        self._message = (operation_id, encoded)
+        return encoded
+
+    def next_frame(
+        self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
+    ) -> tuple[str, int]:
+        """The `next` message for `operation_id` as text, and its size in bytes."""
+        encoded = self.next_message(operation_id, encode_payload)
+        return encoded.decode(), len(encoded)
+
+    def websocket_frame(
+        self, operation_id: str, encode_payload: Callable[[ExecutionResult], bytes]
+    ) -> tuple[bytes, int]:
+        """The `next` message for `operation_id` as a whole server-to-client websocket text
+        frame (`api.ws_fanout`), and the message's size in bytes (without the frame's head)."""
+        frame = self._frame
+        if frame is not None and frame[0] == operation_id:
+            return frame[1], frame[2]
+        if self._payload is None:
+            self._payload = encode_payload(self.result)
+        # Clients that number their operations share one frame; those that give each a UUID
+        # (the graphql-ws client does) get theirs in one join.
+        head = b'{"id":%b,"type":"next","payload":' % orjson.dumps(operation_id)
+        size = len(head) + len(self._payload) + 1
+        whole = b"".join((frame_head(size), head, self._payload, b"}"))
+        self._frame = (operation_id, whole, size)
+        return whole, size
 
 
 Key = tuple[bytes, tuple[str, str]]
 """A digest of the operation (document, name, variables) and the caller's rights."""
+
+Direct = Callable[[SharedResult], Written]
+"""Sends a result to a member at once, without waking its task; HELD when it cannot now (the
+socket's buffer is full, or the result needs the task: an error, an answer over the limit),
+CLOSED when the member's operation or socket is over (nothing to send)."""
+
+SENT: Final = 1
+"""`Member.deliver`: sent at once."""
+HELD: Final = 0
+"""`Member.deliver`: waiting for the member's task."""
+BEHIND: Final = -1
+"""`Member.deliver`: the member is MEMBER_QUEUE results behind; drop it."""
+
+
+class Member:
+    """One subscriber of a shared stream. A result is sent at once by `direct` when nothing of
+    the member's waits before it; else it waits in the member's inbox for its task
+    (`next()`), and a member that falls MEMBER_QUEUE results behind is dropped: its
+    subscription completes, and the others are not held back."""
+
+    __slots__ = ("_busy", "_direct", "_inbox", "_waiter", "stream")
+
+    def __init__(self, direct: Direct | None = None) -> None:
+        self._direct = direct
+        self.stream: _Stream | None = None  # the stream joined, until it is left
+        self._inbox: collections.deque[SharedResult | None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._busy = False  # the task holds a result it has not sent yet
+
+    def deliver(self, shared: SharedResult) -> int:
+        """Hand `shared` over: SENT, HELD, or BEHIND (drop the member)."""
+        inbox = self._inbox
+        if not inbox and not self._busy and self._direct is not None:
+            written = self._direct(shared)
+            if written is not Written.HELD:
+                return SENT if written is Written.SENT else HELD
+        if inbox is None:
+            inbox = self._inbox = collections.deque()
+        if len(inbox) >= MEMBER_QUEUE:
+            return BEHIND
+        inbox.append(shared)
+        self._wake()
+        return HELD
+
+    def end(self) -> None:
+        """No more results: the member's task finishes what its inbox holds, then ends."""
+        if self._inbox is None:
+            self._inbox = collections.deque()
+        self._inbox.append(END)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self) -> SharedResult | None:
+        """The next result `direct` did not send, in order; END when the stream ended for this
+        member. Results delivered meanwhile wait behind the one returned until the next call."""
+        self._busy = False
+        while not self._inbox:
+            self._inbox = None  # an empty deque is 600 bytes; most members never need one
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        shared = self._inbox.popleft()
+        self._busy = shared is not END
+        return shared
 
 
 @dataclass(eq=False, slots=True)
@@ -124,7 +224,7 @@ class _Stream:
 
     key: Key
     replay_last: bool
-    members: set[asyncio.Queue[SharedResult | None]] = field(default_factory=set)
+    members: set[Member] = field(default_factory=set)
     last: SharedResult | None = None
     task: asyncio.Task[None] | None = None
 
@@ -150,32 +250,54 @@ class SharedSubscriptions:
         digest.update(orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS))
         return (digest.digest(), rights_of(principal))
 
-    @contextlib.asynccontextmanager
-    async def join(
+    def join(
         self,
         key: Key,
         field_name: str,
-        start: Callable[[], AsyncGenerator[ExecutionResult, None]],
-    ) -> AsyncIterator[asyncio.Queue[SharedResult | None]]:
-        """A queue of the shared stream's results (END when it ends), for the block's duration.
-        `start()` begins the execution when nobody runs it yet."""
+        make_start: Callable[[], Callable[[], AsyncGenerator[ExecutionResult, None]]],
+        member: Member,
+    ) -> None:
+        """`member` receives the shared stream's results until it `leave`s (its `next()` gives
+        END when the stream ends). When nobody runs the execution yet, `make_start()` says how
+        to begin it (made only then: what it holds lives as long as the stream)."""
         stream = self._streams.get(key)
         if stream is None:
             stream = _Stream(key=key, replay_last=field_name in REPLAYS_LAST)
             self._streams[key] = stream
-            stream.task = asyncio.create_task(self._pump(stream, start), name="shared-stream")
-        queue: asyncio.Queue[SharedResult | None] = asyncio.Queue(MEMBER_QUEUE)
+            pump = self._pump(stream, make_start())
+            stream.task = asyncio.create_task(pump, name="shared-stream")
         if stream.replay_last and stream.last is not None:
-            queue.put_nowait(stream.last)
-        stream.members.add(queue)
-        try:
-            yield queue
-        finally:
-            stream.members.discard(queue)
-            if not stream.members and self._streams.get(key) is stream:
-                del self._streams[key]
-                if stream.task is not None:
-                    stream.task.cancel()
+            member.deliver(stream.last)
+        stream.members.add(member)
+        member.stream = stream
+
+    def leave(self, key: Key, member: Member) -> None:
+        """`member` gets nothing more; the stream stops when it was the last."""
+        stream, member.stream = member.stream, None
+        if stream is None:
+            return
+        stream.members.discard(member)
+        if not stream.members and self._streams.get(key) is stream:
+            del self._streams[key]
+            if stream.task is not None:
+                stream.task.cancel()
+
+    @staticmethod
+    def _fan_out(stream: _Stream, shared: SharedResult) -> None:
+        """One loop over the members, on the stream's task: most are sent to at once. (Letting
+        the event loop run every few hundred members was tried: at 10,000 subscribers the
+        pushes then fell seconds behind.)"""
+        sent = 0
+        for member in tuple(stream.members):
+            outcome = member.deliver(shared)
+            if outcome is SENT:
+                sent += 1
+            elif outcome is BEHIND:
+                # A member that does not read must not hold the others back.
+                stream.members.discard(member)
+                member.end()
+        if sent:
+            WS_MESSAGES_PUSHED.inc(sent)
 
     async def _pump(
         self, stream: _Stream, start: Callable[[], AsyncGenerator[ExecutionResult, None]]
@@ -186,26 +308,11 @@ class SharedSubscriptions:
                     shared = SharedResult(result)
                     if stream.replay_last:
                         stream.last = shared
-                    for queue in tuple(stream.members):
-                        try:
-                            queue.put_nowait(shared)
-                        except asyncio.QueueFull:
-                            # A member that does not read must not hold the others back.
-                            stream.members.discard(queue)
-                            _force_end(queue)
+                    self._fan_out(stream, shared)
                     if result.errors and result.data is None:
                         break  # refused, or failed without data: the operation is over
         finally:
             if self._streams.get(stream.key) is stream:
                 del self._streams[stream.key]
-            for queue in tuple(stream.members):
-                _force_end(queue)
-
-
-def _force_end(queue: asyncio.Queue[SharedResult | None]) -> None:
-    while True:
-        try:
-            queue.put_nowait(END)
-            return
-        except asyncio.QueueFull:
-            queue.get_nowait()
+            for member in tuple(stream.members):
+                member.end()

@@ -17,7 +17,9 @@ Apollo's persisted queries (`api.persisted_queries`) in the operation's `extensi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
@@ -62,10 +64,12 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from api.context import AppContext
 from api.extensions import INTERNAL_ERROR_CODE
+from api.http_protocol import WEBSOCKET_LEASE
 from api.limits import TOO_COMPLEX
 from api.memory import MemoryReclaimer
 from api.persisted_queries import PersistedQueries, PersistedQueryError
-from api.shared_subscriptions import END, SharedResult, SharedSubscriptions, shared_field
+from api.shared_subscriptions import END, Member, SharedResult, SharedSubscriptions, shared_field
+from api.ws_fanout import WEBSOCKET_PROTOCOL, FrameWriter, Written
 from api.ws_frames import PROTOCOL_ERROR, InvalidFrame, Protocol, check_message, decode_frame
 from api.ws_handlers import LegacyWSHandler, TransportWSHandler
 from metrics.instruments import WS_MESSAGES_PUSHED, WS_SUBSCRIPTIONS, subscription_label
@@ -447,11 +451,18 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
 
     async def run_operation(self, operation: Operation[AppContext, None]) -> None:
         """Shared fields join the shared stream; anything else runs as strawberry runs it."""
-        with _counted_subscription(operation.query, operation.operation_name):
-            try:
-                await self._run_operation(operation)
-            finally:
-                _released(self.view)
+        # Counted in `orders_ws_subscriptions` while it runs (no context manager: every
+        # object an operation's task keeps costs each of thousands of subscribers).
+        field = subscribed_field(operation.query, operation.operation_name)
+        gauge = None if field is None else WS_SUBSCRIPTIONS.labels(subscription_label(field))
+        if gauge is not None:
+            gauge.inc()
+        try:
+            await self._run_operation(operation)
+        finally:
+            if gauge is not None:
+                gauge.dec()
+            _released(self.view)
 
     async def _run_operation(self, operation: Operation[AppContext, None]) -> None:
         field_name = shared_field(operation.query, operation.operation_name)
@@ -462,28 +473,65 @@ class SharingGraphQLTransportWSHandler(TransportWSHandler):
         key = shared.key(
             operation.query, operation.operation_name, operation.variables, self.context.principal
         )
-        start = _shared_start(
-            self.schema,
-            operation.query,
-            operation.operation_name,
-            operation.variables,
-            _detached(self.context),
-        )
+        # Only the subscriber that starts the stream pays for the detached context.
+        make_start = functools.partial(_detached_start, self.schema, operation, self.context)
+        member = Member(_DirectSender.of(self, operation))
+        shared.join(key, field_name, make_start, member)
         try:
-            async with shared.join(key, field_name, start) as queue:
-                first = True
-                while (shared_result := await queue.get()) is not END:
-                    result = shared_result.result
-                    if first and isinstance(result, PreExecutionError):
-                        await self._handle_pre_execution_error(operation, result)
-                        return
-                    first = False
-                    await self._send_shared_next(operation, shared_result)
+            while (shared_result := await member.next()) is not END:
+                result = shared_result.result
+                if isinstance(result, PreExecutionError):  # only ever a stream's first
+                    await self._handle_pre_execution_error(operation, result)
+                    return
+                await self._send_shared_next(operation, shared_result)
+        except _OperationStreamClosed:
+            return
+        finally:
+            shared.leave(key, member)
+        with contextlib.suppress(_OperationStreamClosed):
             await operation.send_operation_message(
                 TransportCompleteMessage(id=operation.id, type="complete")
             )
-        except _OperationStreamClosed:
-            return
+
+
+class _DirectSender:
+    """How the shared stream's loop sends one operation's results straight to its socket
+    (`api.ws_fanout`), without waking the operation's task: a result that is an error, over
+    the response limit, or finds the client not reading is HELD for the task to send."""
+
+    __slots__ = ("_adapter", "_limit", "_operation", "_operations", "_writer")
+
+    def __init__(
+        self,
+        handler: SharingGraphQLTransportWSHandler,
+        operation: Operation[AppContext, None],
+        writer: FrameWriter,
+    ) -> None:
+        self._adapter = _adapter(handler)
+        self._limit = _response_limit(handler.context)
+        self._operations = handler.operations
+        self._operation = operation
+        self._writer = writer
+
+    @classmethod
+    def of(
+        cls, handler: SharingGraphQLTransportWSHandler, operation: Operation[AppContext, None]
+    ) -> _DirectSender | None:
+        """The sender for `operation`, when its socket takes frames written directly."""
+        writer = FrameWriter.of(handler.context.request.scope)
+        return None if writer is None else cls(handler, operation, writer)
+
+    def _encode(self, result: ExecutionResult) -> bytes:
+        return self._adapter.encode(_next_payload(result))
+
+    def __call__(self, shared: SharedResult) -> Written:
+        operation = self._operation
+        if operation.completed or self._operations.get(operation.id) is not operation:
+            return Written.CLOSED  # stopped: its task is being cancelled
+        if isinstance(shared.result, PreExecutionError):
+            return Written.HELD
+        frame, size = shared.websocket_frame(operation.id, self._encode)
+        return Written.HELD if size > self._limit else self._writer.write(frame)
 
 
 def _next_payload(result: ExecutionResult) -> dict[str, object]:
@@ -494,6 +542,15 @@ def _next_payload(result: ExecutionResult) -> dict[str, object]:
     if result.extensions:
         payload["extensions"] = result.extensions
     return payload
+
+
+def _detached_start(
+    schema: BaseSchema, operation: Operation[AppContext, None], context: AppContext
+) -> Callable[[], AsyncGenerator[ExecutionResult, None]]:
+    """How a shared stream starts `operation`'s execution, detached from its socket."""
+    return _shared_start(
+        schema, operation.query, operation.operation_name, operation.variables, _detached(context)
+    )
 
 
 def _shared_start(
@@ -525,5 +582,10 @@ async def _gone(*_: object) -> Any:
 def _detached(context: AppContext) -> AppContext:
     """A copy of a websocket's context without its connection: the same caller, request
     headers and services, but no way to the socket (whose buffers would stay alive with it)."""
-    request = WebSocket(dict(context.request.scope), receive=_gone, send=_gone)
+    scope = {
+        name: value
+        for name, value in context.request.scope.items()
+        if name not in (WEBSOCKET_PROTOCOL, WEBSOCKET_LEASE)
+    }
+    request = WebSocket(scope, receive=_gone, send=_gone)
     return dataclasses.replace(context, request=request, response=None)

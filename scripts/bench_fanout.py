@@ -15,15 +15,18 @@ that arrives before the acknowledgement counts as 0. The server's resident memor
 serving process; the embedded Redis is a process of its own and not counted) is read before the
 subscribers connect and once they all are subscribed: the difference over their number is the
 memory per connection. Subscribers and load run in this one process, on the same machine as the
-server: on 2 cores, receiving 10,000 messages a second costs this client more CPU than the server
-spends sending them, so the figures are an upper bound. Prints a markdown table.
+server; the subscribers are raw asyncio sockets (`scripts._ws_subscriber`), a few µs a message,
+since a websocket library's client would spend more CPU receiving than the server sending. Server
+CPU is reported with its system share (the kernel's socket writes). Prints a markdown table.
 
-It runs on the server's default settings. The subscribers and the load hold staff tokens (the
-operator's dashboards and tools): staff are held only to the global caps (MAX_WEBSOCKETS, ...),
-not to the per-identity budgets that keep one customer from starving another (README
-"Budgets"), so 1,000 sockets on one staff subject are within bounds where a customer token
-would be limited to MAX_WEBSOCKETS_PER_IDENTITY. The sockets open at most 50 at a time, within
-MAX_ANONYMOUS_WEBSOCKETS_PER_ADDRESS (a socket counts as its address's until acknowledged).
+It runs on the server's default settings, the way many clients would come: the sockets come from
+`--addresses` loopback addresses (127.0.0.1, .2, ...), each opening at most
+HANDSHAKES_PER_ADDRESS at a time (a socket counts as its address's until acknowledged,
+MAX_ANONYMOUS_WEBSOCKETS_PER_ADDRESS); they hold staff tokens (the operator's dashboards: every
+subscriber of one staff query shares one execution), one identity per `--sockets-per-identity`
+sockets, within MAX_WEBSOCKETS_PER_IDENTITY though staff are held only to the global caps
+(README "Budgets"). Each operation has a UUID id, as the graphql-ws client names them. This
+process and the server (which inherits it) get a soft open-files limit for the sockets.
 """
 
 from __future__ import annotations
@@ -33,27 +36,32 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
 
 from scripts._loadgen import Connection, Endpoint, encode_graphql_post
+from scripts._ws_subscriber import NextHandler, SubscriberProtocol, open_subscriber
 from scripts.bench_lag import percentile
 from scripts.bench_write import PLACE, accepted
 from tests.e2e.gql import make_token
 from tests.processes import ServerProcess
 
 log = logging.getLogger(__name__)
+
+HANDSHAKES_PER_ADDRESS = 32
+"""Sockets one client address opens at once (the server's default for sockets not acknowledged
+yet from one address is 64)."""
 
 QUERIES = {
     "ordersUpdated": "subscription { ordersUpdated { id version } }",
@@ -71,8 +79,14 @@ def rss_kib(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU time of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 @dataclass(slots=True, kw_only=True)
@@ -85,73 +99,6 @@ class Deliveries:
     stats: list[list[tuple[float, int]]] = field(default_factory=list)
     messages: int = 0
     failures: list[str] = field(default_factory=list)  # error / complete messages, first few
-
-
-class Subscriber:
-    """One websocket with one subscription; its reader records arrivals."""
-
-    def __init__(self, ws: ClientConnection, index: int, deliveries: Deliveries) -> None:
-        self.ws = ws
-        self.index = index
-        self.deliveries = deliveries
-        self.task: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def open(cls, ws_url: str, token: str, index: int, deliveries: Deliveries) -> Subscriber:
-        ws = await connect(
-            ws_url,
-            subprotocols=[Subprotocol("graphql-transport-ws")],
-            proxy=None,
-            open_timeout=60,
-            ping_interval=None,
-            max_queue=None,
-        )
-        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-        await ws.send(orjson.dumps(init).decode())
-        while orjson.loads(await ws.recv())["type"] != "connection_ack":
-            pass
-        query = QUERIES[deliveries.field_name]
-        await ws.send(
-            orjson.dumps({"type": "subscribe", "id": "1", "payload": {"query": query}}).decode()
-        )
-        subscriber = cls(ws, index, deliveries)
-        subscriber.task = asyncio.create_task(subscriber.read())
-        return subscriber
-
-    async def read(self) -> None:
-        deliveries = self.deliveries
-        stats = deliveries.stats[self.index] if deliveries.field_name == "dashboardStats" else []
-        with contextlib.suppress(Exception):
-            async for raw in self.ws:
-                now = time.perf_counter()
-                message = orjson.loads(raw)
-                kind = message.get("type")
-                if kind == "ping":
-                    await self.ws.send('{"type":"pong"}')
-                    continue
-                if kind in ("error", "complete"):
-                    deliveries.failures.append(raw if isinstance(raw, str) else raw.decode())
-                if kind != "next":
-                    continue
-                deliveries.messages += 1
-                data = message["payload"].get("data")
-                if data is None:
-                    deliveries.failures.append(raw if isinstance(raw, str) else raw.decode())
-                    continue
-                if deliveries.field_name == "ordersUpdated":
-                    order = data["ordersUpdated"]
-                    if order["version"] == 1:
-                        deliveries.by_order[order["id"]].append(now)
-                else:
-                    stats.append((now, data["dashboardStats"]["totalOrders"]))
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
 
 
 @dataclass(slots=True, kw_only=True)
@@ -169,6 +116,7 @@ class Result:
     messages: int = 0
     failures: int = 0
     server_cpu_s: float = 0.0
+    server_system_s: float = 0.0  # of server_cpu_s, in the kernel (socket writes, mostly)
     client_cpu_s: float = 0.0
 
 
@@ -217,78 +165,166 @@ def _stats_latencies(
     return latencies, missing
 
 
+def staff_tokens(secret: str, subscribers: int, per_identity: int) -> list[str]:
+    """One staff token per `per_identity` subscribers: operators' dashboards, each identity with
+    no more sockets than a customer may hold (MAX_WEBSOCKETS_PER_IDENTITY)."""
+    identities = max(1, -(-subscribers // per_identity))
+    # An hour: within the server's MAX_TOKEN_TTL, and longer than any run.
+    return [
+        make_token(secret, sub=f"dashboard-{n}", role="staff", ttl=3600.0)
+        for n in range(identities)
+    ]
+
+
+def _recorder(deliveries: Deliveries) -> NextHandler:
+    """What each `next` message does: note when its subscriber saw the order (or the stats)."""
+    by_order, stats = deliveries.by_order, deliveries.stats
+    orders = deliveries.field_name == "ordersUpdated"
+
+    def record(index: int, now: float, payload: dict[str, object]) -> None:
+        deliveries.messages += 1
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            deliveries.failures.append(orjson.dumps(payload).decode())
+            return
+        if orders:
+            order = data["ordersUpdated"]
+            if order["version"] == 1:
+                by_order[order["id"]].append(now)
+        else:
+            stats[index].append((now, data["dashboardStats"]["totalOrders"]))
+
+    return record
+
+
+async def connect_all(
+    args: argparse.Namespace, endpoint: Endpoint, tokens: list[str], deliveries: Deliveries
+) -> list[SubscriberProtocol]:
+    """Open the subscribers from `--addresses` loopback addresses, each address at most
+    HANDSHAKES_PER_ADDRESS at a time (within MAX_ANONYMOUS_WEBSOCKETS_PER_ADDRESS: a socket
+    counts as its address's until acknowledged)."""
+    addresses = [f"127.0.0.{n}" for n in range(1, args.addresses + 1)]
+    gates = {address: asyncio.Semaphore(HANDSHAKES_PER_ADDRESS) for address in addresses}
+    record = _recorder(deliveries)
+    query = QUERIES[args.field]
+
+    def ended(why: str) -> None:
+        deliveries.failures.append(why)
+
+    async def one(index: int) -> SubscriberProtocol:
+        address = addresses[index % len(addresses)]
+        token = tokens[index // args.sockets_per_identity]
+        # The graphql-ws client names each operation with a UUID; `--same-ids` numbers them.
+        operation_id = "1" if args.same_ids else str(uuid.uuid4())
+        protocol = SubscriberProtocol(index, token, query, record, ended, operation_id)
+        async with gates[address]:
+            return await open_subscriber(endpoint.host, endpoint.port, address, protocol)
+
+    return await asyncio.gather(*(one(i) for i in range(args.subscribers)))
+
+
+async def _wait_for_pushes(
+    args: argparse.Namespace, deliveries: Deliveries, acked: list[tuple[str, float]], base: int
+) -> None:
+    """Stragglers: every push is in, or ten seconds have passed."""
+    deadline = time.perf_counter() + 10.0
+    while time.perf_counter() < deadline:
+        if args.field == "ordersUpdated":
+            done = all(len(deliveries.by_order[o]) >= args.subscribers for o, _ in acked)
+        else:
+            target = base + len(acked)
+            done = all(s and s[-1][1] >= target for s in deliveries.stats)
+        if done:
+            return
+        await asyncio.sleep(0.1)
+
+
+def _collect(
+    args: argparse.Namespace,
+    result: Result,
+    deliveries: Deliveries,
+    acked: list[tuple[str, float]],
+    base: int,
+) -> None:
+    result.commands = len(acked)
+    result.errors = round(args.rate * args.duration) - len(acked)
+    if args.field == "ordersUpdated":
+        for order_id, ack in acked:
+            seen = deliveries.by_order.get(order_id, [])
+            result.latencies_ms.extend(max(0.0, t - ack) * 1000 for t in seen)
+            result.missing += args.subscribers - len(seen)
+    else:
+        result.latencies_ms, result.missing = _stats_latencies(deliveries, acked, base)
+    result.messages = deliveries.messages
+    result.failures = len(deliveries.failures)
+    for failure in deliveries.failures[:3]:
+        log.warning("subscription ended: %s", failure[:300])
+
+
 async def bench(args: argparse.Namespace, url: str, secret: str, pid: int) -> Result:
     """Connect the subscribers, run the load, collect the latencies."""
     endpoint = Endpoint.from_url(url)
-    # An hour: within the server's MAX_TOKEN_TTL, and longer than any run.
-    token = make_token(secret, sub="bench", role="staff", ttl=3600.0)
-    ws_url = url.replace("http://", "ws://") + "/graphql"
+    tokens = staff_tokens(secret, args.subscribers, args.sockets_per_identity)
+    load_token = make_token(secret, sub="bench-load", role="staff", ttl=3600.0)
     deliveries = Deliveries(field_name=args.field)
     deliveries.stats = [[] for _ in range(args.subscribers)]
     # The server's own connections and caches warm up before the baseline reading.
-    warm = await place_paced(endpoint, token, rate=20, duration=0.5)
+    warm = await place_paced(endpoint, load_token, rate=20, duration=0.5)
     await asyncio.sleep(1.0)
     rss_before = rss_kib(pid)
     log.info("server pid %d", pid)
     started = time.perf_counter()
-    gate = asyncio.Semaphore(50)
-
-    async def one(index: int) -> Subscriber:
-        async with gate:
-            return await Subscriber.open(ws_url, token, index, deliveries)
-
-    subscribers = await asyncio.gather(*(one(i) for i in range(args.subscribers)))
+    subscribers = await connect_all(args, endpoint, tokens, deliveries)
     connect_s = time.perf_counter() - started
-    await asyncio.sleep(2.0)  # subscriptions registered, first stats delivered
-    rss_subscribed = rss_kib(pid)
-    base_total = len(warm)
+    await asyncio.sleep(2.0 + args.subscribers / 5000)  # subscribed, first stats delivered
     result = Result(
         subscribers=args.subscribers,
         connect_s=connect_s,
         rss_before_kib=rss_before,
-        rss_subscribed_kib=rss_subscribed,
+        rss_subscribed_kib=rss_kib(pid),
     )
     log.info(
         "%d subscribers in %.1f s; RSS %d -> %d KiB; loading at %.0f/s for %.0f s",
         args.subscribers,
         connect_s,
         rss_before,
-        rss_subscribed,
+        result.rss_subscribed_kib,
         args.rate,
         args.duration,
     )
-    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
-    try:
-        acked = await place_paced(endpoint, token, rate=args.rate, duration=args.duration)
-        result.commands = len(acked)
-        result.errors = round(args.rate * args.duration) - len(acked)
-        # Stragglers: every push is in, or five seconds have passed.
-        deadline = time.perf_counter() + 5.0
-        while time.perf_counter() < deadline:
-            if args.field == "ordersUpdated":
-                done = all(len(deliveries.by_order[o]) >= args.subscribers for o, _ in acked)
-            else:
-                target = base_total + len(acked)
-                done = all(s and s[-1][1] >= target for s in deliveries.stats)
-            if done:
-                break
-            await asyncio.sleep(0.1)
-        if args.field == "ordersUpdated":
-            for order_id, ack in acked:
-                seen = deliveries.by_order.get(order_id, [])
-                result.latencies_ms.extend(max(0.0, t - ack) * 1000 for t in seen)
-                result.missing += args.subscribers - len(seen)
-        else:
-            result.latencies_ms, result.missing = _stats_latencies(deliveries, acked, base_total)
-        result.messages = deliveries.messages
-        result.failures = len(deliveries.failures)
-        for failure in deliveries.failures[:3]:
-            log.warning("subscription ended: %s", failure[:300])
-        result.server_cpu_s = cpu_seconds(pid) - server_cpu
-        result.client_cpu_s = time.process_time() - client_cpu
-    finally:
-        await asyncio.gather(*(s.close() for s in subscribers))
+    (server_user, server_system), client_cpu = cpu_split(pid), time.process_time()
+    with profiled(pid, args.profile, args.duration):
+        try:
+            acked = await place_paced(endpoint, load_token, rate=args.rate, duration=args.duration)
+            await _wait_for_pushes(args, deliveries, acked, len(warm))
+            user, system = cpu_split(pid)
+            result.server_system_s = system - server_system
+            result.server_cpu_s = user - server_user + result.server_system_s
+            result.client_cpu_s = time.process_time() - client_cpu
+            _collect(args, result, deliveries, acked, len(warm))
+        finally:
+            for subscriber in subscribers:
+                subscriber.close()
     return result
+
+
+@contextlib.contextmanager
+def profiled(pid: int, output: str | None, duration: float) -> Iterator[None]:
+    """py-spy records the server while the block runs (when `output` names a file)."""
+    if output is None:
+        yield
+        return
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [str(py_spy), "record", "--pid", str(pid), "--output", output, "--format"]
+    command += ["speedscope" if output.endswith(".json") else "flamegraph"]
+    command += ["--duration", str(int(duration)), "--rate", "200", "--nonblocking"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        _, err = spy.communicate(timeout=60)
+        if spy.returncode:
+            log.warning("py-spy failed: %s", err.decode(errors="replace")[-500:])
 
 
 def markdown(args: argparse.Namespace, result: Result) -> str:
@@ -297,7 +333,8 @@ def markdown(args: argparse.Namespace, result: Result) -> str:
     def ms(fraction: float) -> str:
         return f"{percentile(result.latencies_ms, fraction):.1f}"
 
-    per_message = 1e6 * result.server_cpu_s / max(1, result.messages)
+    messages = max(1, result.messages)
+    per_message = 1e6 * result.server_cpu_s / messages
     per_connection = (result.rss_subscribed_kib - result.rss_before_kib) / result.subscribers
     rows = [
         "| measure | value |",
@@ -311,7 +348,7 @@ def markdown(args: argparse.Namespace, result: Result) -> str:
         f"| **push latency, ack -> received, p50 / p99 / max** | **{ms(0.5)} / {ms(0.99)} / "
         f"{ms(1.0)} ms** |",
         f"| server CPU during the load (per message pushed) | {result.server_cpu_s:.1f} s "
-        f"({per_message:.0f} µs) |",
+        f"({per_message:.1f} µs, of which system {1e6 * result.server_system_s / messages:.1f}) |",
         f"| this client's CPU (subscribers + load) | {result.client_cpu_s:.1f} s |",
         f"| server RSS before / with the subscribers | {result.rss_before_kib / 1024:.1f} / "
         f"{result.rss_subscribed_kib / 1024:.1f} MiB |",
@@ -328,20 +365,71 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--field", choices=sorted(QUERIES), default="ordersUpdated")
     parser.add_argument("--rate", type=float, default=10.0, help="placeOrder commands/s")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument(
+        "--addresses", type=int, default=8, help="loopback addresses the sockets come from"
+    )
+    parser.add_argument(
+        "--sockets-per-identity", type=int, default=10, help="subscribers sharing one token"
+    )
+    parser.add_argument(
+        "--same-ids",
+        action="store_true",
+        help="every subscriber's operation id is 1 (they then share one frame); by default each "
+        "has a UUID, as the graphql-ws client gives it",
+    )
+    parser.add_argument(
+        "--server-path",
+        help="run the server from this source tree instead (e.g. `git archive main` unpacked, "
+        "for a before/after comparison)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server (for comparisons only: the benchmark's figures are on "
+        "the defaults)",
+    )
+    parser.add_argument("--profile", help="py-spy the server during the load into this file")
     return parser.parse_args(argv)
+
+
+def raise_open_files(needed: int) -> None:
+    """Lift this process's soft limit on open files (the server inherits it) to what `needed`
+    sockets take, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < want:
+            log.warning(
+                "open files limited to %d: fewer than %d subscribers will connect", hard, needed
+            )
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """The server's environment: its defaults, quiet; from `--server-path`'s sources if given."""
+    env = {"LOG_LEVEL": "WARNING"}
+    env.update(setting.split("=", 1) for setting in args.server_env)
+    if args.server_path:
+        env["PYTHONPATH"] = str(Path(args.server_path).resolve())
+        env["PYTHONSAFEPATH"] = "1"  # `-m` must not put this checkout first on the path
+    return env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: `python -m scripts.bench_fanout`."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    raise_open_files(args.subscribers)
     secret = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         server = ServerProcess(
             data_dir=Path(tmp) / "data",
             jwt_secret=secret,
             log_path=Path(tmp) / "server.log",
-            env={"LOG_LEVEL": "WARNING"},
+            env=server_env(args),
         )
         with server:
             assert server.pid is not None
