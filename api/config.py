@@ -26,7 +26,6 @@ from api.setting_values import (
     Getter,
     choice,
     claim_path,
-    deadline,
     existing_file,
     flag,
     getter,
@@ -44,10 +43,12 @@ from api.setting_values import (
 )
 from api.setting_values import SettingsError as SettingsError
 from api.setting_values import is_loopback as is_loopback
-from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from application.snapshot_policy import DEFAULT_SNAPSHOT_EVERY
+from eventstore.deadline import DEFAULT_STORE_TIMEOUT
 from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
 from projections.redis_url import RedisUrlError
 from projections.redis_url import check_url as check_redis_url
+from projections.service import DEFAULT_REDIS_TIMEOUT
 from relay.config import DEFAULT_TOPIC, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -57,8 +58,6 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 REDIS_SCHEMES = REDIS_URL_SCHEMES
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
-DEFAULT_STORE_TIMEOUT = 5.0
-DEFAULT_REDIS_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,8 +223,12 @@ class Settings:
             log_format=choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
             shutdown_grace=seconds("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE),
             persisted_queries=persisted_queries,
-            store_timeout=deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
-            redis_timeout=deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
+            store_timeout=seconds(
+                "STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT, above_zero=True
+            ),
+            redis_timeout=seconds(
+                "REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT, above_zero=True
+            ),
         )
 
 
