@@ -45,10 +45,9 @@ from api.setting_values import SettingsError as SettingsError
 from api.setting_values import is_loopback as is_loopback
 from application.snapshot_policy import DEFAULT_SNAPSHOT_EVERY
 from eventstore.deadline import DEFAULT_STORE_TIMEOUT
+from projections.redis_url import DEFAULT_REDIS_TIMEOUT, RedisUrlError
 from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
-from projections.redis_url import RedisUrlError
 from projections.redis_url import check_url as check_redis_url
-from projections.service import DEFAULT_REDIS_TIMEOUT
 from relay.config import DEFAULT_TOPIC, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
