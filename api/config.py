@@ -26,6 +26,7 @@ from api.setting_values import (
     Getter,
     choice,
     claim_path,
+    deadline,
     existing_file,
     flag,
     getter,
@@ -222,12 +223,8 @@ class Settings:
             log_format=choice("LOG_FORMAT", get("LOG_FORMAT"), "logfmt", LOG_FORMATS, str.lower),
             shutdown_grace=seconds("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), DEFAULT_SHUTDOWN_GRACE),
             persisted_queries=persisted_queries,
-            store_timeout=seconds(
-                "STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT, above_zero=True
-            ),
-            redis_timeout=seconds(
-                "REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT, above_zero=True
-            ),
+            store_timeout=deadline("STORE_TIMEOUT", get("STORE_TIMEOUT"), DEFAULT_STORE_TIMEOUT),
+            redis_timeout=deadline("REDIS_TIMEOUT", get("REDIS_TIMEOUT"), DEFAULT_REDIS_TIMEOUT),
         )
 
 

@@ -178,6 +178,11 @@ def seconds(name: str, raw: str | None, default: float, *, above_zero: bool = Fa
     return value
 
 
+def deadline(name: str, raw: str | None, default: float) -> float:
+    """A deadline: seconds, more than 0."""
+    return seconds(name, raw, default, above_zero=True)
+
+
 _HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 """One dot-separated label of a host name (RFC 1123; `_` too, as container names have it)."""
 
