@@ -171,8 +171,8 @@ def seconds(name: str, raw: str | None, default: float, *, above_zero: bool = Fa
         value = float(raw)
     except ValueError:
         value = math.nan  # refused below, as are "nan" and "inf" themselves
-    low_enough = value > 0 if above_zero else value >= 0
-    if not (low_enough and value < math.inf):
+    above_floor = value > 0 if above_zero else value >= 0
+    if not (above_floor and value < math.inf):
         least = "more than 0" if above_zero else "0 or more"
         raise SettingsError(f"{name} must be a number of seconds, {least}, got {raw!r}")
     return value
