@@ -16,9 +16,9 @@ from application.idempotency import IdempotencyIds
 from application.idempotency_secret import load_idempotency_ids
 from application.recent_orders import RecentOrders
 from application.repository import OrderRepository, Orders
-from application.snapshot import SnapshotPolicy
-from application.snapshots import SnapshotStore
-from application.snapshotter import Snapshotter
+from application.snapshot_policy import SnapshotPolicy
+from application.snapshot_store import SnapshotStore
+from application.snapshot_taker import Snapshotter
 from eventstore.outage_log import OUTAGES
 from eventstore.port import EventStore, StoreUnavailable, StoreWithGroups
 from projections.service import ReadSide, open_read_side

@@ -44,9 +44,10 @@ from api.setting_values import (
 )
 from api.setting_values import SettingsError as SettingsError
 from api.setting_values import is_loopback as is_loopback
-from application.snapshot import DEFAULT_SNAPSHOT_EVERY
+from application.snapshot_policy import DEFAULT_SNAPSHOT_EVERY
+from eventstore.deadline import DEFAULT_STORE_TIMEOUT
+from projections.redis_url import DEFAULT_REDIS_TIMEOUT, RedisUrlError
 from projections.redis_url import SCHEMES as REDIS_URL_SCHEMES
-from projections.redis_url import RedisUrlError
 from projections.redis_url import check_url as check_redis_url
 from relay.config import DEFAULT_TOPIC, SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaSettings
 
@@ -57,8 +58,6 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 REDIS_SCHEMES = REDIS_URL_SCHEMES
 LOG_FORMATS = ("logfmt", "json")
 DEFAULT_SHUTDOWN_GRACE = 5.0
-DEFAULT_STORE_TIMEOUT = 5.0
-DEFAULT_REDIS_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

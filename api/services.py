@@ -14,7 +14,7 @@ from api.auth import Authenticator
 from api.config import Settings
 from application.handler import CommandHandler
 from application.repository import OrderRepository
-from application.snapshotter import Snapshotter
+from application.snapshot_taker import Snapshotter
 from eventstore.group_worker import RunnerState
 from eventstore.port import EventStore
 from projections.service import ReadSide

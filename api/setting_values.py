@@ -163,30 +163,24 @@ def long_secret(name: str, value: str | None) -> str | None:
     return value
 
 
-def seconds(name: str, raw: str | None, default: float) -> float:
-    """A number of seconds, 0 or more."""
+def seconds(name: str, raw: str | None, default: float, *, above_zero: bool = False) -> float:
+    """A number of seconds: 0 or more, or with `above_zero` (a deadline) more than 0."""
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not 0 <= value < math.inf:
-        raise SettingsError(f"{name} must be a number of seconds, 0 or more, got {raw!r}")
+        value = math.nan  # refused below, as are "nan" and "inf" themselves
+    above_floor = value > 0 if above_zero else value >= 0
+    if not (above_floor and value < math.inf):
+        least = "more than 0" if above_zero else "0 or more"
+        raise SettingsError(f"{name} must be a number of seconds, {least}, got {raw!r}")
     return value
 
 
 def deadline(name: str, raw: str | None, default: float) -> float:
     """A deadline: seconds, more than 0."""
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise SettingsError(f"{name} must be a number of seconds, more than 0, got {raw!r}")
-    return value
+    return seconds(name, raw, default, above_zero=True)
 
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")

@@ -22,7 +22,7 @@ from application.codec import SYSTEM_ACTOR, EventContext, encode
 from application.idempotency import IdempotencyIds
 from application.placements import KeyedPlacements
 from application.repository import NEW_ORDER, LoadedOrder, Orders
-from application.snapshotter import Snapshotter
+from application.snapshot_taker import Snapshotter
 from application.written import Accepted, WrittenOrder, as_stored
 from domain.commands import Command, PlaceOrder
 from domain.decide import check_owner, decide

@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Protocol
 
 from application.codec import DecodedEvent, decode_event, decode_record
-from application.snapshot import Snapshot
-from application.snapshots import SnapshotStore, snapshot_stream, trusted_snapshot
+from application.snapshot_shape import Snapshot
+from application.snapshot_store import SnapshotStore, snapshot_stream, trusted_snapshot
 from application.written import WrittenOrder, placed_by
 from domain.events import OrderEvent, order_stream
 from domain.order import OrderState, fold

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from domain.events import order_stream
@@ -68,6 +69,64 @@ async def _fix_dirty(store: EventStore, views: RedisViewStore, namespace: str) -
     return fixed
 
 
+@contextlib.asynccontextmanager
+async def _rebuild_lock(views: RedisViewStore) -> AsyncIterator[None]:
+    """Hold the projection's rebuild lock (kept alive while held) for the block; refuse with
+    `RebuildInProgress` when another rebuild holds it."""
+    keys, redis = views.keys, views.redis
+    token = uuid.uuid4().hex
+    if not await redis.set(keys.rebuild_lock, token, nx=True, px=LOCK_TTL_MS):
+        raise RebuildInProgress(f"a rebuild of {keys.prefix} is already running")
+
+    async def keep_lock() -> None:
+        while True:
+            await asyncio.sleep(LOCK_TTL_MS / 3000)
+            await redis.pexpire(keys.rebuild_lock, LOCK_TTL_MS)
+
+    keeper = asyncio.create_task(keep_lock(), name="rebuild-lock")
+    try:
+        yield
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        if await redis.get(keys.rebuild_lock) == token.encode():
+            await redis.delete(keys.rebuild_lock)
+
+
+def _events(result: CatchUpResult) -> int:
+    return result.applied + result.duplicates + result.unprojectable
+
+
+async def _switch_when_clean(
+    store: EventStore, views: RedisViewStore, namespace: str, last: int | None, page_size: int
+) -> tuple[int, str | None]:
+    """Catch `namespace` up to the head and switch the pointer to it, again until no order is
+    dirty. Returns the events read past `last` and the namespace switched from (None: none)."""
+    total = 0
+    for attempt in range(MAX_SWITCH_ATTEMPTS):
+        tail = await catch_up(
+            store, views, from_position=None if last is None else last + 1,
+            namespace=namespace, publish=False, page_size=page_size,
+        )  # fmt: skip
+        total += _events(tail)
+        if tail.last_position is not None:
+            last = tail.last_position
+        await _fix_dirty(store, views, namespace)
+        outcome = await views.switch(namespace, last or 0)
+        if outcome == "aborted":
+            raise RuntimeError(f"rebuild into {namespace} was taken over")
+        if outcome != "dirty":
+            logger.info(
+                "event=rebuild_switched prefix=%s namespace=%s attempts=%d",
+                views.keys.prefix,
+                namespace,
+                attempt + 1,
+            )
+            return total, outcome or None
+    raise RuntimeError(f"could not switch to {namespace}: writes kept outrunning it")
+
+
 async def rebuild(
     store: EventStore,
     views: RedisViewStore,
@@ -78,82 +137,43 @@ async def rebuild(
 ) -> RebuildResult:
     """Rebuild the projection's views into a fresh namespace and switch to it atomically."""
     keys = views.keys
-    redis = views.redis
-    token = uuid.uuid4().hex
-    if not await redis.set(keys.rebuild_lock, token, nx=True, px=LOCK_TTL_MS):
-        raise RebuildInProgress(f"a rebuild of {keys.prefix} is already running")
-    started = time.monotonic()
-    namespace = await views.new_namespace()
-    switched = False
-
-    async def keep_lock() -> None:
-        while True:
-            await asyncio.sleep(LOCK_TTL_MS / 3000)
-            await redis.pexpire(keys.rebuild_lock, LOCK_TTL_MS)
-
-    keeper = asyncio.create_task(keep_lock(), name="rebuild-lock")
-    try:
-        total = 0
-        head = await store.head_position()
-        logger.info(
-            "event=rebuild_started prefix=%s namespace=%s head=%d", keys.prefix, namespace, head
-        )
-
-        bulk = await catch_up(
-            store, views, from_position=None, namespace=namespace, publish=False,
-            page_size=page_size, progress=progress, head=head,
-        )  # fmt: skip
-        total += bulk.applied + bulk.duplicates + bulk.unprojectable
-        await redis.set(keys.building, namespace)
-        last = bulk.last_position
-        old: str | None = None
-        for attempt in range(MAX_SWITCH_ATTEMPTS):
-            tail: CatchUpResult = await catch_up(
-                store, views, from_position=None if last is None else last + 1,
-                namespace=namespace, publish=False, page_size=page_size,
+    async with _rebuild_lock(views):
+        started = time.monotonic()
+        namespace = await views.new_namespace()
+        switched = False
+        try:
+            head = await store.head_position()
+            logger.info(
+                "event=rebuild_started prefix=%s namespace=%s head=%d", keys.prefix, namespace, head
+            )
+            bulk = await catch_up(
+                store, views, from_position=None, namespace=namespace, publish=False,
+                page_size=page_size, progress=progress, head=head,
             )  # fmt: skip
-            total += tail.applied + tail.duplicates + tail.unprojectable
-            if tail.last_position is not None:
-                last = tail.last_position
-            await _fix_dirty(store, views, namespace)
-            outcome = await views.switch(namespace, last or 0)
-            if outcome == "aborted":
-                raise RuntimeError(f"rebuild into {namespace} was taken over")
-            if outcome != "dirty":
-                old = outcome or None
-                switched = True
-                logger.info(
-                    "event=rebuild_switched prefix=%s namespace=%s attempts=%d",
-                    keys.prefix,
-                    namespace,
-                    attempt + 1,
-                )
-                break
-        else:
-            raise RuntimeError(f"could not switch to {namespace}: writes kept outrunning it")
-        if progress is not None:
-            progress(total, total)
-        await asyncio.sleep(grace)  # readers holding the old pointer move on within POINTER_TTL
-        dropped = 0
-        for stale in await _other_namespaces(views, namespace):
-            dropped += await views.drop_namespace(stale)
-        return RebuildResult(
-            namespace=namespace,
-            old_namespace=old,
-            events=total,
-            seconds=time.monotonic() - started,
-            dropped_keys=dropped,
-        )
-    finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
-        if not switched:
-            if await redis.get(keys.building) == namespace.encode():
-                await redis.delete(keys.building)
-            await views.drop_namespace(namespace)
-        if await redis.get(keys.rebuild_lock) == token.encode():
-            await redis.delete(keys.rebuild_lock)
+            await views.redis.set(keys.building, namespace)
+            tail_events, old = await _switch_when_clean(
+                store, views, namespace, bulk.last_position, page_size
+            )
+            switched = True
+            total = _events(bulk) + tail_events
+            if progress is not None:
+                progress(total, total)
+            await asyncio.sleep(grace)  # readers holding the old pointer move on within POINTER_TTL
+            dropped = 0
+            for stale in await _other_namespaces(views, namespace):
+                dropped += await views.drop_namespace(stale)
+            return RebuildResult(
+                namespace=namespace,
+                old_namespace=old,
+                events=total,
+                seconds=time.monotonic() - started,
+                dropped_keys=dropped,
+            )
+        finally:
+            if not switched:
+                if await views.redis.get(keys.building) == namespace.encode():
+                    await views.redis.delete(keys.building)
+                await views.drop_namespace(namespace)
 
 
 async def _other_namespaces(views: RedisViewStore, keep: str) -> list[str]:

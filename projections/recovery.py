@@ -58,6 +58,49 @@ def _changes(records: list[RecordedEvent]) -> tuple[list[Packed], int]:
     return changes, failed
 
 
+@dataclass(slots=True)
+class _Tally:
+    """Counts by outcome as a catch-up's pages come back from Redis."""
+
+    applied: int = 0
+    duplicates: int = 0
+    failed: int = 0
+
+    def add(self, changes: list[Packed], results: list[ApplyResult]) -> None:
+        for change, result in zip(changes, results, strict=True):
+            if result is ApplyResult.OK:
+                self.applied += 1
+            elif result is ApplyResult.DUPLICATE:
+                self.duplicates += 1
+            elif result is ApplyResult.RESET:
+                raise ViewsLost("Redis lost the views during a catch-up")
+            else:
+                self.failed += 1
+                order_id, version, position = change[:3]  # as packed: position padded
+                logger.error(
+                    "event=catch_up_unprojectable result=%s order=%s version=%s position=%d",
+                    result.name,
+                    order_id,
+                    version,
+                    int(position),
+                )
+
+    def result(self, last_position: int | None) -> CatchUpResult:
+        return CatchUpResult(
+            last_position=last_position,
+            applied=self.applied,
+            duplicates=self.duplicates,
+            unprojectable=self.failed,
+        )
+
+
+def _estimate(done: int, first: int, last: int, head: int | None) -> int:
+    """Events in all, guessed from how far through the positions up to `head` `done` events
+    (from `first` to `last`) reached: the port has no count."""
+    span = (head or last) - first + 1
+    return max(done, round(done * span / (last - first + 1)))
+
+
 async def catch_up(
     store: EventStore,
     views: RedisViewStore,
@@ -74,30 +117,10 @@ async def catch_up(
     Three stages overlap: the log reads page N+2 (in its thread) while this decodes page N+1 and
     Redis applies page N; pages still reach Redis strictly in order.
     """
-    counts = {"applied": 0, "duplicates": 0, "failed": 0}
+    tally = _Tally()
     done = 0
     first: int | None = None
     last: int | None = None
-
-    def tally(changes: list[Packed], results: list[ApplyResult]) -> None:
-        for change, result in zip(changes, results, strict=True):
-            if result is ApplyResult.OK:
-                counts["applied"] += 1
-            elif result is ApplyResult.DUPLICATE:
-                counts["duplicates"] += 1
-            elif result is ApplyResult.RESET:
-                raise ViewsLost("Redis lost the views during a catch-up")
-            else:
-                counts["failed"] += 1
-                order_id, version, position = change[:3]  # as packed: position padded
-                logger.error(
-                    "event=catch_up_unprojectable result=%s order=%s version=%s position=%d",
-                    result.name,
-                    order_id,
-                    version,
-                    int(position),
-                )
-
     fetch = asyncio.ensure_future(
         store.read_all(from_position=from_position, limit=page_size, filter=ORDER_EVENTS)
     )
@@ -111,28 +134,24 @@ async def catch_up(
                 store.read_all(from_position=last + 1, limit=page_size, filter=ORDER_EVENTS)
             )
             changes, bad = _changes(records)
-            counts["failed"] += bad
+            tally.failed += bad
             if applying is not None:
-                tally(previous, await applying)
+                tally.add(previous, await applying)
             applying = asyncio.ensure_future(
                 views.apply_packed(changes, namespace=namespace, publish=publish)
             )
             previous = changes
             done += len(records)
             if progress is not None:
-                span = (head or last) - first + 1
-                progress(done, max(done, round(done * span / (last - first + 1))))
+                progress(done, _estimate(done, first, last, head))
         if applying is not None:
-            tally(previous, await applying)
+            tally.add(previous, await applying)
             applying = None
     finally:
         fetch.cancel()
         if applying is not None:
             applying.cancel()
-    applied, duplicates, failed = counts["applied"], counts["duplicates"], counts["failed"]
-    return CatchUpResult(
-        last_position=last, applied=applied, duplicates=duplicates, unprojectable=failed
-    )
+    return tally.result(last)
 
 
 async def recover(

@@ -22,6 +22,11 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
+DEFAULT_REDIS_TIMEOUT: Final = 1.0
+"""How long a request waits for one Redis reply (REDIS_TIMEOUT's default): a stalled Redis is
+answered UNAVAILABLE within it. Here, beside the URL, so the settings read it without loading the
+read side."""
+
 SENTINEL_SCHEME: Final = "redis+sentinel"
 CLUSTER_SCHEME: Final = "redis+cluster"
 SCHEMES: Final = (

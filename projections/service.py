@@ -29,7 +29,7 @@ from projections.pool import ProjectorPool
 from projections.pool_waits import TimedBlockingConnectionPool
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
-from projections.redis_url import client_for_url
+from projections.redis_url import DEFAULT_REDIS_TIMEOUT, client_for_url
 from projections.runner import ProjectorRunner, RunnerSettings
 from projections.views import ProjectionStatus
 
@@ -52,9 +52,6 @@ from the requests' pool: however busy the requests keep theirs, the views keep b
 and a full request pool never looks like a Redis outage to them."""
 SOCKET_TIMEOUT = 5.0
 """How long the service's own work (projector, feed) waits for one Redis reply."""
-DEFAULT_REDIS_TIMEOUT = 1.0
-"""How long a request waits for one Redis reply (REDIS_TIMEOUT's default): a stalled Redis is
-answered UNAVAILABLE within it."""
 
 
 def redis_client(

@@ -32,8 +32,8 @@ from typing import cast
 
 from application.codec import EventContext, encode
 from application.repository import OrderRepository
-from application.snapshot import DEFAULT_SNAPSHOT_EVERY
-from application.snapshots import SnapshotStore
+from application.snapshot_policy import DEFAULT_SNAPSHOT_EVERY
+from application.snapshot_store import SnapshotStore
 from domain.events import ItemAdded, ItemRemoved, LineItem, OrderEvent, OrderPlaced, order_stream
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import ANY, EventStore, RecordedEvent

@@ -71,9 +71,9 @@ class _Ours:
         from application.handler import CommandHandler
         from application.recent_orders import RecentOrders
         from application.repository import OrderRepository
-        from application.snapshot import SnapshotPolicy
-        from application.snapshots import SnapshotStore
-        from application.snapshotter import Snapshotter
+        from application.snapshot_policy import SnapshotPolicy
+        from application.snapshot_store import SnapshotStore
+        from application.snapshot_taker import Snapshotter
         from eventstore.embedded import SQLiteEventStore
 
         self.store = await SQLiteEventStore.open(self.directory)

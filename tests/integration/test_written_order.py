@@ -9,7 +9,7 @@ from decimal import Decimal
 from application.handler import Accepted, CommandHandler
 from application.idempotency import IdempotencyIds
 from application.repository import OrderRepository
-from application.snapshots import SnapshotStore
+from application.snapshot_store import SnapshotStore
 from domain.commands import PlaceOrder, TakePayment
 from domain.events import LineItem, OrderStatus
 from eventstore.embedded import SQLiteEventStore

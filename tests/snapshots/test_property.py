@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from application.codec import EventContext, decode_record, encode
 from application.repository import OrderRepository
-from application.snapshot import Snapshot
-from application.snapshots import SnapshotStore
+from application.snapshot_shape import Snapshot
+from application.snapshot_store import SnapshotStore
 from domain.commands import AddItem, CancelOrder, PlaceOrder, RemoveItem, ShipOrder, TakePayment
 from domain.decide import decide
 from domain.errors import DomainError

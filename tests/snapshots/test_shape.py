@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from application.snapshot import (
+from application.snapshot_policy import SnapshotPolicy
+from application.snapshot_shape import (
     STATE_SHAPE_VERSION,
     Snapshot,
-    SnapshotPolicy,
     UnusableSnapshot,
     snapshot_from_dict,
     snapshot_to_dict,

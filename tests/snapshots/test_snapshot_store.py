@@ -17,9 +17,10 @@ from api.schema.event_log import read_event_page
 from application.codec import ORDER_EVENTS
 from application.handler import CommandHandler
 from application.repository import FIRST_PAGE, OrderRepository
-from application.snapshot import STATE_SHAPE_VERSION, Snapshot, SnapshotPolicy, snapshot_to_dict
-from application.snapshots import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
-from application.snapshotter import Snapshotter
+from application.snapshot_policy import SnapshotPolicy
+from application.snapshot_shape import STATE_SHAPE_VERSION, Snapshot, snapshot_to_dict
+from application.snapshot_store import SNAPSHOT_EVENT_TYPE, SnapshotStore, snapshot_stream
+from application.snapshot_taker import Snapshotter
 from domain.commands import AddItem, PlaceOrder, RemoveItem
 from domain.events import LineItem
 from eventstore.port import ANY, EventStore, NewEvent, StoreUnavailable
@@ -191,7 +192,7 @@ class BrokenSnapshots(SnapshotStore):
 async def test_a_failed_snapshot_never_fails_a_command(
     store: EventStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="application.snapshotter")
+    caplog.set_level(logging.ERROR, logger="application.snapshot_taker")
     repository, snapshotter, handler = wiring(store, every=2, snapshots=BrokenSnapshots(store))
 
     order_id = await amended_order(handler, 5)

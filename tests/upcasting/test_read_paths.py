@@ -28,7 +28,7 @@ from api.schema.payloads import (
 )
 from application.codec import DecodedEvent, decode_record
 from application.repository import OrderRepository
-from application.snapshots import SnapshotStore
+from application.snapshot_store import SnapshotStore
 from domain.events import LineItem, OrderStatus, order_stream
 from domain.upcasting import CURRENT_SCHEMA_VERSION, UnknownSchemaVersion
 from eventstore.port import NO_STREAM, EventStore, RecordedEvent, StoreWithGroups

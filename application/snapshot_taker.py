@@ -12,8 +12,8 @@ import asyncio
 import logging
 
 from application.repository import LoadedOrder, OrderRepository
-from application.snapshot import SnapshotPolicy
-from application.snapshots import SnapshotStore
+from application.snapshot_policy import SnapshotPolicy
+from application.snapshot_store import SnapshotStore
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,12 @@ import uuid
 
 import orjson
 
-from application.snapshot import Snapshot, UnusableSnapshot, snapshot_from_dict, snapshot_to_dict
+from application.snapshot_shape import (
+    Snapshot,
+    UnusableSnapshot,
+    snapshot_from_dict,
+    snapshot_to_dict,
+)
 from domain.events import order_stream
 from eventstore.port import ANY, EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
 

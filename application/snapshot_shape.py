@@ -1,4 +1,4 @@
-"""Snapshots of an order's folded state: when to take one, and its stored shape.
+"""Snapshots of an order's folded state: the value and its stored (JSON) shape.
 
 A snapshot is a cache of `fold(events[:version])`, never a fact: loading may use it to skip the
 events it covers, and deleting it changes no result. It is trusted only when it was written by code
@@ -23,12 +23,6 @@ STATE_SHAPE_VERSION = 2
 different state (a changed `evolve` or upcaster): every stored snapshot then stops being trusted.
 `tests/snapshots` pins the fields this version stands for: a change without a bump fails there."""
 
-DEFAULT_SNAPSHOT_EVERY = 20
-"""Events between snapshots. A load folds at most `every - 1` events past its snapshot, which keeps
-a long order's load within about 1.3x a 10-event one's (scripts/bench_load.py); each snapshot is
-one more append: up to 4% more server CPU per command on orders amended without end, against 5 to
-12% for every 10 (scripts/bench_write.py --amend)."""
-
 
 class UnusableSnapshot(ValueError):
     """A stored snapshot that must not be trusted: taken by other code, or not a snapshot at all."""
@@ -48,26 +42,6 @@ class Snapshot:
     version: int
     last_event_id: str
     max_occurred_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotPolicy:
-    """Take a snapshot once `every` events have been appended since the newest trusted one.
-
-    Counting from the last snapshot rather than at multiples of `every` means a missing, deleted
-    or stale snapshot is replaced by the next command, however the versions fall.
-    """
-
-    every: int = DEFAULT_SNAPSHOT_EVERY
-
-    def __post_init__(self) -> None:
-        if self.every < 1:
-            raise ValueError(f"snapshot interval must be >= 1, got {self.every}")
-
-    def is_due(self, *, version: int, snapshot_version: int) -> bool:
-        """Whether the order at `version`, whose newest trusted snapshot is at
-        `snapshot_version` (0: none), should be snapshotted now."""
-        return version - snapshot_version >= self.every
 
 
 def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
