@@ -13,17 +13,21 @@ from tests.postgres_db import created_session_database, drop_database
 LONG_FILES = (
     "packaging/test_wheel.py",
     "security/test_ws_memory.py",
+    "e2e/test_read_model.py",
     "security/test_settings.py",
+    "e2e/test_validation.py",
     "faults/test_start_waiting.py",
-    "security/test_fuzz.py",
-    "operations/test_metrics.py",
+    "security/test_matrix.py",
     "contract/test_persistent.py",
-    "security/test_secrets.py",
-    "security/test_adversarial.py",
+    "faults/test_external_redis.py",
+    "security/test_fuzz.py",
+    "faults/test_replay_memory.py",
+    "e2e/test_subscriptions.py",
+    "operations/test_metrics.py",
     "security/test_oidc.py",
 )
-"""The files that took longest (30 s and more each, `--durations` on CI), longest first. Only
-the order depends on this list: a file missing from it runs after these, nothing else changes."""
+"""The files that took longest (30 s and more each in a `-n 2` run), longest first. Only the
+order depends on this list: a file missing from it runs after these, nothing else changes."""
 
 
 def _rank(path: Path) -> int:
