@@ -348,7 +348,7 @@ def _identity_provider(get: Getter) -> IdentityProvider | None:
         jwks_url=jwks_url,
         role_claim=role_claim,
         customer_claim=customer_claim,
-        refresh_interval=_deadline(
+        refresh_interval=deadline(
             "JWT_JWKS_REFRESH_INTERVAL", get("JWT_JWKS_REFRESH_INTERVAL"), REFRESH_INTERVAL
         ),
     )
