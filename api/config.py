@@ -17,7 +17,7 @@ from pathlib import Path
 
 from api.auth import DEFAULT_MAX_TTL
 from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
-from api.oidc import IdentityProvider
+from api.oidc import REFRESH_INTERVAL, IdentityProvider
 from api.persisted_queries import PersistedQuerySettings
 from api.secret_strength import weakness
 from api.setting_values import (
@@ -347,4 +347,7 @@ def _identity_provider(get: Getter) -> IdentityProvider | None:
         jwks_url=jwks_url,
         role_claim=role_claim,
         customer_claim=customer_claim,
+        refresh_interval=deadline(
+            "JWT_JWKS_REFRESH_INTERVAL", get("JWT_JWKS_REFRESH_INTERVAL"), REFRESH_INTERVAL
+        ),
     )

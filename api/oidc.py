@@ -48,6 +48,9 @@ class IdentityProvider:
     jwks_url: str | None = None  # None: discovered from the issuer
     role_claim: str = "role"
     customer_claim: str = "sub"
+    # JWT_JWKS_REFRESH_INTERVAL: not a contract setting, a knob for the tests (README "Testing"),
+    # which follow a rotation without waiting out the production interval.
+    refresh_interval: float = REFRESH_INTERVAL
 
 
 async def fetch_json(url: str) -> Any:
@@ -66,12 +69,12 @@ class ProviderKeys:
         provider: IdentityProvider,
         *,
         fetch: Fetch = fetch_json,
-        interval: float = REFRESH_INTERVAL,
+        interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._provider = provider
         self._fetch = fetch
-        self._interval = interval
+        self._interval = provider.refresh_interval if interval is None else interval
         self._clock = clock
         self._jwks_url = provider.jwks_url
         self._keys: dict[str, jwt.PyJWK] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,12 +35,33 @@ _EXTERNAL_SERVICES = ("ESDB_URL", "DATABASE_URL", "REDIS_URL")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+PORTS_FROM = 15000
+"""Where `free_port` starts picking; it stops below the kernel's ephemeral range."""
+
+
+def _ephemeral_start() -> int:
+    try:
+        low = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
+    except (OSError, IndexError):
+        return 32768
+    return int(low)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now. Picked at random below the
+    kernel's ephemeral range, where `bind(("", 0))` and outgoing connections take theirs: a
+    port the kernel chose could be handed to another test's socket (another xdist worker's,
+    say) in the second before the server started here binds it."""
+    top = max(_ephemeral_start(), PORTS_FROM + 1000)
+    for _ in range(200):
+        port = secrets.randbelow(top - PORTS_FROM) + PORTS_FROM
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS_FROM}-{top - 1}")
 
 
 def serve_command() -> list[str]:

@@ -64,9 +64,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         cwd=root,
     )
     (wheel,) = (root / "dist").glob("orders_service-*.whl")
-    venv.create(root / "venv", with_pip=True)
+    # No pip of its own (ensurepip takes seconds): this pip installs into it (`--python`),
+    # leaving the same packages there as the venv's own pip would.
+    venv.create(root / "venv", with_pip=False)
     python = root / "venv" / "bin" / "python"
-    _run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel, cwd=root)
+    _run(
+        sys.executable, "-m", "pip", "--python", python,
+        "install", "--quiet", "--disable-pip-version-check", wheel,
+        cwd=root,
+    )  # fmt: skip
     return wheel, root / "venv" / "bin" / "orders"
 
 

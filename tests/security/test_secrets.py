@@ -162,7 +162,12 @@ def _token(server: LiveServer, exp: int) -> str:
 YEAR_9999 = 253_402_300_799
 
 
-@pytest.mark.parametrize("exp_ahead", [YEAR_9999 - int(time.time()), MAX_TTL + 120])
+# Named ids: a value computed from the clock would name the test differently in each xdist worker.
+@pytest.mark.parametrize(
+    "exp_ahead",
+    [YEAR_9999 - int(time.time()), MAX_TTL + 120],
+    ids=["until-year-9999", "max-ttl-plus-120s"],
+)
 async def test_a_token_living_longer_than_the_maximum_is_refused_over_http(
     http: httpx.AsyncClient, server: LiveServer, exp_ahead: int
 ) -> None:
