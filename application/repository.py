@@ -32,6 +32,7 @@ from eventstore.port import (
     EventStoreError,
     NewEvent,
     RecordedEvent,
+    StoreUnavailable,
     expect_version,
 )
 from metrics.instruments import APPEND_DURATION
@@ -211,6 +212,8 @@ class OrderRepository:
             return None
         try:
             snapshot = await self._snapshots.load(order_id)
+        except StoreUnavailable:
+            raise  # an outage (or a deadline passed) fails the load: reading on would wait again
         except EventStoreError as error:
             # A cache that cannot be read is a cache miss, never a failed load.
             logger.warning("event=snapshot_read_failed order=%s error=%r", order_id, error)
@@ -238,6 +241,8 @@ class OrderRepository:
                 start,
                 limit=FIRST_PAGE,
             )
+        except StoreUnavailable:
+            raise  # the store is down or past its deadline: the tail could not be read either
         except EventStoreError:
             # The reads one at a time, so a snapshot that cannot be read stays a cache miss.
             snapshot = await self._start(order_id, until_version=until_version, as_of=as_of)
