@@ -26,6 +26,7 @@ import asyncpg
 import pytest
 
 from eventstore.persistent.group import GroupRuntime
+from eventstore.persistent.groups import PersistentGroups
 from eventstore.port import StoreUnavailable, SubscriptionDropped, SubscriptionSettings
 from eventstore.postgres.persistent import STOP_DEADLINE, STOP_GRACE
 from eventstore.postgres.store import PostgresEventStore
@@ -171,8 +172,10 @@ async def test_sessions_ended_under_the_projector_and_writer_are_outages_not_bus
 
 async def _running(store: PostgresEventStore, group: str) -> GroupRuntime:
     """The runtime of `group` in `store`'s process, once it holds the group's partitions."""
+    groups = store.groups
+    assert isinstance(groups, PersistentGroups)
     deadline = time.monotonic() + 20
-    while (runtime := store.groups.running(group, None)) is None:
+    while (runtime := groups.running(group, None)) is None:
         assert time.monotonic() < deadline, "the group never ran here"
         await asyncio.sleep(0.05)
     return runtime
