@@ -163,6 +163,7 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         if not self._open:
             return
         deadline = asyncio.get_running_loop().time() + STOP_DEADLINE
+        groups = list(self._shared.values())
         try:
             if self._task is not None:
                 # First, so that it holds no lock while the groups stop (see `_coordinate`).
@@ -172,10 +173,8 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                 for key in list(self._shared):
                     await self._stop(key, SubscriptionDropped("the event store was closed"))
         except TimeoutError:
-            logger.warning("event=pg_group_stop_overdue groups=%d", len(self._shared))
-            for shared in self._shared.values():
-                for front in shared.fronts:
-                    front.end(SubscriptionDropped("the event store was closed"))
+            logger.warning("event=pg_group_stop_overdue groups=%d", len(groups))
+            await _abandon(groups)
             self._shared.clear()
         finally:
             if self._conn is not None and not self._conn.is_closed():
@@ -488,3 +487,16 @@ async def _cancel_within(task: asyncio.Task[None], deadline: float) -> None:
         await asyncio.wait([task], timeout=min(left, 1.0))
     if not task.cancelled() and task.exception() is not None:
         logger.error("event=pg_group_members_failed", exc_info=task.exception())
+
+
+async def _abandon(groups: list[SharedGroup]) -> None:
+    """Past the stop deadline: end the groups' consumers and stop their runtimes (within
+    `STOP_GRACE`) without storing or unlocking anything (the connection's end unlocks)."""
+    error = SubscriptionDropped("the event store was closed")
+    for shared in groups:
+        for front in list(shared.fronts):
+            front.end(error)
+        shared.fronts.clear()
+    stopping = [asyncio.ensure_future(shared.run(frozenset())) for shared in groups]
+    if stopping:
+        await asyncio.wait(stopping, timeout=STOP_GRACE)
