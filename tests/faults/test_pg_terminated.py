@@ -5,7 +5,12 @@ pooled connection the server had ended while idle, handed out before asyncpg not
 projector lives on without a traceback.
 
 The fault is real: the server sends each backend's client the FATAL "terminating connection due to
-administrator command" and closes it, as a restart does."""
+administrator command" and closes it, as a restart does.
+
+And a store stops its persistent-subscription groups in time, however the outage goes: a
+cancellation reaching a task that stops a group runtime is not lost (a shutdown once waited for
+good on the members task), and a close while PostgreSQL refuses every connection ends within
+`STOP_DEADLINE` and its grace."""
 
 from __future__ import annotations
 
