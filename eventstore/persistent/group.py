@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 _LIVE_BUFFER = 500  # EventStoreDB's default live_buffer_size: events read ahead of consumers
 FEED_RETRY_INITIAL = 0.1
 FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about a second
+STOP_WAIT = 5.0
+"""Seconds a stopping runtime waits for its cancelled tasks: its caller (a shutdown, a
+partition handed over under a lock) must not wait for good on a task stuck past its cancel."""
 _PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
 
 Feed = Callable[[GroupRecord, int | None], AsyncIterator[RecordedEvent]]
@@ -130,13 +133,16 @@ class GroupRuntime:
 
     async def stop(self, error: BaseException | None) -> None:
         """Stop: consumers end with `error`, the checkpoint is saved, replayed parked events not
-        yet handled are parked again so that nothing parked is lost."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        yet handled are parked again so that nothing parked is lost. Bounded: a task that has
+        not ended `STOP_WAIT` seconds after its cancellation is left behind (and logged), and a
+        caller cancelled meanwhile is cancelled still (after the state is saved), never held."""
+        tasks, self._tasks = self._tasks, []
+        try:
+            await _cancelled(tasks, f"{self.record.stream or '$all'}::{self.record.group}")
+        finally:
+            self._finish_stop(error)
+
+    def _finish_stop(self, error: BaseException | None) -> None:
         unhandled = [m.event for m in self._retry.values() if not m.tracked]
         unhandled += [f.message.event for f in self._in_flight.values() if not f.message.tracked]
         if unhandled:
@@ -421,3 +427,20 @@ class GroupRuntime:
                 and now - self._saved_at >= self._settings.checkpoint_after
             ):
                 self._save_checkpoint()
+
+
+async def _cancelled(tasks: list[asyncio.Task[None]], name: str) -> None:
+    """Cancel `tasks` and wait at most `STOP_WAIT` for them to end. `asyncio.wait` rather than
+    awaiting each task: awaiting a cancelled task and suppressing its `CancelledError` would
+    also swallow a cancellation of the caller (a store closing cancels a task that is stopping
+    a runtime), which then never ends."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("event=persistent_task_failed group=%s", name, exc_info=task.exception())
+    if pending:
+        logger.warning("event=persistent_stop_overdue group=%s tasks=%d", name, len(pending))

@@ -75,6 +75,16 @@ MEMBER_TIMEOUT = 10.0
 """A member whose heartbeat is older than this is taken for dead (a dead process's backend is
 noticed at once: this covers a process alive but stuck)."""
 
+STOP_DEADLINE = 8.0
+"""Seconds `close` gives the groups here to stop and store their checkpoints: a shutdown ends
+within it (and `STOP_GRACE`) even when PostgreSQL is unreachable."""
+
+STOP_GRACE = 2.0
+"""Seconds past `STOP_DEADLINE` to store what is queued, once the groups have stopped."""
+
+SETTLE_WAIT = 2.0
+"""Seconds a leaving consumer waits for the members lock before leaving its round to the loop."""
+
 _MEMBERS_LOCK = 0xFFFF  # the "partition" whose lock serialises a group's consumer count
 
 _CONNECTION_ERRORS = (
@@ -147,21 +157,33 @@ class PostgresPersistentSubscriptions(PersistentGroups):
         self._task = asyncio.create_task(self._coordinate(), name="postgres-group-members")
 
     async def close(self) -> None:
+        """Stop every group here within `STOP_DEADLINE`, PostgreSQL reachable or not: past it,
+        what is not stored yet is given up (the locks go with the connection, and the next
+        owner resumes from the stored checkpoints: at-least-once)."""
         if not self._open:
             return
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        deadline = asyncio.get_running_loop().time() + STOP_DEADLINE
+        groups = list(self._shared.values())
         try:
-            for key in list(self._shared):
-                await self._stop(key, SubscriptionDropped("the event store was closed"))
+            if self._task is not None:
+                # First, so that it holds no lock while the groups stop (see `_coordinate`).
+                await _cancel_within(self._task, deadline)
+                self._task = None
+            async with asyncio.timeout_at(deadline):
+                for key in list(self._shared):
+                    await self._stop(key, SubscriptionDropped("the event store was closed"))
+        except TimeoutError:
+            logger.warning("event=pg_group_stop_overdue groups=%d", len(groups))
+            await _abandon(groups)
+            self._shared.clear()
         finally:
             if self._conn is not None and not self._conn.is_closed():
                 self._conn.terminate()  # the locks go with it, after the checkpoints were stored
             self._conn = None
-            await super().close()
+            with contextlib.suppress(TimeoutError):
+                # The queued writes are stored unless PostgreSQL is out past the deadline.
+                async with asyncio.timeout_at(deadline + STOP_GRACE):
+                    await super().close()
 
     def running(self, group: str, stream: str | None) -> GroupRuntime | None:
         """The runtime of the group's partitions this process runs now (None: it runs none)."""
@@ -322,10 +344,21 @@ class PostgresPersistentSubscriptions(PersistentGroups):
                 await asyncio.sleep(HEARTBEAT)
 
     async def _settle(self, shared: SharedGroup) -> None:
-        """A consumer left: tell the other members now."""
-        if self._open and self._shared.get(shared.key) is shared:
-            async with self._lock:
-                await self._round_now(shared)
+        """A consumer left: tell the other members now, or leave it to the members loop (woken
+        already) when the lock is busy past `SETTLE_WAIT`: a consumer's stop never waits on a
+        round held up by an outage (a shutdown would wait with it)."""
+        if not self._open or self._shared.get(shared.key) is not shared:
+            return
+        try:
+            async with asyncio.timeout(SETTLE_WAIT):
+                await self._lock.acquire()
+        except TimeoutError:
+            self._wake.set()
+            return
+        try:
+            await self._round_now(shared)
+        finally:
+            self._lock.release()
 
     async def _round_now(self, shared: SharedGroup) -> None:
         """A look at `shared` right away (under the lock); a failure is left to the loop."""
@@ -439,3 +472,31 @@ async def _look(conn: Any, shared: SharedGroup, member_id: str, pid: int) -> _Lo
         replay=0 if row is None else row["replay"],
         replayed={p["partition"]: p["replayed"] for p in parts},
     )
+
+
+async def _cancel_within(task: asyncio.Task[None], deadline: float) -> None:
+    """Cancel `task` and wait for it until `deadline` (loop time), cancelling it again while it
+    runs on: a cancellation swallowed below it must not hold a shutdown for good."""
+    loop = asyncio.get_running_loop()
+    while not task.done():
+        task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            logger.warning("event=pg_group_members_stop_overdue")
+            return
+        await asyncio.wait([task], timeout=min(left, 1.0))
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("event=pg_group_members_failed", exc_info=task.exception())
+
+
+async def _abandon(groups: list[SharedGroup]) -> None:
+    """Past the stop deadline: end the groups' consumers and stop their runtimes (within
+    `STOP_GRACE`) without storing or unlocking anything (the connection's end unlocks)."""
+    error = SubscriptionDropped("the event store was closed")
+    for shared in groups:
+        for front in list(shared.fronts):
+            front.end(error)
+        shared.fronts.clear()
+    stopping = [asyncio.ensure_future(shared.run(frozenset())) for shared in groups]
+    if stopping:
+        await asyncio.wait(stopping, timeout=STOP_GRACE)

@@ -5,7 +5,12 @@ pooled connection the server had ended while idle, handed out before asyncpg not
 projector lives on without a traceback.
 
 The fault is real: the server sends each backend's client the FATAL "terminating connection due to
-administrator command" and closes it, as a restart does."""
+administrator command" and closes it, as a restart does.
+
+And a store stops its persistent-subscription groups in time, however the outage goes: a
+cancellation reaching a task that stops a group runtime is not lost (a shutdown once waited for
+good on the members task), and a close while PostgreSQL refuses every connection ends within
+`STOP_DEADLINE` and its grace."""
 
 from __future__ import annotations
 
@@ -25,7 +30,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from eventstore.port import StoreUnavailable
+from eventstore.persistent.group import GroupRuntime
+from eventstore.persistent.groups import PersistentGroups
+from eventstore.port import StoreUnavailable, SubscriptionDropped, SubscriptionSettings
+from eventstore.postgres.persistent import STOP_DEADLINE, STOP_GRACE
 from eventstore.postgres.store import PostgresEventStore
 from tests.postgres_db import ADMIN_URL, create_database, drop_database
 from tests.redis_server import running_redis_server
@@ -165,3 +173,68 @@ async def test_sessions_ended_under_the_projector_and_writer_are_outages_not_bus
         assert busy not in projected, projected
         assert busy not in ours, ours
     assert "Traceback" not in projected, projected
+
+
+async def _running(store: PostgresEventStore, group: str) -> GroupRuntime:
+    """The runtime of `group` in `store`'s process, once it holds the group's partitions."""
+    groups = store.groups
+    assert isinstance(groups, PersistentGroups)
+    deadline = time.monotonic() + 20
+    while (runtime := groups.running(group, None)) is None:
+        assert time.monotonic() < deadline, "the group never ran here"
+        await asyncio.sleep(0.05)
+    return runtime
+
+
+async def test_a_task_cancelled_while_stopping_a_group_runtime_ends_cancelled(
+    database: str,
+) -> None:
+    # The cycle behind a shutdown that hung: closing the store cancels the members task while it
+    # stops a runtime (a partition handed over, or the connection lost), and awaiting the
+    # runtime's cancelled feed task swallowed that cancellation: the members task ran on, and
+    # the close waited for it for good, holding up the consumers waiting for its lock.
+    store = await PostgresEventStore.open(database)
+    try:
+        await store.groups.create_subscription("stopping", settings=SubscriptionSettings())
+        subscription = await store.groups.read_subscription("stopping")
+        runtime = await _running(store, "stopping")
+        stopping = asyncio.create_task(runtime.stop(None))
+        await asyncio.sleep(0)  # it has cancelled its tasks and waits for them to end
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        assert stopping.cancelled()
+        await subscription.stop()
+    finally:
+        async with asyncio.timeout(20):
+            await store.close()
+
+
+async def test_a_store_closed_while_postgresql_refuses_it_stops_its_groups_in_time(
+    database: str,
+) -> None:
+    name = database.rsplit("/", 1)[1]
+    store = await PostgresEventStore.open(database)
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await store.groups.create_subscription("outage", settings=SubscriptionSettings())
+        subscription = await store.groups.read_subscription("outage")
+        await _running(store, "outage")
+        await write_orders(store, 2)
+        async with asyncio.timeout(20):
+            event = await anext(aiter(subscription))
+        await subscription.ack(event)  # a checkpoint to store, which PostgreSQL will refuse
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await _end_sessions(name)
+        started = time.monotonic()
+        async with asyncio.timeout(STOP_DEADLINE + STOP_GRACE + 15):  # a generous margin
+            with contextlib.suppress(StoreUnavailable):
+                await store.close()
+        assert time.monotonic() - started < STOP_DEADLINE + STOP_GRACE + 15
+        with pytest.raises(SubscriptionDropped):
+            await anext(aiter(subscription))
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        with contextlib.suppress(StoreUnavailable):
+            await store.close()
