@@ -1,7 +1,8 @@
 """`PERSISTED_QUERIES` and its manifest, read and checked with the other settings.
 
-Apart from the store (`api.persisted_queries`) so that the settings (`api.config`) need nothing of
-the GraphQL endpoint: the settings sit below it, and the endpoint is handed what they read.
+Apart from the store (`api.persisted_queries`) so that the settings (`api.config`) need
+nothing of the GraphQL endpoint: the settings sit below it, and the endpoint is handed what they
+read.
 """
 
 from __future__ import annotations
