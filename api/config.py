@@ -18,7 +18,7 @@ from pathlib import Path
 from api.auth import DEFAULT_MAX_TTL
 from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits
 from api.oidc import REFRESH_INTERVAL, IdentityProvider
-from api.persisted_queries import PersistedQuerySettings
+from api.persisted_query_settings import PersistedQuerySettings
 from api.secret_strength import weakness
 from api.setting_values import (
     MIN_SECRET_BYTES,

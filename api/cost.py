@@ -38,7 +38,7 @@ MAX_EVENT_PAGE = 1000
 """`api.schema.arguments.MAX_EVENT_PAGE` (not imported: the schema package imports this module)."""
 
 MAX_CORRELATION_ID = 128
-"""`api.view.MAX_CORRELATION_ID`, the longest correlation id a request may carry."""
+"""`api.request_record.MAX_CORRELATION_ID`, the longest correlation id a request may carry."""
 
 MAX_SUBJECT_LENGTH = 256
 """The longest token subject (`actor` in event metadata) the bounds assume."""

@@ -18,10 +18,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+import api
+
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-"""Where `web/build.mjs` writes the bundles (inside this package, so they ship in the wheel)."""
+STATIC_DIR = Path(api.__file__).resolve().parent / "static"
+"""Where `web/build.mjs` writes the bundles (inside the `api` package, so they ship in the wheel;
+found from the package, not this module, so that moving this module does not lose them)."""
 MANIFEST = "manifest.json"
 BUILD_HINT = "cd web && npm ci && npm run build"
 

@@ -10,17 +10,23 @@ first error's `extensions.code` (`UNAVAILABLE`, `BAD_USER_INPUT`, ...), or `http
 HTTP refusal without a GraphQL error (`api.request_record`).
 
 Every `/graphql` HTTP answer echoes `X-Correlation-Id`: the client's when it is a sane one
-(`api.view.correlation_id_of`), else one made here and handed on to the request, so the id a
-client reads back is the one in its events' metadata. The trace id is the request's span's when
-tracing is on (`api.tracing`), else a W3C `traceparent` header's when one is sent.
+(`api.request_record.correlation_id_of`), else one made here and handed on to the request, so the
+id a client reads back is the one in its events' metadata. The trace id is the request's span's
+when tracing is on (`api.tracing`), else a W3C `traceparent` header's when one is sent.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.request_record import RequestRecord, current_request, note_outcome, trace_id_of
-from api.view import CORRELATION_HEADER, correlation_id_of
+from api.request_record import (
+    CORRELATION_HEADER,
+    RequestRecord,
+    correlation_id_of,
+    current_request,
+    note_outcome,
+    trace_id_of,
+)
 from telemetry.tracing import current_trace_id
 
 GRAPHQL_PATH = "/graphql"

@@ -19,12 +19,16 @@ from dataclasses import dataclass, field
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 
+from application.ids import random_uuid
 from metrics.instruments import observe_request
 
 logger = logging.getLogger("api.request_log")
 
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _NO_TRACE = "0" * 32
+
+CORRELATION_HEADER = "x-correlation-id"
+MAX_CORRELATION_ID = 128
 
 
 def trace_id_of(traceparent: str | None) -> str:
@@ -35,6 +39,13 @@ def trace_id_of(traceparent: str | None) -> str:
     if match is None or match.group(1) == _NO_TRACE or traceparent.startswith("ff"):
         return ""
     return match.group(1)
+
+
+def correlation_id_of(value: str | None) -> str:
+    """The client's correlation id when it is a sane one, else a new one."""
+    if value and len(value) <= MAX_CORRELATION_ID and value.isprintable():
+        return value
+    return str(random_uuid())
 
 
 def operation_name_of(query: str | None) -> str:

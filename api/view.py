@@ -29,19 +29,17 @@ from api.context import AppContext
 from api.extensions import BAD_USER_INPUT, INTERNAL_ERROR_CODE
 from api.limits import BudgetLimits
 from api.memory import MemoryReclaimer
-from api.persisted_queries import PersistedQueries, PersistedQueryError, PersistedQuerySettings
-from api.request_record import note_errors
+from api.persisted_queries import PersistedQueries, PersistedQueryError
+from api.persisted_query_settings import PersistedQuerySettings
+from api.request_record import CORRELATION_HEADER, correlation_id_of, note_errors
 from api.services import Services
 from api.shared_subscriptions import SharedSubscriptions
 from api.websocket import TextWebSocketAdapter
 from api.ws_request_log import LoggedLegacyWSHandler, LoggedTransportWSHandler
-from application.ids import random_uuid
 from projections.redis_pool import pool_user
 
 logger = logging.getLogger(__name__)
 
-CORRELATION_HEADER = "x-correlation-id"
-MAX_CORRELATION_ID = 128
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 """The GraphQL-over-HTTP spec's media type; answered with when the client accepts it."""
 
@@ -101,13 +99,6 @@ def _about_the_request(error: object) -> bool:
         return False
     extensions = error.get("extensions")
     return not (isinstance(extensions, dict) and extensions.get("code") == INTERNAL_ERROR_CODE)
-
-
-def correlation_id_of(value: str | None) -> str:
-    """The client's correlation id when it is a sane one, else a new one."""
-    if value and len(value) <= MAX_CORRELATION_ID and value.isprintable():
-        return value
-    return str(random_uuid())
 
 
 def _rate_limited(error: RateLimited, media_type: str) -> Response:

@@ -14,10 +14,10 @@ from api.cost import FIELD_BYTES, LIGHT_FIELD_BYTES, MAX_CORRELATION_ID, MAX_EVE
 from api.document_cache import DocumentCache, weight_of
 from api.extensions import document_cache
 from api.limits import QueryLimits
+from api.request_record import MAX_CORRELATION_ID as RECORD_CORRELATION_ID
 from api.schema import build_schema
 from api.schema.arguments import MAX_EVENT_PAGE as RESOLVER_EVENT_PAGE
 from api.variables import variables_error
-from api.view import MAX_CORRELATION_ID as VIEW_CORRELATION_ID
 
 LIMITS = QueryLimits()
 SCHEMA: GraphQLSchema = build_schema()._schema
@@ -66,7 +66,7 @@ def _nested(depth: int) -> list[Any]:
 
 def test_the_constants_copied_from_other_modules_agree() -> None:
     assert MAX_EVENT_PAGE == RESOLVER_EVENT_PAGE
-    assert MAX_CORRELATION_ID == VIEW_CORRELATION_ID
+    assert MAX_CORRELATION_ID == RECORD_CORRELATION_ID
 
 
 def test_a_fragment_bomb_is_refused_by_the_field_budget_in_linear_time() -> None:
