@@ -2,6 +2,6 @@
 
 import sys
 
-from api.cli import main
+from api.wiring.cli import main
 
 sys.exit(main())

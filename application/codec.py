@@ -62,7 +62,8 @@ class EventContext:
     actor: str
     occurred_at: datetime
     # The W3C traceparent of the command's span (tracing on): kept as `$traceparent`, so the
-    # projector's and the relay's work joins the command's trace. Staff-only (api.visibility).
+    # projector's and the relay's work joins the command's trace. Staff-only
+    # (api.graphql.visibility).
     traceparent: str | None = None
 
 

@@ -1,5 +1,5 @@
 """A process's projector workers: `orders serve` runs them beside the API (`service`), `orders
-project` on their own (`api.cli`)."""
+project` on their own (`api.wiring.cli`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The relay's configuration (read from `KAFKA_*` by `api.config`, the one reader of the
+"""The relay's configuration (read from `KAFKA_*` by `api.settings.config`, the one reader of the
 environment), and the client options it means."""
 
 from __future__ import annotations

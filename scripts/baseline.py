@@ -15,14 +15,14 @@ from starlette.applications import Starlette
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
-from api.app import create_app
-from api.config import Settings
-from api.context import AppContext
-from api.logs import configure_logging
-from api.schema import QUERY_PARTS, make_schema
-from api.schema.inputs import PlaceOrderInput, ShipOrderInput, TakePaymentInput
-from api.schema.mutations import IdempotencyKey
-from api.schema.results import CommandAccepted, CommandResult
+from api.graphql.context import AppContext
+from api.graphql.schema import QUERY_PARTS, make_schema
+from api.graphql.schema.inputs import PlaceOrderInput, ShipOrderInput, TakePaymentInput
+from api.graphql.schema.mutations import IdempotencyKey
+from api.graphql.schema.results import CommandAccepted, CommandResult
+from api.http.logs import configure_logging
+from api.settings.config import Settings
+from api.wiring.app import create_app
 from application.written import WrittenOrder
 from domain.events import LineItem, OrderStatus
 from domain.order import OrderState

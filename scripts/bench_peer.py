@@ -61,7 +61,8 @@ EXTRA = {"product_id": "p2", "name": "Extra", "price": "2.50", "qty": 1}
 
 
 class _Ours:
-    """The application layer as `api.bootstrap.build_services` wires it, on the embedded store."""
+    """The application layer as `api.wiring.bootstrap.build_services` wires it, on the embedded
+    store."""
 
     def __init__(self, directory: Path, *, snapshots: bool) -> None:
         self.directory = directory

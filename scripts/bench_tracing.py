@@ -100,7 +100,7 @@ def _tree_server(
     """A server run from the source tree `tree` (`git archive <commit> | tar -x -C DIR`)."""
     server = _server(root, name, secret, {**env, "PYTHONPATH": str(tree)})
     # -P: the modules come from PYTHONPATH (the other tree), not from the cwd.
-    server.command = [sys.executable, "-P", "-m", "api.cli", "serve"]
+    server.command = [sys.executable, "-P", "-m", "api", "serve"]
     return server
 
 
@@ -252,8 +252,8 @@ def _load() -> str:
 
 
 def serve_without_metrics(argv: Sequence[str]) -> int:
-    """`orders` (`api.cli`) with every prometheus-client instrument recording nothing: what the
-    service would cost without metrics (the calls into `metrics.instruments` remain, each a
+    """`orders` (`api.wiring.cli`) with every prometheus-client instrument recording nothing: what
+    the service would cost without metrics (the calls into `metrics.instruments` remain, each a
     function call and a dictionary lookup)."""
     from prometheus_client import Counter, Gauge, Histogram, Summary
 
@@ -268,7 +268,7 @@ def serve_without_metrics(argv: Sequence[str]) -> int:
     ):
         for method in methods:
             setattr(kind, method, nothing)
-    from api.cli import main as orders
+    from api.wiring.cli import main as orders
 
     sys.argv = ["orders", *argv]
     return orders()

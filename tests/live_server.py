@@ -1,4 +1,4 @@
-"""The real service as a subprocess (`python -m api.cli serve`) on a free port with a fresh
+"""The real service as a subprocess (`python -m api serve`) on a free port with a fresh
 DATA_DIR, and what tests need to talk to it: its URLs and tokens signed with its secret.
 
 The end-to-end, client and abuse suites all start their servers through `running_server`.

@@ -1,7 +1,7 @@
 """Start a server of this repository as a subprocess on a free port, and stop it cleanly.
 
 Shared by the end-to-end tests and the benchmarks in `scripts/`, so both exercise the server
-exactly as a user starts it (`python -m api.cli serve`, configured through the environment of
+exactly as a user starts it (`python -m api serve`, configured through the environment of
 CONTRACT section 3).
 """
 
@@ -66,7 +66,7 @@ def free_port() -> int:
 
 def serve_command() -> list[str]:
     """The service as the README starts it, with this interpreter."""
-    return [sys.executable, "-m", "api.cli", "serve"]
+    return [sys.executable, "-m", "api", "serve"]
 
 
 def baseline_command(port: int) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from api.config import Settings, SettingsError
+from api.settings.config import Settings, SettingsError
 from tests.clients.conftest import place_order
 from tests.e2e.gql import new_id
 from tests.live_server import LiveServer, running_server

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from api.security_headers import STRICT_POLICY
+from api.http.security_headers import STRICT_POLICY
 from tests.clients.conftest import Offline, pay_order, place_order
 from tests.e2e.gql import new_id
 from tests.live_server import LiveServer

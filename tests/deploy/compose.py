@@ -17,8 +17,8 @@ from typing import Any
 import uvicorn.config
 import yaml
 
-from api.config import Settings
-from api.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits, env_name
+from api.http.limits import BudgetLimits, ConnectionLimits, QueryLimits, RequestLimits, env_name
+from api.settings.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

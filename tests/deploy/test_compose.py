@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from esdbclient.connection_spec import ConnectionSpec
 
-from api import cli
-from api.config import Settings
+from api.settings.config import Settings
+from api.wiring import cli
 from tests.deploy.compose import (
     REPO_ROOT,
     Instruction,
@@ -241,7 +241,7 @@ def test_dockerfile_is_slim_non_root_and_installs_the_app_from_pyproject() -> No
 def test_dockerfile_runs_the_orders_command_with_a_healthcheck_on_its_port() -> None:
     (entrypoint,) = instructions("ENTRYPOINT")
     (script,) = json.loads(entrypoint.arguments)
-    assert pyproject()["project"]["scripts"][script] == "api.cli:main"
+    assert pyproject()["project"]["scripts"][script] == "api.wiring.cli:main"
     (default,) = instructions("CMD")
     cli.build_parser().parse_args(json.loads(default.arguments))
     (healthcheck,) = instructions("HEALTHCHECK")

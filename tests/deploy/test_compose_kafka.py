@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api import cli
-from api.config import kafka_settings
+from api.settings.config import kafka_settings
+from api.wiring import cli
 from examples.inventory.service import InventorySettings
 from tests.deploy.compose import (
     _names_read_by,

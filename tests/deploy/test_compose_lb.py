@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import uvicorn.config
 
-from api import cli
-from api.config import Settings
-from api.limits import ConnectionLimits, RequestLimits
-from api.shutdown import DRAIN_TIMEOUT
+from api.http.limits import ConnectionLimits, RequestLimits
+from api.http.shutdown import DRAIN_TIMEOUT
+from api.settings.config import Settings
+from api.wiring import cli
 from tests.deploy.compose import (
     REPO_ROOT,
     depends_on,

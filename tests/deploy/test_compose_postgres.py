@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from api import cli
+from api.wiring import cli
 from tests.deploy.compose import (
     active_services,
     environment,

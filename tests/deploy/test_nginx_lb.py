@@ -155,7 +155,7 @@ def stack(tmp_path: Path, nginx_dir: Path, redis_socket: Path) -> Iterator[Stack
     }
     apis = [
         ServerProcess(
-            command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+            command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
             data_dir=tmp_path / f"api{n}",
             jwt_secret=secret,
             log_path=tmp_path / f"api{n}.log",
@@ -172,7 +172,7 @@ def stack(tmp_path: Path, nginx_dir: Path, redis_socket: Path) -> Iterator[Stack
     nginx: subprocess.Popen[bytes] | None = None
     with (tmp_path / "projector.log").open("wb") as projector_log:
         projector = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "project"],
+            [sys.executable, "-m", "api", "project"],
             cwd=REPO_ROOT, env=environment, stdout=projector_log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

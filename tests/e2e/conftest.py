@@ -1,6 +1,6 @@
 """Fixtures: one real server per event store per test session, HTTP and websocket clients, tokens.
 
-The server runs exactly as a user starts it (`python -m api.cli serve`) on a free port with a fresh
+The server runs exactly as a user starts it (`python -m api serve`) on a free port with a fresh
 DATA_DIR; tests share it and stay independent through unique order ids. Every test runs once per
 store: `[embedded]` (the SQLite default), `[esdb]` (ESDB_URL pointing at the repository's
 EventStoreDB-compatible gRPC test server, started as its own subprocess) and `[postgres]`

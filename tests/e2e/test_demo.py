@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.cli import main
+from api.wiring.cli import main
 from tests.live_server import LiveServer, running_server
 
 

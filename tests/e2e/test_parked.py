@@ -54,7 +54,7 @@ def _store_and_views(store: str, root: Path) -> Iterator[tuple[dict[str, str], P
 
 def _orders_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`orders <args>` as an operator runs it, beside the service."""
-    command = [sys.executable, "-m", "api.cli", *args]
+    command = [sys.executable, "-m", "api", *args]
     return subprocess.run(
         command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=90, check=False
     )

@@ -149,7 +149,7 @@ async def test_rebuild_beside_the_server_under_continuous_queries(
             JWT_SECRET=service.jwt_secret,
         )
         rebuild = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api.cli", "rebuild", "orders",
+            sys.executable, "-m", "api", "rebuild", "orders",
             cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         async with asyncio.timeout(60):

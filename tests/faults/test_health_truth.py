@@ -45,7 +45,7 @@ async def test_a_lost_projector_makes_stale_reads_unavailable_and_readiness_503(
             shared = {"DATABASE_URL": url, "REDIS_URL": f"unix://{socket_path}"}
             secret = secrets.token_urlsafe(32)
             api = ServerProcess(
-                command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+                command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
                 data_dir=tmp_path / "api",
                 jwt_secret=secret,
                 log_path=tmp_path / "api.log",
@@ -134,7 +134,7 @@ def test_ctrl_c_stops_the_embedded_redis_without_a_restart(tmp_path: Path) -> No
         # A session of its own, as a terminal's foreground job: Ctrl-C reaches every process
         # of its group.
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve"],
+            [sys.executable, "-m", "api", "serve"],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,

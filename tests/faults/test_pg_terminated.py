@@ -81,7 +81,7 @@ def projector(tmp: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes
     base.update(env, PYTHONUNBUFFERED="1", DATA_DIR=str(tmp / "data"))
     with (tmp / "project.log").open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "project", "--workers", "2"],
+            [sys.executable, "-m", "api", "project", "--workers", "2"],
             env=base,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -272,7 +272,7 @@ def _worker(
     base.update(env, PYTHONUNBUFFERED="1")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", *command],
+            [sys.executable, "-m", "api", *command],
             env=base,
             stdout=out,
             stderr=subprocess.STDOUT,

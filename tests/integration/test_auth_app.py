@@ -16,10 +16,10 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from api.app import create_app
-from api.auth import Authenticator
-from api.config import Settings
-from api.schema import build_schema
+from api.graphql.schema import build_schema
+from api.http.auth import Authenticator
+from api.settings.config import Settings
+from api.wiring.app import create_app
 
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 SECRET = "app-test-secret-" + "y" * 48
@@ -159,7 +159,7 @@ async def test_a_customer_reads_its_own_orders_only(client: httpx.AsyncClient) -
 async def test_unexpected_errors_are_masked_and_logged(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="api.extensions"):
+    with caplog.at_level(logging.ERROR, logger="api.graphql.extensions"):
         response = await client.post(
             "/graphql", json={"query": "{ broken }"}, headers=bearer("s", "staff")
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import PROJECTIONS, build_parser, main
+from api.wiring.cli import PROJECTIONS, build_parser, main
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> set[str]:

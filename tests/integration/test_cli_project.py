@@ -61,12 +61,12 @@ def test_project_workers_beside_an_api_without_projectors(
     env.update(shared, HEALTH_FILE=str(health), DATA_DIR=str(tmp_path / "data"))
     with (tmp_path / "project.log").open("wb") as log:
         workers = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "project", "--workers", "2"],
+            [sys.executable, "-m", "api", "project", "--workers", "2"],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             api = ServerProcess(
-                command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+                command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
                 data_dir=tmp_path / "api-data",
                 jwt_secret=secret,
                 log_path=tmp_path / "api.log",

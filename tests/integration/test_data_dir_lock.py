@@ -28,7 +28,7 @@ def _run_orders(args: list[str], data_dir: Path, secret: str) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if k not in ("ESDB_URL", "DATABASE_URL")}
     env.update(DATA_DIR=str(data_dir), JWT_SECRET=secret, PORT=str(free_port()))
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "api", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

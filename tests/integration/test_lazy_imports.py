@@ -11,7 +11,7 @@ from tests.processes import REPO_ROOT
 
 def test_the_service_starts_without_the_kafka_client() -> None:
     check = (
-        "import sys, api.cli, api.bootstrap, api.app\n"
+        "import sys, api.wiring.cli, api.wiring.bootstrap, api.wiring.app\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'aiokafka')\n"
         "assert not loaded, loaded\n"
     )

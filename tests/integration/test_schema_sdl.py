@@ -6,7 +6,7 @@ from pathlib import Path
 
 from strawberry.printer import print_schema
 
-from api.schema import build_schema
+from api.graphql.schema import build_schema
 
 SDL_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -45,7 +45,7 @@ QUERY = "query { events(first: 1) { pageInfo { hasNextPage } } }"
 
 
 async def test_validation_is_cached_across_operations() -> None:
-    from api.extensions import DEFAULT_LIMITS, document_cache
+    from api.graphql.extensions import DEFAULT_LIMITS, document_cache
 
     schema = build_schema()
     cache = document_cache(DEFAULT_LIMITS.cache_bytes)
@@ -59,7 +59,7 @@ async def test_validation_is_cached_across_operations() -> None:
 
 
 async def test_documents_beyond_the_limits_are_refused() -> None:
-    from api.extensions import DEFAULT_LIMITS
+    from api.graphql.extensions import DEFAULT_LIMITS
 
     max_depth, max_aliases = DEFAULT_LIMITS.max_depth, DEFAULT_LIMITS.max_aliases
     schema = build_schema()

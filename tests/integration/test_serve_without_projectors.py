@@ -28,7 +28,7 @@ async def _place_and_check_health(url: str, secret: str) -> None:
 def test_commands_are_taken_while_the_views_stay_unavailable(tmp_path: Path) -> None:
     secret = secrets.token_urlsafe(32)
     server = ServerProcess(
-        command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+        command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
         data_dir=tmp_path / "data",
         jwt_secret=secret,
         log_path=tmp_path / "server.log",

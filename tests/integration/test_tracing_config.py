@@ -41,7 +41,7 @@ def test_off_the_tracing_sdk_is_not_imported() -> None:
         "import sys\n"
         "from telemetry import tracing\n"
         "assert not tracing.start('probe', {})\n"
-        "import api.app, api.cli\n"
+        "import api.wiring.app, api.wiring.cli\n"
         "import application.handler, projections.runner, relay.message\n"
         "sdk = ('opentelemetry.sdk.trace', 'opentelemetry.exporter', 'opentelemetry.propagat',\n"
         "       'opentelemetry.trace.propagation.tracecontext')\n"

@@ -22,7 +22,7 @@ from tests.processes import ServerProcess
 
 GRACE = 3.0
 DRAIN_MARGIN = 15.0
-"""Generous: the drain itself is bounded by api.shutdown.DRAIN_TIMEOUT (10 s)."""
+"""Generous: the drain itself is bounded by api.http.shutdown.DRAIN_TIMEOUT (10 s)."""
 SLOW_QUERY = 'query Slow { order(id: "never-placed", minVersion: 1) { id } }'
 """Waits about 2 s for a view that never comes, then answers null: a request in flight."""
 QUICK_QUERY = "query Quick { projections { name } }"

@@ -1,4 +1,4 @@
-"""`uvicorn --factory api.app:app_from_env`: the application started by uvicorn's own command
+"""`uvicorn --factory api.wiring.app:app_from_env`: the application started by uvicorn's own command
 still gets what can be installed from inside it: the grace after SIGTERM (readiness 503 while
 requests are served, then the drain) and METRICS_PORT. What only `orders serve` gives (the read
 deadlines and connection caps of its protocols) is in the README."""
@@ -30,7 +30,7 @@ def _factory_command(port: int) -> list[str]:
         "-m",
         "uvicorn",
         "--factory",
-        "api.app:app_from_env",
+        "api.wiring.app:app_from_env",
         "--host",
         "127.0.0.1",
         "--port",

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api import cli
+from api.wiring import cli
 from tests.e2e.gql import make_token
 from tests.processes import REPO_ROOT, ServerProcess
 

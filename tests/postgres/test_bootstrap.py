@@ -9,9 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api.bootstrap import open_store
-from api.cli import main
-from api.config import Settings
+from api.settings.config import Settings
+from api.wiring.bootstrap import open_store
+from api.wiring.cli import main
 from eventstore.persistent.records import settings_to_json
 from eventstore.port import NO_STREAM, SubscriptionSettings
 from eventstore.postgres import PostgresEventStore, schema

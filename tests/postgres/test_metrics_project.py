@@ -83,11 +83,11 @@ def test_orders_project_serves_its_metrics_on_metrics_port(
     log = tmp_path / "project.log"
     with log.open("wb") as out:
         projector = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "project"],
+            [sys.executable, "-m", "api", "project"],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     api = ServerProcess(
-        command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+        command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
         data_dir=tmp_path / "api",
         jwt_secret=secret,
         log_path=tmp_path / "api.log",

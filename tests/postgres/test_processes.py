@@ -76,7 +76,7 @@ def redis_socket(tmp_path: Path) -> Iterator[Path]:
 def start_projector(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "project", "--workers", "1"],
+            [sys.executable, "-m", "api", "project", "--workers", "1"],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -132,7 +132,7 @@ def test_two_apis_and_two_projectors_share_one_database(tmp_path: Path, redis_so
         projectors = [start_projector(env, tmp_path / f"project{n}.log") for n in range(2)]
         apis = [
             ServerProcess(
-                command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+                command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
                 data_dir=tmp_path / f"api{n}",
                 jwt_secret=secret,
                 log_path=tmp_path / f"api{n}.log",

@@ -108,11 +108,11 @@ def test_one_trace_follows_a_placement_through_the_projector_to_the_push(
     project_log = tmp_path / "project.log"
     with project_log.open("wb") as out:
         projector = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "project", "--workers", "1"],
+            [sys.executable, "-m", "api", "project", "--workers", "1"],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     api = ServerProcess(
-        command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+        command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
         data_dir=tmp_path / "api",
         jwt_secret=secret,
         log_path=tmp_path / "api.log",

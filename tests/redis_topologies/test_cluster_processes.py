@@ -97,7 +97,7 @@ def test_two_apis_and_two_projectors_on_a_redis_cluster(
         projectors = [start_projector(env, log) for log in logs]
         apis = [
             ServerProcess(
-                command=[sys.executable, "-m", "api.cli", "serve", "--no-projectors"],
+                command=[sys.executable, "-m", "api", "serve", "--no-projectors"],
                 data_dir=tmp_path / f"api{n}",
                 jwt_secret=secret,
                 log_path=tmp_path / f"api{n}.log",

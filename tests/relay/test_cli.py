@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api import cli
+from api.wiring import cli
 
 
 def run(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> int:

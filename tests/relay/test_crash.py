@@ -35,7 +35,7 @@ async def database_url() -> AsyncIterator[str]:
 def start_relay(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "relay", "kafka"],
+            [sys.executable, "-m", "api", "relay", "kafka"],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -58,7 +58,7 @@ def relay_process(tmp: Path, env: dict[str, str]) -> Iterator[RelayProcess]:
     log = tmp / "relay.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "relay", "kafka"],
+            [sys.executable, "-m", "api", "relay", "kafka"],
             env=base,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 
-from api.config import SettingsError, kafka_settings
+from api.settings.config import SettingsError, kafka_settings
 from application.codec import decode_record
 from domain.events import order_stream
 from eventstore.group_worker import RunnerState

@@ -1,4 +1,4 @@
-"""Servers for the abuse suite: the real service (`python -m api.cli serve`, embedded store) on a
+"""Servers for the abuse suite: the real service (`python -m api serve`, embedded store) on a
 free port, configured through its environment like any deployment, and helpers to watch its log.
 """
 

@@ -27,7 +27,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from api.limits import QueryLimits
+from api.http.limits import QueryLimits
 from tests.e2e.gql import JSON, GraphQLClient, Orders, new_id
 from tests.e2e.ws import GraphQLWebSocket, Protocol
 from tests.live_server import LiveServer

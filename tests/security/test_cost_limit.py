@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.limits import QueryLimits
+from api.http.limits import QueryLimits
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.live_server import LiveServer
 from tests.security.live import LogWatch, client, secured, staff, staff_orders
@@ -227,9 +227,9 @@ async def test_a_page_within_the_cost_answers_within_its_bound(
     """The cost is an upper bound of the answer's bytes: measured on the heaviest data."""
     from graphql import OperationDefinitionNode, parse
 
-    from api.analysis import analyse_document
-    from api.limits import QueryLimits
-    from api.schema import build_schema
+    from api.graphql.analysis import analyse_document
+    from api.graphql.schema import build_schema
+    from api.http.limits import QueryLimits
 
     customer = GraphQLClient(client, heavy[0])
     query = """query($first: Int) { orders(first: $first) { edges { cursor node { id status

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import application.ids
-from api.request_record import correlation_id_of
+from api.http.request_record import correlation_id_of
 from application.idempotency import IdempotencyIds
 from application.ids import RandomUuids, random_uuid
 

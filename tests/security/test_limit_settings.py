@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.config import Settings
-from api.limits import Introspection, QueryLimits, RequestLimits, env_name
+from api.http.limits import Introspection, QueryLimits, RequestLimits, env_name
+from api.settings.config import Settings
 
 
 def test_every_limit_has_a_variable_and_defaults() -> None:

@@ -1,6 +1,6 @@
 """The authorization matrix: every operation of schema.graphql x {anonymous, the customer who
 owns the order, another customer, staff}, with the outcome each cell must have (CONTRACT
-"Access", api/permissions.py), run against the real server over HTTP and websockets.
+"Access", api/graphql/permissions.py), run against the real server over HTTP and websockets.
 
 Queries and mutations run over HTTP and graphql-transport-ws (the legacy graphql-ws protocol
 runs subscriptions only, and says so), subscriptions over both websocket protocols. A new

@@ -16,7 +16,7 @@ import pytest
 from graphql import GraphQLError
 from redis.asyncio import Redis
 
-from api.outages import OutageLog, unavailable_of
+from api.http.outages import OutageLog, unavailable_of
 from projections.redis_pool import BusyAwarePool, RedisBusy, pool_user
 from projections.service import redis_client
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, new_id
@@ -112,7 +112,7 @@ async def test_a_pool_that_stays_full_is_busy_not_down(
     assert unavailable.extensions == {"code": "UNAVAILABLE", "part": "redis", "retryAfter": 1}
     assert "busy" in unavailable.message
     outages = OutageLog()
-    with caplog.at_level(logging.INFO, logger="api.outages"):
+    with caplog.at_level(logging.INFO, logger="api.http.outages"):
         for _ in range(5):
             outages.failed("redis", busy.value)
     lines = [record.getMessage() for record in caplog.records]

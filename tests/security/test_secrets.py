@@ -22,8 +22,8 @@ import httpx
 import jwt
 import pytest
 
-from api.config import Settings, SettingsError
-from api.secret_strength import DOCUMENTED_SAMPLES, estimated_entropy_bits, weakness
+from api.http.secret_strength import DOCUMENTED_SAMPLES, estimated_entropy_bits, weakness
+from api.settings.config import Settings, SettingsError
 from tests.e2e.ws import Protocol, WsRejected, graphql_ws
 from tests.live_server import LiveServer, running_server
 from tests.processes import REPO_ROOT, ServerProcess
@@ -42,7 +42,7 @@ WEAK = [
 def _run(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "HOST")}
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "api", *args],
         cwd=REPO_ROOT,
         env={**clean, "DATA_DIR": str(tmp_path / "data"), "PORT": "1", **env},
         capture_output=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.config import Settings, SettingsError, is_loopback
+from api.settings.config import Settings, SettingsError, is_loopback
 from tests.processes import REPO_ROOT, ServerProcess
 
 LONG_ENOUGH = "s" * 32
@@ -62,7 +62,7 @@ def test_loopback_detection() -> None:
 def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "HOST")}
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve"],
+        [sys.executable, "-m", "api", "serve"],
         cwd=REPO_ROOT,
         env={**clean, "DATA_DIR": str(tmp_path / "data"), "PORT": "1", **env},
         capture_output=True,
@@ -198,12 +198,12 @@ def test_a_refused_url_is_named_without_echoing_its_password(tmp_path: Path) -> 
 
 
 def test_every_setting_is_read_by_settings_alone() -> None:
-    """No module but api/config.py reads the environment: the limits, the persisted queries and the
-    relay are handed what it read. Apart from it, two modules look at variables that belong to a
-    library, which reads them itself: OpenTelemetry's OTEL_* (whether tracing is on) and
+    """No module but api/settings/config.py reads the environment: the limits, the persisted queries
+    and the relay are handed what it read. Apart from it, two modules look at variables that belong
+    to a library, which reads them itself: OpenTelemetry's OTEL_* (whether tracing is on) and
     prometheus-client's PROMETHEUS_MULTIPROC_DIR (read by the library at import)."""
     library_variables = {"telemetry/tracing.py", "metrics/exposition.py"}
-    readers = {"api/config.py", *library_variables}
+    readers = {"api/settings/config.py", *library_variables}
     found = []
     packages = ("api", "application", "domain", "eventstore", "metrics", "projections", "relay")
     for package in (*packages, "telemetry"):
@@ -263,7 +263,7 @@ def test_tools_signing_with_the_secret_refuse_with_an_identity_provider(
 ) -> None:
     env = {**os.environ, **KEYCLOAK, "JWT_SECRET": secrets.token_hex(32)}
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", *command],
+        [sys.executable, "-m", "api", *command],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -14,9 +14,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from api.extensions import DEFAULT_LIMITS, document_cache
-from api.limits import RequestLimits
-from api.schema import build_schema
+from api.graphql.extensions import DEFAULT_LIMITS, document_cache
+from api.graphql.schema import build_schema
+from api.http.limits import RequestLimits
 from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import Protocol, graphql_ws
 from tests.live_server import LiveServer, running_server

@@ -1,9 +1,9 @@
-"""The one place that decides what a customer sees of an event (`api.visibility`)."""
+"""The one place that decides what a customer sees of an event (`api.graphql.visibility`)."""
 
 from __future__ import annotations
 
-from api.auth import Principal, Role
-from api.visibility import visible_data, visible_metadata
+from api.graphql.visibility import visible_data, visible_metadata
+from api.http.auth import Principal, Role
 
 CUSTOMER = Principal(sub="c-1", role=Role.CUSTOMER, expires_at=0.0)
 STAFF = Principal(sub="alice", role=Role.STAFF, expires_at=0.0)

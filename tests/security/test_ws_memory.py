@@ -3,9 +3,9 @@ protocols (every live field, shared and not, a third of them carrying an unused 
 opened, served a change, and closed; the server's RSS after the tenth round is within 10% of its
 RSS after the second (the first round warms caches and pools up).
 
-RSS is read once the server has reclaimed what a round let go: its reclaimer (`api.memory`) runs
-about a second after the last close and logs `event=memory_reclaimed` at DEBUG, so the test waits
-for that line rather than for a fixed time."""
+RSS is read once the server has reclaimed what a round let go: its reclaimer (`api.http.memory`)
+runs about a second after the last close and logs `event=memory_reclaimed` at DEBUG, so the test
+waits for that line rather than for a fixed time."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ PAD = 100_000
 RECLAIMED = b"event=memory_reclaimed"
 SETTLE_WITHIN = 30.0
 """Seconds a round's closes may take to be seen and reclaimed: the reclaimer runs about a second
-after subscribers leave, at most every 5 s (`api.memory`)."""
+after subscribers leave, at most every 5 s (`api.http.memory`)."""
 GROWTH = 1.10
 CUSTOMER = "c-memory"
 

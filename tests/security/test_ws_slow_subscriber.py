@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from api.shared_subscriptions import MEMBER_QUEUE
+from api.graphql.shared_subscriptions import MEMBER_QUEUE
 from tests.e2e.gql import JSON, GraphQLClient, new_id
 from tests.e2e.ws import graphql_ws
 from tests.live_server import LiveServer, running_server

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from api.schema.event_log import read_event_page
+from api.graphql.schema.event_log import read_event_page
 from application.codec import ORDER_EVENTS
 from application.handler import CommandHandler
 from application.repository import FIRST_PAGE, OrderRepository

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, get_introspection_query
 
-from api.analysis import Analysis, Refused, analyse_document
-from api.cost import FIELD_BYTES, LIGHT_FIELD_BYTES, MAX_CORRELATION_ID, MAX_EVENT_PAGE
-from api.document_cache import DocumentCache, weight_of
-from api.extensions import document_cache
-from api.limits import QueryLimits
-from api.request_record import MAX_CORRELATION_ID as RECORD_CORRELATION_ID
-from api.schema import build_schema
-from api.schema.arguments import MAX_EVENT_PAGE as RESOLVER_EVENT_PAGE
-from api.variables import variables_error
+from api.graphql.analysis import Analysis, Refused, analyse_document
+from api.graphql.cost import FIELD_BYTES, LIGHT_FIELD_BYTES, MAX_CORRELATION_ID, MAX_EVENT_PAGE
+from api.graphql.document_cache import DocumentCache, weight_of
+from api.graphql.extensions import document_cache
+from api.graphql.schema import build_schema
+from api.graphql.schema.arguments import MAX_EVENT_PAGE as RESOLVER_EVENT_PAGE
+from api.graphql.variables import variables_error
+from api.http.limits import QueryLimits
+from api.http.request_record import MAX_CORRELATION_ID as RECORD_CORRELATION_ID
 
 LIMITS = QueryLimits()
 SCHEMA: GraphQLSchema = build_schema()._schema

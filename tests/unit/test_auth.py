@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from api.auth import Authenticator, Forbidden, Principal, Role, Unauthenticated
+from api.http.auth import Authenticator, Forbidden, Principal, Role, Unauthenticated
 
 SECRET = "unit-test-secret-" + "x" * 64  # HS512 below wants 64 bytes, or pyjwt warns
 

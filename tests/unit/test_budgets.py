@@ -8,8 +8,8 @@ import logging
 import pytest
 from graphql import parse
 
-from api.budgets import Budget, LimitedLog, RateBudget, RateLimited
-from api.command_rate import root_fields
+from api.graphql.command_rate import root_fields
+from api.http.budgets import Budget, LimitedLog, RateBudget, RateLimited
 
 
 def test_a_budget_refuses_past_its_limit_per_key_and_forgets_idle_keys() -> None:
@@ -62,7 +62,7 @@ def test_who_was_limited_is_logged_once_per_period_with_a_count(
     log = LimitedLog(every=10.0, clock=lambda: now[0])
     budget = Budget("requests", 1, log)
     assert budget.try_acquire("customer:a")
-    with caplog.at_level(logging.WARNING, logger="api.budgets"):
+    with caplog.at_level(logging.WARNING, logger="api.http.budgets"):
         for _ in range(50):
             budget.try_acquire("customer:a")
         now[0] += 10.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.config import Settings, SettingsError
+from api.settings.config import Settings, SettingsError
 
 
 def test_deadlines_default_to_five_and_one_seconds() -> None:

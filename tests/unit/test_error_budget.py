@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import strawberry
 
-from api.execution import MAX_FIELD_ERRORS, PerEventMemoExecutionContext
+from api.graphql.execution import MAX_FIELD_ERRORS, PerEventMemoExecutionContext
 
 
 @strawberry.type

@@ -1,6 +1,6 @@
-"""Shared results written straight to sockets (`api.ws_fanout`): the frame is what the websockets
-library itself would send, and a member whose socket holds a result gets every later one in
-order through its task, or is dropped once too far behind."""
+"""Shared results written straight to sockets (`api.http.ws_fanout`): the frame is what the
+websockets library itself would send, and a member whose socket holds a result gets every later one
+in order through its task, or is dropped once too far behind."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from strawberry.types.execution import ExecutionResult
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from api.shared_subscriptions import (
+from api.graphql.shared_subscriptions import (
     BEHIND,
     END,
     HELD,
@@ -21,7 +21,7 @@ from api.shared_subscriptions import (
     Member,
     SharedResult,
 )
-from api.ws_fanout import Written, text_frame
+from api.http.ws_fanout import Written, text_frame
 
 
 def _parse(frame: bytes) -> Frame:

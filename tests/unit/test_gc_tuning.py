@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.gc_tuning import THRESHOLDS, tune_for_serving
+from api.http.gc_tuning import THRESHOLDS, tune_for_serving
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ and relay are siblings, neither importing the other (what both need, the group-w
 `eventstore.group_worker` and the order events' filter and decode errors in `application.codec`,
 lives below them); telemetry (traces) and metrics (Prometheus instruments), used by every layer,
 import none of ours; and no two packages import each other, directly or around a cycle.
+Inside `api`, four rooms import only downwards: `api.http` < `api.settings` < `api.graphql` <
+`api.wiring`.
 """
 
 from __future__ import annotations
@@ -162,19 +164,70 @@ def _reachable(start: str) -> set[str]:
     return seen
 
 
-COMPOSITION_ROOT = "api.bootstrap"
-"""Builds the clients and wires the process: what requests use is typed in `api.services`."""
+COMPOSITION_ROOT = "api.wiring.bootstrap"
+"""Builds the clients and wires the process: what requests use is typed in
+`api.graphql.services`."""
 
 
 @pytest.mark.parametrize(
-    "room", ["api.context", "api.schema", "api.view", "api.health", "api.metrics_page"]
+    "room",
+    [
+        "api.graphql.context",
+        "api.graphql.schema",
+        "api.graphql.view",
+        "api.wiring.health",
+        "api.wiring.metrics_page",
+    ],
 )
 def test_what_a_request_runs_does_not_import_the_composition_root(room: str) -> None:
     reached = _reachable(room)
-    assert "api.services" in reached  # the types it is handed (and a sign the reader follows)
+    assert (
+        "api.graphql.services" in reached
+    )  # the types it is handed (and a sign the reader follows)
     assert COMPOSITION_ROOT not in reached
 
 
 def test_the_composition_root_is_found_where_it_is_imported() -> None:
     # The rule above would pass vacuously if the reader could not see the root at all.
-    assert COMPOSITION_ROOT in _reachable("api.app")
+    assert COMPOSITION_ROOT in _reachable("api.wiring.app")
+
+
+API_ROOMS = ("api.http", "api.settings", "api.graphql", "api.wiring")
+"""api's rooms, bottom first; each imports only the rooms before it: HTTP and websocket plumbing,
+the settings read from the environment, the GraphQL schema with its endpoint and rules, and the
+process's wiring (composition root, app, CLI)."""
+API_OWN_FILES = ["__init__.py", "__main__.py"]
+"""The only modules directly in `api/`: every other one lives in a room."""
+
+
+def _rooms_imported(room: str) -> dict[str, set[tuple[str, int]]]:
+    """The api rooms the modules of `room` import (lazy imports included): room -> (file, line)."""
+    found: dict[str, set[tuple[str, int]]] = {}
+    for path in sorted(ROOT.joinpath(*room.split(".")).rglob("*.py")):
+        for module, line in _modules_imported(path):
+            parts = module.split(".")
+            if parts[0] == "api" and len(parts) > 1 and f"api.{parts[1]}" != room:
+                found.setdefault(f"api.{parts[1]}", set()).add((str(path.relative_to(ROOT)), line))
+    return found
+
+
+@pytest.mark.parametrize("room", API_ROOMS)
+def test_an_api_room_imports_only_the_rooms_below_it(room: str) -> None:
+    below = set(API_ROOMS[: API_ROOMS.index(room)])
+    imported = _rooms_imported(room)
+    assert {
+        target: sorted(where) for target, where in imported.items() if target not in below
+    } == {}
+
+
+def test_every_api_module_lives_in_a_room() -> None:
+    assert sorted(path.name for path in (ROOT / "api").glob("*.py")) == API_OWN_FILES
+    packages = {path.name for path in (ROOT / "api").iterdir() if (path / "__init__.py").is_file()}
+    assert packages == {room.split(".")[1] for room in API_ROOMS}
+
+
+def test_the_room_rule_sees_imports() -> None:
+    # Each room above the floor uses the one below it, or the rule above could pass vacuously.
+    assert "api.http" in _rooms_imported("api.settings")
+    assert "api.settings" in _rooms_imported("api.graphql")
+    assert "api.graphql" in _rooms_imported("api.wiring")

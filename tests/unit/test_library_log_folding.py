@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from api.logs import FoldLibraryRepeats
+from api.http.logs import FoldLibraryRepeats
 
 
 def _record(
@@ -37,7 +37,7 @@ def test_a_librarys_repeated_warning_passes_once_per_period_with_a_count() -> No
 
 def test_our_loggers_and_other_messages_pass() -> None:
     fold = FoldLibraryRepeats(every=10.0, clock=lambda: 0.0)
-    assert all(fold.filter(_record("api.app", "event=x")) for _ in range(5))
+    assert all(fold.filter(_record("api.wiring.app", "event=x")) for _ in range(5))
     assert fold.filter(_record("asyncpg.pool", "one"))
     assert fold.filter(_record("asyncpg.pool", "another"))
     assert fold.filter(_record("grpc_not_a_library", "x"))

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from api.config import Settings, SettingsError
-from api.log_format import JsonFormatter, LogfmtFormatter, rfc3339
+from api.http.log_format import JsonFormatter, LogfmtFormatter, rfc3339
+from api.settings.config import Settings, SettingsError
 from tests.logfmt import parse_logfmt
 
 

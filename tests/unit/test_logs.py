@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from api.logs import RefusalLog
+from api.http.logs import RefusalLog
 
 
 def test_refusals_are_counted_and_logged_once_per_interval(
@@ -14,7 +14,7 @@ def test_refusals_are_counted_and_logged_once_per_interval(
 ) -> None:
     now = [100.0]
     log = RefusalLog(every=10.0, clock=lambda: now[0])
-    with caplog.at_level(logging.WARNING, logger="api.logs"):
+    with caplog.at_level(logging.WARNING, logger="api.http.logs"):
         log.refused("http")  # the first is said at once
         for _ in range(5):
             log.refused("http")

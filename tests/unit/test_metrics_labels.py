@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from api.config import Settings, SettingsError
+from api.settings.config import Settings, SettingsError
 from domain.errors import ConcurrencyConflict, OrderNotFound
 from metrics.instruments import command_outcome, count_budget_refusal, subscription_label
 from metrics.operations import ANONYMOUS, OTHER, OperationNames

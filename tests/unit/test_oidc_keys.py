@@ -1,4 +1,4 @@
-"""The provider's key set (`api.oidc.ProviderKeys`) against a JWKS endpoint of our own making:
+"""The provider's key set (`api.http.oidc.ProviderKeys`) against a JWKS endpoint of our own making:
 one fetch however many callers wait, none again within the interval, the held keys kept when a
 fetch fails, and a discovery document for another issuer refused."""
 
@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from api.oidc import IdentityProvider, ProviderKeys, claim_at, is_staff
+from api.http.oidc import IdentityProvider, ProviderKeys, claim_at, is_staff
 
 ISSUER = "https://idp.test/realms/shop"
 JWKS_URL = "https://idp.test/jwks"
@@ -82,7 +82,7 @@ async def test_a_failed_fetch_keeps_the_held_keys_and_is_logged_once(
     keys = _keys(endpoint, clock)
     await keys.refresh()
     endpoint.fail = True
-    with caplog.at_level(logging.WARNING, logger="api.oidc"):
+    with caplog.at_level(logging.WARNING, logger="api.http.oidc"):
         for _ in range(3):
             clock.now += 31
             await keys.refresh()

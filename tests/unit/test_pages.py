@@ -9,13 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from api.app import create_app
-from api.config import Settings
-from api.pages import BUILD_HINT, WebPages
+from api.http.pages import BUILD_HINT, WebPages
+from api.settings.config import Settings
+from api.wiring.app import create_app
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "api.pages"]
+    return [
+        r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "api.http.pages"
+    ]
 
 
 def test_without_a_build_graphiql_falls_back_to_the_cdn_page_and_warns_once(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from api.parked_cli import format_parked
-from api.parked_events import parked_reason
+from api.graphql.parked_events import parked_reason
+from api.wiring.parked_cli import format_parked
 from eventstore.port import RecordedEvent
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)

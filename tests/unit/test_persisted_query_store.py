@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from graphql import build_schema
 
-from api.persisted_queries import (
+from api.graphql.persisted_queries import (
     PersistedQueries,
     PersistedQueryError,
     PersistedQuerySettings,

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.security_headers import (
+from api.http.security_headers import (
     CDN,
     CDN_FALLBACK_POLICY,
     STRICT_POLICY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.config import Settings, SettingsError, kafka_settings
+from api.settings.config import Settings, SettingsError, kafka_settings
 
 KAFKA = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}
 

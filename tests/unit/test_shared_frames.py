@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from strawberry.types.execution import ExecutionResult
 
-from api.shared_subscriptions import SharedResult
+from api.graphql.shared_subscriptions import SharedResult
 
 
 def test_every_member_gets_its_own_id_and_the_payload_is_encoded_once() -> None:

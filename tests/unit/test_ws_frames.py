@@ -1,4 +1,4 @@
-"""The websocket frame rules (`api.ws_frames`), the shared-subscription key and the memory
+"""The websocket frame rules (`api.graphql.ws_frames`), the shared-subscription key and the memory
 reclaimer's pacing, without a server (the real-server tests are in tests/security)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import asyncio
 import orjson
 import pytest
 
-from api.auth import Principal, Role
-from api.memory import MemoryReclaimer
-from api.shared_subscriptions import SharedSubscriptions, shared_field
-from api.ws_frames import MAX_DEPTH, InvalidFrame, Protocol, check_message, decode_frame
+from api.graphql.shared_subscriptions import SharedSubscriptions, shared_field
+from api.graphql.ws_frames import MAX_DEPTH, InvalidFrame, Protocol, check_message, decode_frame
+from api.http.auth import Principal, Role
+from api.http.memory import MemoryReclaimer
 
 VALID: dict[Protocol, dict[str, object]] = {
     "graphql-transport-ws": {

@@ -17,9 +17,9 @@ import pytest
 import strawberry
 from redis.asyncio import Redis
 
-from api.schema.event_log import order_events_filter, read_event_page
-from api.schema.line_items import LineItemGQL
-from api.schema.payloads import (
+from api.graphql.schema.event_log import order_events_filter, read_event_page
+from api.graphql.schema.line_items import LineItemGQL
+from api.graphql.schema.payloads import (
     ItemAddedData,
     OrderPlacedData,
     PaymentTakenData,
