@@ -21,7 +21,8 @@ from domain.upcasting import CURRENT_SCHEMA_VERSION
 STATE_SHAPE_VERSION = 2
 """Bump when `OrderState` (or `LineItem`) changes, or when the same events would fold to a
 different state (a changed `evolve` or upcaster): every stored snapshot then stops being trusted.
-`tests/snapshots` pins the fields this version stands for: a change without a bump fails there."""
+`tests/integration/snapshots` pins the fields this version stands for: a change without a bump fails
+there."""
 
 
 class UnusableSnapshot(ValueError):

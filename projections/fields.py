@@ -4,7 +4,7 @@ The Python code reads and writes these shapes through the constants here; the Lu
 same names as tables (`ORDER.version`, `STATS.position`, ...) prepended when they are loaded
 (`projections.lua_scripts`), so no script spells a field name itself. Renaming a field here
 renames it on both sides; a script naming a field this module does not define is refused when it
-is loaded (and by tests/projections/test_lua_names.py).
+is loaded (and by tests/integration/projections/test_lua_names.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ event of today's schema and a known type is read from its JSON into the script's
 directly (every value parsed exactly as `application.codec` parses it, so what the codec refuses
 is refused here too); anything else (an older schema to upcast, an unknown type, a payload that
 does not parse) takes the reference path, which decides, raises and logs as it always did.
-tests/projections/test_packing.py holds the two equal, errors included.
+tests/integration/projections/test_packing.py holds the two equal, errors included.
 """
 
 from __future__ import annotations

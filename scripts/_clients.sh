@@ -1,5 +1,5 @@
 # Sourced by scripts/_venv.sh: installs the npm packages of the client tests (tests/clients/js:
-# Apollo Client, urql), of the OIDC tests' provider (tests/oidc_provider: oidc-provider) and of
+# Apollo Client, urql), of the OIDC tests' provider (tests/support/oidc_provider: oidc-provider) and of
 # the typed client example (examples/typed-client: GraphQL Code Generator, TypeScript) from their
 # lockfiles with `npm ci`, when npm is here and a lockfile changed since the last install, as
 # scripts/_web.sh does for web/. Without npm the client tests fail and

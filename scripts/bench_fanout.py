@@ -55,7 +55,7 @@ from scripts._ws_subscriber import NextHandler, SubscriberProtocol, open_subscri
 from scripts.bench_lag import percentile
 from scripts.bench_write import PLACE, accepted
 from tests.e2e.gql import make_token
-from tests.processes import ServerProcess
+from tests.support.processes import ServerProcess
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from websockets.typing import Subprotocol
 
 from scripts._loadgen import Connection, Endpoint, encode_graphql_post
 from scripts.bench_write import PLACE, accepted, flow_variables, staff_token
-from tests.processes import ServerProcess
+from tests.support.processes import ServerProcess
 
 log = logging.getLogger(__name__)
 

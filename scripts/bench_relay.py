@@ -28,7 +28,7 @@ from relay.main import running_relays
 from relay.worker import RelaySettings
 from scripts import _postgres
 from scripts.bench_projector import STORE_NAMES, console, fill, open_store
-from tests.kafka_broker import running_tansu
+from tests.support.kafka_broker import running_tansu
 
 TARGET = 0.5
 """The relay's rate as a fraction of the projector's catch-up rate it must reach."""

@@ -33,9 +33,9 @@ from scripts._loadgen import Endpoint, Flow, encode_graphql_post, run_flows
 from scripts.bench_write import accepted, flow_variables
 from tests.e2e.gql import make_token
 from tests.e2e.ws import graphql_ws
-from tests.postgres.test_processes import start_projector
-from tests.processes import ServerProcess, serve_command
-from tests.redis_server import running_redis_server
+from tests.integration.postgres.test_processes import start_projector
+from tests.support.processes import ServerProcess, serve_command
+from tests.support.redis_server import running_redis_server
 
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   __typename ... on CommandAccepted { version } } }"""

@@ -6,7 +6,7 @@ against servers that differ only in tracing or metrics, in interleaved rounds.
 
 Targets: tracing off (no OTEL_* variables; the baseline); tracing on at 100% sampling
 (`OTEL_TRACES_SAMPLER=always_on`; `--ratios 1 0.1` adds one at 10%), exporting over OTLP/HTTP
-to a receiver that discards (a process of its own, `python -m tests.otlp_receiver`);
+to a receiver that discards (a process of its own, `python -m tests.support.otlp_receiver`);
 `--metrics-off`, a server whose prometheus-client instruments record nothing (a switch of this
 benchmark only: the service has no setting for it), so the baseline's ratio to it is what
 metrics cost; `--before DIR`, a server run from the source tree in DIR
@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from scripts._loadgen import RunStats
 from scripts.bench_write import Target, run_round
 from tests.e2e.gql import make_token
-from tests.processes import REPO_ROOT, ServerProcess, free_port
+from tests.support.processes import REPO_ROOT, ServerProcess, free_port
 
 WITHOUT_METRICS = "--serve-without-metrics"
 """Run as `python -m scripts.bench_tracing --serve-without-metrics serve`: `orders serve` with
@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     port = free_port()
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "tests.otlp_receiver", "--port", str(port)], cwd=REPO_ROOT
+        [sys.executable, "-m", "tests.support.otlp_receiver", "--port", str(port)], cwd=REPO_ROOT
     )
     load_before = _load()
     try:

@@ -57,7 +57,7 @@ from rich.progress import (
 
 from scripts import _postgres
 from scripts._loadgen import Endpoint, Flow, RunStats, encode_graphql_post, run_flows
-from tests.processes import (
+from tests.support.processes import (
     EsdbTestServerProcess,
     ServerProcess,
     baseline_command,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres_db import created_session_database, drop_database
+from tests.support.postgres_db import created_session_database, drop_database
 
 LONG_FILES = (
     "packaging/test_wheel.py",

@@ -1,6 +1,6 @@
 """The persistent-subscription engine (competing consumers with server-side checkpoints, with
 EventStoreDB's semantics), shared by the embedded and PostgreSQL stores and served over gRPC by
-the EventStoreDB test server (tests/esdb_server).
+the EventStoreDB test server (tests/support/esdb_server).
 
 - `groups.PersistentGroups`: the port's persistent-subscription methods over one `GroupStorage`;
 - `group.GroupRuntime`: one running group (dispatch strategies, message timeouts, retries,

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, Route, sync_playwright
 
-from tests.live_server import LiveServer, running_server
-from tests.processes import REPO_ROOT
+from tests.support.live_server import LiveServer, running_server
+from tests.support.processes import REPO_ROOT
 
 WEB = REPO_ROOT / "web"
 STATIC = REPO_ROOT / "api" / "static"

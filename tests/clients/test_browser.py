@@ -10,8 +10,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.clients.conftest import Offline, pay_order, place_order
 from tests.e2e.gql import make_token, new_id
-from tests.live_server import LiveServer
-from tests.processes import ServerProcess
+from tests.support.live_server import LiveServer
+from tests.support.processes import ServerProcess
 
 # CodeMirror 5 keeps its instance on the element; tests type through its API.
 SET_VALUE = "(element, value) => element.CodeMirror.setValue(value)"

@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clients.conftest import PLACE, WEB, Offline, place_order
 from tests.e2e.gql import make_token, new_id
-from tests.live_server import LiveServer, running_server
-from tests.processes import ServerProcess
+from tests.support.live_server import LiveServer, running_server
+from tests.support.processes import ServerProcess
 
 COLLECT_CSP_VIOLATIONS = """
 window.cspViolations = [];

@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.clients.conftest import Offline
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 TOKEN_KEY = "orders.dashboard.token"
 

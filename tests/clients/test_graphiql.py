@@ -14,7 +14,7 @@ from pathlib import Path
 from playwright.sync_api import Locator, Page, expect
 
 from tests.clients.conftest import WEB, Offline
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 EXAMPLES = WEB / "src" / "examples"
 TABS = ("PlaceOrder", "Orders", "OrderUpdated")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.clients.conftest import run_node
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 
 def test_the_audit_passes_with_no_errors_and_no_warnings(

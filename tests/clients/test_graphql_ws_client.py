@@ -14,7 +14,7 @@ import pytest
 
 from tests.clients.conftest import WEB, pay_order, place_order, ship_order
 from tests.e2e.gql import new_id
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 ORDER_EVENTS = "subscription($id: ID!) { orderEvents(id: $id) { type version } }"
 ORDER_UPDATED = "subscription($id: ID!) { orderUpdated(id: $id) { id status version } }"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.clients.conftest import json_lines
-from tests.live_server import LiveServer, running_server
-from tests.processes import REPO_ROOT
+from tests.support.live_server import LiveServer, running_server
+from tests.support.processes import REPO_ROOT
 
 JS = REPO_ROOT / "tests" / "clients" / "js"
 

@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 from api.settings.config import Settings, SettingsError
 from tests.clients.conftest import place_order
 from tests.e2e.gql import new_id
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 JSON = dict[str, Any]
 GRAPHQL_RESPONSE = "application/graphql-response+json"

@@ -16,7 +16,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 from api.http.security_headers import STRICT_POLICY
 from tests.clients.conftest import Offline, pay_order, place_order
 from tests.e2e.gql import new_id
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 EXPECTED = {
     "content-security-policy": STRICT_POLICY,

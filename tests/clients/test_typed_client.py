@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from tests.live_server import LiveServer
-from tests.processes import REPO_ROOT
+from tests.support.live_server import LiveServer
+from tests.support.processes import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "typed-client"
 BIN = EXAMPLE / "node_modules" / ".bin"

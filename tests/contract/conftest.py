@@ -43,7 +43,7 @@ async def embedded_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
 async def esdb_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """The EventStoreDB adapter over real gRPC, against a fresh wire-compatible test server."""
     from eventstore.esdb import EventStoreDBStore
-    from tests.esdb_server.fixture import run_test_server
+    from tests.support.esdb_server.fixture import run_test_server
 
     # A finer message-timeout tick than EventStoreDB's 1 s keeps the persistent tests quick.
     async with run_test_server(tmp_path / "esdb-server") as url:
@@ -59,7 +59,7 @@ async def postgres_adapter(tmp_path: Path) -> AsyncIterator[StoreWithGroups]:
     """The PostgreSQL adapter on a real server: a fresh schema of the session's throwaway
     database."""
     from eventstore.postgres import PostgresEventStore
-    from tests.postgres_db import fresh_schema
+    from tests.support.postgres_db import fresh_schema
 
     async with fresh_schema() as url:
         store = await PostgresEventStore.open(url, pool_size=4)

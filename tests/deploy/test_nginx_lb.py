@@ -25,9 +25,9 @@ import pytest
 from tests.deploy.compose import REPO_ROOT
 from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, item, make_token, new_id
 from tests.e2e.ws import graphql_ws
-from tests.postgres_db import create_database, drop_database
-from tests.processes import ServerProcess, free_port
-from tests.redis_server import running_redis_server
+from tests.support.postgres_db import create_database, drop_database
+from tests.support.processes import ServerProcess, free_port
+from tests.support.redis_server import running_redis_server
 
 NGINX = REPO_ROOT / "deploy" / "nginx"
 WATCH = "subscription($c: ID) { ordersUpdated(customerId: $c) { id version } }"

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from tests.e2e.gql import GraphQLClient, Orders
-from tests.live_server import LiveServer, running_server
-from tests.processes import EsdbTestServerProcess
-from tests.redis_topologies.servers import running_redis_cluster
+from tests.integration.redis_topologies.servers import running_redis_cluster
+from tests.support.live_server import LiveServer, running_server
+from tests.support.processes import EsdbTestServerProcess
 
 
 def _extra_server_env() -> dict[str, str]:
@@ -59,7 +59,7 @@ def _event_store(store: str, root: Path) -> Iterator[dict[str, str]]:
     if store == "postgres":
         import asyncio
 
-        from tests.postgres_db import create_database, drop_database
+        from tests.support.postgres_db import create_database, drop_database
 
         url = asyncio.run(create_database("orders_e2e"))
         try:

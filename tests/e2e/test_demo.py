@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from api.wiring.cli import main
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,8 @@ from tests.e2e.gql import (
 )
 from tests.e2e.test_subscriptions import ORDER_EVENTS_SUB
 from tests.e2e.ws import Protocol, WsMessage, WsRejected, graphql_ws
-from tests.live_server import LiveServer
-from tests.processes import REPO_ROOT
+from tests.support.live_server import LiveServer
+from tests.support.processes import REPO_ROOT
 
 
 async def test_healthz(

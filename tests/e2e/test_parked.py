@@ -28,9 +28,9 @@ from projections.runner import RunnerSettings
 from tests.e2e.conftest import _event_store
 from tests.e2e.gql import JSON, GraphQLClient, Orders, accepted, error_codes, new_id
 from tests.e2e.test_read_model import eventually
-from tests.live_server import LiveServer, running_server
-from tests.processes import REPO_ROOT, _environment_without_external_services
-from tests.redis_server import running_redis_server
+from tests.support.live_server import LiveServer, running_server
+from tests.support.processes import REPO_ROOT, _environment_without_external_services
+from tests.support.redis_server import running_redis_server
 
 GROUP = RunnerSettings().group
 PARKED = """

@@ -25,7 +25,7 @@ from tests.e2e.gql import (
     no_data,
 )
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 ORDER_FIELDS: Final = """
   id customerId status itemCount total trackingId carrier createdAt updatedAt version position

@@ -37,10 +37,10 @@ from tests.e2e.test_read_model import (
     read_order,
     stats_at,
 )
-from tests.live_server import LiveServer
-from tests.processes import REPO_ROOT, ServerProcess
-from tests.redis_server import running_redis_server
-from tests.upcasting.legacy import legacy_placed
+from tests.integration.upcasting.legacy import legacy_placed
+from tests.support.live_server import LiveServer
+from tests.support.processes import REPO_ROOT, ServerProcess
+from tests.support.redis_server import running_redis_server
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from tests.e2e.gql import Orders, accepted, new_id
 from tests.e2e.ws import graphql_ws
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 WATCH = "subscription($c: ID) { ordersUpdated(customerId: $c) { id version customerId } }"
 STATS = "subscription { dashboardStats { totalOrders position } }"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.gql import EVENT_FIELDS, JSON, Orders, accepted, item, new_id
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 ORDER_EVENTS_SUB = f"""
 subscription OrderEvents($id: ID!, $fromVersion: Int) {{

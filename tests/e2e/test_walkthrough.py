@@ -14,7 +14,7 @@ import httpx
 from playwright.sync_api import expect, sync_playwright
 
 from tests.clients.conftest import CHROMIUM, CHROMIUM_ARGS, WEB
-from tests.processes import REPO_ROOT, ServerProcess
+from tests.support.processes import REPO_ROOT, ServerProcess
 
 READY_TOKEN = re.compile(r"event=ready_token role=(?P<role>\w+) sub=\S+ token=(?P<token>\S+)")
 EXAMPLES = WEB / "src" / "examples"

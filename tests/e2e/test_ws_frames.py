@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from tests.e2e.gql import JSON, Orders, accepted, item, new_id
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 
 async def _frame(ws: ClientConnection, within: float = 10.0) -> JSON:

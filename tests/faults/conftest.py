@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.e2e.gql import JSON, GraphQLClient, Orders, error_codes, make_token
-from tests.processes import ServerProcess
+from tests.support.processes import ServerProcess
 
 
 @dataclass(slots=True, kw_only=True)

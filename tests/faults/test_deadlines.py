@@ -32,9 +32,9 @@ from tests.e2e.gql import (
     new_id,
 )
 from tests.faults.conftest import Service, health, running_service, until
-from tests.postgres_db import create_database, drop_database
-from tests.processes import EsdbTestServerProcess
-from tests.redis_server import running_redis_server
+from tests.support.postgres_db import create_database, drop_database
+from tests.support.processes import EsdbTestServerProcess
+from tests.support.redis_server import running_redis_server
 
 STORE_TIMEOUT = 2.0
 REDIS_TIMEOUT = 1.0

@@ -13,7 +13,7 @@ import httpx
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, new_id
 from tests.faults.conftest import health, running_service, until
-from tests.processes import EsdbTestServerProcess
+from tests.support.processes import EsdbTestServerProcess
 
 STALL = 12.0
 """Seconds the server is stopped (the fault itself, not a wait for a condition)."""

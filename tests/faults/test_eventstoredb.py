@@ -18,7 +18,7 @@ from tests.faults.conftest import (
     running_service,
     until,
 )
-from tests.processes import EsdbTestServerProcess
+from tests.support.processes import EsdbTestServerProcess
 
 PROJECTIONS = "{ projections { name state lag lastError } }"
 ORDER = "query O($id: ID!, $v: Int) { order(id: $id, minVersion: $v) { id version } }"

@@ -21,9 +21,9 @@ from projections.embedded_redis import PID_FILE_NAME
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, make_token, new_id
 from tests.faults.conftest import alive, health, until
 from tests.faults.test_start_waiting import _worker
-from tests.postgres_db import create_database, drop_database
-from tests.processes import REPO_ROOT, ServerProcess, free_port
-from tests.redis_server import running_redis_server
+from tests.support.postgres_db import create_database, drop_database
+from tests.support.processes import REPO_ROOT, ServerProcess, free_port
+from tests.support.redis_server import running_redis_server
 
 ORDER = "query O($id: ID!) { order(id: $id) { id version } }"
 PROJECTIONS = "{ projections { name state lastError } }"

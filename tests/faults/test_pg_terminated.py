@@ -35,9 +35,9 @@ from eventstore.persistent.groups import PersistentGroups
 from eventstore.port import StoreUnavailable, SubscriptionDropped, SubscriptionSettings
 from eventstore.postgres.persistent import STOP_DEADLINE, STOP_GRACE
 from eventstore.postgres.store import PostgresEventStore
-from tests.postgres_db import ADMIN_URL, create_database, drop_database
-from tests.redis_server import running_redis_server
-from tests.relay.topic import write_orders
+from tests.integration.relay.topic import write_orders
+from tests.support.postgres_db import ADMIN_URL, create_database, drop_database
+from tests.support.redis_server import running_redis_server
 
 KILLING = 8.0
 """Seconds of sessions being ended, every 50-300 ms."""

@@ -22,7 +22,7 @@ from tests.faults.test_deadlines import (
     _health_names,
     _order_seen,
 )
-from tests.redis_server import running_redis_server
+from tests.support.redis_server import running_redis_server
 
 SLEEP = 8
 """Seconds Redis sleeps: longer than every deadline-bounded answer below takes."""

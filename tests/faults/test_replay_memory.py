@@ -11,7 +11,7 @@ from domain.events import LineItem, OrderPlaced, OrderShipped, PaymentTaken
 from eventstore.embedded import SQLiteEventStore
 from tests.e2e.ws import graphql_ws
 from tests.faults.conftest import Service, running_service
-from tests.projections.store_helpers import append
+from tests.integration.projections.store_helpers import append
 
 EVENTS_SUB = "subscription { events { position type } }"
 HISTORY = 2400

@@ -20,9 +20,9 @@ from eventstore.port import EventStoreError, PersistentSubscription, RecordedEve
 from projections.queries import OrderQueries
 from projections.redis_store import RedisViewStore
 from projections.runner import ProjectorRunner, RunnerSettings
-from tests.projections.store_helpers import eventually
-from tests.projections.test_runner import place
-from tests.redis_server import running_redis_server
+from tests.integration.projections.store_helpers import eventually
+from tests.integration.projections.test_runner import place
+from tests.support.redis_server import running_redis_server
 
 
 def _writer(tmp_path: Path) -> GroupCommitWriter:

@@ -24,9 +24,9 @@ import pytest
 
 from tests.e2e.gql import JSON, PLACE, GraphQLClient, error_codes, item, new_id
 from tests.faults.conftest import Service, running_service, until
-from tests.postgres_db import ADMIN_URL, create_database, drop_database
-from tests.processes import EsdbTestServerProcess, free_port
-from tests.redis_server import running_redis_server
+from tests.support.postgres_db import ADMIN_URL, create_database, drop_database
+from tests.support.processes import EsdbTestServerProcess, free_port
+from tests.support.redis_server import running_redis_server
 
 ORDER = "query O($id: ID!) { order(id: $id) { id version } }"
 BIND_BOUND = 15.0

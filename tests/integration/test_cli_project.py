@@ -19,8 +19,8 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.e2e.test_read_model import read_order
-from tests.processes import REPO_ROOT, EsdbTestServerProcess, ServerProcess
-from tests.redis_server import running_redis_server
+from tests.support.processes import REPO_ROOT, EsdbTestServerProcess, ServerProcess
+from tests.support.redis_server import running_redis_server
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import REPO_ROOT, ServerProcess, free_port
+from tests.support.processes import REPO_ROOT, ServerProcess, free_port
 
 SECOND_PROCESSES = {
     "serve": ["serve"],

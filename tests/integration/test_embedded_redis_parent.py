@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT
 
 _LAUNCH = """
 import sys, time

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT
 
 
 def test_the_service_starts_without_the_kafka_client() -> None:

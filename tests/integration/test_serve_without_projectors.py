@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
-from tests.processes import ServerProcess
+from tests.support.processes import ServerProcess
 
 
 async def _place_and_check_health(url: str, secret: str) -> None:

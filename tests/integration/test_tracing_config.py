@@ -14,8 +14,8 @@ import pytest
 
 from telemetry import tracing
 from telemetry.tracing import wanted
-from tests.otlp_receiver import otlp_receiver
-from tests.processes import REPO_ROOT, free_port
+from tests.support.otlp_receiver import otlp_receiver
+from tests.support.processes import REPO_ROOT, free_port
 
 
 @pytest.mark.parametrize(

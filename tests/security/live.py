@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.gql import GraphQLClient, Orders
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 
 class LogWatch:

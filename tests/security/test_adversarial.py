@@ -30,9 +30,9 @@ from websockets.typing import Subprotocol
 from api.http.limits import QueryLimits
 from tests.e2e.gql import JSON, GraphQLClient, Orders, new_id
 from tests.e2e.ws import GraphQLWebSocket, Protocol
-from tests.live_server import LiveServer
 from tests.security.live import LogWatch, secured
 from tests.security.test_cost_limit import rss_bytes, seed_heavy_orders
+from tests.support.live_server import LiveServer
 
 __all__ = ["secured"]
 

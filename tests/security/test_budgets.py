@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, error_codes
 from tests.e2e.ws import Subscription, graphql_ws
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 REQUESTS = 2
 PER_SOCKET = 3

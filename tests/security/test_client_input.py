@@ -9,8 +9,8 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, error_codes
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer
 from tests.security.live import LogWatch, client, secured, staff
+from tests.support.live_server import LiveServer
 
 __all__ = ["client", "secured", "staff"]
 

@@ -17,8 +17,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from tests.e2e.ws import GraphQLWebSocket, WsRejected, graphql_ws
-from tests.live_server import LiveServer, running_server
 from tests.security.live import LogWatch
+from tests.support.live_server import LiveServer, running_server
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0

@@ -15,8 +15,8 @@ import pytest
 
 from api.http.limits import QueryLimits
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, item, new_id
-from tests.live_server import LiveServer
 from tests.security.live import LogWatch, client, secured, staff, staff_orders
+from tests.support.live_server import LiveServer
 
 __all__ = ["client", "secured", "staff", "staff_orders"]
 

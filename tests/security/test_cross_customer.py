@@ -22,7 +22,7 @@ from tests.e2e.gql import (
     new_id,
 )
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 ORDER_WAIT = """
 query Order($id: ID!, $minVersion: Int) {

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
 
 from tests.e2e.gql import JSON, PLACE, item
-from tests.live_server import LiveServer
 from tests.security.live import LogWatch, secured
+from tests.support.live_server import LiveServer
 
 __all__ = ["secured"]
 

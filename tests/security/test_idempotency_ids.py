@@ -27,7 +27,7 @@ from domain.errors import OrderAlreadyExists
 from domain.events import LineItem, OrderPlaced, order_stream
 from eventstore.embedded import SQLiteEventStore
 from eventstore.port import NO_STREAM, StoreWithGroups
-from tests.processes import ServerProcess
+from tests.support.processes import ServerProcess
 
 ITEM = LineItem(product_id="p1", name="Pen", price=Decimal("2.50"), qty=4)
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -217,7 +217,7 @@ async def _two_processes(kind: str, tmp_path: Path) -> AsyncIterator[list[StoreW
     """Two stores on one backend, as two API processes of one deployment open them."""
     if kind == "postgres":
         from eventstore.postgres import PostgresEventStore
-        from tests.postgres_db import fresh_schema
+        from tests.support.postgres_db import fresh_schema
 
         async with fresh_schema() as url:
             stores = [await PostgresEventStore.open(url, pool_size=2) for _ in range(2)]
@@ -228,7 +228,7 @@ async def _two_processes(kind: str, tmp_path: Path) -> AsyncIterator[list[StoreW
                     await store.close()
         return
     from eventstore.esdb import EventStoreDBStore
-    from tests.esdb_server.fixture import run_test_server
+    from tests.support.esdb_server.fixture import run_test_server
 
     async with run_test_server(tmp_path / "esdb-server") as url:
         connected = [await EventStoreDBStore.connect(url) for _ in range(2)]

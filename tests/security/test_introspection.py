@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, error_codes
 from tests.e2e.ws import graphql_ws
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 INTROSPECT = "{ __schema { queryType { name } } }"
 TYPE = '{ __type(name: "Order") { name } }'

@@ -20,8 +20,8 @@ from graphql import build_schema
 
 from tests.e2e.gql import JSON, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import Protocol, Subscription, WsMessage, WsRejected, graphql_ws
-from tests.live_server import LiveServer
 from tests.security.live import client, secured, staff, staff_orders
+from tests.support.live_server import LiveServer
 
 __all__ = ["client", "secured", "staff", "staff_orders"]
 

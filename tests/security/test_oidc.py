@@ -20,8 +20,8 @@ import pytest
 
 from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import Protocol, WsRejected, graphql_ws
-from tests.live_server import LiveServer, running_server
-from tests.oidc_provider import AUDIENCE, Client, OidcProvider, ec_key
+from tests.support.live_server import LiveServer, running_server
+from tests.support.oidc_provider import AUDIENCE, Client, OidcProvider, ec_key
 
 PROTOCOLS: list[Protocol] = ["graphql-transport-ws", "graphql-ws"]
 CUSTOMER = "cust-oidc-1"

@@ -22,7 +22,7 @@ from projections.service import redis_client
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, new_id
 from tests.e2e.ws import graphql_ws
 from tests.faults.conftest import running_service
-from tests.redis_server import running_redis_server
+from tests.support.redis_server import running_redis_server
 
 ALIASES = 4  # each alias reads a page of 100 views; more would pass the query-cost limit
 FLOOD = 45  # concurrent heavy queries: together far more page reads than the pool has connections

@@ -25,8 +25,8 @@ import pytest
 from api.http.secret_strength import DOCUMENTED_SAMPLES, estimated_entropy_bits, weakness
 from api.settings.config import Settings, SettingsError
 from tests.e2e.ws import Protocol, WsRejected, graphql_ws
-from tests.live_server import LiveServer, running_server
-from tests.processes import REPO_ROOT, ServerProcess
+from tests.support.live_server import LiveServer, running_server
+from tests.support.processes import REPO_ROOT, ServerProcess
 
 README_SAMPLE = "a-demo-secret-of-at-least-32-bytes"
 WEAK = [

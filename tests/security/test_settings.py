@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from api.settings.config import Settings, SettingsError, is_loopback
-from tests.processes import REPO_ROOT, ServerProcess
+from tests.support.processes import REPO_ROOT, ServerProcess
 
 LONG_ENOUGH = "s" * 32
 

@@ -19,7 +19,6 @@ from api.graphql.schema import build_schema
 from api.http.limits import RequestLimits
 from tests.e2e.gql import PLACE, GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer, running_server
 from tests.security.live import (
     LogWatch,
     client,
@@ -29,6 +28,7 @@ from tests.security.live import (
     staff,
     staff_orders,
 )
+from tests.support.live_server import LiveServer, running_server
 
 __all__ = ["client", "secured", "staff", "staff_orders"]
 

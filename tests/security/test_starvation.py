@@ -21,8 +21,8 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, item, new_id
 from tests.e2e.ws import GraphQLWebSocket, Subscription, WsRejected, graphql_ws
-from tests.live_server import LiveServer, running_server
 from tests.security.live import LogWatch
+from tests.support.live_server import LiveServer, running_server
 
 FLOOD_SECONDS = 10.0
 WRITES_ALONE = 3.0

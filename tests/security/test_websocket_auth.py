@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, new_id
 from tests.e2e.ws import GraphQLWebSocket, Protocol, graphql_ws
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 PROTOCOLS: list[Protocol] = ["graphql-transport-ws", "graphql-ws"]
 INIT_TIMEOUT = 1.0

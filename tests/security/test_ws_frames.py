@@ -24,8 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer, running_server
 from tests.security.live import LogWatch
+from tests.support.live_server import LiveServer, running_server
 
 PROTOCOLS: list[Protocol] = ["graphql-transport-ws", "graphql-ws"]
 SEED = int(os.environ.get("WS_FRAMES_SEED", "20261207"))

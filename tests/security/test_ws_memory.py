@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.gql import JSON, GraphQLClient, Orders, accepted, item, new_id
 from tests.e2e.ws import Protocol, Subscription, graphql_ws
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 ROUNDS = 10
 SOCKETS = 30

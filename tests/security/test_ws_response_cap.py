@@ -12,8 +12,8 @@ import pytest
 
 from tests.e2e.gql import GraphQLClient, Orders, accepted, item, new_id
 from tests.e2e.ws import Protocol, graphql_ws
-from tests.live_server import LiveServer, running_server
 from tests.security.live import LogWatch
+from tests.support.live_server import LiveServer, running_server
 
 PROTOCOLS: list[Protocol] = ["graphql-transport-ws", "graphql-ws"]
 LIMIT = 16_384

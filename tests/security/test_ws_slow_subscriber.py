@@ -19,7 +19,7 @@ from websockets.typing import Subprotocol
 from api.graphql.shared_subscriptions import MEMBER_QUEUE
 from tests.e2e.gql import JSON, GraphQLClient, new_id
 from tests.e2e.ws import graphql_ws
-from tests.live_server import LiveServer, running_server
+from tests.support.live_server import LiveServer, running_server
 
 ALIASES = 30
 WATCH = (

@@ -12,7 +12,7 @@ import pytest
 
 from api.http.log_format import JsonFormatter, LogfmtFormatter, rfc3339
 from api.settings.config import Settings, SettingsError
-from tests.logfmt import parse_logfmt
+from tests.support.logfmt import parse_logfmt
 
 
 def _record(
