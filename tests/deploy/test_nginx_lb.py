@@ -210,19 +210,24 @@ def test_nginx_balances_http_and_websockets_over_two_apis(stack: Stack) -> None:
         time.sleep(0.1)
 
 
-async def commands_until(url: str, secret: str, stop: asyncio.Event) -> list[str]:
+async def commands_until(
+    url: str, secret: str, stop: asyncio.Event, refused: list[str] | None = None
+) -> list[str]:
     """placeOrder in a loop until `stop`: how each was answered (the result's type, else the
-    HTTP status or the first error's code)."""
+    HTTP status or the first error's code); the ids of those answered 502 go to `refused`."""
     token = make_token(secret, sub="staff", role="staff")
     gql = GraphQLClient(httpx.AsyncClient(base_url=url, trust_env=False, timeout=30), token)
     answers = []
     try:
         while not stop.is_set():
+            order_id = new_id("d")
             response = await gql.post(
-                PLACE, {"input": {"orderId": new_id("d"), "customerId": "c", "items": [item()]}}
+                PLACE, {"input": {"orderId": order_id, "customerId": "c", "items": [item()]}}
             )
             if response.status_code != 200:
                 answers.append(f"http_{response.status_code}")
+                if refused is not None and response.status_code == 502:
+                    refused.append(order_id)
                 continue
             body = response.json()
             errors = body.get("errors") or []
@@ -233,11 +238,17 @@ async def commands_until(url: str, secret: str, stop: asyncio.Event) -> list[str
     return answers
 
 
+EVENTS_OF = "query Events($id: ID!) { orderEvents(id: $id) { type } }"
+
+
 def test_a_stopping_api_loses_no_command_behind_nginx(stack: Stack) -> None:
+    refused: list[str] = []
+
     async def scenario() -> tuple[list[str], float]:
         stop = asyncio.Event()
         loops = [
-            asyncio.create_task(commands_until(stack.url, stack.secret, stop)) for _ in range(4)
+            asyncio.create_task(commands_until(stack.url, stack.secret, stop, refused))
+            for _ in range(4)
         ]
         await asyncio.sleep(1.5)
         stopping = stack.apis[0]
@@ -252,10 +263,20 @@ def test_a_stopping_api_loses_no_command_behind_nginx(stack: Stack) -> None:
         statuses = [status for loop in await asyncio.gather(*loops) for status in loop]
         return statuses, took
 
+    async def applied(order_id: str) -> bool:
+        token = make_token(stack.secret, sub="staff", role="staff")
+        async with httpx.AsyncClient(base_url=stack.url, trust_env=False, timeout=30) as http:
+            body = (await GraphQLClient(http, token).post(EVENTS_OF, {"id": order_id})).json()
+        return bool(body["data"]["orderEvents"])
+
     statuses, took = asyncio.run(scenario())
-    # Every command sent while one API drained and left was accepted, by one or the other: no
-    # 502 from a connection the leaving API closed, no 503.
+    # Every command sent while one API drained and left was accepted, by one or the other, or
+    # (rarely: a request nginx sent on a pooled connection just as the leaving API closed it,
+    # which open-source nginx does not re-send for a POST) answered 502 without being applied:
+    # no 503, no command lost, none applied behind an error.
     assert statuses, "no command was sent"
-    assert set(statuses) == {"CommandAccepted"}, sorted(set(statuses))
+    assert set(statuses) <= {"CommandAccepted", "http_502"}, sorted(set(statuses))
+    assert statuses.count("CommandAccepted") > len(statuses) // 2, statuses
+    assert not [order_id for order_id in refused if asyncio.run(applied(order_id))]
     # It stopped within the compose stop_grace_period (20 s).
     assert took < 20, took
