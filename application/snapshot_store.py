@@ -21,7 +21,14 @@ from application.snapshot_shape import (
     snapshot_to_dict,
 )
 from domain.events import order_stream
-from eventstore.port import ANY, EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
+from eventstore.port import (
+    ANY,
+    MARKED_VERSION,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    WrongExpectedVersion,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,10 @@ class SnapshotStore:
             id=uuid.uuid4(),
             type=SNAPSHOT_EVENT_TYPE,
             data=orjson.dumps(snapshot_to_dict(snapshot)),
-            metadata=orjson.dumps({"snapshotOf": order_stream(order_id)}),
+            # The version lets a marked read fetch the snapshot and its tail in one read.
+            metadata=orjson.dumps(
+                {"snapshotOf": order_stream(order_id), MARKED_VERSION: snapshot.version}
+            ),
         )
         await self._store.append(stream, [event], ANY)
         logger.debug("event=snapshot_saved stream=%s version=%d", stream, snapshot.version)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar, runtime_checkable
-
-T = TypeVar("T")
+from typing import Protocol, runtime_checkable
 
 
 class StreamState(enum.Enum):
@@ -335,20 +333,32 @@ class WritePathCheck(Protocol):
         ...
 
 
+MARKED_VERSION = "markedVersion"
+"""The key, in a mark event's JSON metadata, of the version of the marked stream the mark points
+to (a snapshot's: the version it covers). A mark without it points nowhere."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkedRead:
+    """A stream's mark and the events it points to, as read together.
+
+    `mark` is the newest readable event of the mark stream (None: none, or the stream is deleted).
+    `from_version` is where `events` start: the version the mark's metadata names
+    (`MARKED_VERSION`), 1 without a mark, None when the mark names no version (then `events` is
+    empty: nothing was read)."""
+
+    mark: RecordedEvent | None
+    from_version: int | None
+    events: list[RecordedEvent]
+
+
 @runtime_checkable
 class MarkedReads(Protocol):
     """What an adapter that reads a stream's mark and the events it points to in one read offers
     (`eventstore.marked.read_from_mark` composes two reads for the others)."""
 
-    async def read_from_mark(
-        self,
-        mark_stream: str,
-        stream: str,
-        start: Callable[[RecordedEvent | None], tuple[T, int]],
-        *,
-        limit: int,
-    ) -> tuple[T, list[RecordedEvent]]:
-        """Read the newest readable event of `mark_stream` (None: none, or deleted), let
-        `start` turn it into a value and a version of `stream`, and read up to `limit` events of
-        `stream` from that version, both in one read: (the value, the events)."""
+    async def read_from_mark(self, mark_stream: str, stream: str, *, limit: int) -> MarkedRead:
+        """Read the newest readable event of `mark_stream` and up to `limit` events of `stream`
+        from the version its metadata names (`MARKED_VERSION`; from 1 without a mark), both in
+        one read."""
         ...

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
 from eventstore.embedded.schema import EVENT_COLUMNS
 from eventstore.embedded.streams import load_head, load_metadata
-from eventstore.port import EventFilter, RecordedEvent, StreamDeleted
+from eventstore.marked import read_marked
+from eventstore.port import EventFilter, MarkedRead, RecordedEvent, StreamDeleted
 from eventstore.rows import row_to_event
 
 # EventStoreDB never shows these in `$all`, even to readers asking for system events.
@@ -16,7 +17,6 @@ _HIDDEN_STREAMS = (
     "NOT (stream GLOB '$persistentsubscription-*-parked'"
     " OR stream GLOB '$persistentsubscription-*-checkpoint')"
 )
-T = TypeVar("T")
 
 _NOT_SYSTEM = "substr(type, 1, 1) <> '$' AND substr(stream, 1, 1) <> '$'"
 
@@ -57,21 +57,11 @@ def read_stream(
 
 
 def read_from_mark(
-    conn: sqlite3.Connection,
-    mark_stream: str,
-    stream: str,
-    start: Callable[[RecordedEvent | None], tuple[T, int]],
-    *,
-    limit: int,
-) -> tuple[T, list[RecordedEvent]]:
-    """The newest readable event of `mark_stream` turned by `start` into a value and a version,
-    and up to `limit` events of `stream` from that version, in one read transaction."""
-    try:
-        marks = read_stream(conn, mark_stream, backwards=True, limit=1)
-    except StreamDeleted:
-        marks = []
-    value, from_version = start(marks[0] if marks else None)
-    return value, read_stream(conn, stream, from_version=from_version, limit=limit)
+    conn: sqlite3.Connection, mark_stream: str, stream: str, *, limit: int
+) -> MarkedRead:
+    """The newest readable event of `mark_stream` and up to `limit` events of `stream` from the
+    version it names, in one read transaction (see `MarkedReads`)."""
+    return read_marked(partial(read_stream, conn), mark_stream, stream, limit=limit)
 
 
 def _filter_sql(selection: EventFilter) -> tuple[list[str], list[Any]]:

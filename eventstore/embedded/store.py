@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from eventstore.deadline import bounded
 from eventstore.embedded import operations, reads
@@ -27,8 +27,8 @@ from eventstore.notify import HeadNotifier
 from eventstore.port import (
     AppendResult,
     ExpectedVersion,
+    MarkedRead,
     NewEvent,
-    RecordedEvent,
     StoreUnavailable,
     SubscriptionGroups,
 )
@@ -42,8 +42,6 @@ indexed range of a few dozen rows, from pages WAL readers keep cached) takes abo
 hop to a reader thread and back, so the hop would double a snapshot load."""
 PROBE_AFTER = 5.0
 """A write path that committed this recently needs no probe."""
-
-T = TypeVar("T")
 
 
 def _create(path: Path) -> None:
@@ -150,20 +148,11 @@ class SQLiteEventStore(SQLEventStore):
         await writer.submit(operations.probe_write)
 
     @bounded
-    async def read_from_mark(
-        self,
-        mark_stream: str,
-        stream: str,
-        start: Callable[[RecordedEvent | None], tuple[T, int]],
-        *,
-        limit: int,
-    ) -> tuple[T, list[RecordedEvent]]:
+    async def read_from_mark(self, mark_stream: str, stream: str, *, limit: int) -> MarkedRead:
         """The mark and the events it points to in one read (see `MarkedReads`): on the event
         loop up to `INLINE_READ_LIMIT` events, else in one hop to a reader."""
         self._check_open()
-        read = partial(
-            reads.read_from_mark, mark_stream=mark_stream, stream=stream, start=start, limit=limit
-        )
+        read = partial(reads.read_from_mark, mark_stream=mark_stream, stream=stream, limit=limit)
         if limit <= INLINE_READ_LIMIT:
             return self._pool.run_here(read)
         return await self._pool.run(read)

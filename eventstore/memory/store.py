@@ -13,11 +13,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import orjson
 
 from eventstore.catchup import catch_up_all, catch_up_stream
+from eventstore.marked import read_marked
 from eventstore.memory.groups import MemoryGroupStorage
 from eventstore.memory.log import MemoryLog
 from eventstore.notify import HeadNotifier
@@ -27,6 +27,7 @@ from eventstore.port import (
     AppendResult,
     EventFilter,
     ExpectedVersion,
+    MarkedRead,
     NewEvent,
     RecordedEvent,
     StoreUnavailable,
@@ -34,8 +35,6 @@ from eventstore.port import (
     SubscriptionGroups,
 )
 from eventstore.streams import METADATA_EVENT_TYPE, metastream_of
-
-T = TypeVar("T")
 
 PAGE = 500
 """Events a catch-up subscription takes per round."""
@@ -117,22 +116,10 @@ class InMemoryEventStore:
             stream, from_version=from_version, backwards=backwards, limit=limit
         )
 
-    async def read_from_mark(
-        self,
-        mark_stream: str,
-        stream: str,
-        start: Callable[[RecordedEvent | None], tuple[T, int]],
-        *,
-        limit: int,
-    ) -> tuple[T, list[RecordedEvent]]:
+    async def read_from_mark(self, mark_stream: str, stream: str, *, limit: int) -> MarkedRead:
         """The mark and the events it points to, read at one moment (see `MarkedReads`)."""
         await self._turn()
-        try:
-            marks = self._log.read_stream(mark_stream, backwards=True, limit=1)
-        except StreamDeleted:
-            marks = []
-        value, from_version = start(marks[0] if marks else None)
-        return value, self._log.read_stream(stream, from_version=from_version, limit=limit)
+        return read_marked(self._log.read_stream, mark_stream, stream, limit=limit)
 
     async def read_all(
         self,
