@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
@@ -82,21 +82,8 @@ def create_app(
         mark_process_dead()
         logger.info("event=stopped")
 
-    # Without a build there is nothing under /static: its paths are 404s like any unknown one.
-    static = (
-        [Mount("/static", StaticFiles(directory=static_dir), name="static")] if pages.built else []
-    )
     return Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/livez", livez, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_page, methods=["GET"]),
-            Route("/dashboard", pages.dashboard, methods=["GET"]),
-            *static,
-        ],
+        routes=_routes(graphql, pages, static_dir),
         lifespan=lifespan,
         middleware=[
             # Outermost: every answer, the refusals below too, carries the security headers,
@@ -110,6 +97,24 @@ def create_app(
             Middleware(StartingGate),
         ],
     )
+
+
+def _routes(graphql: OrdersGraphQL, pages: WebPages, static_dir: Path) -> list[BaseRoute]:
+    """The service's paths: GraphQL over HTTP and websockets, health, metrics, the pages."""
+    # Without a build there is nothing under /static: its paths are 404s like any unknown one.
+    static = (
+        [Mount("/static", StaticFiles(directory=static_dir), name="static")] if pages.built else []
+    )
+    return [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
+        Route("/dashboard", pages.dashboard, methods=["GET"]),
+        *static,
+    ]
 
 
 def app_from_env() -> Starlette:

@@ -316,38 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"orders {command}: {error}\n")
         return 2
     if command == "serve":
-        with contextlib.ExitStack() as held:
-            if settings.store_kind == "embedded":
-                # Taken before anything starts and held until the process ends, so a second
-                # process is told at once, in one line, instead of failing inside the server.
-                try:
-                    held.enter_context(DataDirLock.acquire(settings.data_dir))
-                except DataDirLocked as error:
-                    sys.stderr.write(f"orders serve: {error}\n")
-                    return 2
-            projectors = 0 if getattr(args, "no_projectors", False) else 1
-            serve(settings, projectors=projectors, metrics_port=settings.metrics_port)
-        return 0
+        return serve_command(settings, no_projectors=getattr(args, "no_projectors", False))
     if command == "token":
-        if settings.identity_provider is not None:
-            sys.stderr.write(
-                "orders token: JWT_ISSUER is set, so the server takes only the identity "
-                "provider's tokens: ask the provider for one.\n"
-            )
-            return 2
-        if settings.jwt_secret_generated:
-            sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
-            return 2
-        if not 1 <= args.ttl <= settings.max_token_ttl:
-            sys.stderr.write(
-                f"orders token: --ttl must be 1 to {settings.max_token_ttl} seconds "
-                f"(MAX_TOKEN_TTL: the server refuses tokens that live longer), got {args.ttl}\n"
-            )
-            return 2
-        authenticator = Authenticator(settings.jwt_secret, max_ttl=settings.max_token_ttl)
-        token = authenticator.issue(sub=args.sub, role=args.role, ttl=args.ttl)
-        sys.stdout.write(token + "\n")
-        return 0
+        return token_command(settings, args)
     if command == "schema":
         print_schema()
         return 0
@@ -377,6 +348,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     return demo(settings, url=args.url, token=args.token, count=args.count)
+
+
+def serve_command(settings: Settings, *, no_projectors: bool) -> int:
+    """`orders serve`: the embedded store's DATA_DIR lock first, then the server."""
+    with contextlib.ExitStack() as held:
+        if settings.store_kind == "embedded":
+            # Taken before anything starts and held until the process ends, so a second
+            # process is told at once, in one line, instead of failing inside the server.
+            try:
+                held.enter_context(DataDirLock.acquire(settings.data_dir))
+            except DataDirLocked as error:
+                sys.stderr.write(f"orders serve: {error}\n")
+                return 2
+        serve(settings, projectors=0 if no_projectors else 1, metrics_port=settings.metrics_port)
+    return 0
+
+
+def token_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`orders token`: a staff or customer token signed with JWT_SECRET."""
+    if settings.identity_provider is not None:
+        sys.stderr.write(
+            "orders token: JWT_ISSUER is set, so the server takes only the identity "
+            "provider's tokens: ask the provider for one.\n"
+        )
+        return 2
+    if settings.jwt_secret_generated:
+        sys.stderr.write("JWT_SECRET is not set: a token would match no server.\n")
+        return 2
+    if not 1 <= args.ttl <= settings.max_token_ttl:
+        sys.stderr.write(
+            f"orders token: --ttl must be 1 to {settings.max_token_ttl} seconds "
+            f"(MAX_TOKEN_TTL: the server refuses tokens that live longer), got {args.ttl}\n"
+        )
+        return 2
+    authenticator = Authenticator(settings.jwt_secret, max_ttl=settings.max_token_ttl)
+    sys.stdout.write(authenticator.issue(sub=args.sub, role=args.role, ttl=args.ttl) + "\n")
+    return 0
 
 
 def demo(settings: Settings, *, url: str | None, token: str | None, count: int) -> int:
