@@ -23,8 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from eventstore.persistent.records import GroupRecord, stream_key
-from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.persistent.records import GroupDefinition, GroupRecord, stream_key
+from eventstore.port import RecordedEvent
 from eventstore.sql import group_rows
 
 logger = logging.getLogger(__name__)
@@ -100,18 +100,12 @@ class _Tables:
         )
         return cursor.rowcount == 1
 
-    def update_group(
-        self,
-        group: str,
-        stream: str | None,
-        settings: SubscriptionSettings,
-        start_after: int | None,
-    ) -> None:
+    def update_group(self, definition: GroupDefinition) -> None:
         """Replace a group's settings and start point; its checkpoint stays."""
         self._db.execute(
             "UPDATE persistent_groups SET settings = ?, start_after = ?"
             " WHERE stream_key = ? AND group_name = ?",
-            group_rows.settings_params(group, stream, settings, start_after),
+            group_rows.settings_params(definition),
         )
 
     def delete_group(self, group: str, stream: str | None) -> bool:
@@ -279,15 +273,9 @@ class SQLiteGroupStorage:
         """Store a new group; False if one of that name exists."""
         return await self._call(partial(self._tables.insert_group, record))
 
-    async def update_group(
-        self,
-        group: str,
-        stream: str | None,
-        settings: SubscriptionSettings,
-        start_after: int | None,
-    ) -> None:
+    async def update_group(self, definition: GroupDefinition) -> None:
         """Replace a group's settings and start point; its checkpoint stays."""
-        await self._call(partial(self._tables.update_group, group, stream, settings, start_after))
+        await self._call(partial(self._tables.update_group, definition))
 
     async def delete_group(self, group: str, stream: str | None) -> bool:
         """Remove a group and its parked events; False if it did not exist."""

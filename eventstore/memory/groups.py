@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eventstore.persistent.records import GroupRecord, stream_key
-from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.persistent.records import GroupDefinition, GroupRecord, stream_key
+from eventstore.port import RecordedEvent
 
 _Key = tuple[str, str]
 
@@ -46,18 +46,14 @@ class MemoryGroupStorage:
         self._groups[key] = record
         return True
 
-    async def update_group(
-        self,
-        group: str,
-        stream: str | None,
-        settings: SubscriptionSettings,
-        start_after: int | None,
-    ) -> None:
+    async def update_group(self, definition: GroupDefinition) -> None:
         """Replace a group's settings and start point; its checkpoint stays."""
-        key = (stream_key(stream), group)
+        key = (stream_key(definition.stream), definition.group)
         record = self._groups.get(key)
         if record is not None:
-            self._groups[key] = replace(record, settings=settings, start_after=start_after)
+            self._groups[key] = replace(
+                record, settings=definition.settings, start_after=definition.start_after
+            )
 
     async def delete_group(self, group: str, stream: str | None) -> bool:
         """Remove a group and its parked events; False if it did not exist."""

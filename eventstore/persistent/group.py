@@ -13,23 +13,20 @@ link's id, as on EventStoreDB.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
 import uuid
-import zlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import orjson
-
 from eventstore.persistent.consumer import Consumer
+from eventstore.persistent.progress import GroupProgress
 from eventstore.persistent.records import GroupRecord
 from eventstore.persistent.storage import GroupStorage
+from eventstore.persistent.strategy import ConsumerChoice
 from eventstore.port import (
-    ConsumerStrategy,
     EventStoreError,
     NackAction,
     RecordedEvent,
@@ -44,7 +41,6 @@ FEED_RETRY_MAX = 1.0  # the store readable again: delivery resumes within about 
 STOP_WAIT = 5.0
 """Seconds a stopping runtime waits for its cancelled tasks: its caller (a shutdown, a
 partition handed over under a lock) must not wait for good on a task stuck past its cancel."""
-_PIN_BUCKETS = 1024  # as EventStoreDB's pinned strategy
 
 Feed = Callable[[GroupRecord, int | None], AsyncIterator[RecordedEvent]]
 """Reads a group's target after a point (exclusive; None = from the start), for good: the events
@@ -90,29 +86,24 @@ def _delivery(event: RecordedEvent, retry_count: int) -> RecordedEvent:
 
 
 class GroupRuntime:
-    """The live state of one group while the store is open."""
+    """The live state of one group while the store is open: what waits for a consumer (retries,
+    new events), what is in flight, and the tasks that read the target and time deliveries out.
+    Which consumer gets an event is its `ConsumerChoice`'s call; the checkpoint and parking are
+    its `GroupProgress`'s."""
 
     def __init__(self, record: GroupRecord, feed: Feed, tables: GroupStorage) -> None:
         self.record = record
         self._source = feed
-        self._tables = tables
         self._settings = record.settings
         self.consumers: list[Consumer] = []
+        self._choice = ConsumerChoice(self.consumers)
         self._retry: OrderedDict[uuid.UUID, _Message] = OrderedDict()
         self._live: deque[_Message] = deque()
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._space = asyncio.Event()
-        self._round_robin = 0
-        self._pins: dict[int, Consumer] = {}
-        # Checkpoint bookkeeping: keys in read order, and those finished ahead of older ones.
-        self._pending: deque[int] = deque()
         self._fed: int | None = None  # the key of the last event read into the group
-        self._finished: set[int] = set()
-        self._done_upto = record.checkpoint
-        self._saved = record.checkpoint
-        self._unsaved_count = 0
         self._loop = asyncio.get_running_loop()
-        self._saved_at = self._loop.time()
+        self._progress = GroupProgress(record, tables, self._loop)
         self._tasks: list[asyncio.Task[None]] = []
         self.total_items = 0  # deliveries made, retries included
 
@@ -124,7 +115,7 @@ class GroupRuntime:
         if record is not None:
             self.record = record
             self._settings = record.settings
-            self._done_upto = self._saved = record.checkpoint
+            self._progress.resume(record)
         name = f"{self.record.stream or '$all'}::{self.record.group}"
         self._tasks = [
             asyncio.create_task(self._feed_loop(), name=f"persistent feed {name}"),
@@ -146,10 +137,10 @@ class GroupRuntime:
         unhandled = [m.event for m in self._retry.values() if not m.tracked]
         unhandled += [f.message.event for f in self._in_flight.values() if not f.message.tracked]
         if unhandled:
-            self._tables.park(self.record.group, self.record.stream, unhandled)
+            self._progress.park(unhandled)
         self._retry.clear()
         self._in_flight.clear()
-        self._save_checkpoint()
+        self._progress.save()
         for consumer in self.consumers:
             consumer.end(error)
         self.consumers.clear()
@@ -168,7 +159,7 @@ class GroupRuntime:
         if consumer not in self.consumers:
             return
         self.consumers.remove(consumer)
-        self._pins = {b: c for b, c in self._pins.items() if c is not consumer}
+        self._choice.forget(consumer)
         for ack_id in [k for k, f in self._in_flight.items() if f.consumer is consumer]:
             self._retry_or_park(self._in_flight.pop(ack_id).message)
         consumer.in_flight = 0
@@ -211,7 +202,7 @@ class GroupRuntime:
     @property
     def checkpoint(self) -> int | None:
         """The last checkpoint handed to the storage."""
-        return self._saved
+        return self._progress.saved
 
     @property
     def last_known(self) -> int | None:
@@ -251,8 +242,7 @@ class GroupRuntime:
             )
 
     def _park(self, message: _Message) -> None:
-        # Queued by the storage, stored before any checkpoint that passes it.
-        self._tables.park(self.record.group, self.record.stream, [message.event])
+        self._progress.park([message.event])
         logger.info(
             "event=persistent_parked group=%s stream=%s version=%s retries=%d",
             self.record.group,
@@ -263,74 +253,25 @@ class GroupRuntime:
         self._finish(message)
 
     def _finish(self, message: _Message) -> None:
-        if not message.tracked:
-            return
-        self._finished.add(self._key(message.event))
-        while self._pending and self._pending[0] in self._finished:
-            key = self._pending.popleft()
-            self._finished.discard(key)
-            self._done_upto = key
-            self._unsaved_count += 1
-        if self._unsaved_count >= self._settings.max_checkpoint_count:
-            self._save_checkpoint()
-
-    def _save_checkpoint(self) -> None:
-        if self._done_upto is not None and self._done_upto != self._saved:
-            self._tables.save_checkpoint(self.record.group, self.record.stream, self._done_upto)
-            self._saved = self._done_upto
-        self._unsaved_count = 0
-        self._saved_at = self._loop.time()
+        if message.tracked:
+            self._progress.settle(self._key(message.event))
 
     def _choose(self, message: _Message) -> Consumer | None:
-        consumers = self.consumers
-        if not consumers:
-            return None
-        match self._settings.consumer_strategy:
-            case ConsumerStrategy.DISPATCH_TO_SINGLE:
-                return next((c for c in consumers if c.capacity > 0), None)
-            case ConsumerStrategy.PINNED | ConsumerStrategy.PINNED_BY_CORRELATION:
-                bucket = zlib.crc32(self._pin_key(message.event).encode()) % _PIN_BUCKETS
-                pinned = self._pins.get(bucket)
-                if pinned is None:
-                    counts = {id(c): 0 for c in consumers}
-                    for owner in self._pins.values():
-                        counts[id(owner)] += 1
-                    pinned = min(consumers, key=lambda c: counts[id(c)])
-                    self._pins[bucket] = pinned
-                return pinned if pinned.capacity > 0 else None
-            case _:
-                count = len(consumers)
-                for offset in range(count):
-                    candidate = consumers[(self._round_robin + offset) % count]
-                    if candidate.capacity > 0:
-                        self._round_robin = (self._round_robin + offset + 1) % count
-                        return candidate
-                return None
-
-    def _pin_key(self, event: RecordedEvent) -> str:
-        if self._settings.consumer_strategy is ConsumerStrategy.PINNED_BY_CORRELATION:
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                correlation = orjson.loads(event.metadata).get("$correlationId")
-                if isinstance(correlation, str):
-                    return correlation
-        return event.stream
-
-    def _has_capacity(self) -> bool:
-        return any(consumer.capacity > 0 for consumer in self.consumers)
+        return self._choice.choose(message.event, self._settings.consumer_strategy)
 
     def _dispatch(self) -> None:
         """Hand out retries first, then new events, while any consumer has room. A message its
         strategy cannot place now (a full pinned consumer) waits while later ones go out, as on
         EventStoreDB."""
         for ack_id, message in list(self._retry.items()) if self._retry else ():
-            if not self._has_capacity():
+            if not self._choice.has_capacity():
                 break
             consumer = self._choose(message)
             if consumer is not None:
                 del self._retry[ack_id]
                 self._deliver(consumer, message)
         waiting: deque[_Message] = deque()
-        while self._live and self._has_capacity():
+        while self._live and self._choice.has_capacity():
             message = self._live.popleft()
             consumer = self._choose(message)
             if consumer is None:
@@ -378,7 +319,7 @@ class GroupRuntime:
                     while len(self._live) >= _LIVE_BUFFER:
                         self._space.clear()
                         await self._space.wait()
-                    self._pending.append(self._key(event))
+                    self._progress.read(self._key(event))
                     self._live.append(_Message(event, 0, tracked=True))
                     self._fed = self._key(event)
                     delay = FEED_RETRY_INITIAL
@@ -405,7 +346,7 @@ class GroupRuntime:
         for consumer in list(self.consumers):
             consumer.end(dropped)
             self.disconnect(consumer)  # its in-flight events wait for the next consumer
-        self._pins.clear()
+        self._choice.clear_pins()
 
     async def _timer_loop(self) -> None:
         timeout = self._settings.message_timeout
@@ -422,11 +363,7 @@ class GroupRuntime:
                 self._retry_or_park(flight.message)
             if expired:
                 self._dispatch()
-            if (
-                self._unsaved_count >= self._settings.min_checkpoint_count
-                and now - self._saved_at >= self._settings.checkpoint_after
-            ):
-                self._save_checkpoint()
+            self._progress.save_if_due(now)
 
 
 async def _cancelled(tasks: list[asyncio.Task[None]], name: str) -> None:

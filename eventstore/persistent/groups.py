@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 from eventstore.persistent.group import Feed, GroupRuntime
-from eventstore.persistent.records import GroupRecord, stream_key
+from eventstore.persistent.records import GroupDefinition, GroupRecord, stream_key
 from eventstore.persistent.storage import GroupStorage
 from eventstore.port import (
     EventStore,
@@ -128,7 +128,11 @@ class PersistentGroups:
                 start_after = await self._start_after(stream, settings)
             target = stream_key(stream)
             await self._stop((target, group), GroupUpdated(f"{target}::{group} was updated"))
-            await self._tables.update_group(group, stream, settings, start_after)
+            await self._tables.update_group(
+                GroupDefinition(
+                    group=group, stream=stream, settings=settings, start_after=start_after
+                )
+            )
 
     async def delete_subscription(self, group: str, *, stream: str | None = None) -> None:
         """Delete a group and its parked events; its consumers get `SubscriptionDropped`."""

@@ -20,6 +20,16 @@ def stream_key(stream: str | None) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GroupDefinition:
+    """What a group's update replaces: its settings and where it starts (exclusive), by name."""
+
+    group: str
+    stream: str | None
+    settings: SubscriptionSettings
+    start_after: int | None  # resolved at creation or update: None = from the very start
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupRecord:
     """A persisted group: its settings, where it starts (exclusive) and its checkpoint."""
 

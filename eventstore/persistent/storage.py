@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from eventstore.persistent.records import GroupRecord
-from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.persistent.records import GroupDefinition, GroupRecord
+from eventstore.port import RecordedEvent
 
 
 class GroupStorage(Protocol):
@@ -28,13 +28,7 @@ class GroupStorage(Protocol):
 
     async def insert_group(self, record: GroupRecord) -> bool: ...
 
-    async def update_group(
-        self,
-        group: str,
-        stream: str | None,
-        settings: SubscriptionSettings,
-        start_after: int | None,
-    ) -> None: ...
+    async def update_group(self, definition: GroupDefinition) -> None: ...
 
     async def delete_group(self, group: str, stream: str | None) -> bool: ...
 

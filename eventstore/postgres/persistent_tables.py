@@ -26,8 +26,8 @@ import asyncpg
 import orjson
 
 from eventstore.outage_log import OUTAGES
-from eventstore.persistent.records import GroupRecord, stream_key
-from eventstore.port import ConsumerStrategy, RecordedEvent, SubscriptionSettings
+from eventstore.persistent.records import GroupDefinition, GroupRecord, stream_key
+from eventstore.port import ConsumerStrategy, RecordedEvent
 from eventstore.postgres.stale import explained
 from eventstore.rows import row_to_event
 from eventstore.sql import group_rows
@@ -200,18 +200,12 @@ class PostgresGroupTables:
             )
         return True
 
-    async def update_group(
-        self,
-        group: str,
-        stream: str | None,
-        settings: SubscriptionSettings,
-        start_after: int | None,
-    ) -> None:
+    async def update_group(self, definition: GroupDefinition) -> None:
         """Replace a group's settings and start point; its checkpoint stays."""
         await self._pool.execute(
             "UPDATE es_persistent_groups SET settings = $1::jsonb, start_after = $2"
             " WHERE stream_key = $3 AND group_name = $4",
-            *group_rows.settings_params(group, stream, settings, start_after),
+            *group_rows.settings_params(definition),
         )
 
     async def delete_group(self, group: str, stream: str | None) -> bool:

@@ -8,12 +8,13 @@ from typing import Any
 
 from eventstore.persistent.records import (
     ALL_KEY,
+    GroupDefinition,
     GroupRecord,
     settings_from_json,
     settings_to_json,
     stream_key,
 )
-from eventstore.port import RecordedEvent, SubscriptionSettings
+from eventstore.port import RecordedEvent
 
 GROUP_COLUMNS = "stream_key, group_name, settings, start_after, checkpoint"
 """A group row's columns, in the order of `group_params` and `group_record`."""
@@ -36,11 +37,14 @@ def group_params(record: GroupRecord) -> tuple[str, str, str, int | None, int | 
     )
 
 
-def settings_params(
-    group: str, stream: str | None, settings: SubscriptionSettings, start_after: int | None
-) -> tuple[str, int | None, str, str]:
+def settings_params(definition: GroupDefinition) -> tuple[str, int | None, str, str]:
     """An update's values: settings, start point; then the group's key and name."""
-    return (settings_to_json(settings).decode(), start_after, stream_key(stream), group)
+    return (
+        settings_to_json(definition.settings).decode(),
+        definition.start_after,
+        stream_key(definition.stream),
+        definition.group,
+    )
 
 
 def group_record(row: Sequence[Any]) -> GroupRecord:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from eventstore.persistent.group import Feed
-from eventstore.persistent.records import GroupRecord, stream_key
+from eventstore.persistent.records import GroupDefinition, GroupRecord, stream_key
 from eventstore.port import (
     ANY,
     ConsumerStrategy,
@@ -171,17 +171,11 @@ class StreamGroupStorage:
         await self._save_config()
         return True
 
-    async def update_group(
-        self,
-        group: str,
-        stream: str | None,
-        settings: SubscriptionSettings,
-        start_after: int | None,
-    ) -> None:
-        key = (stream_key(stream), group)
+    async def update_group(self, definition: GroupDefinition) -> None:
+        key = (stream_key(definition.stream), definition.group)
         entry = self._groups[key]
         entry.settings = self._described.get(key, entry.settings)
-        entry.start_after = start_after
+        entry.start_after = definition.start_after
         await self._save_config()
 
     async def delete_group(self, group: str, stream: str | None) -> bool:
