@@ -20,9 +20,8 @@ import httpx
 from projections.embedded_redis import PID_FILE_NAME
 from tests.e2e.gql import GraphQLClient, Orders, accepted, error_codes, make_token, new_id
 from tests.faults.conftest import alive, health, until
-from tests.faults.test_start_waiting import _worker
 from tests.support.postgres_db import create_database, drop_database
-from tests.support.processes import REPO_ROOT, ServerProcess, free_port
+from tests.support.processes import REPO_ROOT, ServerProcess, free_port, orders_process
 from tests.support.redis_server import running_redis_server
 
 ORDER = "query O($id: ID!) { order(id: $id) { id version } }"
@@ -53,7 +52,7 @@ async def test_a_lost_projector_makes_stale_reads_unavailable_and_readiness_503(
                 ready_parts=["store", "redis"],
             )
             env = {**shared, "DATA_DIR": str(tmp_path / "project")}
-            with _worker(["project"], env, tmp_path / "project1.log") as projector:
+            with orders_process(["project"], env, tmp_path / "project1.log") as projector:
                 api.start()
                 try:
                     token = make_token(secret, sub="staff-1", role="staff")
@@ -102,7 +101,7 @@ async def test_a_lost_projector_makes_stale_reads_unavailable_and_readiness_503(
                         assert stale["errors"][0]["extensions"]["part"] == "views", stale  # type: ignore[index]
                         print(f"lost projector reported after {took:.1f} s")
 
-                        with _worker(["project"], env, tmp_path / "project2.log"):
+                        with orders_process(["project"], env, tmp_path / "project2.log"):
                             await until(lambda: projected(second), within=30, what="healed")
 
                             async def ready() -> bool:

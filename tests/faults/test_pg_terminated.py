@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from eventstore.postgres.persistent import STOP_DEADLINE, STOP_GRACE
 from eventstore.postgres.store import PostgresEventStore
 from tests.integration.relay.topic import write_orders
 from tests.support.postgres_db import ADMIN_URL, create_database, drop_database
+from tests.support.processes import orders_process
 from tests.support.redis_server import running_redis_server
 
 KILLING = 8.0
@@ -77,26 +76,10 @@ async def database() -> AsyncIterator[str]:
 
 @contextmanager
 def projector(tmp: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    base = {k: v for k, v in os.environ.items() if k not in ("ESDB_URL", "REDIS_URL")}
-    base.update(env, PYTHONUNBUFFERED="1", DATA_DIR=str(tmp / "data"))
-    with (tmp / "project.log").open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", "project", "--workers", "2"],
-            env=base,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
+    with orders_process(
+        ["project", "--workers", "2"], {**env, "DATA_DIR": str(tmp / "data")}, tmp / "project.log"
+    ) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def _end_sessions(database: str) -> None:

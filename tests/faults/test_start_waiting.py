@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -25,7 +22,7 @@ import pytest
 from tests.e2e.gql import JSON, PLACE, GraphQLClient, error_codes, item, new_id
 from tests.faults.conftest import Service, running_service, until
 from tests.support.postgres_db import ADMIN_URL, create_database, drop_database
-from tests.support.processes import EsdbTestServerProcess, free_port
+from tests.support.processes import EsdbTestServerProcess, free_port, orders_process
 from tests.support.redis_server import running_redis_server
 
 ORDER = "query O($id: ID!) { order(id: $id) { id version } }"
@@ -264,32 +261,6 @@ async def test_serve_with_redis_down_binds_at_once_answers_unavailable_and_heals
         assert "Traceback" not in service.log()
 
 
-@contextmanager
-def _worker(
-    command: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    base = {k: v for k, v in os.environ.items() if k not in ("ESDB_URL", "REDIS_URL")}
-    base.update(env, PYTHONUNBUFFERED="1")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", *command],
-            env=base,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
 @pytest.mark.parametrize(
     ("command", "ready"),
     [
@@ -314,7 +285,7 @@ async def test_a_worker_with_postgresql_down_waits_and_starts_when_it_is_back(
                 "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
             }
             log = tmp_path / "worker.log"
-            with _worker(command, env, log) as process:
+            with orders_process(command, env, log) as process:
                 text: Callable[[], str] = lambda: log.read_text(errors="replace")  # noqa: E731
 
                 async def waiting() -> bool:

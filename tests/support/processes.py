@@ -18,7 +18,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -341,3 +342,32 @@ def _tail(path: Path, lines: int) -> str:
     except FileNotFoundError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+@contextmanager
+def orders_process(
+    command: Sequence[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`orders COMMAND...` (`python -m api`) as an operator starts it, its output in `log`,
+    without the caller's ESDB_URL/REDIS_URL unless `env` sets them; stopped with SIGTERM (killed
+    after 20 s) if it still runs at the end."""
+    base = {k: v for k, v in os.environ.items() if k not in ("ESDB_URL", "REDIS_URL")}
+    base.update(env, PYTHONUNBUFFERED="1")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api", *command],
+            env=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

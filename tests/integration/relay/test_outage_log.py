@@ -10,10 +10,7 @@ as an operator meets it on a broker without idempotence (or without the Idempote
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,6 +22,7 @@ from relay.config import KafkaSettings
 from tests.integration.relay.topic import eventually, order_log, read_topic, write_orders
 from tests.support.kafka_broker import _free_port, running_tansu
 from tests.support.postgres_db import create_database, drop_database
+from tests.support.processes import orders_process
 
 
 @pytest.fixture
@@ -53,28 +51,11 @@ class RelayProcess:
 
 @contextmanager
 def relay_process(tmp: Path, env: dict[str, str]) -> Iterator[RelayProcess]:
-    base = {k: v for k, v in os.environ.items() if k not in ("ESDB_URL", "REDIS_URL")}
-    base.update(env, PYTHONUNBUFFERED="1", DATA_DIR=str(tmp / "data"))
     log = tmp / "relay.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", "relay", "kafka"],
-            env=base,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    relay = RelayProcess(log, process)
-    try:
+    env = {**env, "DATA_DIR": str(tmp / "data")}
+    with orders_process(["relay", "kafka"], env, log) as process:
+        relay = RelayProcess(log, process)
         yield relay
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     assert process.returncode == 0, "\n".join(relay.lines())
 
 
