@@ -364,10 +364,15 @@ def orders_process(
         try:
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_gently(process)
+
+
+def stop_gently(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a process that still runs, as an orchestrator stops it; kill it after 20 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

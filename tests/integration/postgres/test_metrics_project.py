@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.integration.operations.metrics_scrape import Samples, scrape, value
 from tests.support.postgres_db import create_database, drop_database
-from tests.support.processes import REPO_ROOT, ServerProcess, free_port
+from tests.support.processes import REPO_ROOT, ServerProcess, free_port, stop_gently
 from tests.support.redis_server import running_redis_server
 
 PLACED = 12
@@ -112,11 +111,5 @@ def test_orders_project_serves_its_metrics_on_metrics_port(
         assert projector.poll() is None, log.read_text()
     finally:
         api.stop()
-        if projector.poll() is None:
-            projector.send_signal(signal.SIGTERM)
-            try:
-                projector.wait(20)
-            except subprocess.TimeoutExpired:
-                projector.kill()
-                projector.wait()
+        stop_gently(projector)
         asyncio.run(drop_database(url))

@@ -29,7 +29,7 @@ from projections.queries import OrderQueries
 from tests.e2e.gql import GraphQLClient, Orders, accepted, make_token, new_id
 from tests.integration.projections.store_helpers import actual_views, eventually, expected_views
 from tests.support.postgres_db import create_database, drop_database
-from tests.support.processes import REPO_ROOT, ServerProcess
+from tests.support.processes import REPO_ROOT, ServerProcess, stop_gently
 from tests.support.redis_server import running_redis_server
 
 OWNED = re.compile(r"event=pg_group_partitions group=orders-view target=\$all partitions=(\S+)")
@@ -178,12 +178,6 @@ def test_two_apis_and_two_projectors_share_one_database(tmp_path: Path, redis_so
             for api in apis:
                 api.stop()
             for projector in projectors:
-                if projector.poll() is None:
-                    projector.send_signal(signal.SIGTERM)
-                    try:
-                        projector.wait(20)
-                    except subprocess.TimeoutExpired:
-                        projector.kill()
-                        projector.wait()
+                stop_gently(projector)
     finally:
         asyncio.run(drop_database(url))

@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from tests.e2e.gql import JSON, PLACE, GraphQLClient, Orders, accepted, item, ma
 from tests.e2e.ws import graphql_ws
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.support.postgres_db import create_database, drop_database
-from tests.support.processes import REPO_ROOT, ServerProcess
+from tests.support.processes import REPO_ROOT, ServerProcess, stop_gently
 from tests.support.redis_server import running_redis_server
 
 CLIENT_TRACE = secrets.token_hex(16)
@@ -132,12 +131,7 @@ def test_one_trace_follows_a_placement_through_the_projector_to_the_push(
         spans = receiver.wait_for(SPANS)
     finally:
         api.stop()
-        projector.send_signal(signal.SIGTERM)
-        try:
-            projector.wait(20)
-        except subprocess.TimeoutExpired:
-            projector.kill()
-            projector.wait()
+        stop_gently(projector)
         asyncio.run(drop_database(url))
 
     # The browser's trace holds one of each, from the request to the push, each the child of

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from tests.integration.postgres.test_processes import drive, partitions, start_p
 from tests.integration.projections.store_helpers import actual_views, eventually, expected_views
 from tests.integration.redis_topologies.servers import RedisCluster, running_redis_cluster
 from tests.support.postgres_db import create_database, drop_database
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, stop_gently
 
 ORDERS = 30
 
@@ -121,12 +119,6 @@ def test_two_apis_and_two_projectors_on_a_redis_cluster(
             for api in apis:
                 api.stop()
             for projector in projectors:
-                if projector.poll() is None:
-                    projector.send_signal(signal.SIGTERM)
-                    try:
-                        projector.wait(20)
-                    except subprocess.TimeoutExpired:
-                        projector.kill()
-                        projector.wait()
+                stop_gently(projector)
     finally:
         asyncio.run(drop_database(database))
