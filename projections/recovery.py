@@ -9,12 +9,15 @@ older state carries an older but still true watermark, and catching up from it i
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from application.codec import DECODE_ERRORS, ORDER_EVENTS
 from eventstore.port import EventStore, RecordedEvent
+from projections.apply_stream import ApplyStream, applying
 from projections.packing import Packed, packed_change
 from projections.redis_store import ApplyResult, RedisViewStore
 
@@ -67,6 +70,11 @@ class _Tally:
     failed: int = 0
 
     def add(self, changes: list[Packed], results: list[ApplyResult]) -> None:
+        applied, duplicates = results.count(ApplyResult.OK), results.count(ApplyResult.DUPLICATE)
+        if applied + duplicates == len(results) == len(changes):  # the usual page, counted in C
+            self.applied += applied
+            self.duplicates += duplicates
+            return
         for change, result in zip(changes, results, strict=True):
             if result is ApplyResult.OK:
                 self.applied += 1
@@ -101,6 +109,69 @@ def _estimate(done: int, first: int, last: int, head: int | None) -> int:
     return max(done, round(done * span / (last - first + 1)))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Page:
+    """A page of the log, decoded: its changes and what else `catch_up` reports of it."""
+
+    changes: list[Packed]
+    events: int
+    failed: int
+    first: int
+    last: int
+
+
+READ_AHEAD = 2
+"""Decoded pages waiting for Redis, beyond the one being decoded and the one being read."""
+
+IN_FLIGHT = 2
+"""Pages written to Redis and not yet answered: while Redis applies one, the next is on its way
+and the replies of the one before are read, so Redis never waits for the client."""
+
+
+async def _read(store: EventStore, from_position: int | None, limit: int) -> list[RecordedEvent]:
+    return await store.read_all(from_position=from_position, limit=limit, filter=ORDER_EVENTS)
+
+
+_Pages = asyncio.Queue["_Page | Exception | None"]
+"""Decoded pages from `_read_pages` to `catch_up`: None after the last, or the reader's error."""
+
+
+async def _read_pages(
+    store: EventStore, from_position: int | None, page_size: int, pages: _Pages
+) -> None:
+    """Read the log from `from_position` to the head into `pages`, decoded. The next page is
+    read while this one is decoded, in a worker thread: neither holds up the event loop, which
+    sends to Redis. An error ends the pages, for `catch_up` to raise."""
+    fetch = asyncio.ensure_future(_read(store, from_position, page_size))
+    try:
+        while records := await fetch:
+            last = records[-1].position
+            fetch = asyncio.ensure_future(_read(store, last + 1, page_size))
+            changes, failed = await asyncio.to_thread(_changes, records)
+            page = _Page(
+                changes=changes,
+                events=len(records),
+                failed=failed,
+                first=records[0].position,
+                last=last,
+            )
+            await pages.put(page)
+        await pages.put(None)
+    except Exception as error:  # not swallowed: catch_up raises it
+        await pages.put(error)
+    finally:
+        await _discard(fetch)
+
+
+async def _discard(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for it to end, its outcome unwanted (an error of it, if any, is
+    the one already being raised, or was caused by that one)."""
+    task.cancel()
+    await asyncio.wait((task,))
+    if not task.cancelled():
+        task.exception()  # retrieved: not logged as never retrieved
+
+
 async def catch_up(
     store: EventStore,
     views: RedisViewStore,
@@ -114,43 +185,43 @@ async def catch_up(
 ) -> CatchUpResult:
     """Apply every order event from `from_position` (inclusive; None: the start) to the head.
 
-    Three stages overlap: the log reads page N+2 (in its thread) while this decodes page N+1 and
-    Redis applies page N; pages still reach Redis strictly in order.
+    Three stages overlap: the log is read and decoded ahead (in worker threads, see
+    `_read_pages`), and pages are written to Redis on one connection as they come, without
+    waiting for the replies of the pages before (`projections.apply_stream`); Redis still
+    applies them strictly in order.
     """
     tally = _Tally()
     done = 0
     first: int | None = None
     last: int | None = None
-    fetch = asyncio.ensure_future(
-        store.read_all(from_position=from_position, limit=page_size, filter=ORDER_EVENTS)
-    )
-    applying: asyncio.Future[list[ApplyResult]] | None = None
-    previous: list[Packed] = []
+    pages: _Pages = asyncio.Queue(maxsize=READ_AHEAD)
+    reader = asyncio.create_task(_read_pages(store, from_position, page_size, pages))
+    sent: collections.deque[_Page] = collections.deque()
+
+    async def settle(stream: ApplyStream) -> None:
+        nonlocal done
+        page = sent.popleft()
+        tally.add(page.changes, await stream.receive())
+        done += page.events
+        if progress is not None and first is not None:
+            progress(done, _estimate(done, first, page.last, head))
+
     try:
-        while records := await fetch:
-            first = records[0].position if first is None else first
-            last = records[-1].position
-            fetch = asyncio.ensure_future(
-                store.read_all(from_position=last + 1, limit=page_size, filter=ORDER_EVENTS)
-            )
-            changes, bad = _changes(records)
-            tally.failed += bad
-            if applying is not None:
-                tally.add(previous, await applying)
-            applying = asyncio.ensure_future(
-                views.apply_packed(changes, namespace=namespace, publish=publish)
-            )
-            previous = changes
-            done += len(records)
-            if progress is not None:
-                progress(done, _estimate(done, first, last, head))
-        if applying is not None:
-            tally.add(previous, await applying)
-            applying = None
+        async with applying(views, namespace=namespace, publish=publish) as stream:
+            while (page := await pages.get()) is not None:
+                if isinstance(page, Exception):
+                    raise page
+                first = page.first if first is None else first
+                last = page.last
+                tally.failed += page.failed
+                await stream.send(page.changes)
+                sent.append(page)
+                if len(sent) > IN_FLIGHT:
+                    await settle(stream)
+            while sent:
+                await settle(stream)
     finally:
-        fetch.cancel()
-        if applying is not None:
-            applying.cancel()
+        await _discard(reader)
     return tally.result(last)
 
 

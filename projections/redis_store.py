@@ -50,6 +50,17 @@ CHUNK = 250
 server time) not to stall other clients; a batch is several calls in one pipeline."""
 
 
+def results_of(replies: Sequence[str], sizes: Sequence[int]) -> list[ApplyResult]:
+    """One result per change from the script's replies, one reply per chunk of `sizes` changes
+    (a chunk answered 'R' alone: each of its changes is RESET)."""
+    results: list[ApplyResult] = []
+    for letters, size in zip(replies, sizes, strict=True):
+        if letters == ApplyResult.RESET:
+            letters *= size
+        results.extend([_RESULTS[letter] for letter in letters])
+    return results
+
+
 def change_args(change: ViewChange) -> list[str]:
     """One change as the apply script takes it: id, version, position, occurredAt, kind and six
     more by kind (see apply.lua)."""
@@ -118,7 +129,9 @@ class RedisViewStore:
     def __init__(self, redis: Redis, *, prefix: str = "orders") -> None:
         self.redis = redis
         self.keys = ProjectionKeys(prefix)
-        self._apply: AsyncScript = redis.register_script(script_source("apply.lua"))
+        self.apply_script = script_source("apply.lua")
+        """apply.lua as Redis runs it (`projections.apply_stream` sends it itself)."""
+        self._apply: AsyncScript = redis.register_script(self.apply_script)
         self._ensure: AsyncScript = redis.register_script(script_source("ensure_namespace.lua"))
         self._watermark: AsyncScript = redis.register_script(script_source("watermark.lua"))
         self._switch: AsyncScript = redis.register_script(script_source("switch.lua"))
@@ -173,13 +186,8 @@ class RedisViewStore:
             replies = await self._apply_chunks(
                 changes, namespace=namespace, publish=publish, traceparents=traceparents
             )
-        results: list[ApplyResult] = []
-        for start, reply in zip(range(0, len(changes), CHUNK), replies, strict=True):
-            letters = as_text(reply)
-            if letters == ApplyResult.RESET:
-                letters *= len(changes[start : start + CHUNK])
-            results.extend([_RESULTS[letter] for letter in letters])
-        return results
+        sizes = [len(changes[start : start + CHUNK]) for start in range(0, len(changes), CHUNK)]
+        return results_of([as_text(reply) for reply in replies], sizes)
 
     async def _apply_chunks(
         self,
