@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from application.codec import DECODE_ERRORS
+from application.timestamps import format_timestamp
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -178,3 +180,23 @@ def test_an_event_missing_any_field_is_refused_as_the_reference_refuses_it(
         broken = replace(record, data=orjson.dumps(data))
         assert reference(broken) is KeyError, missing
         assert packed(broken) is KeyError, missing
+
+
+TIMES = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(format_timestamp),
+    st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat()),
+    # the codec's shape with any digits: days and clocks that do not exist, zero microseconds
+    st.from_regex(
+        r"\A[0-9]{4}-[0-3][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9]\.0{0,6}[0-9]{0,6}Z\Z"
+    ),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(occurred_at=TIMES)
+def test_every_occurred_at_packs_as_the_reference_does(occurred_at: str) -> None:
+    record = recorded(PaymentTaken(amount=Decimal("1.00"), method="card", transaction_id="t"))
+    metadata = {**orjson.loads(record.metadata), "occurredAt": occurred_at}
+    timed = replace(record, metadata=orjson.dumps(metadata))
+    assert packed(timed) == reference(timed)
