@@ -1,7 +1,8 @@
 """Rebuilding the views without downtime: a fresh namespace beside the serving one, then a switch.
 
-1. Fill a new namespace from the start of the log (pages read ahead of pipelined applies; nothing
-   published), while the old one keeps serving and the projector keeps writing to it.
+1. Fill a new namespace from the start of the log (`recovery.catch_up`: pages read and decoded
+   ahead, streamed to Redis on one connection; nothing published), while the old one keeps
+   serving and the projector keeps writing to it.
 2. Set the building key: from then on every projector apply also goes to the new namespace (the
    apply script reads the key itself, so workers in other processes follow without being told).
    An event the new namespace cannot take yet (its predecessor is still unread by the rebuild) is
