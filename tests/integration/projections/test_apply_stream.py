@@ -3,6 +3,7 @@ in order and equal the fold, also when the script is flushed or the connection k
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import cast
 
@@ -140,3 +141,34 @@ async def test_a_catch_up_raises_the_log_s_error(views: RedisViewStore) -> None:
     log = FailingLog(big_log(100))
     with pytest.raises(StoreUnavailable):
         await catch_up(cast(EventStore, log), views, from_position=None, page_size=50)
+
+
+class SlowLog:
+    """A log read page by page with a pause: a catch-up over it can be stopped midway."""
+
+    def __init__(self, log: Log) -> None:
+        self.records = log.records
+
+    async def read_all(
+        self, *, from_position: int | None = None, limit: int | None = None, **_: object
+    ) -> list[RecordedEvent]:
+        await asyncio.sleep(0.01)
+        start = from_position or 0
+        return [r for r in self.records if r.position >= start][:limit]
+
+
+async def test_a_catch_up_stopped_midway_then_run_again_equals_the_fold(
+    redis: Redis, prefix: str, views: RedisViewStore
+) -> None:
+    log = big_log(300)
+    running = asyncio.create_task(
+        catch_up(cast(EventStore, SlowLog(log)), views, from_position=None, page_size=40)
+    )
+    await asyncio.sleep(0.05)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    result = await catch_up(cast(EventStore, SlowLog(log)), views, from_position=None)
+    assert result.applied + result.duplicates == len(log.records)
+    assert result.last_position == log.records[-1].position
+    await assert_views_equal_the_fold(redis, prefix, log)
