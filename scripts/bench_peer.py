@@ -19,7 +19,8 @@ and warmed up first). The two sides' processes for a row run side by side but ne
 same work is cut into `--chunks` short chunks that the sides run in lockstep, one and then the
 other, the order turning every chunk and every run, so a noisy neighbour's slow second falls on
 both alike instead of on whichever side happened to be running. Each figure is the median of
-`--runs`. Rows: place/pay/ship flows from one caller, and from `--callers` concurrent callers
+`--runs`. `--before PATH` adds a third side: ours on the code at PATH (a checkout of main).
+Rows: place/pay/ship flows from one caller, and from `--callers` concurrent callers
 (ours: tasks on one event loop; the library's API is synchronous: threads), commands/s; the
 median time to load an order of 1,000 events without snapshots, with them, and of 10 events.
 """
@@ -368,10 +369,14 @@ class _Side:
 
     def __init__(self, side: str, row: str, options: argparse.Namespace) -> None:
         self.side = side
-        command = [sys.executable, "-m", "scripts.bench_peer", "--child", side, "--row", row]
+        child = "library" if side == "library" else "ours"
+        # This script, run by its path, imports the application from this tree or the other.
+        tree = options.before if side == "before" else Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", child, "--row", row]
         command += ["--callers", str(options.callers)]
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         self.times: list[float] = []
         self._answer()
@@ -399,18 +404,19 @@ class _Side:
             sys.exit(f"bench_peer: {self.side} failed (exit {self.process.returncode})")
 
 
-def _measure(row: str, options: argparse.Namespace, first: str) -> dict[str, float]:
-    """Both sides' figures for `row`: each in a fresh process, set up and warmed up, then
-    running the same work in `--chunks` short chunks in lockstep (one side, then the other, the
-    order turning every chunk), so a noisy neighbour's slow second falls on both alike."""
-    sides = {name: _Side(name, row, options) for name in (first, _other(first))}
+def _measure(row: str, options: argparse.Namespace, run: int) -> dict[str, float]:
+    """Every side's figure for `row`: each in a fresh process, set up and warmed up, then
+    running the same work in `--chunks` short chunks in lockstep (one side after the other, the
+    order turning every chunk), so a noisy neighbour's slow second falls on all alike."""
+    names = ["ours", "library"] + (["before"] if options.before else [])
+    sides = {name: _Side(name, row, options) for name in names}
     total = options.loads if row in LOAD_ROWS else options.flows
     chunks = max(1, min(options.chunks, total))
     try:
         for n in range(chunks):
             count = total // chunks + (1 if n < total % chunks else 0)
-            order = (first, _other(first)) if n % 2 == 0 else (_other(first), first)
-            for name in order:
+            turn = (run + n) % len(names)
+            for name in names[turn:] + names[:turn]:
                 sides[name].run(count)
     finally:
         for side in sides.values():
@@ -420,31 +426,34 @@ def _measure(row: str, options: argparse.Namespace, first: str) -> dict[str, flo
     return {name: 3 * options.flows / sum(side.times) for name, side in sides.items()}
 
 
-def _other(side: str) -> str:
-    return "library" if side == "ours" else "ours"
-
-
 def table(figures: dict[tuple[str, str], list[float]], options: argparse.Namespace) -> str:
-    """The README's markdown table: medians, and ours / the library (higher is better)."""
+    """The README's markdown table: medians, and ours / the library (higher is better); with
+    `--before`, the same for the code at that path."""
+    before = bool(options.before)
+    head = "| row | ours | eventsourcing 9.5 | ours / the library |"
+    if before:
+        head += " before | before / the library |"
     lines = [
-        f"Median of {options.runs} runs each, every figure in a process of its own, the two "
-        f"sides taking turns in {options.chunks} chunks a figure; ratio: ours / the library, "
-        "above 1 means ours is faster.",
+        f"Median of {options.runs} runs each, every figure in a process of its own, the sides "
+        f"taking turns in {options.chunks} chunks a figure; ratio: ours / the library, above 1 "
+        "means ours is faster.",
         "",
-        "| row | ours | eventsourcing 9.5 | ours / the library |",
-        "|---|---:|---:|---:|",
+        head,
+        "|---|---:|---:|---:|" + ("---:|---:|" if before else ""),
     ]
     for row in options.rows:
-        label = ROWS[row]
-        ours = statistics.median(figures[row, "ours"])
-        theirs = statistics.median(figures[row, "library"])
-        # For times, faster is the inverse ratio.
-        ratio = theirs / ours if row in LOAD_ROWS else ours / theirs
         unit = "{:.3f}" if row in LOAD_ROWS else "{:,.0f}"
-        lines.append(
-            f"| {label.format(callers=options.callers)} | {unit.format(ours)} "
-            f"| {unit.format(theirs)} | **{ratio:.2f}x** |"
-        )
+        theirs = statistics.median(figures[row, "library"])
+        cells = [ROWS[row].format(callers=options.callers)]
+        for side in ("ours", "before") if before else ("ours",):
+            figure = statistics.median(figures[row, side])
+            # For times, faster is the inverse ratio.
+            ratio = theirs / figure if row in LOAD_ROWS else figure / theirs
+            cells += [unit.format(figure)]
+            if side == "ours":
+                cells += [unit.format(theirs)]
+            cells += [f"**{ratio:.2f}x**"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -470,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument(
+        "--before", type=Path, help="also run ours on the code at this path (a checkout of main)"
+    )
     parser.add_argument("--child", choices=["ours", "library"], help=argparse.SUPPRESS)
     parser.add_argument("--row", choices=list(ROWS), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -486,14 +498,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures: dict[tuple[str, str], list[float]] = {}
     for run in range(options.runs):
         for row in options.rows:
-            measured = _measure(row, options, "ours" if run % 2 == 0 else "library")
+            measured = _measure(row, options, run)
             for side, figure in measured.items():
                 figures.setdefault((row, side), []).append(figure)
-            print(
-                f"run {run + 1} {row}: ours {measured['ours']:.3f}, "
-                f"library {measured['library']:.3f}",
-                file=sys.stderr,
-            )
+            said = ", ".join(f"{side} {figure:.3f}" for side, figure in measured.items())
+            print(f"run {run + 1} {row}: {said}", file=sys.stderr)
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(table(figures, options))
 
