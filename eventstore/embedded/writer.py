@@ -158,14 +158,15 @@ class GroupCommitWriter:
             raise StoreUnavailable(self._dead)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Pending(op=op, future=future))
-        if self._dead is not None:  # it died between the check and the put: nobody will answer
-            self._fail_queued()
         if give_up_after is not None:
             deadlines = self._deadlines
             if deadlines is None or deadlines.loop is not loop:
                 deadlines = self._deadlines = _Deadlines(loop)
             deadlines.watch(future, give_up_after)
+        # The put last: the writer it wakes needs the GIL this thread holds until it awaits.
+        self._queue.put(_Pending(op=op, future=future))
+        if self._dead is not None:  # it died between the check and the put: nobody will answer
+            self._fail_queued()
         return await future
 
     async def close(self) -> None:
