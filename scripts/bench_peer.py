@@ -4,7 +4,8 @@ Not a test, and the library is not a dependency of the project: it is installed 
 only, into the same virtualenv:
 
     .venv/bin/pip install 'eventsourcing==9.5.*'
-    .venv/bin/python -m scripts.bench_peer [--flows 300] [--callers 32] [--loads 1000] [--runs 3]
+    .venv/bin/python -m scripts.bench_peer [--flows 300] [--callers 32] [--runs 3]
+        [--loads 1000] [--plain-loads 50] [--chunks 10] [--rows ...] [--before PATH]
 
 Both sides write to a file on disk with SQLite in WAL mode and synchronous=FULL (SQLite's default,
 checked here), both take a snapshot every 20 events (the library's documented
@@ -410,7 +411,8 @@ def _measure(row: str, options: argparse.Namespace, run: int) -> dict[str, float
     order turning every chunk), so a noisy neighbour's slow second falls on all alike."""
     names = ["ours", "library"] + (["before"] if options.before else [])
     sides = {name: _Side(name, row, options) for name in names}
-    total = options.loads if row in LOAD_ROWS else options.flows
+    total = {"load_plain": options.plain_loads}.get(row, options.loads)
+    total = total if row in LOAD_ROWS else options.flows
     chunks = max(1, min(options.chunks, total))
     try:
         for n in range(chunks):
@@ -474,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--flows", type=int, default=300, help="place/pay/ship flows per run")
     parser.add_argument("--callers", type=int, default=32)
     parser.add_argument("--loads", type=int, default=1000, help="loads per load figure")
+    parser.add_argument(
+        "--plain-loads", type=int, default=50, help="loads of the row without snapshots (slow)"
+    )
     parser.add_argument(
         "--chunks", type=int, default=10, help="chunks each figure's work is run in, in lockstep"
     )
