@@ -201,15 +201,24 @@ async def _serve_async(chunk: Callable[[int], Awaitable[list[float]]]) -> None:
     """`_serve` for ours: waiting for the parent off the loop, so background work may go on."""
     print(json.dumps({"ready": True}), flush=True)
     while (line := await asyncio.to_thread(sys.stdin.readline)).strip():
-        print(json.dumps({"times": await chunk(int(line))}), flush=True)
+        cpu = time.process_time()
+        times = await chunk(int(line))
+        _answer(times, time.process_time() - cpu)
 
 
 def _serve(chunk: Callable[[int], list[float]]) -> None:
     """Answer the parent: "ready" once set up and warm, then for each line holding a count the
-    times of that chunk (one per load, or one for the chunk's flows), until an empty line."""
+    times of that chunk (one per load, or one for the chunk's flows) and the CPU it took (the
+    process's, every thread's), until an empty line."""
     print(json.dumps({"ready": True}), flush=True)
     while (line := sys.stdin.readline()).strip():
-        print(json.dumps({"times": chunk(int(line))}), flush=True)
+        cpu = time.process_time()
+        times = chunk(int(line))
+        _answer(times, time.process_time() - cpu)
+
+
+def _answer(times: list[float], cpu: float) -> None:
+    print(json.dumps({"times": times, "cpu": cpu}), flush=True)
 
 
 # -- the library ---------------------------------------------------------------------------------
@@ -380,6 +389,7 @@ class _Side:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         self.times: list[float] = []
+        self.cpu = 0.0
         self._answer()
 
     def _answer(self) -> dict[str, Any]:
@@ -395,7 +405,9 @@ class _Side:
         assert self.process.stdin is not None
         self.process.stdin.write(f"{count}\n")
         self.process.stdin.flush()
-        self.times.extend(self._answer()["times"])
+        answer = self._answer()
+        self.times.extend(answer["times"])
+        self.cpu += answer["cpu"]
 
     def end(self) -> None:
         assert self.process.stdin is not None
@@ -405,10 +417,13 @@ class _Side:
             sys.exit(f"bench_peer: {self.side} failed (exit {self.process.returncode})")
 
 
-def _measure(row: str, options: argparse.Namespace, run: int) -> dict[str, float]:
-    """Every side's figure for `row`: each in a fresh process, set up and warmed up, then
-    running the same work in `--chunks` short chunks in lockstep (one side after the other, the
-    order turning every chunk), so a noisy neighbour's slow second falls on all alike."""
+def _measure(
+    row: str, options: argparse.Namespace, run: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Every side's figure for `row` and its CPU per command (or load) in microseconds: each in
+    a fresh process, set up and warmed up, then running the same work in `--chunks` short chunks
+    in lockstep (one side after the other, the order turning every chunk), so a noisy
+    neighbour's slow second falls on all alike."""
     names = ["ours", "library"] + (["before"] if options.before else [])
     sides = {name: _Side(name, row, options) for name in names}
     total = {"load_plain": options.plain_loads}.get(row, options.loads)
@@ -423,9 +438,11 @@ def _measure(row: str, options: argparse.Namespace, run: int) -> dict[str, float
     finally:
         for side in sides.values():
             side.end()
+    operations = total if row in LOAD_ROWS else 3 * total
+    cpu = {name: side.cpu / operations * 1e6 for name, side in sides.items()}
     if row in LOAD_ROWS:
-        return {name: statistics.median(side.times) * 1000 for name, side in sides.items()}
-    return {name: 3 * options.flows / sum(side.times) for name, side in sides.items()}
+        return {name: statistics.median(side.times) * 1000 for name, side in sides.items()}, cpu
+    return {name: operations / sum(side.times) for name, side in sides.items()}, cpu
 
 
 def table(figures: dict[tuple[str, str], list[float]], options: argparse.Namespace) -> str:
@@ -501,15 +518,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not _synchronous_is_full():
         sys.exit("bench_peer: this SQLite does not default to synchronous=FULL")
     figures: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     for run in range(options.runs):
         for row in options.rows:
-            measured = _measure(row, options, run)
+            measured, cpu = _measure(row, options, run)
             for side, figure in measured.items():
                 figures.setdefault((row, side), []).append(figure)
-            said = ", ".join(f"{side} {figure:.3f}" for side, figure in measured.items())
+                cpus.setdefault((row, side), []).append(cpu[side])
+            said = ", ".join(
+                f"{side} {figure:.3f} ({cpu[side]:.0f} us CPU)" for side, figure in measured.items()
+            )
             print(f"run {run + 1} {row}: {said}", file=sys.stderr)
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(table(figures, options))
+    print("\nCPU per command or load (µs, the process's user + system time, every thread):")
+    for row in options.rows:
+        said = ", ".join(
+            f"{side} {statistics.median(cpus[row, side]):.0f}"
+            for side in ("ours", "library", "before")
+            if (row, side) in cpus
+        )
+        print(f"- {ROWS[row].format(callers=options.callers)}: {said}")
 
 
 if __name__ == "__main__":
