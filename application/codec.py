@@ -108,19 +108,20 @@ def item_to_wire(item: LineItem) -> dict[str, Any]:
 _new = object.__new__
 
 
-def _slot(cls: type, name: str) -> Callable[[object, object], None]:
+def slot_setter(cls: type, name: str) -> Callable[[object, object], None]:
+    """What sets the slot `name` of a `cls` built with `object.__new__(cls)`."""
     setter: Callable[[object, object], None] = cls.__dict__[name].__set__
     return setter
 
 
-_item_product_id = _slot(LineItem, "product_id")
-_item_name = _slot(LineItem, "name")
-_item_price = _slot(LineItem, "price")
-_item_qty = _slot(LineItem, "qty")
-_added_item = _slot(ItemAdded, "item")
-_added_total = _slot(ItemAdded, "total")
-_removed_product_id = _slot(ItemRemoved, "product_id")
-_removed_total = _slot(ItemRemoved, "total")
+_item_product_id = slot_setter(LineItem, "product_id")
+_item_name = slot_setter(LineItem, "name")
+_item_price = slot_setter(LineItem, "price")
+_item_qty = slot_setter(LineItem, "qty")
+_added_item = slot_setter(ItemAdded, "item")
+_added_total = slot_setter(ItemAdded, "total")
+_removed_product_id = slot_setter(ItemRemoved, "product_id")
+_removed_total = slot_setter(ItemRemoved, "total")
 
 
 def item_from_wire(raw: dict[str, Any]) -> LineItem:

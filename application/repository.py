@@ -31,6 +31,8 @@ from eventstore.port import (
     AppendResult,
     EventStore,
     EventStoreError,
+    MarkedRead,
+    MarkedReads,
     NewEvent,
     RecordedEvent,
     StoreUnavailable,
@@ -116,6 +118,15 @@ class OrderRepository:
     def __init__(self, store: EventStore, snapshots: SnapshotStore | None = None) -> None:
         self._store = store
         self._snapshots = snapshots
+        # Asked once: checking a runtime Protocol walks its members, a twentieth of a load.
+        self._marked_reads = store if isinstance(store, MarkedReads) else None
+
+    async def _read_from_mark(self, order_id: str) -> MarkedRead:
+        """The order's newest snapshot event and the first page from the version it names."""
+        mark_stream, stream = snapshot_stream(order_id), order_stream(order_id)
+        if self._marked_reads is not None:
+            return await self._marked_reads.read_from_mark(mark_stream, stream, limit=FIRST_PAGE)
+        return await read_from_mark(self._store, mark_stream, stream, limit=FIRST_PAGE)
 
     async def _pages(
         self, order_id: str, after_version: int = 0, first: list[RecordedEvent] | None = None
@@ -229,9 +240,7 @@ class OrderRepository:
         if self._snapshots is None:
             return None, None
         try:
-            read = await read_from_mark(
-                self._store, snapshot_stream(order_id), order_stream(order_id), limit=FIRST_PAGE
-            )
+            read = await self._read_from_mark(order_id)
         except StoreUnavailable:
             raise  # the store is down or past its deadline: the tail could not be read either
         except EventStoreError:
@@ -297,14 +306,20 @@ class OrderRepository:
         does not hold the event the snapshot was taken at (deleted and written again, or
         truncated): then the snapshot must not be trusted."""
         fold = _Fold(order_id, snapshot, until_version=until_version, as_of=as_of, timed=timed)
-        after = _first_version(snapshot) - 1
-        async with aclosing(self._pages(order_id, after, first)) as pages:
-            async for page in pages:
-                if not fold.add(page):
-                    _distrust(order_id, snapshot)
-                    return None
-                if fold.done:
-                    break
+        if first is not None and len(first) < FIRST_PAGE:
+            # The first page is the whole tail (a snapshot load, nearly always): no paging.
+            if not fold.add(first):
+                _distrust(order_id, snapshot)
+                return None
+        else:
+            after = _first_version(snapshot) - 1
+            async with aclosing(self._pages(order_id, after, first)) as pages:
+                async for page in pages:
+                    if not fold.add(page):
+                        _distrust(order_id, snapshot)
+                        return None
+                    if fold.done:
+                        break
         if not fold.verified:
             _distrust(order_id, fold.snapshot)
             return None

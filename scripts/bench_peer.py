@@ -4,7 +4,8 @@ Not a test, and the library is not a dependency of the project: it is installed 
 only, into the same virtualenv:
 
     .venv/bin/pip install 'eventsourcing==9.5.*'
-    .venv/bin/python -m scripts.bench_peer [--flows 300] [--callers 32] [--loads 300] [--runs 3]
+    .venv/bin/python -m scripts.bench_peer [--flows 300] [--callers 32] [--runs 3]
+        [--loads 1000] [--plain-loads 50] [--chunks 10] [--rows ...] [--before PATH]
 
 Both sides write to a file on disk with SQLite in WAL mode and synchronous=FULL (SQLite's default,
 checked here), both take a snapshot every 20 events (the library's documented
@@ -14,11 +15,15 @@ only while pending. Ours is the application layer directly (`CommandHandler` and
 over the embedded `SQLiteEventStore`, wired as the server wires them), not HTTP, so like is
 compared with like. The library runs with its defaults (no aggregate cache) plus snapshotting.
 
-Every figure is measured in a process of its own (a fresh interpreter, a fresh database); the
-processes of both sides take turns, row by row, in alternating order, and each figure is the
-median of `--runs`. Rows: place/pay/ship flows from one caller, and from `--callers` concurrent
-callers (ours: tasks on one event loop; the library's API is synchronous: threads), commands/s;
-the time to load an order of 1,000 events without snapshots, with them, and of 10 events.
+Every figure is measured in a process of its own (a fresh interpreter, a fresh database, set up
+and warmed up first). The two sides' processes for a row run side by side but never at once: the
+same work is cut into `--chunks` short chunks that the sides run in lockstep, one and then the
+other, the order turning every chunk and every run, so a noisy neighbour's slow second falls on
+both alike instead of on whichever side happened to be running. Each figure is the median of
+`--runs`. `--before PATH` adds a third side: ours on the code at PATH (a checkout of main).
+Rows: place/pay/ship flows from one caller, and from `--callers` concurrent callers
+(ours: tasks on one event loop; the library's API is synchronous: threads), commands/s; the
+median time to load an order of 1,000 events without snapshots, with them, and of 10 events.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+WARM_UP = 20
+"""Flows (or loads) each side runs before it is measured: imports, caches and the SQLite page
+cache are warm for both."""
 HINT = (
     "the library is installed for this benchmark only: .venv/bin/pip install 'eventsourcing==9.5.*'"
 )
@@ -148,54 +156,76 @@ class _Ours:
         await self.repository.load(order_id)
 
 
-async def _ours(row: str, options: argparse.Namespace, directory: Path) -> float:
+async def _ours(row: str, options: argparse.Namespace, directory: Path) -> None:
+    """Set up ours for `row`, warm up, then run the parent's chunks (`_serve`)."""
     if row in LOAD_ROWS:
         length, snapshots = LOAD_ROWS[row]
         async with _Ours(directory, snapshots=snapshots) as ours:
             order_id = await ours.amended(length)
             loaded = await ours.repository.load(order_id)
             assert loaded.version == length, (loaded.version, length)
-            return await _time_async_loads(ours, order_id, options.loads)
+            for _ in range(WARM_UP):
+                await ours.load(order_id)
+
+            async def loads(count: int) -> list[float]:
+                times = []
+                for _ in range(count):
+                    started = time.perf_counter()
+                    await ours.load(order_id)
+                    times.append(time.perf_counter() - started)
+                return times
+
+            await _serve_async(loads)
+        return
     callers = 1 if row == "sequential" else options.callers
     async with _Ours(directory, snapshots=True) as ours:
-        for _ in range(20):
-            await ours.flow()  # warm-up
-        pending = list(range(options.flows))
+        for _ in range(WARM_UP):
+            await ours.flow()
 
-        async def caller() -> None:
-            while pending:
-                pending.pop()
-                await ours.flow()
+        async def flows(count: int) -> list[float]:
+            pending = list(range(count))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(callers)))
-        return float(3 * options.flows / (time.perf_counter() - started))
+            async def caller() -> None:
+                while pending:
+                    pending.pop()
+                    await ours.flow()
 
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(callers)))
+            return [time.perf_counter() - started]
 
-async def _time_async_loads(ours: _Ours, order_id: str, loads: int) -> float:
-    times = []
-    for n in range(loads + 20):
-        started = time.perf_counter()
-        await ours.load(order_id)
-        if n >= 20:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+        await _serve_async(flows)
 
 
-def _time_loads(loads: int, load: Callable[[], object]) -> float:
-    times = []
-    for n in range(loads + 20):
-        started = time.perf_counter()
-        load()
-        if n >= 20:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+async def _serve_async(chunk: Callable[[int], Awaitable[list[float]]]) -> None:
+    """`_serve` for ours: waiting for the parent off the loop, so background work may go on."""
+    print(json.dumps({"ready": True}), flush=True)
+    while (line := await asyncio.to_thread(sys.stdin.readline)).strip():
+        cpu = time.process_time()
+        times = await chunk(int(line))
+        _answer(times, time.process_time() - cpu)
+
+
+def _serve(chunk: Callable[[int], list[float]]) -> None:
+    """Answer the parent: "ready" once set up and warm, then for each line holding a count the
+    times of that chunk (one per load, or one for the chunk's flows) and the CPU it took (the
+    process's, every thread's), until an empty line."""
+    print(json.dumps({"ready": True}), flush=True)
+    while (line := sys.stdin.readline()).strip():
+        cpu = time.process_time()
+        times = chunk(int(line))
+        _answer(times, time.process_time() - cpu)
+
+
+def _answer(times: list[float], cpu: float) -> None:
+    print(json.dumps({"times": times, "cpu": cpu}), flush=True)
 
 
 # -- the library ---------------------------------------------------------------------------------
 
 
-def _library(row: str, options: argparse.Namespace, directory: Path) -> float:
+def _library(row: str, options: argparse.Namespace, directory: Path) -> None:
+    """Set up the library for `row`, warm up, then run the parent's chunks (`_serve`)."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 
@@ -301,18 +331,34 @@ def _library(row: str, options: argparse.Namespace, directory: Path) -> float:
                 else:
                     app.act(order_id, lambda o: o.remove_item("p2"))
             assert app.repository.get(order_id).version == length
-            return _time_loads(options.loads, lambda: app.repository.get(order_id))
-        for _ in range(20):
-            app.flow()  # warm-up
+            for _ in range(WARM_UP):
+                app.repository.get(order_id)
+
+            def loads(count: int) -> list[float]:
+                times = []
+                for _ in range(count):
+                    started = time.perf_counter()
+                    app.repository.get(order_id)
+                    times.append(time.perf_counter() - started)
+                return times
+
+            _serve(loads)
+            return
+        for _ in range(WARM_UP):
+            app.flow()
         callers = 1 if row == "sequential" else options.callers
-        started = time.perf_counter()
-        if callers == 1:
-            for _ in range(options.flows):
-                app.flow()
-        else:
-            with ThreadPoolExecutor(callers) as pool:
-                list(pool.map(lambda _: app.flow(), range(options.flows)))
-        return float(3 * options.flows / (time.perf_counter() - started))
+        with ThreadPoolExecutor(callers) as pool:
+
+            def flows(count: int) -> list[float]:
+                started = time.perf_counter()
+                if callers == 1:
+                    for _ in range(count):
+                        app.flow()
+                else:
+                    list(pool.map(lambda _: app.flow(), range(count)))
+                return [time.perf_counter() - started]
+
+            _serve(flows)
     finally:
         app.close()
 
@@ -323,42 +369,110 @@ def _library(row: str, options: argparse.Namespace, directory: Path) -> float:
 def _child(side: str, row: str, options: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as directory:
         if side == "ours":
-            figure = asyncio.run(_ours(row, options, Path(directory)))
+            asyncio.run(_ours(row, options, Path(directory)))
         else:
-            figure = _library(row, options, Path(directory))
-    print(json.dumps({"figure": figure}))
+            _library(row, options, Path(directory))
 
 
-def _measure(side: str, row: str, options: argparse.Namespace) -> float:
-    command = [sys.executable, "-m", "scripts.bench_peer", "--child", side, "--row", row]
-    command += ["--flows", str(options.flows), "--callers", str(options.callers)]
-    command += ["--loads", str(options.loads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ)
-    if done.returncode != 0:
-        sys.exit(f"{side} {row} failed:\n{done.stderr}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["figure"])
+class _Side:
+    """One side's process for one figure, set up and warm, running chunks when told."""
+
+    def __init__(self, side: str, row: str, options: argparse.Namespace) -> None:
+        self.side = side
+        child = "library" if side == "library" else "ours"
+        # This script, run by its path, imports the application from this tree or the other.
+        tree = options.before if side == "before" else Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", child, "--row", row]
+        command += ["--callers", str(options.callers)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.times: list[float] = []
+        self.cpu = 0.0
+        self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            sys.exit(f"bench_peer: {self.side} failed (exit {self.process.returncode})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def run(self, count: int) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{count}\n")
+        self.process.stdin.flush()
+        answer = self._answer()
+        self.times.extend(answer["times"])
+        self.cpu += answer["cpu"]
+
+    def end(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            sys.exit(f"bench_peer: {self.side} failed (exit {self.process.returncode})")
+
+
+def _measure(
+    row: str, options: argparse.Namespace, run: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Every side's figure for `row` and its CPU per command (or load) in microseconds: each in
+    a fresh process, set up and warmed up, then running the same work in `--chunks` short chunks
+    in lockstep (one side after the other, the order turning every chunk), so a noisy
+    neighbour's slow second falls on all alike."""
+    names = ["ours", "library"] + (["before"] if options.before else [])
+    sides = {name: _Side(name, row, options) for name in names}
+    total = {"load_plain": options.plain_loads}.get(row, options.loads)
+    total = total if row in LOAD_ROWS else options.flows
+    chunks = max(1, min(options.chunks, total))
+    try:
+        for n in range(chunks):
+            count = total // chunks + (1 if n < total % chunks else 0)
+            turn = (run + n) % len(names)
+            for name in names[turn:] + names[:turn]:
+                sides[name].run(count)
+    finally:
+        for side in sides.values():
+            side.end()
+    operations = total if row in LOAD_ROWS else 3 * total
+    cpu = {name: side.cpu / operations * 1e6 for name, side in sides.items()}
+    if row in LOAD_ROWS:
+        return {name: statistics.median(side.times) * 1000 for name, side in sides.items()}, cpu
+    return {name: operations / sum(side.times) for name, side in sides.items()}, cpu
 
 
 def table(figures: dict[tuple[str, str], list[float]], options: argparse.Namespace) -> str:
-    """The README's markdown table: medians, and ours / the library (higher is better)."""
+    """The README's markdown table: medians, and ours / the library (higher is better); with
+    `--before`, the same for the code at that path."""
+    before = bool(options.before)
+    head = "| row | ours | eventsourcing 9.5 | ours / the library |"
+    if before:
+        head += " before | before / the library |"
     lines = [
-        f"Median of {options.runs} runs each, every figure in a process of its own, the two "
-        "sides taking turns; ratio: ours / the library, above 1 means ours is faster.",
+        f"Median of {options.runs} runs each, every figure in a process of its own, the sides "
+        f"taking turns in {options.chunks} chunks a figure; ratio: ours / the library, above 1 "
+        "means ours is faster.",
         "",
-        "| row | ours | eventsourcing 9.5 | ours / the library |",
-        "|---|---:|---:|---:|",
+        head,
+        "|---|---:|---:|---:|" + ("---:|---:|" if before else ""),
     ]
     for row in options.rows:
-        label = ROWS[row]
-        ours = statistics.median(figures[row, "ours"])
-        theirs = statistics.median(figures[row, "library"])
-        # For times, faster is the inverse ratio.
-        ratio = theirs / ours if row in LOAD_ROWS else ours / theirs
         unit = "{:.3f}" if row in LOAD_ROWS else "{:,.0f}"
-        lines.append(
-            f"| {label.format(callers=options.callers)} | {unit.format(ours)} "
-            f"| {unit.format(theirs)} | **{ratio:.2f}x** |"
-        )
+        theirs = statistics.median(figures[row, "library"])
+        cells = [ROWS[row].format(callers=options.callers)]
+        for side in ("ours", "before") if before else ("ours",):
+            figure = statistics.median(figures[row, side])
+            # For times, faster is the inverse ratio.
+            ratio = theirs / figure if row in LOAD_ROWS else figure / theirs
+            cells += [unit.format(figure)]
+            if side == "ours":
+                cells += [unit.format(theirs)]
+            cells += [f"**{ratio:.2f}x**"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -378,9 +492,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=300, help="place/pay/ship flows per run")
     parser.add_argument("--callers", type=int, default=32)
-    parser.add_argument("--loads", type=int, default=300, help="loads per load figure")
+    parser.add_argument("--loads", type=int, default=1000, help="loads per load figure")
+    parser.add_argument(
+        "--plain-loads", type=int, default=50, help="loads of the row without snapshots (slow)"
+    )
+    parser.add_argument(
+        "--chunks", type=int, default=10, help="chunks each figure's work is run in, in lockstep"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument(
+        "--before", type=Path, help="also run ours on the code at this path (a checkout of main)"
+    )
     parser.add_argument("--child", choices=["ours", "library"], help=argparse.SUPPRESS)
     parser.add_argument("--row", choices=list(ROWS), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -395,14 +518,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not _synchronous_is_full():
         sys.exit("bench_peer: this SQLite does not default to synchronous=FULL")
     figures: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     for run in range(options.runs):
         for row in options.rows:
-            sides = ("ours", "library") if run % 2 == 0 else ("library", "ours")
-            for side in sides:
-                figures.setdefault((row, side), []).append(_measure(side, row, options))
-                print(f"run {run + 1} {row} {side}: {figures[row, side][-1]:.3f}", file=sys.stderr)
+            measured, cpu = _measure(row, options, run)
+            for side, figure in measured.items():
+                figures.setdefault((row, side), []).append(figure)
+                cpus.setdefault((row, side), []).append(cpu[side])
+            said = ", ".join(
+                f"{side} {figure:.3f} ({cpu[side]:.0f} us CPU)" for side, figure in measured.items()
+            )
+            print(f"run {run + 1} {row}: {said}", file=sys.stderr)
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(table(figures, options))
+    print("\nCPU per command or load (µs, the process's user + system time, every thread):")
+    for row in options.rows:
+        said = ", ".join(
+            f"{side} {statistics.median(cpus[row, side]):.0f}"
+            for side in ("ours", "library", "before")
+            if (row, side) in cpus
+        )
+        print(f"- {ROWS[row].format(callers=options.callers)}: {said}")
 
 
 if __name__ == "__main__":

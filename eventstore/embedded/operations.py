@@ -104,6 +104,12 @@ def check_expected(
     return None
 
 
+_INSERT = (
+    "INSERT INTO events (id, stream, version, type, data, metadata, content_type, recorded_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _insert(
     conn: sqlite3.Connection,
     stream: str,
@@ -112,25 +118,27 @@ def _insert(
     recorded_at: int,
 ) -> int:
     """Insert `events` from `first_version` on; the last one's position."""
-    conn.executemany(
-        "INSERT INTO events (id, stream, version, type, data, metadata, content_type, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                event.id.bytes,
-                stream,
-                first_version + index,
-                event.type,
-                event.data,
-                event.metadata,
-                event.content_type,
-                recorded_at,
-            )
-            for index, event in enumerate(events)
-        ],
-    )
-    position: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-    return position
+    rows = [
+        (
+            event.id.bytes,
+            stream,
+            first_version + index,
+            event.type,
+            event.data,
+            event.metadata,
+            event.content_type,
+            recorded_at,
+        )
+        for index, event in enumerate(events)
+    ]
+    if len(rows) == 1:
+        # Most appends carry one event: the cursor knows its rowid without another statement.
+        position = conn.execute(_INSERT, rows[0]).lastrowid
+        assert position is not None  # an INSERT that returned sets it
+        return position
+    conn.executemany(_INSERT, rows)
+    last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return last
 
 
 def _set_head(conn: sqlite3.Connection, stream: str, version: int, tombstoned: bool) -> None:
@@ -156,9 +164,9 @@ def append(
     expected: ExpectedVersion,
 ) -> AppendResult:
     """Append `events` to `stream` if `expected` holds (see `check_expected`)."""
-    if is_tombstoned(conn, stream):
-        raise StreamDeleted(stream)
     head = load_head(conn, stream)
+    if is_tombstoned(conn, head):
+        raise StreamDeleted(stream)
     original = check_expected(conn, head, expected, events)
     if original is not None:
         return original
@@ -180,9 +188,9 @@ def delete(
 ) -> None:
     """Soft delete: `$tb` = the next revision, so every event so far is hidden from stream reads
     and appending again (NO_STREAM or the old version) resumes the numbering."""
-    if is_tombstoned(conn, stream):
-        raise StreamDeleted(stream)
     head = load_head(conn, stream)
+    if is_tombstoned(conn, head):
+        raise StreamDeleted(stream)
     if head.version == 0:
         # EventStoreDB refuses to soft-delete a stream that never existed, whatever the
         # expectation (the client sees "Actual version: -1").
@@ -201,9 +209,9 @@ def tombstone(
     event_id: uuid.UUID,
 ) -> None:
     """Hard delete: a `$streamDeleted` event after the last one; every later use raises."""
-    if is_tombstoned(conn, stream):
-        raise StreamDeleted(stream)
     head = load_head(conn, stream)
+    if is_tombstoned(conn, head):
+        raise StreamDeleted(stream)
     check_expected(conn, head, expected, ())
     marker = NewEvent(
         id=event_id,

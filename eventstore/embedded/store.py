@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -128,11 +128,24 @@ class SQLiteEventStore(SQLEventStore):
     async def _submit(self, write: Callable[..., Any]) -> Any:
         return await self._writable().submit(write)
 
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    ) -> AppendResult:
+        """Append atomically once durable; idempotent for the same ids at the same expectation.
+        Any stream name is accepted, `$`-prefixed system streams included.
+
+        Bounded by STORE_TIMEOUT like every call on a request's path, by the writer's own
+        deadline watch rather than `eventstore.deadline.bounded`: a timer armed and cancelled
+        per append cost about a tenth of a lone caller's command on the event loop."""
+        self._check_open()
+        return await self._append(stream, tuple(events), expected)
+
     async def _append(
         self, stream: str, events: tuple[NewEvent, ...], expected: ExpectedVersion
     ) -> AppendResult:
-        result: AppendResult = await self._submit(
-            partial(operations.append, stream=stream, events=events, expected=expected)
+        result: AppendResult = await self._writable().submit(
+            partial(operations.append, stream=stream, events=events, expected=expected),
+            give_up_after=self.call_timeout,
         )
         return result
 
@@ -147,15 +160,22 @@ class SQLiteEventStore(SQLEventStore):
             return
         await writer.submit(operations.probe_write)
 
-    @bounded
     async def read_from_mark(self, mark_stream: str, stream: str, *, limit: int) -> MarkedRead:
         """The mark and the events it points to in one read (see `MarkedReads`): on the event
-        loop up to `INLINE_READ_LIMIT` events, else in one hop to a reader."""
+        loop up to `INLINE_READ_LIMIT` events, else in one hop to a reader within STORE_TIMEOUT.
+        The read on the loop has no deadline: it never waits on the loop, so there is nothing a
+        timer could end (arming one was a tenth of a snapshot load)."""
         self._check_open()
         read = partial(reads.read_from_mark, mark_stream=mark_stream, stream=stream, limit=limit)
         if limit <= INLINE_READ_LIMIT:
-            return self._pool.run_here(read)
-        return await self._pool.run(read)
+            marked: MarkedRead = self._pool.run_here(read)
+            return marked
+        return await self._read_in_reader(read)
+
+    @bounded
+    async def _read_in_reader(self, read: Read) -> MarkedRead:
+        marked: MarkedRead = await self._pool.run(read)
+        return marked
 
     # -- persistent subscriptions ----------------------------------------------------------
 

@@ -2,8 +2,13 @@
 
 While one transaction is being made durable (the fsync dominates), the next appends queue up; the
 writer then takes all of them into one transaction, each in its own savepoint so a failed
-expectation fails only its own append. Throughput therefore grows with concurrency instead of
-collapsing to one fsync per command. Nothing is acknowledged before its COMMIT returns.
+expectation fails only its own append (a write alone in its transaction needs none). Throughput
+therefore grows with concurrency instead of collapsing to one fsync per command. Nothing is
+acknowledged before its COMMIT returns. The writer never waits for company: a lone caller's write
+is committed as soon as the thread takes it.
+
+A caller may give up waiting after a deadline (`submit`'s `give_up_after`, STORE_TIMEOUT): one
+timer per event loop watches every waiting write (`_Deadlines`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +57,50 @@ class WriterStats:
     writes: int
 
 
+class _Deadlines:
+    """When the writes awaited on one event loop give up: one timer for all of them.
+
+    `asyncio.timeout` around each write arms and cancels a timer per call, about a tenth of a
+    lone caller's command on the event loop; here a write costs an append to a deque, and the
+    timer fires only when the oldest write still waiting is due. A write given up on may still
+    commit: only the wait ends (as with every deadline, `eventstore.deadline`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._waiting: deque[tuple[float, float, asyncio.Future[Any]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, future: asyncio.Future[Any], timeout: float) -> None:
+        """Fail `future` with StoreUnavailable unless it is done within `timeout` seconds."""
+        waiting = self._waiting
+        while waiting and waiting[0][2].done():
+            waiting.popleft()  # answered: most writes are by the time the next one comes
+        due = self.loop.time() + timeout
+        waiting.append((due, timeout, future))
+        if self._timer is None:
+            self._timer = self.loop.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        # A timer may fire a hair early (the loop's clock resolution): that counts as due.
+        now = self.loop.time() + 0.001
+        still: deque[tuple[float, float, asyncio.Future[Any]]] = deque()
+        for due, timeout, future in self._waiting:
+            if future.done():
+                continue
+            if due <= now:
+                future.set_exception(
+                    StoreUnavailable(
+                        f"the event store did not answer within {timeout:g} s (STORE_TIMEOUT)"
+                    )
+                )
+            else:
+                still.append((due, timeout, future))
+        self._waiting = still
+        if still:
+            self._timer = self.loop.call_at(min(due for due, _, _ in still), self._expire)
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():  # the caller was cancelled; its write is committed regardless
         return
@@ -80,6 +130,7 @@ class GroupCommitWriter:
         self._commits = 0
         self._writes = 0
         self._last_outcome: tuple[float, str | None] = (time.monotonic(), None)
+        self._deadlines: _Deadlines | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -97,13 +148,22 @@ class GroupCommitWriter:
             return time.monotonic(), self._dead
         return self._last_outcome
 
-    async def submit(self, op: WriteOp) -> Any:
-        """Run `op` in the next batch; its result once the batch is durable."""
+    async def submit(self, op: WriteOp, give_up_after: float | None = None) -> Any:
+        """Run `op` in the next batch; its result once the batch is durable. Past `give_up_after`
+        seconds (None: no limit) the wait ends with StoreUnavailable; the write may still
+        commit."""
         if self._closed:
             raise StoreUnavailable("the event store is closed")
         if self._dead is not None:
             raise StoreUnavailable(self._dead)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if give_up_after is not None:
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not loop:
+                deadlines = self._deadlines = _Deadlines(loop)
+            deadlines.watch(future, give_up_after)
+        # The put last: the writer it wakes needs the GIL this thread holds until it awaits.
         self._queue.put(_Pending(op=op, future=future))
         if self._dead is not None:  # it died between the check and the put: nobody will answer
             self._fail_queued()
@@ -184,28 +244,18 @@ class GroupCommitWriter:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for pending in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = pending.op(conn, recorded_at)
-                except (EventStoreError, ValueError) as refused:
-                    conn.execute("ROLLBACK TO op")
-                    outcomes.append((None, refused))
-                except sqlite3.IntegrityError as broken:
-                    # A bug, not the caller's fault; still, only this write fails.
-                    logger.exception("event=write_rejected reason=constraint")
-                    conn.execute("ROLLBACK TO op")
-                    outcomes.append((None, EventStoreError(str(broken))))
-                except sqlite3.Error:
-                    raise  # the transaction itself is in trouble (disk full, I/O): the batch fails
-                except Exception as bug:
-                    logger.exception("event=write_failed_unexpectedly")
-                    conn.execute("ROLLBACK TO op")
-                    outcomes.append((None, EventStoreError(f"the write failed: {bug!r}")))
-                else:
-                    outcomes.append((result, None))
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
+            if len(batch) == 1:
+                # Alone in its transaction (a lone caller's every write), a write needs no
+                # savepoint: a refusal rolls the transaction back, and nothing is made durable.
+                outcomes.append(_run_write(conn, batch[0].op, recorded_at, "ROLLBACK"))
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            else:
+                for pending in batch:
+                    conn.execute("SAVEPOINT op")
+                    outcomes.append(_run_write(conn, pending.op, recorded_at, "ROLLBACK TO op"))
+                    conn.execute("RELEASE op")
+                conn.execute("COMMIT")
         except sqlite3.Error as error:
             self._note_failure(error, len(batch))
             if conn.in_transaction:
@@ -240,3 +290,27 @@ def _answer(pending: _Pending, outcome: Any, failed: BaseException | None) -> No
         pending.future.get_loop().call_soon_threadsafe(_settle, pending.future, outcome, failed)
     except RuntimeError:
         logger.debug("event=write_caller_gone")
+
+
+def _run_write(
+    conn: sqlite3.Connection, op: WriteOp, recorded_at: int, undo: str
+) -> tuple[Any, BaseException | None]:
+    """Run one write; a refusal or a bug in it runs `undo` (rolling back this write only) and
+    becomes its outcome. An error of the transaction itself (disk full, I/O) is raised: the batch
+    fails."""
+    try:
+        return op(conn, recorded_at), None
+    except (EventStoreError, ValueError) as refused:
+        conn.execute(undo)
+        return None, refused
+    except sqlite3.IntegrityError as broken:
+        # A bug, not the caller's fault; still, only this write fails.
+        logger.exception("event=write_rejected reason=constraint")
+        conn.execute(undo)
+        return None, EventStoreError(str(broken))
+    except sqlite3.Error:
+        raise
+    except Exception as bug:
+        logger.exception("event=write_failed_unexpectedly")
+        conn.execute(undo)
+        return None, EventStoreError(f"the write failed: {bug!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,29 @@ async def test_a_dead_writer_fails_every_write_instead_of_hanging(tmp_path: Path
             with pytest.raises(StoreUnavailable):
                 await writer.submit(_fine)
         assert writer.last_outcome[1] is not None  # the health check reports it
+    finally:
+        async with asyncio.timeout(10):
+            await writer.close()
+
+
+def _slow(conn: sqlite3.Connection, recorded_at: int) -> str:
+    time.sleep(0.6)  # a disk this slow: the writer thread stalls, the event loop does not
+    return _fine(conn, recorded_at)
+
+
+async def test_a_stalled_write_is_given_up_on_at_its_deadline_and_still_commits(
+    tmp_path: Path,
+) -> None:
+    writer = _writer(tmp_path)
+    try:
+        async with asyncio.timeout(10):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="STORE_TIMEOUT"):
+                await writer.submit(_slow, give_up_after=0.1)
+            assert time.monotonic() - started < 0.5
+            # Given up on, not undone: the next write finds the writer going on.
+            assert await writer.submit(_fine, give_up_after=5.0) == "done"
+        assert writer.stats.writes == 2
     finally:
         async with asyncio.timeout(10):
             await writer.close()

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from application.codec import EventContext, decode_event, decode_record, encode
+from application.snapshot_shape import Snapshot, snapshot_from_dict, snapshot_to_dict
 from domain.events import (
     ItemAdded,
     ItemRemoved,
@@ -139,3 +140,28 @@ def test_decoded_values_equal_constructed_ones_field_by_field(event: OrderEvent)
         assert getattr(decoded, field.name) == getattr(event, field.name), field.name
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(decoded, dataclasses.fields(event)[0].name, None)
+
+
+def test_a_snapshot_read_back_is_what_the_constructors_build() -> None:
+    item = LineItem(product_id="sku-1", name="Widget", price=Decimal("12.50"), qty=2)
+    state = OrderState(
+        id="o-1",
+        customer_id="c-1",
+        status=OrderStatus.SHIPPED,
+        items=(item,),
+        total=Decimal("25.00"),
+        tracking_id="T-1",
+        carrier="DHL",
+        version=3,
+    )
+    snapshot = Snapshot(
+        state=state,
+        version=3,
+        last_event_id=str(uuid.uuid4()),
+        max_occurred_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    )
+    read = snapshot_from_dict(snapshot_to_dict(snapshot))
+    assert read == snapshot
+    for value, built in ((read, snapshot), (read.state, state)):
+        for field in dataclasses.fields(value):
+            assert getattr(value, field.name) == getattr(built, field.name), field.name
