@@ -102,7 +102,11 @@ class Listener:
 
 def parse_change(payload: bytes | str) -> Change:
     """A change from the apply script's JSON message."""
-    raw: dict[str, Any] = orjson.loads(payload)
+    return _change(orjson.loads(payload), with_view=True)
+
+
+def _change(raw: dict[str, Any], *, with_view: bool) -> Change:
+    """The change of a parsed message; its view (the costly part) only `with_view`."""
     f = ChangeFields
     previous = raw.get(f.PREVIOUS_STATUS)
     return Change(
@@ -112,7 +116,7 @@ def parse_change(payload: bytes | str) -> Change:
         customer_id=str(raw[f.CUSTOMER_ID]),
         status=OrderStatus(raw[f.STATUS]),
         position=int(raw[f.POSITION]),
-        view=view_from_hash(raw[f.VIEW]) if raw.get(f.VIEW) else None,
+        view=view_from_hash(raw[f.VIEW]) if with_view and raw.get(f.VIEW) else None,
         previous_status=None if previous is None else OrderStatus(previous),
         traceparent=raw.get(f.TRACEPARENT),
     )
@@ -312,12 +316,15 @@ class ChangeFeed:
             for listener in targets:
                 listener.offer(RESYNC)
         else:
-            for listener in tuple(self._by_order.get(change.order_id, ())):
+            for listener in self._wanting(change):
                 listener.offer(change)
-            for listener in tuple(self._others):
-                if listener.wants(change):
-                    listener.offer(change)
         self._stats_dirty.set()
+
+    def _wanting(self, change: Change) -> list[Listener]:
+        """The listeners that want `change`."""
+        wanting = list(self._by_order.get(change.order_id, ()))
+        wanting.extend(listener for listener in self._others if listener.wants(change))
+        return wanting
 
     async def _run(self) -> None:
         delay = 0.1
@@ -380,12 +387,20 @@ class ChangeFeed:
                 # Nobody listens for changes: parsing each one would be wasted work.
                 self._stats_dirty.set()
                 return
+            # The view is read only for a change some listener wants: most are not (a
+            # subscription filtered on a customer hears every customer's changes).
             try:
-                change = parse_change(message["data"])
+                raw = orjson.loads(message["data"])
+                change = _change(raw, with_view=False)
+                targets = self._wanting(change)
+                if targets:
+                    change = _change(raw, with_view=True)
             except (ValueError, KeyError) as error:
                 logger.warning("event=feed_malformed_change error=%s", error)
                 return
-            self._dispatch(change)
+            for listener in targets:
+                listener.offer(change)
+            self._stats_dirty.set()
         elif kind == "psubscribe":
             self.hearing.set()
         elif kind == "punsubscribe":
