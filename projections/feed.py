@@ -10,10 +10,9 @@ the changes it missed: it should re-read the views, which are the truth, not the
 The feed hears the changes only while someone listens: the changes pattern is subscribed when the
 first listener comes (which waits for Redis to confirm it, so what it reads next cannot miss a
 change) and unsubscribed LINGER seconds after the last one left. Every change is a message to
-this process otherwise: in a process serving commands with the projector in it, and nobody
-watching, receiving them cost more CPU than projecting them (about 300 µs per command on the
-write benchmark's machine). The switch channel stays subscribed for good: the queries' namespace
-pointer follows it.
+this process otherwise, read and thrown away when nobody watches: a wake-up and a redis-py
+parse per change in a process that serves commands with the projector in it. The switch
+channel stays subscribed for good: the queries' namespace pointer follows it.
 
 On a Redis Cluster the feed uses plain PUBLISH / PSUBSCRIBE, not sharded pub/sub: a plain message
 reaches every node over the cluster bus, so the one subscription (placed by redis-py on the node

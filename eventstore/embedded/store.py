@@ -61,8 +61,9 @@ class SQLiteEventStore(SQLEventStore):
     page_size = 500
     live_page_size = INLINE_READ_LIMIT
     """A live subscriber reads what the last commit brought on the event loop: in a reader
-    thread, each of the read's SQLite calls takes the GIL back from the busy loop (futex
-    round trips on both sides), which cost `orders serve` about as much CPU as projecting."""
+    thread, each of the read's SQLite calls takes the GIL back from the busy loop (futex round
+    trips on both sides). strace of `orders serve` at 200 commands/s: 20 futex calls a command
+    with those reads in threads, 8.5 on the loop, 5.5 without projectors."""
 
     def __init__(
         self,
