@@ -7,6 +7,13 @@ an `async with`; leaving the block (a websocket closing cancels it) removes it, 
 behind. A listener that falls behind, or a reconnect of the feed, gets a `RESYNC` marker instead of
 the changes it missed: it should re-read the views, which are the truth, not the messages.
 
+The feed hears the changes only while someone listens: the changes pattern is subscribed when the
+first listener comes (which waits for Redis to confirm it, so what it reads next cannot miss a
+change) and unsubscribed LINGER seconds after the last one left. Every change is a message to
+this process otherwise, read and thrown away when nobody watches: a wake-up and a redis-py
+parse per change in a process that serves commands with the projector in it. The switch
+channel stays subscribed for good: the queries' namespace pointer follows it.
+
 On a Redis Cluster the feed uses plain PUBLISH / PSUBSCRIBE, not sharded pub/sub: a plain message
 reaches every node over the cluster bus, so the one subscription (placed by redis-py on the node
 of the projection's hash tag) hears every change wherever it was published. Sharded pub/sub would
@@ -25,6 +32,7 @@ from typing import Any, Final
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -43,6 +51,9 @@ QUEUE_SIZE = 256
 START_TIMEOUT = 5.0
 MAX_RECONNECT_DELAY = 1.0  # Redis back: live updates resume within about a second
 STATS_INTERVAL = 0.1  # dashboardStats pushes are coalesced to at most ~10 a second
+LINGER = 5.0
+"""Seconds the changes stay subscribed after the last listener left: a process whose clients
+come and go (each `wait_for_version` is a listener) does not subscribe for each of them."""
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -90,7 +101,11 @@ class Listener:
 
 def parse_change(payload: bytes | str) -> Change:
     """A change from the apply script's JSON message."""
-    raw: dict[str, Any] = orjson.loads(payload)
+    return _change(orjson.loads(payload), with_view=True)
+
+
+def _change(raw: dict[str, Any], *, with_view: bool) -> Change:
+    """The change of a parsed message; its view (the costly part) only `with_view`."""
     f = ChangeFields
     previous = raw.get(f.PREVIOUS_STATUS)
     return Change(
@@ -100,7 +115,7 @@ def parse_change(payload: bytes | str) -> Change:
         customer_id=str(raw[f.CUSTOMER_ID]),
         status=OrderStatus(raw[f.STATUS]),
         position=int(raw[f.POSITION]),
-        view=view_from_hash(raw[f.VIEW]) if raw.get(f.VIEW) else None,
+        view=view_from_hash(raw[f.VIEW]) if with_view and raw.get(f.VIEW) else None,
         previous_status=None if previous is None else OrderStatus(previous),
         traceparent=raw.get(f.TRACEPARENT),
     )
@@ -128,6 +143,10 @@ class ChangeFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
         self._first_attempt = asyncio.Event()  # set once the first subscription attempt ended
+        self._pubsub: PubSub | None = None  # the connected subscription, while there is one
+        self.hearing = asyncio.Event()
+        """Set while Redis confirms the changes pattern (someone listens, or did lately)."""
+        self._release: asyncio.TimerHandle | None = None
 
     @property
     def listener_count(self) -> int:
@@ -167,6 +186,9 @@ class ChangeFeed:
 
     async def stop(self) -> None:
         """Stop listening; listeners still registered stay registered but hear nothing more."""
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -189,6 +211,8 @@ class ChangeFeed:
         else:
             self._others.add(listener)
         try:
+            if not await self._hear_changes():
+                listener.offer(RESYNC)
             yield listener
         finally:
             if order_id is not None:
@@ -199,6 +223,7 @@ class ChangeFeed:
                         del self._by_order[order_id]
             else:
                 self._others.discard(listener)
+            self._release_later()
 
     @contextlib.asynccontextmanager
     async def listen_stats(self) -> AsyncIterator[asyncio.Event]:
@@ -206,9 +231,83 @@ class ChangeFeed:
         signal = asyncio.Event()
         self._stats.add(signal)
         try:
+            if not await self._hear_changes():
+                signal.set()
             yield signal
         finally:
             self._stats.discard(signal)
+            self._release_later()
+
+    async def _hear_changes(self) -> bool:
+        """Make sure the changes pattern is subscribed, for a listener just registered; False
+        when Redis did not confirm it in time (changes may be missed: the caller re-reads).
+        While the feed reconnects, or when the connection fails now, the reconnect subscribes
+        it and sends every listener a RESYNC."""
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+        if self.hearing.is_set():
+            return True
+        pubsub = self._pubsub
+        if pubsub is None:
+            return True
+        try:
+            # Twice when two listeners come at once: harmless, Redis confirms it twice.
+            await pubsub.psubscribe(self.keys.changes_pattern)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return True
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                await self.hearing.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _release_later(self) -> None:
+        """Unsubscribe the changes LINGER seconds after the last listener left (if none came)."""
+        if self.listener_count == 0 and self._release is None and self._pubsub is not None:
+            loop = asyncio.get_running_loop()
+            self._release = loop.call_later(LINGER, self._unsubscribe_if_unheard)
+
+    def _unsubscribe_if_unheard(self) -> None:
+        self._release = None
+        pubsub = self._pubsub
+        if self.listener_count or pubsub is None:
+            return
+        task = asyncio.create_task(self._punsubscribe(pubsub), name="change-feed-unsubscribe")
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
+    async def _punsubscribe(self, pubsub: PubSub) -> None:
+        if self.listener_count:  # one came since
+            return
+        self.hearing.clear()
+        # A failure is the reader's to notice (it reconnects, and subscribes only what is
+        # wanted then).
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await pubsub.punsubscribe(self.keys.changes_pattern)
+
+    def _unsubscribed(self) -> None:
+        """Redis confirmed the changes unsubscribed. Its PSUBSCRIBE may have overtaken the
+        PUNSUBSCRIBE on the wire (redis-py awaits before it writes), and been confirmed: then a
+        listener is left unsubscribed, so it re-reads and the changes are subscribed again.
+        (A PSUBSCRIBE that followed is confirmed next: nothing to do.)"""
+        if not self.hearing.is_set():
+            return
+        self.hearing.clear()
+        if not self.listener_count or self._pubsub is None:
+            return
+        self._dispatch(RESYNC)
+        task = asyncio.create_task(self._hear_again(), name="change-feed-resubscribe")
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    async def _hear_again(self) -> None:
+        await self._hear_changes()
 
     def _dispatch(self, change: Change | None) -> None:
         if change is None:
@@ -216,12 +315,15 @@ class ChangeFeed:
             for listener in targets:
                 listener.offer(RESYNC)
         else:
-            for listener in tuple(self._by_order.get(change.order_id, ())):
+            for listener in self._wanting(change):
                 listener.offer(change)
-            for listener in tuple(self._others):
-                if listener.wants(change):
-                    listener.offer(change)
         self._stats_dirty.set()
+
+    def _wanting(self, change: Change) -> list[Listener]:
+        """The listeners that want `change`."""
+        wanting = list(self._by_order.get(change.order_id, ()))
+        wanting.extend(listener for listener in self._others if listener.wants(change))
+        return wanting
 
     async def _run(self) -> None:
         delay = 0.1
@@ -230,8 +332,10 @@ class ChangeFeed:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.psubscribe(self.keys.changes_pattern)
                 await pubsub.subscribe(self.keys.switch_channel)
+                self._pubsub = pubsub  # listeners from now on subscribe the changes themselves
+                if self.listener_count:
+                    await pubsub.psubscribe(self.keys.changes_pattern)
                 self.connected.set()
                 self._first_attempt.set()
                 if outage:
@@ -264,10 +368,14 @@ class ChangeFeed:
                     # not heard, and a subscriber must not take silence for "no changes".
                     self._dispatch(RESYNC)
                 self.connected.clear()
+                self._pubsub = None
+                self.hearing.clear()
                 self._first_attempt.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             finally:
+                self._pubsub = None
+                self.hearing.clear()
                 # Untyped before redis-py 8.2, typed since: either way mypy --strict passes.
                 await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
@@ -278,12 +386,24 @@ class ChangeFeed:
                 # Nobody listens for changes: parsing each one would be wasted work.
                 self._stats_dirty.set()
                 return
+            # The view is read only for a change some listener wants: most are not (a
+            # subscription filtered on a customer hears every customer's changes).
             try:
-                change = parse_change(message["data"])
+                raw = orjson.loads(message["data"])
+                change = _change(raw, with_view=False)
+                targets = self._wanting(change)
+                if targets:
+                    change = _change(raw, with_view=True)
             except (ValueError, KeyError) as error:
                 logger.warning("event=feed_malformed_change error=%s", error)
                 return
-            self._dispatch(change)
+            for listener in targets:
+                listener.offer(change)
+            self._stats_dirty.set()
+        elif kind == "psubscribe":
+            self.hearing.set()
+        elif kind == "punsubscribe":
+            self._unsubscribed()
         elif kind == "message":
             namespace = as_text(message["data"])
             logger.info("event=views_switched namespace=%s", namespace)

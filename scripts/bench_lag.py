@@ -14,6 +14,10 @@ Lag is the time from the placeOrder's acknowledgement (the append is durable) to
 push that the view holds it (the view's hash is written in the same Lua script that publishes);
 a push that arrives before the acknowledgement counts as 0. "sent -> visible" adds the command's
 own latency. Prints a markdown table for the README. `--url` targets a running server instead.
+
+Before / after a change: `--tree DIR` serves from another source tree (e.g. main unpacked with
+`git archive main | tar -x -C DIR`) with this interpreter; run it and the plain command in turns,
+the machine's load changing as little as possible between the two.
 """
 
 from __future__ import annotations
@@ -222,6 +226,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="load connections")
     parser.add_argument("--url", help="a running server (needs --jwt-secret)")
     parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET"))
+    parser.add_argument(
+        "--tree", type=Path, help="serve from this source tree (e.g. main unpacked) instead"
+    )
     return parser.parse_args(argv)
 
 
@@ -251,11 +258,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         secret = secrets.token_urlsafe(32)
         with tempfile.TemporaryDirectory(prefix="bench-lag-") as tmp:
+            env = {"LOG_LEVEL": "WARNING"}
+            command = None
+            if args.tree is not None:
+                # -P: not this checkout (the working directory) but the tree, from PYTHONPATH
+                env["PYTHONPATH"] = str(args.tree.resolve())
+                command = [sys.executable, "-P", "-m", "api", "serve"]
             server = ServerProcess(
+                command=command,
                 data_dir=Path(tmp) / "data",
                 jwt_secret=secret,
                 log_path=Path(tmp) / "server.log",
-                env={"LOG_LEVEL": "WARNING"},
+                env=env,
             )
             with server:
                 log.info("server up at %s; measuring for %.0f s", server.url, args.duration)

@@ -59,6 +59,11 @@ class SQLiteEventStore(SQLEventStore):
     reads: ClassVar[SQLReads] = reads
     operations: ClassVar[SQLOperations] = operations
     page_size = 500
+    live_page_size = INLINE_READ_LIMIT
+    """A live subscriber reads what the last commit brought on the event loop: in a reader
+    thread, each of the read's SQLite calls takes the GIL back from the busy loop (futex round
+    trips on both sides). strace of `orders serve` at 200 commands/s: 20 futex calls a command
+    with those reads in threads, 8.5 on the loop, 5.5 without projectors."""
 
     def __init__(
         self,
@@ -118,6 +123,10 @@ class SQLiteEventStore(SQLEventStore):
     async def _run(self, read: Read) -> Any:
         self._check_open()
         return await self._pool.run(read)
+
+    async def _run_small(self, read: Read) -> Any:
+        self._check_open()
+        return self._pool.run_here(read)
 
     def _writable(self) -> GroupCommitWriter:
         self._check_open()

@@ -70,6 +70,9 @@ class SQLEventStore:
     operations: ClassVar[SQLOperations]
     page_size: ClassVar[int]
     """Events a catch-up subscription reads at a time."""
+    live_page_size: ClassVar[int | None] = None
+    """Events a live subscription (its last page was not full) reads at a time through
+    `_run_small`; None: every page is `page_size` through `_run`."""
 
     def __init__(self, notifier: HeadNotifier) -> None:
         self._notifier = notifier
@@ -84,6 +87,10 @@ class SQLEventStore:
     async def _run(self, read: Read) -> Any:
         """Run `read` on a connection; an outage raises `StoreUnavailable`."""
         raise NotImplementedError
+
+    async def _run_small(self, read: Read) -> Any:
+        """Run a read of at most `live_page_size` events (by default as `_run` does)."""
+        return await self._run(read)
 
     async def _submit(self, write: Callable[..., Any]) -> Any:
         """Commit `write` (one of `operations`) through the writer."""
@@ -220,11 +227,21 @@ class SQLEventStore:
         `filter` selects, then live."""
         self._check_open()
         scan_all, limit, selection = self.reads.scan_all, self.page_size, filter or EventFilter()
+        small = self.live_page_size
+        live = False  # the last page was not full: what follows is what commits bring
 
         async def page(after: int) -> tuple[list[RecordedEvent], int]:
-            scanned: tuple[list[RecordedEvent], int] = await self._run(
-                partial(scan_all, after=after, limit=limit, filter=selection)
-            )
+            nonlocal live
+            if live and small is not None:
+                scanned: tuple[list[RecordedEvent], int] = await self._run_small(
+                    partial(scan_all, after=after, limit=small, filter=selection)
+                )
+                live = len(scanned[0]) < small
+            else:
+                scanned = await self._run(
+                    partial(scan_all, after=after, limit=limit, filter=selection)
+                )
+                live = len(scanned[0]) < limit
             return scanned
 
         return catch_up_all(page, self._notifier, after_position=after_position)
