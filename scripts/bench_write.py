@@ -24,22 +24,32 @@ even) between the place and the pay of every flow, so orders grow past the snaps
 interleaved rounds: what taking snapshots more often costs the write path.
 
     python -m scripts.bench_write --flows 100 --amend 60 --snapshot-every 50 20 --no-baseline
+
+Before and after: `--server-path DIR` also starts the server (and the baseline) from another source
+tree (`git archive main` unpacked), measured in the same interleaved rounds. `--profile DIR` has
+py-spy record every started server over its measured rounds (collapsed stacks, one file each), so
+the full path and the baseline can be profiled alike and diffed.
+
+    python -m scripts.bench_write --no-projectors --flows 1000 --server-path /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import resource
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +187,8 @@ class Target:
     """The server's process id when this script started it: its CPU time is measured too."""
     select_order: bool = False
     """Whether the mutations select `CommandAccepted.order`."""
+    profile: Path | None = None
+    """Where py-spy writes this server's collapsed stacks over the measured rounds, if asked."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,37 +307,80 @@ async def run_interleaved(
     """Warm every target up, then `rounds` times one round of each target in turn (A, B, A, B,
     ...), so a machine that speeds up or slows down during the run skews every target alike."""
     gathered = [Rounds(target=t, results=[]) for t in targets]
-    if warmup:
+    with contextlib.ExitStack() as spies:
+        if warmup:
+            await _warm_up(
+                targets,
+                warmup=warmup,
+                concurrency=concurrency,
+                token=token,
+                client=client,
+                progress=progress,
+                amend=amend,
+            )
         for target in targets:
-            await run_round(
-                target,
-                name="warm-up",
-                count=warmup,
-                concurrency=concurrency,
-                token=token,
-                client=client,
-                progress=progress,
-                amend=amend,
-            )
-    for round_no in range(1, rounds + 1):
-        for rounds_of in gathered:
-            stats, loadgen, server = await run_round(
-                rounds_of.target,
-                name=f"round {round_no}/{rounds}",
-                count=flows,
-                concurrency=concurrency,
-                token=token,
-                client=client,
-                progress=progress,
-                amend=amend,
-            )
-            rounds_of.results.append(stats)
-            rounds_of.loadgen_cpu_s += loadgen
-            if rounds_of.server_cpu_s is not None and server is not None:
-                rounds_of.server_cpu_s += server
-            else:
-                rounds_of.server_cpu_s = None
+            if target.profile is not None and target.pid is not None:
+                spies.enter_context(profiled(target.pid, target.profile))
+        for round_no in range(1, rounds + 1):
+            for rounds_of in gathered:
+                stats, loadgen, server = await run_round(
+                    rounds_of.target,
+                    name=f"round {round_no}/{rounds}",
+                    count=flows,
+                    concurrency=concurrency,
+                    token=token,
+                    client=client,
+                    progress=progress,
+                    amend=amend,
+                )
+                rounds_of.results.append(stats)
+                rounds_of.loadgen_cpu_s += loadgen
+                if rounds_of.server_cpu_s is not None and server is not None:
+                    rounds_of.server_cpu_s += server
+                else:
+                    rounds_of.server_cpu_s = None
     return gathered
+
+
+async def _warm_up(
+    targets: Sequence[Target],
+    *,
+    warmup: int,
+    concurrency: int,
+    token: str,
+    client: str,
+    progress: Progress,
+    amend: int,
+) -> None:
+    """One unmeasured round of `warmup` flows per target."""
+    for target in targets:
+        await run_round(
+            target,
+            name="warm-up",
+            count=warmup,
+            concurrency=concurrency,
+            token=token,
+            client=client,
+            progress=progress,
+            amend=amend,
+        )
+
+
+@contextlib.contextmanager
+def profiled(pid: int, output: Path) -> Iterator[None]:
+    """py-spy records process `pid` (every thread) while the block runs, as collapsed stacks
+    (`--format raw`, one `frame;frame;... count` line per stack) into `output`."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [str(py_spy), "record", "--pid", str(pid), "--output", str(output)]
+    command += ["--format", "raw", "--rate", "100", "--threads", "--nonblocking"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        _, err = spy.communicate(timeout=60)
+        if spy.returncode:
+            log.warning("py-spy failed: %s", err.decode(errors="replace")[-500:])
 
 
 def summarize(gathered: Rounds) -> Summary:
@@ -399,6 +454,7 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         and not hasattr(args, "commit_stats")
         and not args.snapshot_every
         and not args.compare_order
+        and not args.server_path
     ):
         ratio = summaries[0].throughput / summaries[1].throughput
         pairs = ", ".join(
@@ -447,6 +503,8 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
                 f"ratios {pairs}), {other.server_us_per_command or 0:.0f} / "
                 f"{first.server_us_per_command or 0:.0f} µs of server CPU per command.",
             ]
+    if args.server_path and len(summaries) >= 2 and summaries[1].throughput:
+        lines += ["", *_before_lines(summaries)]
     if getattr(args, "compare_env", None) and len(summaries) >= 2 and summaries[0].throughput:
         lines += ["", *_compared_lines(summaries, args)]
     if args.compare_order and len(summaries) >= 2 and summaries[0].throughput:
@@ -469,6 +527,35 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
         f"(1-minute load average at the end: {load:.1f}; other processes skew the figures.)",
     ]
     return "\n".join(lines)
+
+
+def _before_lines(summaries: Sequence[Summary]) -> list[str]:
+    """This tree against `--server-path`'s: full paths, baselines, and each against its own
+    baseline (summaries: full, full before[, baseline, baseline before])."""
+    full, before = summaries[0], summaries[1]
+    lines = [
+        f"Full path, this tree / before: **{pair_ratio(full, before):.2f}x** the commands/s "
+        f"(median of the per-round ratios), {full.server_us_per_command or 0:.0f} / "
+        f"{before.server_us_per_command or 0:.0f} µs of server CPU per command."
+    ]
+    if len(summaries) >= 4 and summaries[2].throughput and summaries[3].throughput:
+        base, base_before = summaries[2], summaries[3]
+        lines.append(
+            f"Baseline, this tree / before: {pair_ratio(base, base_before):.2f}x the commands/s, "
+            f"{base.server_us_per_command or 0:.0f} / "
+            f"{base_before.server_us_per_command or 0:.0f} µs of server CPU per command."
+        )
+        for name, f, b in (("this tree", full, base), ("before", before, base_before)):
+            cpu = (
+                f"{b.server_us_per_command / f.server_us_per_command:.2f}x"
+                if f.server_us_per_command and b.server_us_per_command
+                else "n/a"
+            )
+            lines.append(
+                f"Full path / its baseline, {name}: **{pair_ratio(f, b):.2f}x** the commands/s, "
+                f"server CPU per command baseline / full {cpu}."
+            )
+    return lines
 
 
 def _compared_lines(summaries: Sequence[Summary], args: argparse.Namespace) -> list[str]:
@@ -507,7 +594,38 @@ def _variants(
         variants.append(
             ("server-compared", f"{store}, {' '.join(args.compare_env)}", {**env, **extra})
         )
+    if args.server_path:
+        tree = Path(args.server_path).resolve()
+        variants.append(("server-before", f"{store}, {tree.name}", {**env, **_tree_env(tree)}))
     return variants
+
+
+def _baselines(args: argparse.Namespace) -> list[tuple[str, str, Path | None]]:
+    """The baselines to start: (directory name, label, source tree or None for this one) each."""
+    baselines: list[tuple[str, str, Path | None]] = [
+        ("baseline", "no-op baseline (same stack)", None)
+    ]
+    if args.server_path:
+        tree = Path(args.server_path).resolve()
+        baselines.append(("baseline-before", f"no-op baseline ({tree.name})", tree))
+    return baselines
+
+
+def _tree_env(tree: Path | None) -> dict[str, str]:
+    """The environment that runs a server from source tree `tree` (None: this checkout)."""
+    if tree is None:
+        return {}
+    # `-m` must not put the working directory (this checkout) first on the path.
+    return {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
+
+
+def _profile_path(args: argparse.Namespace, name: str) -> Path | None:
+    """Where py-spy writes server `name`'s stacks with `--profile`."""
+    if not args.profile:
+        return None
+    directory = Path(args.profile)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name}.txt"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -578,6 +696,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "alone, without the read side's work competing for the same process",
     )
     parser.add_argument(
+        "--server-path",
+        metavar="DIR",
+        help="also start the server and the baseline from this source tree (e.g. `git archive "
+        "main` unpacked), in interleaved rounds: a before/after comparison",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy every started server over its measured rounds into DIR/<server>.txt "
+        "(collapsed stacks)",
+    )
+    parser.add_argument(
         "--client",
         choices=("raw", "httpx"),
         default="raw",
@@ -591,10 +721,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--server-env takes K=V, got {pair!r}")
     if any("=" not in pair for pair in args.compare_env or ()):
         parser.error("--compare-env takes K=V")
-    if (args.snapshot_every or args.compare_env) and (args.url or args.store != "embedded"):
+    if (args.snapshot_every or args.compare_env or args.server_path) and (
+        args.url or args.store != "embedded"
+    ):
         parser.error(
-            "--snapshot-every and --compare-env start embedded servers: not with --url or --store"
+            "--snapshot-every, --compare-env and --server-path start embedded servers: not with "
+            "--url or --store"
         )
+    if args.server_path and (args.snapshot_every or args.compare_env or args.compare_order):
+        parser.error("--server-path compares two trees: not with other comparisons")
     if args.amend < 0:
         parser.error("--amend takes a count >= 0")
     if args.store == "esdb" and (
@@ -653,6 +788,7 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                             label=f"full command path ({label})",
                             url=server.url,
                             pid=server.pid,
+                            profile=_profile_path(args, name),
                         )
                     )
                     if args.compare_order:
@@ -682,22 +818,27 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                     Target(label=f"full command path ({label})", url=embedded.url, pid=embedded.pid)
                 )
             if not args.no_baseline:
-                baseline = ServerProcess(
-                    data_dir=root / "baseline",
-                    jwt_secret=secret,
-                    log_path=root / "baseline.log",
-                    env=env,
-                )
-                baseline.command = baseline_command(baseline.port)
-                started.append(baseline)
-                await asyncio.to_thread(baseline.start)
-                targets.append(
-                    Target(
-                        label="no-op baseline (same stack)",
-                        url=baseline.url,
-                        pid=baseline.pid,
+                for name, label, tree in _baselines(args):
+                    baseline = ServerProcess(
+                        data_dir=root / name,
+                        jwt_secret=secret,
+                        log_path=root / f"{name}.log",
+                        env={**env, **_tree_env(tree)},
                     )
-                )
+                    baseline.command = baseline_command(baseline.port)
+                    if tree is not None:
+                        # uvicorn puts its --app-dir (the working directory) first on the path
+                        baseline.command += ["--app-dir", str(tree)]
+                    started.append(baseline)
+                    await asyncio.to_thread(baseline.start)
+                    targets.append(
+                        Target(
+                            label=label,
+                            url=baseline.url,
+                            pid=baseline.pid,
+                            profile=_profile_path(args, name),
+                        )
+                    )
 
             with Progress(
                 TextColumn("{task.description}"),

@@ -340,6 +340,13 @@ class MaskUnexpectedErrors(MaskErrors):
         masked.extensions = {"code": INTERNAL_ERROR_CODE}
         return masked
 
+    def _process_result(self, result: object) -> None:
+        """strawberry's, without its `isinstance` against a runtime-checkable protocol (which
+        walks the protocol's members on every operation): a result with errors has them."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         for error in errors:
             if _TOKEN_LIMIT_MESSAGE in error.message and error.original_error is None:

@@ -38,7 +38,9 @@ def variables_error(
     stack: list[tuple[object, int]] = [(variables, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, Mapping):
+        if value is None or isinstance(value, (str, int, float)):
+            size += _scalar_size(value)  # most values: tested before the Mapping ABC
+        elif isinstance(value, Mapping):
             if depth > max_depth:
                 return _refused(f"Variables are nested more than {max_depth} deep.")
             size += 2 + len(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -65,7 +66,11 @@ def _quality(accept: str, media_type: str) -> float:
 
 _JSON_TYPES = (GRAPHQL_RESPONSE, "application/json", "application/*", "*/*")
 
+# The negotiation is asked three times a request, of the few Accept headers clients send:
+# each answer is cached by header (bounded, so odd headers only evict each other).
 
+
+@lru_cache(maxsize=64)
 def accepts_json(accept: str | None) -> bool:
     """Whether a response in one of our JSON media types is acceptable (no header: yes)."""
     if not accept or not accept.strip():
@@ -73,6 +78,7 @@ def accepts_json(accept: str | None) -> bool:
     return any(_quality(accept, media_type) > 0 for media_type in _JSON_TYPES)
 
 
+@lru_cache(maxsize=64)
 def response_media_type(accept: str | None) -> str:
     """`application/graphql-response+json` when the client accepts it at least as much as
     `application/json` (GraphQL over HTTP), else `application/json`."""
