@@ -17,7 +17,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import DEFAULT_TRACE_STATE, StatusCode
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -140,17 +140,18 @@ class SpanCache:
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
-        self.names: dict[tuple[str, SpanKind], bytes] = {}
+        self.names: dict[tuple[str, int], bytes] = {}
         self.pairs: dict[tuple[str, object], bytes] = {}
 
     def name_and_kind(self, name: str, kind: SpanKind) -> bytes:
         """Span.name (5) and Span.kind (6)."""
-        encoded = self.names.get((name, kind))
+        key = (name, id(kind))  # a SpanKind is a singleton, and hashing an Enum is a call
+        encoded = self.names.get(key)
         if encoded is None:
             # proto's kind = the API's + 1 (SPAN_KIND_UNSPECIFIED is proto's 0)
             encoded = _field(b"\x2a", name.encode()) + b"\x30" + bytes((kind.value + 1,))
             if len(self.names) < self.limit:
-                self.names[(name, kind)] = encoded
+                self.names[key] = encoded
         return encoded
 
     def attributes(self, attributes: Mapping[str, Any]) -> bytes:
@@ -198,7 +199,7 @@ def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     trace_id = context.trace_id
     ids = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context.span_id)
     parts = [ids]
-    if context.trace_state:
+    if context.trace_state is not DEFAULT_TRACE_STATE and context.trace_state:
         parts.append(_trace_state(context))
     if parent is not None:
         parts.append(_PARENT.pack(b"\x22\x08", parent.span_id))

@@ -180,28 +180,34 @@ class LeanTracer:
     ) -> trace.Span:
         """A started span, recording unless the sampler drops it (then one that only carries
         its context to its children)."""
-        if parent is not None and not parent.is_valid:
-            parent = None
+        parent_flags = 0
+        trace_state: TraceState | None = None
+        if parent is not None:
+            # A SpanContext is this tuple; its properties are a call each.
+            trace_id, _, _, parent_flags, trace_state, valid = parent
+            if not valid:
+                parent = None
         if parent is None:
             trace_id = self._ids.generate_trace_id()
             random = self._random_ids
             trace_state = None
         else:
-            trace_id = parent.trace_id
-            random = parent.trace_flags.random_trace_id
-            trace_state = parent.trace_state
+            random = bool(parent_flags & TraceFlags.RANDOM_TRACE_ID)
         sampled = self._fixed
         extra: Attributes = None
         if sampled is None:
             if parent is not None and self._follows_parent:
-                sampled = parent.trace_flags.sampled
+                sampled = bool(parent_flags & TraceFlags.SAMPLED)
             else:
                 sampled, extra, trace_state = self._ask(name, trace_id, parent, kind, attributes)
         context = _span_context(
             trace_id,
             self._ids.generate_span_id(),
             False,
-            _FLAGS[(TraceFlags.SAMPLED if sampled else 0) | (2 if random else 0)],
+            _FLAGS[
+                (TraceFlags.SAMPLED if sampled else 0)
+                | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+            ],
             trace_state,
         )
         if not sampled:
@@ -257,5 +263,5 @@ def _span_context(
     """`SpanContext(trace_id, span_id, is_remote, flags, state)`, the tuple its `__new__`
     builds, without the keyword handling that makes that call a third of a span's start."""
     valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
-    fields = (trace_id, span_id, is_remote, flags, state or _NO_STATE, valid)
+    fields = (trace_id, span_id, is_remote, flags, _NO_STATE if state is None else state, valid)
     return tuple.__new__(SpanContext, fields)

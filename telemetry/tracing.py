@@ -231,10 +231,11 @@ def traced(
 
 
 def _traceparent_of(one: Span) -> str | None:
-    context = one.get_span_context()
-    if not context.is_valid:
+    # A SpanContext is this tuple; its properties are a call each.
+    trace_id, span_id, _, flags, _, valid = one.get_span_context()
+    if not valid:
         return None
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
 def current_traceparent() -> str | None:
