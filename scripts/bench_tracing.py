@@ -242,7 +242,8 @@ def markdown(measured: Sequence[Measured], args: argparse.Namespace, load: str) 
     lines += ["", "Ratios: medians of the per-round ratios to tracing off (its round just before)."]
     for m in measured:
         per_round = ", ".join(f"{r.throughput:.0f}" for r in m.rounds)
-        lines.append(f"{m.label}: commands/s per round {per_round}  ")
+        cpu_rounds = ", ".join(f"{m.cpu_us_per_command(i):.0f}" for i in range(len(m.rounds)))
+        lines.append(f"{m.label}: commands/s per round {per_round}; CPU µs/command {cpu_rounds}  ")
     return "\n".join(lines)
 
 

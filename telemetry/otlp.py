@@ -17,13 +17,13 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import DEFAULT_TRACE_STATE, StatusCode
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import SpanContext
+    from opentelemetry.trace import SpanContext, SpanKind
 
 _FIXED64: Final = struct.Struct("<Q")
 _FIXED32: Final = struct.Struct("<I")
@@ -135,29 +135,30 @@ def _links(span: ReadableSpan) -> bytes:
 
 
 class SpanCache:
-    """Encoded pieces that repeat from span to span in a process: span names, attribute pairs,
-    kinds. Bounded: past `limit` entries each, a new piece is encoded and not kept."""
+    """Encoded pieces that repeat from span to span in a process: span names with their kinds,
+    attribute pairs. Bounded: past `limit` entries each, a new piece is encoded and not kept."""
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
-        self.names: dict[str, bytes] = {}
+        self.names: dict[tuple[str, int], bytes] = {}
         self.pairs: dict[tuple[str, object], bytes] = {}
-        self.kinds: dict[object, bytes] = {}
 
-    def name(self, name: str) -> bytes:
-        """Span.name (5)."""
-        encoded = self.names.get(name)
+    def name_and_kind(self, name: str, kind: SpanKind) -> bytes:
+        """Span.name (5) and Span.kind (6)."""
+        key = (name, id(kind))  # a SpanKind is a singleton, and hashing an Enum is a call
+        encoded = self.names.get(key)
         if encoded is None:
-            encoded = _field(b"\x2a", name.encode())
+            # proto's kind = the API's + 1 (SPAN_KIND_UNSPECIFIED is proto's 0)
+            encoded = _field(b"\x2a", name.encode()) + b"\x30" + bytes((kind.value + 1,))
             if len(self.names) < self.limit:
-                self.names[name] = encoded
+                self.names[key] = encoded
         return encoded
 
     def attributes(self, attributes: Mapping[str, Any]) -> bytes:
         """Span.attributes (9), a str, int or bool value's pair kept (type and all: True is
         not 1 here)."""
-        out = b""
         pairs = self.pairs
+        parts = []
         for key, value in attributes.items():
             kind = type(value)
             encoded = pairs.get((key, value)) if kind is str or kind is int else None
@@ -165,8 +166,8 @@ class SpanCache:
                 encoded = _field(b"\x4a", _key_value(key, value))
                 if (kind is str or kind is int) and len(pairs) < self.limit:
                     pairs[(key, value)] = encoded
-            out += encoded
-        return out
+            parts.append(encoded)
+        return b"".join(parts)
 
 
 def _key_value(key: object, value: object) -> bytes:
@@ -181,48 +182,49 @@ _LOW64: Final = (1 << 64) - 1
 
 def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     """One Span message (its fields in field-number order, as protobuf writes them). `cache`
-    keeps pieces that repeat across spans."""
+    keeps pieces that repeat across spans.
+
+    It reads the fields `ReadableSpan.__init__` sets rather than its properties (each a call,
+    some an isinstance test; together most of the cost of the span's bytes), and asks for the
+    dropped counts only of the bounded containers that can have any: a `LeanSpan`'s are a plain
+    dict and empty tuples."""
     if cache is None:
         cache = SpanCache(limit=0)
-    context = span.context
-    parent = span.parent
+    context = span._context
+    parent = span._parent
     # A finished span has all three.
     assert context is not None
-    assert span.start_time is not None
-    assert span.end_time is not None
+    assert span._start_time is not None
+    assert span._end_time is not None
     trace_id = context.trace_id
-    out = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context.span_id)
-    if context.trace_state:
-        out += _trace_state(context)
+    ids = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context.span_id)
+    parts = [ids]
+    if context.trace_state is not DEFAULT_TRACE_STATE and context.trace_state:
+        parts.append(_trace_state(context))
     if parent is not None:
-        out += _PARENT.pack(b"\x22\x08", parent.span_id)
-    out += cache.name(span.name)
-    kind = span.kind
-    encoded_kind = cache.kinds.get(kind)
-    if encoded_kind is None:
-        encoded_kind = cache.kinds[kind] = b"\x30" + bytes((kind.value + 1,))  # proto's = API's + 1
-    out += encoded_kind
-    out += _TIMES.pack(0x39, span.start_time, 0x41, span.end_time)
-    # The span's own containers, read directly: its properties copy them for each read.
+        parts.append(_PARENT.pack(b"\x22\x08", parent.span_id))
+    parts.append(cache.name_and_kind(span._name, span._kind))
+    parts.append(_TIMES.pack(0x39, span._start_time, 0x41, span._end_time))
     attributes = span._attributes
     if attributes:
-        out += cache.attributes(attributes)
-        if span.dropped_attributes:
-            out += b"\x50" + _varint(span.dropped_attributes)
+        parts.append(cache.attributes(attributes))
+    if type(attributes) is not dict and span.dropped_attributes:
+        parts.append(b"\x50" + _varint(span.dropped_attributes))
     if span._events:
-        out += _events(span)
-    if span.dropped_events:
-        out += b"\x60" + _varint(span.dropped_events)
+        parts.append(_events(span))
+    if type(span._events) is not tuple and span.dropped_events:
+        parts.append(b"\x60" + _varint(span.dropped_events))
     if span._links:
-        out += _links(span)
-    if span.dropped_links:
-        out += b"\x70" + _varint(span.dropped_links)
-    status = span.status
+        parts.append(_links(span))
+    if type(span._links) is not tuple and span.dropped_links:
+        parts.append(b"\x70" + _varint(span.dropped_links))
+    status = span._status
     if status.status_code is StatusCode.UNSET and not status.description:
-        out += _UNSET_STATUS
+        parts.append(_UNSET_STATUS)
     else:
-        out += _status(span)
-    return out + (_REMOTE_TAIL if parent is not None and parent.is_remote else _LOCAL_TAIL)
+        parts.append(_status(span))
+    parts.append(_REMOTE_TAIL if parent is not None and parent.is_remote else _LOCAL_TAIL)
+    return b"".join(parts)
 
 
 def _resource(resource: Resource) -> bytes:
@@ -247,7 +249,9 @@ def _schema_url(url: str | None) -> bytes:
 
 def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins."""
-    return _field(b"\x12", encode_span(span, cache))
+    body = encode_span(span, cache)
+    size = len(body)
+    return (b"\x12" + bytes((size,)) if size < 0x80 else b"\x12" + _varint(size)) + body
 
 
 class SpanEncoder:

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -55,6 +56,9 @@ _TRACEPARENT_MAX: Final = 512
 _NO_TRACE: Final = "0" * 32
 _NO_SPAN: Final = "0" * 16
 _FLAGS: Final = [TraceFlags(value) for value in range(4)]  # sampled (1), random trace id (2)
+_NO_STATE: Final = DEFAULT_TRACE_STATE
+_TRACE_ID_MAX: Final = (1 << 128) - 1
+_SPAN_ID_MAX: Final = (1 << 64) - 1
 
 
 class LeanSpan(trace.Span, ReadableSpan):
@@ -176,29 +180,35 @@ class LeanTracer:
     ) -> trace.Span:
         """A started span, recording unless the sampler drops it (then one that only carries
         its context to its children)."""
-        if parent is not None and not parent.is_valid:
-            parent = None
+        parent_flags = 0
+        trace_state: TraceState | None = None
+        if parent is not None:
+            # A SpanContext is this tuple; its properties are a call each.
+            trace_id, _, _, parent_flags, trace_state, valid = parent
+            if not valid:
+                parent = None
         if parent is None:
             trace_id = self._ids.generate_trace_id()
             random = self._random_ids
             trace_state = None
         else:
-            trace_id = parent.trace_id
-            random = parent.trace_flags.random_trace_id
-            trace_state = parent.trace_state
+            random = bool(parent_flags & TraceFlags.RANDOM_TRACE_ID)
         sampled = self._fixed
         extra: Attributes = None
         if sampled is None:
             if parent is not None and self._follows_parent:
-                sampled = parent.trace_flags.sampled
+                sampled = bool(parent_flags & TraceFlags.SAMPLED)
             else:
                 sampled, extra, trace_state = self._ask(name, trace_id, parent, kind, attributes)
-        context = SpanContext(
+        context = _span_context(
             trace_id,
             self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[(TraceFlags.SAMPLED if sampled else 0) | (2 if random else 0)],
-            trace_state=trace_state,
+            False,
+            _FLAGS[
+                (TraceFlags.SAMPLED if sampled else 0)
+                | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+            ],
+            trace_state,
         )
         if not sampled:
             return NonRecordingSpan(context)
@@ -239,6 +249,19 @@ def remote_parent(traceparent: str) -> SpanContext | None:
         return None
     if trace_id == _NO_TRACE or span_id == _NO_SPAN:
         return None
-    return SpanContext(
-        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16))
-    )
+    return _span_context(int(trace_id, 16), int(span_id, 16), True, _flags(flags), None)
+
+
+def _flags(flags: str) -> TraceFlags:
+    value = int(flags, 16)
+    return _FLAGS[value] if value < len(_FLAGS) else TraceFlags(value)
+
+
+def _span_context(
+    trace_id: int, span_id: int, is_remote: bool, flags: TraceFlags, state: TraceState | None
+) -> SpanContext:
+    """`SpanContext(trace_id, span_id, is_remote, flags, state)`, the tuple its `__new__`
+    builds, without the keyword handling that makes that call a third of a span's start."""
+    valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+    fields = (trace_id, span_id, is_remote, flags, _NO_STATE if state is None else state, valid)
+    return tuple.__new__(SpanContext, fields)

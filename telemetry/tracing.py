@@ -231,10 +231,11 @@ def traced(
 
 
 def _traceparent_of(one: Span) -> str | None:
-    context = one.get_span_context()
-    if not context.is_valid:
+    # A SpanContext is this tuple; its properties are a call each.
+    trace_id, span_id, _, flags, _, valid = one.get_span_context()
+    if not valid:
         return None
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
 def current_traceparent() -> str | None:
@@ -252,10 +253,33 @@ def current_trace_id() -> str:
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
+_KEY_IN_JSON = b'"' + METADATA_KEY.encode() + b'":"'
+_TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
+
+
 def traceparent_in(metadata: bytes) -> str | None:
     """The `$traceparent` of an event's stored metadata, if it has one (read only when on)."""
     if _active is None or METADATA_KEY.encode() not in metadata:
         return None
+    return metadata_traceparent(metadata)
+
+
+def metadata_traceparent(metadata: bytes) -> str | None:
+    """The `$traceparent` of an event's stored metadata (JSON), if it has one.
+
+    The command's handler writes it as orjson writes a version-00 traceparent (`"$traceparent":"`
+    then 55 characters that need no escaping), which is sliced out rather than parsed with the
+    rest of the metadata: a projector reads one per event. Inside another JSON string the key's
+    quotes would be escaped, so the slice is the key's own value; anything else (another writer's
+    spacing, a longer or escaped value) is parsed."""
+    at = metadata.find(_KEY_IN_JSON)
+    if at >= 0:
+        start = at + len(_KEY_IN_JSON)
+        end = start + _TRACEPARENT_LENGTH
+        sliced = metadata[start:end]
+        plain = sliced.isascii() and b'"' not in sliced and b"\\" not in sliced
+        if plain and metadata[end : end + 1] == b'"':
+            return sliced.decode()
     import orjson
 
     value: Any = orjson.loads(metadata)
@@ -275,18 +299,23 @@ class StoredEvent(Protocol):
         """The event's stored metadata."""
 
 
-@contextmanager
-def _apply(active: _Tracing, events: Sequence[StoredEvent]) -> Iterator[list[str]]:
-    spans = [
-        active.tracer.start(
-            f"apply {event.type}", _parent_of(active, traceparent_in(event.metadata))
-        )
-        for event in events
-    ]
-    try:
-        yield [_traceparent_of(one) or "" for one in spans]
-    finally:
-        for one in spans:
+class _ApplySpans:
+    """The spans of `apply_spans`, ended when the block ends."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self, active: _Tracing, events: Sequence[StoredEvent]) -> None:
+        start = active.tracer.start
+        self._spans = [
+            start(f"apply {event.type}", _parent_of(active, traceparent_in(event.metadata)))
+            for event in events
+        ]
+
+    def __enter__(self) -> list[str]:
+        return [_traceparent_of(one) or "" for one in self._spans]
+
+    def __exit__(self, *_: object) -> None:
+        for one in self._spans:
             one.end()
 
 
@@ -297,4 +326,4 @@ def apply_spans(events: Sequence[StoredEvent]) -> AbstractContextManager[list[st
     active = _active
     if active is None:
         return nullcontext()
-    return _apply(active, events)
+    return _ApplySpans(active, events)

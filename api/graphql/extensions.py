@@ -41,11 +41,10 @@ from strawberry.types.graphql import OperationType
 
 from api.graphql.analysis import VALIDATION_FAILED, Analysis, Refused, analyse_document
 from api.graphql.document_cache import DocumentCache, Entry
-from api.graphql.tracing import tracing_extensions
+from api.graphql.tracing import request_log_extension
 from api.graphql.variables import variables_error
 from api.http.limits import TOO_COMPLEX, Introspection, QueryLimits
 from api.http.outages import OUTAGES, outage_part, unavailable_of
-from api.http.request_record import RequestLogExtension
 
 logger = logging.getLogger(__name__)
 
@@ -427,8 +426,7 @@ def schema_extensions(
     return (
         lambda: QueryLimiter(limits),
         MaskUnexpectedErrors,
-        RequestLogExtension,
-        *tracing_extensions(),
+        request_log_extension(),
     )
 
 

@@ -1,17 +1,17 @@
 """The API's spans (`telemetry.tracing`): one per /graphql HTTP request, a child of the client's
-W3C `traceparent` when it sends one, and one per GraphQL operation inside it. Both are added to
-the app only when tracing is on, so with it off the request path is the same as without them.
+W3C `traceparent` when it sends one, and one per GraphQL operation inside it (made by the request
+log's schema extension). Both are added to the app only when tracing is on, so with it off the
+request path is the same as without them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import SchemaExtension
 
+from api.http.request_record import RequestLogExtension
 from telemetry import tracing
 
 GRAPHQL_PATH = "/graphql"
@@ -57,20 +57,22 @@ def trace_middleware() -> list[Middleware]:
     return [Middleware(TraceMiddleware)] if tracing.enabled() else []
 
 
-class TracingExtension(SchemaExtension):
-    """A span per GraphQL operation (query or mutation; a subscription's lifetime is no span,
-    its pushes are), named by its type and name once they are known."""
+class TracedRequestLogExtension(RequestLogExtension):
+    """The request log's extension with a span per GraphQL operation (query or mutation; a
+    subscription's lifetime is no span, its pushes are), named by its type and name once they
+    are known. One extension rather than one more: strawberry builds each extension and wraps
+    its hook in a context manager for every operation, which cost more than the span."""
 
     def on_operation(self) -> Iterator[None]:
-        """The operation runs inside the span."""
+        """The operation runs inside the span; the request log notes its name."""
         with tracing.span("graphql") as span:
-            yield
+            yield from super().on_operation()
             if span is not None:
                 context = self.execution_context
                 operation_type = context.operation_type.value if context.operation_type else ""
                 span.update_name(f"{operation_type} {context.operation_name or ''}".strip())
 
 
-def tracing_extensions() -> Sequence[Any]:
-    """The schema extensions to add when tracing is on."""
-    return (TracingExtension,) if tracing.enabled() else ()
+def request_log_extension() -> type[RequestLogExtension]:
+    """The request log's schema extension, with the operation's span when tracing is on."""
+    return TracedRequestLogExtension if tracing.enabled() else RequestLogExtension

@@ -5,8 +5,10 @@ read as OpenTelemetry's W3C propagator reads it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
+import orjson
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -29,6 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from telemetry.otlp import SpanEncoder
 from telemetry.spans import LeanSpan, LeanTracer, remote_parent
+from telemetry.tracing import metadata_traceparent
 
 
 class Kept(SpanExporter):
@@ -187,3 +190,27 @@ def test_a_traceparent_is_read_as_the_w3c_propagator_reads_it(traceparent: str) 
             expected.trace_flags,
             True,
         )
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+WRITTEN = {"schemaVersion": 2, "$correlationId": "c", "actor": "staff", "$traceparent": TRACEPARENT}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        orjson.dumps(WRITTEN),
+        json.dumps(WRITTEN).encode(),  # another writer's spacing
+        orjson.dumps({**WRITTEN, "actor": f'"$traceparent":"{TRACEPARENT[:-2]}ff"'}),
+        orjson.dumps({"actor": f'"$traceparent":"{TRACEPARENT}"'}),  # only inside a string
+        orjson.dumps({**WRITTEN, "$traceparent": TRACEPARENT + "-future"}),
+        orjson.dumps({**WRITTEN, "$traceparent": "short"}),
+        orjson.dumps({**WRITTEN, "$traceparent": 'a"' + TRACEPARENT[2:]}),
+        orjson.dumps({**WRITTEN, "$traceparent": "é" + TRACEPARENT[2:]}),
+        orjson.dumps({**WRITTEN, "$traceparent": 7}),
+        orjson.dumps({"schemaVersion": 2}),
+    ],
+)
+def test_an_events_traceparent_is_the_one_its_parsed_metadata_holds(metadata: bytes) -> None:
+    found = orjson.loads(metadata).get("$traceparent")
+    assert metadata_traceparent(metadata) == (found if isinstance(found, str) else None)
