@@ -23,6 +23,7 @@ from api.graphql.schema.results import CommandAccepted, CommandResult
 from api.http.logs import configure_logging
 from api.settings.config import Settings
 from api.wiring.app import create_app
+from api.wiring.cli import serve
 from application.written import WrittenOrder
 from domain.events import LineItem, OrderStatus
 from domain.order import OrderState
@@ -87,3 +88,15 @@ def noop_app_from_env() -> Starlette:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings, noop_schema(), tune_gc=True)
+
+
+def main() -> None:
+    """`python -m scripts.baseline`: the no-op schema served as `orders serve --no-projectors`
+    serves the public one (its HTTP protocol with read deadlines and connection caps, the
+    draining server, the settings from the environment), so the write benchmark's ratio is the
+    commands' cost alone. No projectors: nothing is ever appended for them to apply."""
+    serve(Settings.from_env(), projectors=0, schema=noop_schema())
+
+
+if __name__ == "__main__":
+    main()

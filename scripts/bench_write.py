@@ -611,6 +611,11 @@ def _baselines(args: argparse.Namespace) -> list[tuple[str, str, Path | None]]:
     return baselines
 
 
+def tree_baseline(tree: Path) -> str:
+    """The source of `tree`'s baseline module."""
+    return (tree / "scripts" / "baseline.py").read_text()
+
+
 def _tree_env(tree: Path | None) -> dict[str, str]:
     """The environment that runs a server from source tree `tree` (None: this checkout)."""
     if tree is None:
@@ -824,11 +829,28 @@ async def bench(args: argparse.Namespace, console: Console) -> list[Summary]:
                         jwt_secret=secret,
                         log_path=root / f"{name}.log",
                         env={**env, **_tree_env(tree)},
+                        # it runs no projectors: nothing it serves reads the views
+                        ready_parts=COMMAND_PATH_PARTS,
                     )
-                    baseline.command = baseline_command(baseline.port)
-                    if tree is not None:
-                        # uvicorn puts its --app-dir (the working directory) first on the path
-                        baseline.command += ["--app-dir", str(tree)]
+                    baseline.command = baseline_command()
+                    if tree is not None and "def main" not in tree_baseline(tree):
+                        # a tree from before the baseline was served as `serve` serves it
+                        baseline.command = [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            "--factory",
+                            "scripts.baseline:noop_app_from_env",
+                            "--port",
+                            str(baseline.port),
+                            "--loop",
+                            "uvloop",
+                            "--http",
+                            "httptools",
+                            "--no-access-log",
+                            "--app-dir",
+                            str(tree),
+                        ]
                     started.append(baseline)
                     await asyncio.to_thread(baseline.start)
                     targets.append(

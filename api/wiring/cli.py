@@ -25,6 +25,8 @@ from projections.status import KNOWN_PROJECTIONS
 from telemetry import tracing
 
 if TYPE_CHECKING:
+    from strawberry.schema.base import BaseSchema
+
     from eventstore.port import EventStore
 
 PROJECTIONS = KNOWN_PROJECTIONS
@@ -85,10 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(settings: Settings, *, projectors: int = 1, metrics_port: int | None = None) -> None:
+def serve(
+    settings: Settings,
+    *,
+    projectors: int = 1,
+    metrics_port: int | None = None,
+    schema: BaseSchema | None = None,
+) -> None:
     """Run the API with uvicorn on HOST:PORT (uvloop, httptools, no access log), with the
     connection limits of `settings`, and a SHUTDOWN_GRACE after SIGTERM (`api.http.shutdown`);
-    the metrics on `metrics_port` too, when given."""
+    the metrics on `metrics_port` too, when given. `schema` replaces the public one (the write
+    benchmark's no-op baseline, `scripts.baseline`, is served this way, on the same stack)."""
     import uvicorn
 
     from api.http.protocol import uvicorn_limits
@@ -101,7 +110,7 @@ def serve(settings: Settings, *, projectors: int = 1, metrics_port: int | None =
     tracing.start("orders-api")
     drain = Drain()
     config = uvicorn.Config(
-        create_app(settings, projectors=projectors, tune_gc=True, drain=drain),
+        create_app(settings, schema, projectors=projectors, tune_gc=True, drain=drain),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -70,24 +70,10 @@ def serve_command() -> list[str]:
     return [sys.executable, "-m", "api", "serve"]
 
 
-def baseline_command(port: int) -> list[str]:
-    """The no-op baseline app on the same stack (uvicorn with uvloop and httptools)."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "scripts.baseline:noop_app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-    ]
+def baseline_command() -> list[str]:
+    """The no-op baseline, served as `orders serve --no-projectors` serves the public schema
+    (`scripts.baseline`; HOST and PORT from the environment, as for the server)."""
+    return [sys.executable, "-m", "scripts.baseline"]
 
 
 class ServerStartError(RuntimeError):
