@@ -147,6 +147,7 @@ class ChangeFeed:
         self.hearing = asyncio.Event()
         """Set while Redis confirms the changes pattern (someone listens, or did lately)."""
         self._release: asyncio.TimerHandle | None = None
+        self._asking = False  # a PSUBSCRIBE of the changes is on its way, not yet confirmed
 
     @property
     def listener_count(self) -> int:
@@ -251,16 +252,25 @@ class ChangeFeed:
         pubsub = self._pubsub
         if pubsub is None:
             return True
-        try:
-            # Twice when two listeners come at once: harmless, Redis confirms it twice.
-            await pubsub.psubscribe(self.keys.changes_pattern)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            return True
+        asking = not self._asking
+        if asking:
+            # One PSUBSCRIBE for every listener that comes before Redis confirms it: a
+            # thousand subscribers arriving together must not queue a thousand of them (and
+            # then all wake together, each to read its view).
+            self._asking = True
+            try:
+                await pubsub.psubscribe(self.keys.changes_pattern)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                self._asking = False
+                return True
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await self.hearing.wait()
         except TimeoutError:
             return False
+        finally:
+            if asking:
+                self._asking = False
         return True
 
     def _release_later(self) -> None:
