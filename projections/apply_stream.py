@@ -31,7 +31,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from projections.keys import as_text
-from projections.redis_store import CHUNK, ApplyResult, RedisViewStore, results_of
+from projections.redis_store import CHUNK, ApplyResult, RedisViewStore, chunk_sizes, results_of
 
 RESEND_ATTEMPTS = 3
 """Failures in a row (NOSCRIPT, a lost connection) after which the error is raised."""
@@ -95,7 +95,7 @@ class ApplyStream:
         starts = range(0, len(changes), CHUNK)
         batch = _Batch(
             chunks=[orjson.dumps(changes[start : start + CHUNK]) for start in starts],
-            sizes=[len(changes[start : start + CHUNK]) for start in starts],
+            sizes=chunk_sizes(len(changes)),
         )
         self._batches.append(batch)
         if self._connection is None:

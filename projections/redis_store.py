@@ -50,6 +50,11 @@ CHUNK = 250
 server time) not to stall other clients; a batch is several calls in one pipeline."""
 
 
+def chunk_sizes(count: int) -> list[int]:
+    """How many of `count` changes each script call takes (chunks of `CHUNK`, in order)."""
+    return [min(CHUNK, count - start) for start in range(0, count, CHUNK)]
+
+
 def results_of(replies: Sequence[str], sizes: Sequence[int]) -> list[ApplyResult]:
     """One result per change from the script's replies, one reply per chunk of `sizes` changes
     (a chunk answered 'R' alone: each of its changes is RESET)."""
@@ -186,8 +191,7 @@ class RedisViewStore:
             replies = await self._apply_chunks(
                 changes, namespace=namespace, publish=publish, traceparents=traceparents
             )
-        sizes = [len(changes[start : start + CHUNK]) for start in range(0, len(changes), CHUNK)]
-        return results_of([as_text(reply) for reply in replies], sizes)
+        return results_of([as_text(reply) for reply in replies], chunk_sizes(len(changes)))
 
     async def _apply_chunks(
         self,

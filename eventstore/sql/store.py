@@ -232,16 +232,13 @@ class SQLEventStore:
 
         async def page(after: int) -> tuple[list[RecordedEvent], int]:
             nonlocal live
-            if live and small is not None:
-                scanned: tuple[list[RecordedEvent], int] = await self._run_small(
-                    partial(scan_all, after=after, limit=small, filter=selection)
-                )
-                live = len(scanned[0]) < small
-            else:
-                scanned = await self._run(
-                    partial(scan_all, after=after, limit=limit, filter=selection)
-                )
-                live = len(scanned[0]) < limit
+            size, run = (
+                (small, self._run_small) if live and small is not None else (limit, self._run)
+            )
+            scanned: tuple[list[RecordedEvent], int] = await run(
+                partial(scan_all, after=after, limit=size, filter=selection)
+            )
+            live = len(scanned[0]) < size
             return scanned
 
         return catch_up_all(page, self._notifier, after_position=after_position)
