@@ -57,7 +57,8 @@ class EncodingBatchProcessor:
         self._resource = resource
         self._scope = scope
         self._cache = SpanCache()
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[ReadableSpan] = deque()
+        self._exporting = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._dropped = 0
@@ -72,7 +73,7 @@ class EncodingBatchProcessor:
         if len(queue) >= self._max_queue:
             self._dropped += 1
             return
-        queue.append(scope_span(span, self._cache))
+        queue.append(span)
         if len(queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 
@@ -84,13 +85,14 @@ class EncodingBatchProcessor:
         self._export_queued()
 
     def _export_queued(self) -> None:
-        queue = self._queue
-        while queue:
-            count = min(len(queue), self._max_batch)
-            batch = [queue.popleft() for _ in range(count)]
-            dropped, self._dropped = self._dropped, 0
-            body = self._encoder.request(self._resource, self._scope, batch)
-            self._exporter.send(body, count, dropped)
+        queue, cache = self._queue, self._cache
+        with self._exporting:
+            while queue:
+                count = min(len(queue), self._max_batch)
+                batch = [scope_span(queue.popleft(), cache) for _ in range(count)]
+                dropped, self._dropped = self._dropped, 0
+                body = self._encoder.request(self._resource, self._scope, batch)
+                self._exporter.send(body, count, dropped)
 
     def force_flush(self) -> None:
         """Export what is queued now (from the caller's thread)."""

@@ -11,8 +11,13 @@ load), so they are held to CRITICAL.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from requests.utils import get_environ_proxies, select_proxy
+
+from telemetry.transport import DirectTransport
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +26,23 @@ NOISY_LOGGERS = (
     "opentelemetry.exporter.otlp.common.http",
     "opentelemetry.sdk._shared_internal",
 )
+
+
+CREDENTIAL_PROVIDERS = (
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+)
+
+
+def direct(endpoint: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the spans can go straight to `endpoint` (`telemetry.transport`): plain HTTP, no
+    proxy that requests would use for it (HTTP_PROXY, ALL_PROXY, NO_PROXY), no credential
+    provider's session. Otherwise the exporter keeps its requests session, which does those."""
+    if not endpoint.startswith("http://"):
+        return False
+    if any(environ.get(name) for name in CREDENTIAL_PROVIDERS):
+        return False
+    return select_proxy(endpoint, get_environ_proxies(endpoint)) is None
 
 
 class QuietOtlpExporter(OTLPSpanExporter):
@@ -32,6 +54,9 @@ class QuietOtlpExporter(OTLPSpanExporter):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         super().__init__()
         self._lost = 0
+        if direct(self._endpoint):
+            self._client._transport.close()
+            self._client._transport = DirectTransport()
 
     def send(self, body: bytes, spans: int, dropped: int = 0) -> bool:
         """Send one ExportTraceServiceRequest of `spans` spans (the exporter's HTTP client

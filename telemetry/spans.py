@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import TYPE_CHECKING, Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -65,34 +67,32 @@ class LeanSpan(trace.Span, ReadableSpan):
     """A recording span: OpenTelemetry's `Span` while open, the SDK's `ReadableSpan` (itself,
     no copy) for the processor once ended. Used by one task at a time, so no lock."""
 
+    # ReadableSpan's fields that every span here has alike, as class attributes rather than
+    # set on each span: its __init__ sets them all, a measurable part of a span's cost.
+    # `LeanTracer` makes a subclass holding its resource, scope and processor.
+    _instrumentation_info = None
+    _end_time: int | None = None
+    _events = ()
+    _links = ()
+    _status = _UNSET
+    _processor: EndedSpans
+
     def __init__(
         self,
-        tracer: LeanTracer,
         name: str,
         context: SpanContext,
         parent: SpanContext | None,
         kind: SpanKind,
         attributes: dict[str, AnyValue],
     ) -> None:
-        # ReadableSpan's fields, set as its __init__ sets them (without its keyword arguments,
-        # a measurable part of a span's cost); tests/integration/test_lean_spans.py reads them
-        # back through its properties.
+        # The rest of ReadableSpan's fields, named as its __init__ names them;
+        # tests/integration/test_lean_spans.py reads them back through its properties.
         self._name = name
         self._context = context
         self._kind = kind
-        self._instrumentation_info = None
-        self._instrumentation_scope = tracer.scope
         self._parent = parent
-        self._start_time: int | None = time_ns()
-        self._end_time: int | None = None
         self._attributes = attributes
-        self._events = ()
-        self._links = ()
-        self._resource = tracer.resource
-        self._status = _UNSET
-        self._processor = tracer.processor
-        self._own_context = context
-        self._own_attributes = attributes  # the same dict, typed as the mutable one it is
+        self._start_time: int | None = time_ns()
 
     def end(self, end_time: int | None = None) -> None:
         """End the span (once) and hand it to the processor."""
@@ -102,17 +102,17 @@ class LeanSpan(trace.Span, ReadableSpan):
 
     def get_span_context(self) -> SpanContext:
         """The span's ids and flags."""
-        return self._own_context
+        return self._context  # type: ignore[return-value]  # always set here
 
     def set_attributes(self, attributes: Mapping[str, AnyValue]) -> None:
         """Add attributes (ignored once ended, as the SDK's)."""
         if self._end_time is None:
-            self._own_attributes.update(attributes)
+            self._attributes.update(attributes)  # type: ignore[union-attr]  # a dict
 
     def set_attribute(self, key: str, value: AnyValue) -> None:
         """Add an attribute (ignored once ended)."""
         if self._end_time is None:
-            self._own_attributes[key] = value
+            self._attributes[key] = value  # type: ignore[index]  # a dict
 
     def add_event(
         self, name: str, attributes: Attributes = None, timestamp: int | None = None
@@ -160,9 +160,21 @@ class LeanTracer:
         self.resource = provider.resource
         self.scope = scope
         self.processor = processor
+        self._span: type[LeanSpan] = type(
+            "LeanSpan",
+            (LeanSpan,),
+            {
+                "__module__": __name__,
+                "_resource": provider.resource,
+                "_instrumentation_scope": scope,
+                "_processor": processor,
+            },
+        )
         self._sampler = provider.sampler
         self._ids = provider.id_generator
         self._random_ids = self._ids.is_trace_id_random()
+        # The SDK's default generator's ids drawn here, without a method call each.
+        self._draw = type(self._ids) is RandomIdGenerator
         # What the samplers OTEL_TRACES_SAMPLER names would answer, without asking them for
         # each span: `always_on` and `always_off` always the same; the SDK's default and every
         # `parentbased_*` the parent's decision (their delegates for a parent are the SDK's
@@ -188,7 +200,7 @@ class LeanTracer:
             if not valid:
                 parent = None
         if parent is None:
-            trace_id = self._ids.generate_trace_id()
+            trace_id = (getrandbits(128) if self._draw else 0) or self._ids.generate_trace_id()
             random = self._random_ids
             trace_state = None
         else:
@@ -202,7 +214,7 @@ class LeanTracer:
                 sampled, extra, trace_state = self._ask(name, trace_id, parent, kind, attributes)
         context = _span_context(
             trace_id,
-            self._ids.generate_span_id(),
+            (getrandbits(64) if self._draw else 0) or self._ids.generate_span_id(),
             False,
             _FLAGS[
                 (TraceFlags.SAMPLED if sampled else 0)
@@ -215,7 +227,7 @@ class LeanTracer:
         kept = dict(attributes) if attributes else {}
         if extra:
             kept.update(extra)
-        return LeanSpan(self, name, context, parent, kind, kept)
+        return self._span(name, context, parent, kind, kept)
 
     def _ask(
         self,
