@@ -17,7 +17,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry.trace import DEFAULT_TRACE_STATE, StatusCode
+from opentelemetry.trace import DEFAULT_TRACE_STATE, Status, StatusCode
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -35,6 +35,8 @@ _IS_REMOTE: Final = 0x200
 _LOCAL_FLAGS: Final = _FIXED32.pack(_HAS_IS_REMOTE)
 _REMOTE_FLAGS: Final = _FIXED32.pack(_HAS_IS_REMOTE | _IS_REMOTE)
 
+UNSET: Final = Status(StatusCode.UNSET)
+"""The status of a span whose status was never set (`telemetry.spans`' spans share it)."""
 _UNSET_STATUS: Final = b"\x7a\x00"  # Span.status (15), empty: the exporter's encoder writes it too
 _LOCAL_TAIL: Final = b"\x85\x01" + _LOCAL_FLAGS  # Span.flags (16), fixed32
 _REMOTE_TAIL: Final = b"\x85\x01" + _REMOTE_FLAGS
@@ -247,11 +249,58 @@ def _schema_url(url: str | None) -> bytes:
     return _field(b"\x1a", url.encode()) if url else b""
 
 
+_IDS_PARENT: Final = struct.Struct(">2sQQ2sQ2sQ")  # trace_id (1), span_id (2), parent (4)
+_ITEM_PREFIXES: Final = [b"\x12" + _varint(size) for size in range(1 << 14)]
+"""ScopeSpans.spans (2)'s tag and length, for every length a span can have here."""
+
+
 def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
-    """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins."""
-    body = encode_span(span, cache)
+    """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins.
+
+    A span as the service makes them (no trace state, no status set, a plain dict of
+    attributes, no events or links: a `LeanSpan`) is written by a shorter path than
+    `encode_span`'s, to the same bytes."""
+    if cache is None:
+        cache = SpanCache(limit=0)
+    context = span._context
+    attributes = span._attributes
+    if (
+        context is None
+        or context.trace_state is not DEFAULT_TRACE_STATE
+        or span._status is not UNSET
+        or type(attributes) is not dict
+        or span._events
+        or span._links
+        or type(span._events) is not tuple
+        or type(span._links) is not tuple
+    ):
+        body = encode_span(span, cache)
+    else:
+        trace_id, span_id = context[0], context[1]
+        parent = span._parent
+        if parent is None:
+            ids = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", span_id)
+            tail = _LOCAL_TAIL
+        else:
+            high, low = trace_id >> 64, trace_id & _LOW64
+            ids = _IDS_PARENT.pack(
+                b"\x0a\x10", high, low, b"\x12\x08", span_id, b"\x22\x08", parent[1]
+            )
+            tail = _REMOTE_TAIL if parent[2] else _LOCAL_TAIL
+        assert span._start_time is not None
+        assert span._end_time is not None
+        body = b"".join(
+            (
+                ids,
+                cache.name_and_kind(span._name, span._kind),
+                _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
+                cache.attributes(attributes) if attributes else b"",
+                _UNSET_STATUS,
+                tail,
+            )
+        )
     size = len(body)
-    return (b"\x12" + bytes((size,)) if size < 0x80 else b"\x12" + _varint(size)) + body
+    return (_ITEM_PREFIXES[size] if size < len(_ITEM_PREFIXES) else b"\x12" + _varint(size)) + body
 
 
 class SpanEncoder:

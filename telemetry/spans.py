@@ -39,6 +39,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AnyValue, Attributes
 
+from telemetry.otlp import UNSET
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Link
 
@@ -50,7 +52,6 @@ class EndedSpans(Protocol):
         """Take an ended span."""
 
 
-_UNSET: Final = Status(StatusCode.UNSET)
 _TRACEPARENT: Final = re.compile(
     r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?[ \t]*"
 )
@@ -74,7 +75,7 @@ class LeanSpan(trace.Span, ReadableSpan):
     _end_time: int | None = None
     _events = ()
     _links = ()
-    _status = _UNSET
+    _status = UNSET
     _processor: EndedSpans
 
     def __init__(

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, SpanContext, SpanKind
@@ -257,9 +257,19 @@ _KEY_IN_JSON = b'"' + METADATA_KEY.encode() + b'":"'
 _TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
 
 
+def set_current_attribute(key: str, value: str | int) -> None:
+    """Set an attribute of the current span (when there is one)."""
+    current = _current.get()
+    if current is not None:
+        current.set_attribute(key, value)
+
+
+_KEY: Final = METADATA_KEY.encode()
+
+
 def traceparent_in(metadata: bytes) -> str | None:
     """The `$traceparent` of an event's stored metadata, if it has one (read only when on)."""
-    if _active is None or METADATA_KEY.encode() not in metadata:
+    if _active is None or _KEY not in metadata:
         return None
     return metadata_traceparent(metadata)
 

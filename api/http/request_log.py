@@ -27,10 +27,12 @@ from api.http.request_record import (
     note_outcome,
     trace_id_of,
 )
-from telemetry.tracing import current_trace_id
+from telemetry.tracing import current_trace_id, set_current_attribute
 
 GRAPHQL_PATH = "/graphql"
 _CORRELATION = CORRELATION_HEADER.encode("latin-1")
+STATUS_ATTRIBUTE = "http.response.status_code"
+"""The request's span's attribute for the answer's status (OpenTelemetry's HTTP convention)."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -99,4 +101,5 @@ class RequestLogMiddleware:
                 status = status or 500
                 raise
             finally:
+                set_current_attribute(STATUS_ATTRIBUTE, status)  # the request's span, if traced
                 record.log(status)

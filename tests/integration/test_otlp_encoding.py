@@ -8,11 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given as for_all
+from hypothesis import settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -24,7 +28,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from telemetry.otlp import SpanEncoder
+from telemetry.otlp import SpanCache, SpanEncoder, _varint, encode_span, scope_span
+from telemetry.spans import LeanTracer, remote_parent
 
 
 class Kept(SpanExporter):
@@ -108,3 +113,53 @@ def test_an_encoder_encodes_batch_after_batch_the_same(kept: Kept) -> None:
     assert decoded(encoder.encode(kept.spans[:3])) == decoded(first) == encode_spans(kept.spans[:3])
     assert decoded(encoder.encode(kept.spans[3:])) == encode_spans(kept.spans[3:])
     assert encoder.encode([]) == b""
+
+
+class Ended:
+    """A span processor keeping what ends."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+_values = st.one_of(
+    st.text(max_size=40), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.floats()
+)
+
+
+@settings(max_examples=200, deadline=None)
+@for_all(
+    name=st.text(max_size=200),
+    kind=st.sampled_from(list(SpanKind)),
+    attributes=st.dictionaries(st.text(max_size=30), _values, max_size=4),
+    parent=st.sampled_from(["none", "local", "remote"]),
+    status=st.sampled_from([None, StatusCode.OK, StatusCode.ERROR]),
+)
+def test_the_lean_spans_short_path_writes_what_the_general_one_writes(
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, object],
+    parent: str,
+    status: StatusCode | None,
+) -> None:
+    ended = Ended()
+    tracer = LeanTracer(TracerProvider(), ended, InstrumentationScope("orders"))
+    outer = tracer.start("outer")
+    parents = {
+        "none": None,
+        "local": outer.get_span_context(),
+        "remote": remote_parent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    }
+    span = tracer.start(name, parents[parent], kind, attributes)  # type: ignore[arg-type]
+    if status is not None:
+        span.set_status(status, "why")
+    span.end()
+    (one,) = ended.spans
+    general = encode_span(one)
+    assert scope_span(one, SpanCache()) == b"\x12" + _varint(len(general)) + general
+    decoded = ExportTraceServiceRequest()
+    decoded.ParseFromString(SpanEncoder().encode([one]))
+    assert decoded == encode_spans([one])
