@@ -15,8 +15,9 @@ adds cost nothing measurable when it is off; `--on-tree DIR...`, tracing-on serv
 trees (to compare implementations in one run).
 
 Prints each target's medians and, against the baseline, the median of the per-round ratios of
-commands/s and of server CPU per command (each round of the baseline is followed by one of each
-target, so a machine that slows down or speeds up skews both alike), with the load average.
+commands/s and of server CPU per command (each round of the baseline comes next to one of each
+target, the order reversed every other round, so a machine that slows down or speeds up skews
+both alike and no server always follows the same one), with the load average.
 """
 
 from __future__ import annotations
@@ -214,8 +215,12 @@ async def _interleaved(
 
     for target in targets:
         await one_round(target, "warm-up", args.warmup)
+    pairs = list(zip(targets, measured, strict=True))
     for round_no in range(1, args.rounds + 1):
-        for target, into in zip(targets, measured, strict=True):
+        # Every other round in the reverse order: a server measured right after another reads
+        # a few percent cheaper or dearer on this machine (an A/A run of two identical servers
+        # in a fixed order read 0.963), and alternating cancels that out of the medians.
+        for target, into in pairs if round_no % 2 else reversed(pairs):
             stats, server_s = await one_round(target, f"round {round_no}/{args.rounds}", args.flows)
             into.rounds.append(stats)
             into.cpu_s.append(server_s or 0.0)
@@ -239,7 +244,11 @@ def markdown(measured: Sequence[Measured], args: argparse.Namespace, load: str) 
             f"| {m.label} | {m.median('throughput'):.0f} | {m.median('p50'):.1f} | "
             f"{m.median('p99'):.1f} | {m.median('cpu'):.0f} | {throughput:.3f} | {cpu:.3f} |"
         )
-    lines += ["", "Ratios: medians of the per-round ratios to tracing off (its round just before)."]
+    lines += [
+        "",
+        "Ratios: medians of the per-round ratios to tracing off (its rounds alongside, the "
+        "order reversed every other round).",
+    ]
     for m in measured:
         per_round = ", ".join(f"{r.throughput:.0f}" for r in m.rounds)
         cpu_rounds = ", ".join(f"{m.cpu_us_per_command(i):.0f}" for i in range(len(m.rounds)))
