@@ -199,10 +199,11 @@ def test_a_refused_url_is_named_without_echoing_its_password(tmp_path: Path) -> 
 
 def test_every_setting_is_read_by_settings_alone() -> None:
     """No module but api/settings/config.py reads the environment: the limits, the persisted queries
-    and the relay are handed what it read. Apart from it, two modules look at variables that belong
-    to a library, which reads them itself: OpenTelemetry's OTEL_* (whether tracing is on) and
+    and the relay are handed what it read. Apart from it, three modules look at variables that
+    belong to a library, which reads them itself: OpenTelemetry's OTEL_* (whether tracing is on;
+    whether the exporter's credential provider needs its requests session) and
     prometheus-client's PROMETHEUS_MULTIPROC_DIR (read by the library at import)."""
-    library_variables = {"telemetry/tracing.py", "metrics/exposition.py"}
+    library_variables = {"telemetry/tracing.py", "telemetry/export.py", "metrics/exposition.py"}
     readers = {"api/settings/config.py", *library_variables}
     found = []
     packages = ("api", "application", "domain", "eventstore", "metrics", "projections", "relay")
