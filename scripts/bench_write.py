@@ -304,8 +304,10 @@ async def run_interleaved(
     progress: Progress,
     amend: int = 0,
 ) -> list[Rounds]:
-    """Warm every target up, then `rounds` times one round of each target in turn (A, B, A, B,
-    ...), so a machine that speeds up or slows down during the run skews every target alike."""
+    """Warm every target up, then `rounds` times one round of each target in turn, the order
+    reversed every other round (A, B, B, A, A, B, ...), so a machine that speeds up or slows
+    down during the run skews every target alike, and no target always runs right after another
+    (on this machine the second of two identical servers in a fixed order read ~4% cheaper)."""
     gathered = [Rounds(target=t, results=[]) for t in targets]
     with contextlib.ExitStack() as spies:
         if warmup:
@@ -322,7 +324,7 @@ async def run_interleaved(
             if target.profile is not None and target.pid is not None:
                 spies.enter_context(profiled(target.pid, target.profile))
         for round_no in range(1, rounds + 1):
-            for rounds_of in gathered:
+            for rounds_of in gathered if round_no % 2 else reversed(gathered):
                 stats, loadgen, server = await run_round(
                     rounds_of.target,
                     name=f"round {round_no}/{rounds}",
@@ -468,7 +470,8 @@ def markdown(summaries: Sequence[Summary], args: argparse.Namespace) -> str:
             "",
             f"Full command path / no-op baseline: **{pair_ratio(*summaries):.2f}x** the throughput "
             f"(median of the per-round ratios {pairs}; ratio of the medians {ratio:.2f}x). Rounds "
-            "ran interleaved: baseline and full path alternately.",
+            "ran interleaved, baseline and full path in turn, the order reversed every other "
+            "round.",
         ]
         full_cpu, base_cpu = summaries[0].server_us_per_command, summaries[1].server_us_per_command
         if full_cpu and base_cpu:
