@@ -250,8 +250,6 @@ def _schema_url(url: str | None) -> bytes:
 
 
 _IDS_PARENT: Final = struct.Struct(">2sQQ2sQ2sQ")  # trace_id (1), span_id (2), parent (4)
-_ITEM_PREFIXES: Final = [b"\x12" + _varint(size) for size in range(1 << 14)]
-"""ScopeSpans.spans (2)'s tag and length, for every length a span can have here."""
 
 
 def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
@@ -300,7 +298,11 @@ def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
             )
         )
     size = len(body)
-    return (_ITEM_PREFIXES[size] if size < len(_ITEM_PREFIXES) else b"\x12" + _varint(size)) + body
+    if size < 0x80:
+        return b"\x12" + bytes((size,)) + body
+    if size < 0x4000:  # a varint of two bytes: most spans here
+        return b"\x12" + bytes(((size & 0x7F) | 0x80, size >> 7)) + body
+    return b"\x12" + _varint(size) + body
 
 
 class SpanEncoder:
