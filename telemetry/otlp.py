@@ -178,6 +178,7 @@ def _key_value(key: object, value: object) -> bytes:
 
 _IDS: Final = struct.Struct(">2sQQ2sQ")  # trace_id (1) in two halves, span_id (2)
 _PARENT: Final = struct.Struct(">2sQ")  # parent_span_id (4)
+_IDS_PARENT: Final = struct.Struct(">2sQQ2sQ2sQ")  # trace_id (1), span_id (2), parent (4)
 _TIMES: Final = struct.Struct("<BQBQ")  # start (7) and end (8) time, fixed64
 _LOW64: Final = (1 << 64) - 1
 
@@ -189,7 +190,8 @@ def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     It reads the fields `ReadableSpan.__init__` sets rather than its properties (each a call,
     some an isinstance test; together most of the cost of the span's bytes), and asks for the
     dropped counts only of the bounded containers that can have any: a `LeanSpan`'s are a plain
-    dict and empty tuples."""
+    dict and empty tuples, its status `UNSET` itself, and it has no trace state, so its ids and
+    parent are one struct and the rest a few tests."""
     if cache is None:
         cache = SpanCache(limit=0)
     context = span._context
@@ -198,34 +200,41 @@ def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     assert context is not None
     assert span._start_time is not None
     assert span._end_time is not None
-    trace_id = context.trace_id
-    ids = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context.span_id)
-    parts = [ids]
-    if context.trace_state is not DEFAULT_TRACE_STATE and context.trace_state:
-        parts.append(_trace_state(context))
-    if parent is not None:
-        parts.append(_PARENT.pack(b"\x22\x08", parent.span_id))
-    parts.append(cache.name_and_kind(span._name, span._kind))
-    parts.append(_TIMES.pack(0x39, span._start_time, 0x41, span._end_time))
+    trace_id, span_id, _, _, trace_state, _ = context  # a SpanContext is this tuple
+    high, low = trace_id >> 64, trace_id & _LOW64
+    if trace_state is not DEFAULT_TRACE_STATE and trace_state:
+        ids = _IDS.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id) + _trace_state(context)
+        if parent is not None:
+            ids += _PARENT.pack(b"\x22\x08", parent[1])
+    elif parent is None:
+        ids = _IDS.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id)
+    else:
+        ids = _IDS_PARENT.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id, b"\x22\x08", parent[1])
+    parts = [
+        ids,
+        cache.name_and_kind(span._name, span._kind),
+        _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
+    ]
     attributes = span._attributes
     if attributes:
         parts.append(cache.attributes(attributes))
     if type(attributes) is not dict and span.dropped_attributes:
         parts.append(b"\x50" + _varint(span.dropped_attributes))
-    if span._events:
+    events, links = span._events, span._links
+    if events:
         parts.append(_events(span))
-    if type(span._events) is not tuple and span.dropped_events:
+    if type(events) is not tuple and span.dropped_events:
         parts.append(b"\x60" + _varint(span.dropped_events))
-    if span._links:
+    if links:
         parts.append(_links(span))
-    if type(span._links) is not tuple and span.dropped_links:
+    if type(links) is not tuple and span.dropped_links:
         parts.append(b"\x70" + _varint(span.dropped_links))
     status = span._status
-    if status.status_code is StatusCode.UNSET and not status.description:
+    if status is UNSET or (status.status_code is StatusCode.UNSET and not status.description):
         parts.append(_UNSET_STATUS)
     else:
         parts.append(_status(span))
-    parts.append(_REMOTE_TAIL if parent is not None and parent.is_remote else _LOCAL_TAIL)
+    parts.append(_REMOTE_TAIL if parent is not None and parent[2] else _LOCAL_TAIL)
     return b"".join(parts)
 
 
@@ -249,54 +258,9 @@ def _schema_url(url: str | None) -> bytes:
     return _field(b"\x1a", url.encode()) if url else b""
 
 
-_IDS_PARENT: Final = struct.Struct(">2sQQ2sQ2sQ")  # trace_id (1), span_id (2), parent (4)
-
-
 def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
-    """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins.
-
-    A span as the service makes them (no trace state, no status set, a plain dict of
-    attributes, no events or links: a `LeanSpan`) is written by a shorter path than
-    `encode_span`'s, to the same bytes."""
-    if cache is None:
-        cache = SpanCache(limit=0)
-    context = span._context
-    attributes = span._attributes
-    if (
-        context is None
-        or context.trace_state is not DEFAULT_TRACE_STATE
-        or span._status is not UNSET
-        or type(attributes) is not dict
-        or span._events
-        or span._links
-        or type(span._events) is not tuple
-        or type(span._links) is not tuple
-    ):
-        body = encode_span(span, cache)
-    else:
-        trace_id, span_id = context[0], context[1]
-        parent = span._parent
-        if parent is None:
-            ids = _IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", span_id)
-            tail = _LOCAL_TAIL
-        else:
-            high, low = trace_id >> 64, trace_id & _LOW64
-            ids = _IDS_PARENT.pack(
-                b"\x0a\x10", high, low, b"\x12\x08", span_id, b"\x22\x08", parent[1]
-            )
-            tail = _REMOTE_TAIL if parent[2] else _LOCAL_TAIL
-        assert span._start_time is not None
-        assert span._end_time is not None
-        body = b"".join(
-            (
-                ids,
-                cache.name_and_kind(span._name, span._kind),
-                _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
-                cache.attributes(attributes) if attributes else b"",
-                _UNSET_STATUS,
-                tail,
-            )
-        )
+    """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins."""
+    body = encode_span(span, cache)
     size = len(body)
     if size < 0x80:
         return b"\x12" + bytes((size,)) + body

@@ -138,7 +138,7 @@ _values = st.one_of(
     parent=st.sampled_from(["none", "local", "remote"]),
     status=st.sampled_from([None, StatusCode.OK, StatusCode.ERROR]),
 )
-def test_the_lean_spans_short_path_writes_what_the_general_one_writes(
+def test_a_lean_span_is_written_as_the_exporters_encoder_writes_it(
     name: str,
     kind: SpanKind,
     attributes: dict[str, object],
