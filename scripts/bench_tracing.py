@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scripts._loadgen import RunStats
-from scripts.bench_write import Target, run_round
+from scripts.bench_write import Target, in_round_order, run_round
 from tests.e2e.gql import make_token
 from tests.support.processes import REPO_ROOT, ServerProcess, free_port
 
@@ -217,10 +217,7 @@ async def _interleaved(
         await one_round(target, "warm-up", args.warmup)
     pairs = list(zip(targets, measured, strict=True))
     for round_no in range(1, args.rounds + 1):
-        # Every other round in the reverse order: a server measured right after another reads
-        # a few percent cheaper or dearer on this machine (an A/A run of two identical servers
-        # in a fixed order read 0.963), and alternating cancels that out of the medians.
-        for target, into in pairs if round_no % 2 else reversed(pairs):
+        for target, into in in_round_order(pairs, round_no):
             stats, server_s = await one_round(target, f"round {round_no}/{args.rounds}", args.flows)
             into.rounds.append(stats)
             into.cpu_s.append(server_s or 0.0)

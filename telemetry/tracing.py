@@ -260,11 +260,9 @@ def set_current_attribute(key: str, value: str | int) -> None:
         current.set_attribute(key, value)
 
 
-_KEY_IN_JSON = b'"' + METADATA_KEY.encode() + b'":"'
-_TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
-
-
 _KEY: Final = METADATA_KEY.encode()
+_KEY_IN_JSON = b'"' + _KEY + b'":"'
+_TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
 
 
 def traceparent_in(metadata: bytes) -> str | None:

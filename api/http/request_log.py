@@ -101,5 +101,6 @@ class RequestLogMiddleware:
                 status = status or 500
                 raise
             finally:
-                set_current_attribute(STATUS_ATTRIBUTE, status)  # the request's span, if traced
+                if status:  # an answer started, or the 500 an error gets: onto the span, if traced
+                    set_current_attribute(STATUS_ATTRIBUTE, status)
                 record.log(status)
