@@ -32,7 +32,7 @@ from domain.order import fold
 from domain.validation import validate
 from eventstore.port import EventStore, WrongExpectedVersion
 from metrics.instruments import count_command, count_conflict, count_retry
-from telemetry.tracing import current_traceparent, traced
+from telemetry.tracing import current_traceparent, span
 
 __all__ = ["MAX_ATTEMPTS", "Accepted", "CommandHandler"]
 
@@ -68,7 +68,6 @@ class CommandHandler:
         retry names the same order), else random."""
         return self._ids.new_order_id(customer_id, idempotency_key)
 
-    @traced(lambda self, command, **_: f"command {type(command).__name__}")
     async def handle(
         self,
         command: Command,
@@ -83,9 +82,10 @@ class CommandHandler:
         `NotOrderOwner`)."""
         kind = type(command).__name__
         try:
-            accepted = await self._handle(
-                command, expected_version, idempotency_key, actor, correlation_id
-            )
+            with span(f"command {kind}"):
+                accepted = await self._handle(
+                    command, expected_version, idempotency_key, actor, correlation_id
+                )
         except Exception as error:
             count_command(kind, error)
             raise

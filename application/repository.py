@@ -39,7 +39,7 @@ from eventstore.port import (
     expect_version,
 )
 from metrics.instruments import APPEND_DURATION
-from telemetry.tracing import traced
+from telemetry.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -156,14 +156,15 @@ class OrderRepository:
         store."""
         return (await self._fold(order_id)).loaded()
 
-    @traced(lambda *_, **__: "append")
     async def append(
         self, order_id: str, expected: int, events: Sequence[NewEvent], after: LoadedOrder | None
     ) -> AppendResult:
         """Append `events` to the order's stream if it is at version `expected` (0: no stream).
         `after` is for decorators; the store holds what was appended."""
         started = time.perf_counter()
-        result = await self._store.append(order_stream(order_id), events, expect_version(expected))
+        with span("append"):
+            stream, expect = order_stream(order_id), expect_version(expected)
+            result = await self._store.append(stream, events, expect)
         APPEND_DURATION.observe(time.perf_counter() - started)
         return result
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
+from enum import Enum
 from random import getrandbits
 from time import time_ns
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -64,13 +66,39 @@ _TRACE_ID_MAX: Final = (1 << 128) - 1
 _SPAN_ID_MAX: Final = (1 << 64) - 1
 
 
-class LeanSpan(trace.Span, ReadableSpan):
+CurrentSpan = ContextVar["trace.Span | None"]
+"""Where the running task's current span is kept (`telemetry.tracing` owns the process's)."""
+
+
+class _Current(trace.Span):
+    """As a context manager, a started span is the current one while the block runs, then ends:
+    what `start_as_current_span` does, without its generator-based context managers, and with a
+    ContextVar of the tracer's rather than OpenTelemetry's context (most of a span's cost)."""
+
+    _current: CurrentSpan
+    _token: Token[trace.Span | None]
+
+    def __enter__(self) -> trace.Span:
+        self._token = self._current.set(self)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        if error is not None and not isinstance(error, GeneratorExit):
+            self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        self._current.reset(self._token)
+        self.end()
+
+
+class LeanSpan(_Current, ReadableSpan):
     """A recording span: OpenTelemetry's `Span` while open, the SDK's `ReadableSpan` (itself,
     no copy) for the processor once ended. Used by one task at a time, so no lock."""
 
     # ReadableSpan's fields that every span here has alike, as class attributes rather than
     # set on each span: its __init__ sets them all, a measurable part of a span's cost.
-    # `LeanTracer` makes a subclass holding its resource, scope and processor.
+    # `LeanTracer` makes a subclass holding its resource, scope, processor and current-span
+    # variable.
     _instrumentation_info = None
     _end_time: int | None = None
     _events = ()
@@ -151,16 +179,34 @@ class LeanSpan(trace.Span, ReadableSpan):
         """Exceptions become the status (`set_status`), not events."""
 
 
+class UnsampledSpan(_Current, NonRecordingSpan):
+    """A span the sampler dropped: it only carries its context to its children (current while
+    its block runs, as a recording one is)."""
+
+
+class _Parent(Enum):
+    CURRENT = "the current span, if any"
+
+
+CURRENT: Final = _Parent.CURRENT
+"""`LeanTracer.start`'s default parent: the current span (a root span when there is none)."""
+
+
 class LeanTracer:
     """Starts `LeanSpan`s with the provider's resource, sampler and id generator, ending into
     `processor`. A parent is a span context (local or remote) given explicitly."""
 
     def __init__(
-        self, provider: TracerProvider, processor: EndedSpans, scope: InstrumentationScope
+        self,
+        provider: TracerProvider,
+        processor: EndedSpans,
+        scope: InstrumentationScope,
+        current: CurrentSpan | None = None,
     ) -> None:
         self.resource = provider.resource
         self.scope = scope
         self.processor = processor
+        self.current: CurrentSpan = current or ContextVar("lean_current_span", default=None)
         self._span: type[LeanSpan] = type(
             "LeanSpan",
             (LeanSpan,),
@@ -169,7 +215,11 @@ class LeanTracer:
                 "_resource": provider.resource,
                 "_instrumentation_scope": scope,
                 "_processor": processor,
+                "_current": self.current,
             },
+        )
+        self._unsampled: type[UnsampledSpan] = type(
+            "UnsampledSpan", (UnsampledSpan,), {"__module__": __name__, "_current": self.current}
         )
         self._sampler = provider.sampler
         self._ids = provider.id_generator
@@ -187,12 +237,18 @@ class LeanTracer:
     def start(
         self,
         name: str,
-        parent: SpanContext | None = None,
+        parent: SpanContext | Literal[_Parent.CURRENT] | None = CURRENT,
         kind: SpanKind = SpanKind.INTERNAL,
         attributes: Mapping[str, AnyValue] | None = None,
-    ) -> trace.Span:
-        """A started span, recording unless the sampler drops it (then one that only carries
-        its context to its children)."""
+    ) -> LeanSpan | UnsampledSpan:
+        """A started span, a child of `parent` (by default of the current span; None: a root
+        span), recording unless the sampler drops it (then one that only carries its context
+        to its children). As a context manager, it is the current span while the block runs,
+        and ends with it."""
+        if parent is CURRENT:
+            current = self.current.get()
+            # The variable only ever holds this module's spans, whose context is this field.
+            parent = None if current is None else current._context  # type: ignore[attr-defined]
         parent_flags = 0
         trace_state: TraceState | None = None
         if parent is not None:
@@ -213,18 +269,22 @@ class LeanTracer:
                 sampled = bool(parent_flags & TraceFlags.SAMPLED)
             else:
                 sampled, extra, trace_state = self._ask(name, trace_id, parent, kind, attributes)
-        context = _span_context(
+        span_id = (getrandbits(64) if self._draw else 0) or self._ids.generate_span_id()
+        # `SpanContext(...)`, the tuple its `__new__` builds (see `_span_context`), inline.
+        fields = (
             trace_id,
-            (getrandbits(64) if self._draw else 0) or self._ids.generate_span_id(),
+            span_id,
             False,
             _FLAGS[
                 (TraceFlags.SAMPLED if sampled else 0)
                 | (TraceFlags.RANDOM_TRACE_ID if random else 0)
             ],
-            trace_state,
+            _NO_STATE if trace_state is None else trace_state,
+            0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
         )
+        context = tuple.__new__(SpanContext, fields)
         if not sampled:
-            return NonRecordingSpan(context)
+            return self._unsampled(context)
         kept = dict(attributes) if attributes else {}
         if extra:
             kept.update(extra)

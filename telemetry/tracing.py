@@ -19,13 +19,12 @@ encoded to OTLP protobuf when it ends (`telemetry.otlp`) and sent in batches
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, SpanContext, SpanKind
@@ -38,9 +37,6 @@ TRACEPARENT = "traceparent"
 
 METADATA_KEY = "$traceparent"
 """Where an event's metadata keeps the traceparent of the command that wrote it."""
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +92,7 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     processor = EncodingBatchProcessor(QuietOtlpExporter(), provider.resource, scope)
     _active = _Tracing(
         processor=processor,
-        tracer=LeanTracer(provider, processor, scope),
+        tracer=LeanTracer(provider, processor, scope, _current),
         remote=remote_parent,
         kinds={kind.name.lower(): kind for kind in SpanKind},
     )
@@ -117,57 +113,14 @@ def enabled() -> bool:
 
 
 _current: ContextVar[Span | None] = ContextVar("orders_current_span", default=None)
-"""The span the running task is in. Ours rather than OpenTelemetry's context: setting a
-ContextVar costs a fraction of `attach`/`detach`, and nothing else here reads the current span
-(no instrumentation library is installed): a child names its parent explicitly."""
+"""The span the running task is in (the tracer's: a span started by `span` is current while its
+block runs). Ours rather than OpenTelemetry's context: setting a ContextVar costs a fraction of
+`attach`/`detach`, and nothing else here reads the current span (no instrumentation library is
+installed)."""
 
 
-def _parent_of(active: _Tracing, traceparent: str | None) -> SpanContext | None:
-    """The parent of a span started from a remote traceparent, else the current span (None: a
-    root span)."""
-    if traceparent:
-        return active.remote(traceparent)
-    parent = _current.get()
-    return None if parent is None else parent.get_span_context()
-
-
-def _failed(span: Span, error: BaseException) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-
-
-class _CurrentSpan:
-    """A span made current for a block, then ended: what `start_as_current_span` does, without
-    its generator-based context managers and OpenTelemetry's context (most of a span's cost)."""
-
-    __slots__ = ("_span", "_token")
-
-    def __init__(
-        self,
-        active: _Tracing,
-        name: str,
-        parent: str | None,
-        kind: str,
-        attributes: Mapping[str, str | int] | None,
-    ) -> None:
-        self._span = active.tracer.start(
-            name, _parent_of(active, parent), active.kinds[kind], attributes
-        )
-        self._token: Token[Span | None] | None = None
-
-    def __enter__(self) -> Span:
-        self._token = _current.set(self._span)
-        return self._span
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
-    ) -> None:
-        if error is not None and not isinstance(error, GeneratorExit):
-            _failed(self._span, error)
-        if self._token is not None:
-            _current.reset(self._token)
-        self._span.end()
+_OFF: Final = nullcontext()
+"""What `span` gives when tracing is off (one, reused: it holds nothing)."""
 
 
 def span(
@@ -181,13 +134,17 @@ def span(
     else of the current span. Yields None when tracing is off."""
     active = _active
     if active is None:
-        return nullcontext()
-    return _CurrentSpan(active, name, parent, kind, attributes)
+        return _OFF
+    tracer = active.tracer
+    if parent:
+        return tracer.start(name, active.remote(parent), active.kinds[kind], attributes)
+    return tracer.start(name, kind=active.kinds[kind], attributes=attributes)
 
 
 @contextmanager
 def _detached(active: _Tracing, name: str, parent: str | None) -> Iterator[None]:
-    detached = active.tracer.start(name, _parent_of(active, parent))
+    tracer = active.tracer
+    detached = tracer.start(name, active.remote(parent)) if parent else tracer.start(name)
     try:
         yield
     finally:
@@ -196,38 +153,12 @@ def _detached(active: _Tracing, name: str, parent: str | None) -> Iterator[None]
 
 def detached_span(name: str, parent: str | None) -> AbstractContextManager[None]:
     """A span that is never made current, for a block that suspends an async generator (a
-    current span would leak into whoever resumes it): a child of `parent` when given."""
+    current span would leak into whoever resumes it): a child of `parent` when given, else of
+    the current span."""
     active = _active
     if active is None:
         return nullcontext()
     return _detached(active, name, parent)
-
-
-def traced(
-    name_of: Callable[..., str],
-) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Awaitable[_R]]]:
-    """An async function run inside a span named `name_of(*args, **kwargs)`; off, a direct call."""
-
-    def decorate(function: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
-        @functools.wraps(function)
-        async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            active = _active
-            if active is None:
-                return await function(*args, **kwargs)
-            one = active.tracer.start(name_of(*args, **kwargs), _parent_of(active, None))
-            token = _current.set(one)
-            try:
-                return await function(*args, **kwargs)
-            except BaseException as error:
-                _failed(one, error)
-                raise
-            finally:
-                _current.reset(token)
-                one.end()
-
-        return run
-
-    return decorate
 
 
 def _traceparent_of(one: Span) -> str | None:
@@ -313,11 +244,11 @@ class _ApplySpans:
     __slots__ = ("_spans",)
 
     def __init__(self, active: _Tracing, events: Sequence[StoredEvent]) -> None:
-        start = active.tracer.start
-        self._spans = [
-            start(f"apply {event.type}", _parent_of(active, traceparent_in(event.metadata)))
-            for event in events
-        ]
+        start, remote = active.tracer.start, active.remote
+        self._spans = []
+        for event in events:
+            parent = traceparent_in(event.metadata)
+            self._spans.append(start(f"apply {event.type}", remote(parent) if parent else None))
 
     def __enter__(self) -> list[str]:
         return [_traceparent_of(one) or "" for one in self._spans]

@@ -1,56 +1,16 @@
-"""The API's spans (`telemetry.tracing`): one per /graphql HTTP request, a child of the client's
-W3C `traceparent` when it sends one, and one per GraphQL operation inside it (made by the request
-log's schema extension). Both are added to the app only when tracing is on, so with it off the
-request path is the same as without them.
+"""The GraphQL operation's span (`telemetry.tracing`): one per query or mutation, inside the
+request's (`api.http.request_log.request_span`), made by the request log's schema extension and
+added only when tracing is on, so with it off the operation's path is the same as without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from graphql import OperationDefinitionNode
 
-from api.http.request_record import RequestLogExtension
+from api.http.request_record import RequestLogExtension, note_operation
 from telemetry import tracing
-
-GRAPHQL_PATH = "/graphql"
-
-
-def _traceparent(scope: Scope) -> str | None:
-    for key, value in scope["headers"]:
-        if key == b"traceparent":
-            return str(value.decode("latin-1"))
-    return None
-
-
-class TraceMiddleware:
-    """A server span for each /graphql HTTP request, current while the app answers it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass everything else through; trace /graphql over HTTP."""
-        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH:
-            await self.app(scope, receive, send)
-            return
-        method = scope["method"]
-        attributes = {"http.request.method": method, "url.path": GRAPHQL_PATH}
-        # The request log, inside, sets the response's status on the span (it notes it for its
-        # line anyway: one wrapper of `send` rather than two).
-        with tracing.span(
-            f"{method} {GRAPHQL_PATH}",
-            parent=_traceparent(scope),
-            kind="server",
-            attributes=attributes,
-        ):
-            await self.app(scope, receive, send)
-
-
-def trace_middleware() -> list[Middleware]:
-    """The middleware to add outside the request log (so its line has the span's trace id)."""
-    return [Middleware(TraceMiddleware)] if tracing.enabled() else []
 
 
 class TracedRequestLogExtension(RequestLogExtension):
@@ -62,11 +22,28 @@ class TracedRequestLogExtension(RequestLogExtension):
     def on_operation(self) -> Iterator[None]:
         """The operation runs inside the span; the request log notes its name."""
         with tracing.span("graphql") as span:
-            yield from super().on_operation()
+            yield
+            context = self.execution_context
+            name = context.operation_name or ""
+            note_operation(name)
             if span is not None:
-                context = self.execution_context
-                operation_type = context.operation_type.value if context.operation_type else ""
-                span.update_name(f"{operation_type} {context.operation_name or ''}".strip())
+                # The operation's type read from the parsed document once (strawberry's
+                # `operation_type` looks the operation up again, and its name too).
+                kind = ""
+                for definition in (context.graphql_document or _NO_DOCUMENT).definitions:
+                    if isinstance(definition, OperationDefinitionNode) and (
+                        not name or (definition.name and definition.name.value == name)
+                    ):
+                        kind = definition.operation.value
+                        break
+                span.update_name(f"{kind} {name}".strip())
+
+
+class _NoDocument:
+    definitions = ()
+
+
+_NO_DOCUMENT = _NoDocument()
 
 
 def request_log_extension() -> type[RequestLogExtension]:

@@ -13,14 +13,14 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from api.graphql.context import AppContext
 from api.graphql.ws_view import LegacyGraphQLWSHandler, SharingGraphQLTransportWSHandler
-from api.http.request_record import RequestRecord, current_request, note_message, trace_id_of
+from api.http.request_record import RequestRecord, current_request, note_message
 
 
 def _record(context: AppContext, operation_name: str | None, query: str) -> RequestRecord:
     return RequestRecord(
         transport="ws",
         correlation_id=context.correlation_id,
-        trace_id=trace_id_of(context.request.headers.get("traceparent")),
+        traceparent=context.request.headers.get("traceparent"),
         operation=operation_name or "",
         query=query,
     )

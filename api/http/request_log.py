@@ -11,11 +11,17 @@ HTTP refusal without a GraphQL error (`api.http.request_record`).
 
 Every `/graphql` HTTP answer echoes `X-Correlation-Id`: the client's when it is a sane one
 (`api.http.request_record.correlation_id_of`), else one made here and handed on to the request, so
-the id a client reads back is the one in its events' metadata. The trace id is the request's span's
-when tracing is on (`api.graphql.tracing`), else a W3C `traceparent` header's when one is sent.
+the id a client reads back is the one in its events' metadata. When tracing is on, each /graphql
+HTTP request is a server span (`request_span`), the child of the client's W3C `traceparent` when it
+sends one, and the line's trace id is the span's; off, the trace id is the `traceparent` header's.
+The span is made here rather than by a middleware of its own: each layer of the app is one more
+frame every await of the request passes through.
 """
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,14 +31,27 @@ from api.http.request_record import (
     correlation_id_of,
     current_request,
     note_outcome,
-    trace_id_of,
 )
-from telemetry.tracing import current_trace_id, set_current_attribute
+from telemetry import tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 GRAPHQL_PATH = "/graphql"
 _CORRELATION = CORRELATION_HEADER.encode("latin-1")
 STATUS_ATTRIBUTE = "http.response.status_code"
 """The request's span's attribute for the answer's status (OpenTelemetry's HTTP convention)."""
+
+
+def request_span(method: str, traceparent: str | None) -> AbstractContextManager[Span | None]:
+    """The server span of one /graphql HTTP request (tracing on): a child of the client's W3C
+    `traceparent` when it sends one."""
+    return tracing.span(
+        f"{method} {GRAPHQL_PATH}",
+        parent=traceparent,
+        kind="server",
+        attributes={"http.request.method": method, "url.path": GRAPHQL_PATH},
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -79,10 +98,11 @@ class RequestLogMiddleware:
 
             await self.app(scope, receive, accept_with_id)
             return
+        traceparent = _header(scope, b"traceparent")
         record = RequestRecord(
             transport="http",
             correlation_id=correlation_id.decode("latin-1"),
-            trace_id=current_trace_id() or trace_id_of(_header(scope, b"traceparent")),
+            traceparent=traceparent,
         )
         status = 0
 
@@ -93,7 +113,9 @@ class RequestLogMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), echoed]}
             await send(message)
 
-        with current_request(record):
+        # The request's span (tracing on) is current while the app answers and the line is
+        # written (whose trace id is then the span's).
+        with request_span(scope["method"], traceparent) as span, current_request(record):
             try:
                 await self.app(scope, receive, send_with_id)
             except BaseException:
@@ -101,6 +123,6 @@ class RequestLogMiddleware:
                 status = status or 500
                 raise
             finally:
-                if status:  # an answer started, or the 500 an error gets: onto the span, if traced
-                    set_current_attribute(STATUS_ATTRIBUTE, status)
+                if status and span is not None:  # an answer started, or the 500 of an error
+                    span.set_attribute(STATUS_ATTRIBUTE, status)
                 record.log(status)

@@ -21,6 +21,7 @@ from strawberry.extensions import SchemaExtension
 
 from application.ids import random_uuid
 from metrics.instruments import observe_request
+from telemetry.tracing import current_trace_id
 
 logger = logging.getLogger("api.http.request_log")
 
@@ -68,7 +69,9 @@ class RequestRecord:
 
     transport: str
     correlation_id: str
-    trace_id: str
+    # The request's W3C `traceparent` header: its trace id is the line's unless a span of ours
+    # is current when the line is written (tracing on). Read only when the line is written.
+    traceparent: str | None = None
     operation: str = ""
     outcome: str = ""
     # The document, when the layers that parse it may not report its operation's name (a
@@ -91,7 +94,7 @@ class RequestRecord:
             "status=%s duration_ms=%.2f",
             self.transport,
             self.correlation_id,
-            self.trace_id,
+            current_trace_id() or trace_id_of(self.traceparent),
             operation,
             outcome,
             "" if status is None else status,
@@ -150,6 +153,11 @@ class RequestLogExtension(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         """After the operation, when its name is known."""
         yield
-        record = _current.get()
-        if record is not None and not record.operation:
-            record.operation = self.execution_context.operation_name or ""
+        note_operation(self.execution_context.operation_name or "")
+
+
+def note_operation(name: str) -> None:
+    """The current request's operation name, unless one is noted already."""
+    record = _current.get()
+    if record is not None and not record.operation:
+        record.operation = name

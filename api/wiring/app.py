@@ -18,7 +18,6 @@ from starlette.staticfiles import StaticFiles
 from strawberry.schema import BaseSchema
 
 from api.graphql.schema import build_schema
-from api.graphql.tracing import trace_middleware
 from api.graphql.view import OrdersGraphQL
 from api.http.budgets import IdentityBudgets
 from api.http.gc_tuning import tune_for_serving
@@ -89,7 +88,6 @@ def create_app(
             # Outermost: every answer, the refusals below too, carries the security headers,
             # and every /graphql answer its correlation id and request line.
             Middleware(SecurityHeadersMiddleware, cdn_fallback=not pages.built),
-            *trace_middleware(),
             Middleware(RequestLogMiddleware),
             # Oversized requests are refused before routing, auth or parsing.
             Middleware(RequestLimitsMiddleware, limits=settings.request_limits),
