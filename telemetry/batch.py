@@ -71,14 +71,14 @@ class EncodingBatchProcessor:
 
     def on_end(self, span: ReadableSpan) -> None:
         """Encode an ended span and queue it (dropped, and counted, when the queue is full)."""
-        if self._stopping:
-            return
         queue = self._queue
-        if len(queue) >= self._max_queue:
-            self._dropped += 1
+        queued = len(queue)
+        if queued >= self._max_queue or self._stopping:
+            if not self._stopping:
+                self._dropped += 1
             return
         queue.append(span)
-        if len(queue) >= self._max_batch and not self._wake.is_set():
+        if queued + 1 >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 
     def _run(self) -> None:

@@ -142,18 +142,19 @@ class SpanCache:
 
     def __init__(self, limit: int = 1000) -> None:
         self.limit = limit
-        self.names: dict[tuple[str, int], bytes] = {}
+        # name -> (kind, Span.name and Span.kind): one kind per name in practice, checked
+        self.names: dict[str, tuple[SpanKind, bytes]] = {}
         self.pairs: dict[tuple[str, object], bytes] = {}
 
     def name_and_kind(self, name: str, kind: SpanKind) -> bytes:
         """Span.name (5) and Span.kind (6)."""
-        key = (name, id(kind))  # a SpanKind is a singleton, and hashing an Enum is a call
-        encoded = self.names.get(key)
-        if encoded is None:
-            # proto's kind = the API's + 1 (SPAN_KIND_UNSPECIFIED is proto's 0)
-            encoded = _field(b"\x2a", name.encode()) + b"\x30" + bytes((kind.value + 1,))
-            if len(self.names) < self.limit:
-                self.names[key] = encoded
+        kept = self.names.get(name)
+        if kept is not None and kept[0] is kind:  # a SpanKind is a singleton
+            return kept[1]
+        # proto's kind = the API's + 1 (SPAN_KIND_UNSPECIFIED is proto's 0)
+        encoded = _field(b"\x2a", name.encode()) + b"\x30" + bytes((kind.value + 1,))
+        if kept is None and len(self.names) < self.limit:
+            self.names[name] = (kind, encoded)
         return encoded
 
     def attributes(self, attributes: Mapping[str, Any]) -> bytes:
@@ -185,15 +186,37 @@ _LOW64: Final = (1 << 64) - 1
 
 def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
     """One Span message (its fields in field-number order, as protobuf writes them). `cache`
-    keeps pieces that repeat across spans.
+    keeps pieces that repeat across spans."""
+    return b"".join(_span_fields(span, SpanCache(limit=0) if cache is None else cache))
+
+
+def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
+    """A span as an item of ScopeSpans.spans (2), what `SpanEncoder.request` joins: its tag,
+    its length and its fields, joined once."""
+    fields = _span_fields(span, SpanCache(limit=0) if cache is None else cache)
+    size = sum(map(len, fields))
+    if size < 0x80:
+        fields.insert(0, bytes((0x12, size)))
+    elif size < 0x4000:  # a varint of two bytes: most spans here
+        fields.insert(0, _ITEM_TWO_BYTE_SIZE.pack(0x12, (size & 0x7F) | 0x80, size >> 7))
+    else:
+        fields.insert(0, b"\x12" + _varint(size))
+    return b"".join(fields)
+
+
+_ITEM_TWO_BYTE_SIZE: Final = struct.Struct("BBB")
+_UNSET_LOCAL_END: Final = _UNSET_STATUS + _LOCAL_TAIL
+_UNSET_REMOTE_END: Final = _UNSET_STATUS + _REMOTE_TAIL
+
+
+def _span_fields(span: ReadableSpan, cache: SpanCache) -> list[bytes]:
+    """A Span message's fields, to be joined.
 
     It reads the fields `ReadableSpan.__init__` sets rather than its properties (each a call,
     some an isinstance test; together most of the cost of the span's bytes), and asks for the
     dropped counts only of the bounded containers that can have any: a `LeanSpan`'s are a plain
     dict and empty tuples, its status `UNSET` itself, and it has no trace state, so its ids and
     parent are one struct and the rest a few tests."""
-    if cache is None:
-        cache = SpanCache(limit=0)
     context = span._context
     parent = span._parent
     # A finished span has all three.
@@ -210,32 +233,34 @@ def encode_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
         ids = _IDS.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id)
     else:
         ids = _IDS_PARENT.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id, b"\x22\x08", parent[1])
-    parts = [
+    name, kind = span._name, span._kind
+    named = cache.names.get(name)
+    fields = [
         ids,
-        cache.name_and_kind(span._name, span._kind),
+        named[1] if named is not None and named[0] is kind else cache.name_and_kind(name, kind),
         _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
     ]
     attributes = span._attributes
     if attributes:
-        parts.append(cache.attributes(attributes))
+        fields.append(cache.attributes(attributes))
     if type(attributes) is not dict and span.dropped_attributes:
-        parts.append(b"\x50" + _varint(span.dropped_attributes))
+        fields.append(b"\x50" + _varint(span.dropped_attributes))
     events, links = span._events, span._links
     if events:
-        parts.append(_events(span))
+        fields.append(_events(span))
     if type(events) is not tuple and span.dropped_events:
-        parts.append(b"\x60" + _varint(span.dropped_events))
+        fields.append(b"\x60" + _varint(span.dropped_events))
     if links:
-        parts.append(_links(span))
+        fields.append(_links(span))
     if type(links) is not tuple and span.dropped_links:
-        parts.append(b"\x70" + _varint(span.dropped_links))
+        fields.append(b"\x70" + _varint(span.dropped_links))
+    remote = parent is not None and parent[2]
     status = span._status
     if status is UNSET or (status.status_code is StatusCode.UNSET and not status.description):
-        parts.append(_UNSET_STATUS)
+        fields.append(_UNSET_REMOTE_END if remote else _UNSET_LOCAL_END)
     else:
-        parts.append(_status(span))
-    parts.append(_REMOTE_TAIL if parent is not None and parent[2] else _LOCAL_TAIL)
-    return b"".join(parts)
+        fields.append(_status(span) + (_REMOTE_TAIL if remote else _LOCAL_TAIL))
+    return fields
 
 
 def _resource(resource: Resource) -> bytes:
@@ -256,17 +281,6 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
 
 def _schema_url(url: str | None) -> bytes:
     return _field(b"\x1a", url.encode()) if url else b""
-
-
-def scope_span(span: ReadableSpan, cache: SpanCache | None = None) -> bytes:
-    """A span as an item of ScopeSpans.spans (2): what `SpanEncoder.request` joins."""
-    body = encode_span(span, cache)
-    size = len(body)
-    if size < 0x80:
-        return b"\x12" + bytes((size,)) + body
-    if size < 0x4000:  # a varint of two bytes: most spans here
-        return b"\x12" + bytes(((size & 0x7F) | 0x80, size >> 7)) + body
-    return b"\x12" + _varint(size) + body
 
 
 class SpanEncoder:
