@@ -166,6 +166,10 @@ class Measured:
         )
         return throughput, cpu
 
+    def pooled_cpu_us(self) -> float:
+        """Server CPU per command over all the rounds together, µs."""
+        return sum(self.cpu_s) / max(1, sum(r.commands for r in self.rounds)) * 1e6
+
 
 async def bench(args: argparse.Namespace, console: Console, port: int) -> list[Measured]:
     """Start the servers (tracing to the receiver on `port`), run the interleaved rounds, stop
@@ -232,19 +236,22 @@ def markdown(measured: Sequence[Measured], args: argparse.Namespace, load: str) 
         f"store, {args.rounds} interleaved rounds; {load}:",
         "",
         "| server | commands/s | p50 ms | p99 ms | server CPU µs/command | commands/s ratio | "
-        "CPU/command ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "CPU/command ratio | pooled CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measured:
         throughput, cpu = m.ratios(base)
+        pooled = m.pooled_cpu_us() / base.pooled_cpu_us()
         lines.append(
             f"| {m.label} | {m.median('throughput'):.0f} | {m.median('p50'):.1f} | "
-            f"{m.median('p99'):.1f} | {m.median('cpu'):.0f} | {throughput:.3f} | {cpu:.3f} |"
+            f"{m.median('p99'):.1f} | {m.median('cpu'):.0f} | {throughput:.3f} | {cpu:.3f} | "
+            f"{pooled:.3f} |"
         )
     lines += [
         "",
         "Ratios: medians of the per-round ratios to tracing off (its rounds alongside, the "
-        "order reversed every other round).",
+        "order reversed every other round); pooled: all rounds' server CPU over all their "
+        "commands, against tracing off's.",
     ]
     for m in measured:
         per_round = ", ".join(f"{r.throughput:.0f}" for r in m.rounds)
