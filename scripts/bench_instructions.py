@@ -72,9 +72,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--ratios", type=float, nargs="*", default=[1.0], metavar="R")
     parser.add_argument("--metrics-off", action="store_true")
+    parser.add_argument(
+        "--on-tree",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also a tracing-on (100%%) server from this source tree (`git archive` unpacked)",
+    )
     args = parser.parse_args(argv)
-    # `bench_tracing._servers` reads these too.
-    args.before, args.on_tree = None, []
+    args.before = None  # `bench_tracing._servers` reads it too
     return args
 
 
