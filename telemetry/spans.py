@@ -185,7 +185,7 @@ class UnsampledSpan(_Current, NonRecordingSpan):
 
 
 class _Parent(Enum):
-    CURRENT = "the current span, if any"
+    CURRENT = "current"
 
 
 CURRENT: Final = _Parent.CURRENT
@@ -194,7 +194,8 @@ CURRENT: Final = _Parent.CURRENT
 
 class LeanTracer:
     """Starts `LeanSpan`s with the provider's resource, sampler and id generator, ending into
-    `processor`. A parent is a span context (local or remote) given explicitly."""
+    `processor`. A span's parent is a span context (local or remote) given, else the span
+    current in `current` (the ContextVar its spans set while their blocks run)."""
 
     def __init__(
         self,

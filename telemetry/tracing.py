@@ -184,13 +184,6 @@ def current_trace_id() -> str:
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
-def set_current_attribute(key: str, value: str | int) -> None:
-    """Set an attribute of the current span (when there is one)."""
-    current = _current.get()
-    if current is not None:
-        current.set_attribute(key, value)
-
-
 _KEY: Final = METADATA_KEY.encode()
 _KEY_IN_JSON = b'"' + _KEY + b'":"'
 _TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2

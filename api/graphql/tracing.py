@@ -30,20 +30,14 @@ class TracedRequestLogExtension(RequestLogExtension):
                 # The operation's type read from the parsed document once (strawberry's
                 # `operation_type` looks the operation up again, and its name too).
                 kind = ""
-                for definition in (context.graphql_document or _NO_DOCUMENT).definitions:
+                document = context.graphql_document
+                for definition in document.definitions if document else ():
                     if isinstance(definition, OperationDefinitionNode) and (
                         not name or (definition.name and definition.name.value == name)
                     ):
                         kind = definition.operation.value
                         break
                 span.update_name(f"{kind} {name}".strip())
-
-
-class _NoDocument:
-    definitions = ()
-
-
-_NO_DOCUMENT = _NoDocument()
 
 
 def request_log_extension() -> type[RequestLogExtension]:
