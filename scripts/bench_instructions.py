@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from scripts._loadgen import RunStats
-from scripts.bench_tracing import _servers
+from scripts.bench_tracing import servers
 from scripts.bench_write import Target, run_round
 from tests.e2e.gql import make_token
 from tests.support.processes import REPO_ROOT, free_port
@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also a tracing-on (100%%) server from this source tree (`git archive` unpacked)",
     )
     args = parser.parse_args(argv)
-    args.before = None  # `bench_tracing._servers` reads it too
+    args.before = None  # `bench_tracing.servers` reads it too
     return args
 
 
@@ -109,7 +109,7 @@ async def count(args: argparse.Namespace, port: int, progress: Progress) -> list
     token = make_token(secret, sub="bench", role="staff")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
-        for label, server in _servers(Path(tmp), secret, port, args):
+        for label, server in servers(Path(tmp), secret, port, args):
             name = Path(server.log_path).stem
             out = Path(tmp) / f"{name}.callgrind"
             prefix = Path(tmp) / f"{name}-vgdb"

@@ -105,10 +105,10 @@ def _tree_server(
     return server
 
 
-def _servers(
+def servers(
     root: Path, secret: str, port: int, args: argparse.Namespace
 ) -> list[tuple[str, ServerProcess]]:
-    """The targets and their labels, the baseline first."""
+    """The targets and their labels, the baseline first (`bench_instructions` runs them too)."""
     endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
     loopback = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     labelled: list[tuple[str, ServerProcess]] = [("tracing off", _server(root, "off", secret, {}))]
@@ -181,7 +181,7 @@ async def bench(args: argparse.Namespace, console: Console, port: int) -> list[M
     with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp:
         try:
             targets: list[Target] = []
-            for label, server in _servers(Path(tmp), secret, port, args):
+            for label, server in servers(Path(tmp), secret, port, args):
                 started.append(server)
                 await asyncio.to_thread(server.start)
                 targets.append(Target(label=label, url=server.url, pid=server.pid))
