@@ -51,9 +51,10 @@ SERVICE_UNAVAILABLE = _plain_response(
 )
 
 
-REFUSED_LINGER = 1.0
-"""Seconds a connection refused at once stays open for its request to arrive, so the client
-reads the 503 rather than a reset."""
+CLOSE_LINGER = 1.0
+"""Seconds a connection answered and closed by the server itself (503 at once past the caps,
+408 past a deadline) stays open, what the client still sends dropped, so the client reads the
+answer rather than a reset."""
 
 ALL = "*"
 """The one key of a global cap."""
@@ -152,6 +153,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._counted_from: str | None = None
         self._refused = False
+        self._lingering = False
 
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()
@@ -169,30 +171,43 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         logger.debug("event=http_read_timeout part=%s client=%s", what, self.client)
         if self.cycle is None or not self.cycle.response_started:
             self.transport.write(REQUEST_TIMEOUT)
-        # The application waiting for the body learns of the disconnect, and its answer (if it
-        # still gives one) goes nowhere.
-        self.transport.close()
+        # The application waiting for the body learns of the disconnect now, and its answer (if
+        # it still gives one) goes nowhere.
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        # A lingering close: the answer and the end of our side now; what the client still
+        # sends is read and dropped for CLOSE_LINGER, then the connection closes. Closed at
+        # once, a byte the client was still trickling would be answered with a reset, which can
+        # reach it before it has read the 408.
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(CLOSE_LINGER, self.transport.close)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """A new connection within the caps: its first request's head must arrive in time.
-        Past them: 503 at once, closed once its head arrived or after REFUSED_LINGER."""
+        Past them: 503 at once, closed once its head arrived or after CLOSE_LINGER."""
         address = _address(transport)
         if not self.counts.open_http(address):
             self._refused = True
             self.transport = transport
             refusals.refused("http")
             transport.write(SERVICE_UNAVAILABLE)
-            self.loop.call_later(REFUSED_LINGER, transport.close)
+            self.loop.call_later(CLOSE_LINGER, transport.close)
             return
         self._counted_from = address
         super().connection_made(transport)
         self._arm(self.limits.http_header_timeout, "head")
 
     def data_received(self, data: bytes) -> None:
-        """Parse, unless the connection was refused (then close once the head is in)."""
+        """Parse, unless the connection was refused (then close once the head is in) or timed
+        out (then drop it while the close lingers)."""
         if self._refused:
             if b"\r\n\r\n" in data:
                 self.transport.close()
+            return
+        if self._lingering:
             return
         super().data_received(data)
 
