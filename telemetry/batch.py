@@ -71,11 +71,12 @@ class EncodingBatchProcessor:
 
     def on_end(self, span: ReadableSpan) -> None:
         """Encode an ended span and queue it (dropped, and counted, when the queue is full)."""
+        if self._stopping:
+            return
         queue = self._queue
         queued = len(queue)
-        if queued >= self._max_queue or self._stopping:
-            if not self._stopping:
-                self._dropped += 1
+        if queued >= self._max_queue:
+            self._dropped += 1
             return
         queue.append(span)
         if queued + 1 >= self._max_batch and not self._wake.is_set():

@@ -233,11 +233,9 @@ def _span_fields(span: ReadableSpan, cache: SpanCache) -> list[bytes]:
         ids = _IDS.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id)
     else:
         ids = _IDS_PARENT.pack(b"\x0a\x10", high, low, b"\x12\x08", span_id, b"\x22\x08", parent[1])
-    name, kind = span._name, span._kind
-    named = cache.names.get(name)
     fields = [
         ids,
-        named[1] if named is not None and named[0] is kind else cache.name_and_kind(name, kind),
+        cache.name_and_kind(span._name, span._kind),
         _TIMES.pack(0x39, span._start_time, 0x41, span._end_time),
     ]
     attributes = span._attributes

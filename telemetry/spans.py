@@ -270,20 +270,16 @@ class LeanTracer:
                 sampled = bool(parent_flags & TraceFlags.SAMPLED)
             else:
                 sampled, extra, trace_state = self._ask(name, trace_id, parent, kind, attributes)
-        span_id = (getrandbits(64) if self._draw else 0) or self._ids.generate_span_id()
-        # `SpanContext(...)`, the tuple its `__new__` builds (see `_span_context`), inline.
-        fields = (
+        context = _span_context(
             trace_id,
-            span_id,
+            (getrandbits(64) if self._draw else 0) or self._ids.generate_span_id(),
             False,
             _FLAGS[
                 (TraceFlags.SAMPLED if sampled else 0)
                 | (TraceFlags.RANDOM_TRACE_ID if random else 0)
             ],
-            _NO_STATE if trace_state is None else trace_state,
-            0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX,
+            trace_state,
         )
-        context = tuple.__new__(SpanContext, fields)
         if not sampled:
             return self._unsampled(context)
         kept = dict(attributes) if attributes else {}

@@ -45,6 +45,7 @@ from api.graphql.tracing import request_log_extension
 from api.graphql.variables import variables_error
 from api.http.limits import TOO_COMPLEX, Introspection, QueryLimits
 from api.http.outages import OUTAGES, outage_part, unavailable_of
+from api.http.request_record import operation_of
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +116,6 @@ def _validate(
     if literals.errors:
         return literals.errors
     return _code_validation_errors(validate_document(schema, document, rules))
-
-
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((op for op in operations if op.name and op.name.value == name), None)
 
 
 class QueryLimiter(SchemaExtension):
@@ -202,7 +196,7 @@ class QueryLimiter(SchemaExtension):
             logger.info("event=query_refused reason=variables message=%r", refused.message)
             return [refused]
         provided = getattr(context, "_provided_operation_name", None)
-        operation = _operation(document, provided)
+        operation = operation_of(document, provided)
         if operation is None and provided is None:
             return [
                 GraphQLError(

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from graphql import OperationDefinitionNode
-
-from api.http.request_record import RequestLogExtension, note_operation
+from api.http.request_record import RequestLogExtension, note_operation, operation_of
 from telemetry import tracing
 
 
@@ -29,14 +27,9 @@ class TracedRequestLogExtension(RequestLogExtension):
             if span is not None:
                 # The operation's type read from the parsed document once (strawberry's
                 # `operation_type` looks the operation up again, and its name too).
-                kind = ""
                 document = context.graphql_document
-                for definition in document.definitions if document else ():
-                    if isinstance(definition, OperationDefinitionNode) and (
-                        not name or (definition.name and definition.name.value == name)
-                    ):
-                        kind = definition.operation.value
-                        break
+                operation = operation_of(document, name or None) if document else None
+                kind = operation.operation.value if operation is not None else ""
                 span.update_name(f"{kind} {name}".strip())
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 
 from application.ids import random_uuid
@@ -49,6 +49,15 @@ def correlation_id_of(value: str | None) -> str:
     return str(random_uuid())
 
 
+def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation of `document` that `name` names, or its only one when `name` is None (None
+    when it names none, or without a name when there are several)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == name), None)
+
+
 def operation_name_of(query: str | None) -> str:
     """The name of the document's only operation ("" when it has none, or several)."""
     if not query:
@@ -57,10 +66,8 @@ def operation_name_of(query: str | None) -> str:
         document = parse(query)
     except GraphQLError:
         return ""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1 or operations[0].name is None:
-        return ""
-    return operations[0].name.value
+    operation = operation_of(document, None)
+    return operation.name.value if operation is not None and operation.name else ""
 
 
 @dataclass(slots=True, kw_only=True)
