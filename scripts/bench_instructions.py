@@ -33,9 +33,8 @@ import uvloop
 from rich.console import Console
 from rich.progress import Progress
 
-from scripts._loadgen import RunStats
-from scripts.bench_tracing import servers
-from scripts.bench_write import Target, run_round
+from scripts.bench_tracing import one_round, servers
+from scripts.bench_write import Target
 from tests.e2e.gql import make_token
 from tests.support.processes import REPO_ROOT, free_port
 
@@ -129,23 +128,14 @@ async def count(args: argparse.Namespace, port: int, progress: Progress) -> list
             await asyncio.to_thread(server.start, 600.0)
             try:
                 target = Target(label=label, url=server.url, pid=server.pid)
-
-                async def flows(name: str, count: int, target: Target = target) -> RunStats:
-                    stats, _, _ = await run_round(
-                        target,
-                        name=name,
-                        count=count,
-                        concurrency=args.concurrency,
-                        token=token,
-                        client="raw",
-                        progress=progress,
-                    )
-                    return stats
-
-                await flows("warm-up", args.warmup)
+                await one_round(
+                    target, "warm-up", args.warmup, args=args, token=token, progress=progress
+                )
                 await asyncio.sleep(EXPORT_WAIT_S)
                 _control(env, prefix, "-i", "on", str(server.pid))
-                stats = await flows("measured", args.flows)
+                stats, _ = await one_round(
+                    target, "measured", args.flows, args=args, token=token, progress=progress
+                )
                 await asyncio.sleep(EXPORT_WAIT_S)
                 _control(env, prefix, "-i", "off", str(server.pid))
                 _control(env, prefix, "-d", str(server.pid))

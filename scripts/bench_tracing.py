@@ -200,29 +200,42 @@ async def bench(args: argparse.Namespace, console: Console, port: int) -> list[M
                 server.stop()
 
 
+async def one_round(
+    target: Target,
+    name: str,
+    count: int,
+    *,
+    args: argparse.Namespace,
+    token: str,
+    progress: Progress,
+) -> tuple[RunStats, float | None]:
+    """`count` place/pay/ship flows at `target`: their stats and the server's CPU seconds
+    (`bench_instructions` runs its flows with it too)."""
+    stats, _, server_s = await run_round(
+        target,
+        name=name,
+        count=count,
+        concurrency=args.concurrency,
+        token=token,
+        client="raw",
+        progress=progress,
+    )
+    return stats, server_s
+
+
 async def _interleaved(
     targets: Sequence[Target], args: argparse.Namespace, token: str, progress: Progress
 ) -> list[Measured]:
     measured = [Measured(label=t.label) for t in targets]
-
-    async def one_round(target: Target, name: str, count: int) -> tuple[RunStats, float | None]:
-        stats, _, server_s = await run_round(
-            target,
-            name=name,
-            count=count,
-            concurrency=args.concurrency,
-            token=token,
-            client="raw",
-            progress=progress,
-        )
-        return stats, server_s
-
     for target in targets:
-        await one_round(target, "warm-up", args.warmup)
+        await one_round(target, "warm-up", args.warmup, args=args, token=token, progress=progress)
     pairs = list(zip(targets, measured, strict=True))
     for round_no in range(1, args.rounds + 1):
         for target, into in in_round_order(pairs, round_no):
-            stats, server_s = await one_round(target, f"round {round_no}/{args.rounds}", args.flows)
+            name = f"round {round_no}/{args.rounds}"
+            stats, server_s = await one_round(
+                target, name, args.flows, args=args, token=token, progress=progress
+            )
             into.rounds.append(stats)
             into.cpu_s.append(server_s or 0.0)
     return measured
